@@ -1,0 +1,59 @@
+"""Catalog kind ``integer``: B-bit integers under a per-tensor, per-channel or per-group scale."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from hwdse.formats._format import Format
+from hwdse.formats._scaling import groups, round_scale, scaled_quantize
+from hwdse.formats._spec import Compute, IntegerSpec
+
+__all__ = ["IntegerFormat", "int_compute"]
+
+
+def int_compute(bits: int) -> Compute:
+    """Narrowest integer multiplier class (int2, int4, int8) holding ``bits``-bit operands."""
+    return "int2" if bits <= 2 else "int4" if bits <= 4 else "int8"
+
+
+class IntegerFormat(Format):
+    """Symmetric: levels -qmax..qmax (qmax = 2^(B-1)-1), scale = clip_ratio*amax/qmax.
+    Asymmetric: levels 0..2^B-1 with an integer zero point, range [min(x,0), max(x,0)]·clip_ratio.
+    """
+
+    spec: IntegerSpec
+
+    @property
+    def qmax(self) -> int:
+        return (1 << (self.spec.bits - 1)) - 1
+
+    @property
+    def bits_per_element(self) -> float:
+        sc = self.spec.scaling
+        if sc.granularity != "group":
+            return float(self.spec.bits)
+        zero_point_bits = 0 if self.spec.symmetric else self.spec.bits
+        return self.spec.bits + (sc.scale_bits + zero_point_bits) / sc.group_size
+
+    @property
+    def compute(self) -> Compute:
+        return int_compute(self.spec.bits)
+
+    def values(self) -> np.ndarray:
+        """Integer levels before scaling (symmetric: -qmax..qmax; asymmetric: codes 0..2^B-1)."""
+        if self.spec.symmetric:
+            return np.arange(-self.qmax, self.qmax + 1, dtype=np.float32)
+        return np.arange(1 << self.spec.bits, dtype=np.float32)
+
+    def quantize(self, x: np.ndarray, axis: int = -1) -> np.ndarray:
+        sc = self.spec.scaling
+        if self.spec.symmetric:
+            return scaled_quantize(x, axis, sc, self.qmax, lambda t: np.clip(np.rint(t), -self.qmax, self.qmax))
+        blocks, restore = groups(np.asarray(x, dtype=np.float32), axis, sc)
+        lo = np.minimum(blocks.min(axis=-1, keepdims=True), 0).astype(np.float64) * sc.clip_ratio
+        hi = np.maximum(blocks.max(axis=-1, keepdims=True), 0).astype(np.float64) * sc.clip_ratio
+        top = (1 << self.spec.bits) - 1
+        scale = round_scale((hi - lo) / top, sc.scale_format)
+        zero = np.clip(np.rint(-lo / scale), 0, top)
+        q = np.clip(np.rint(blocks / scale) + zero, 0, top)
+        return restore(((q - zero) * scale).astype(np.float32))

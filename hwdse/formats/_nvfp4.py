@@ -1,0 +1,70 @@
+"""Catalog kind ``nvfp4``: two-level block scaling (NVIDIA NVFP4 and variants).
+
+Follows torchao 0.18 ``nvfp4_quantize`` (TransformerEngine/ModelOpt semantics), float32
+arithmetic throughout:
+
+    s_g  = amax(tensor) / (scale_max * elem_max)            (1 when tensor_scale is off)
+    s_b  = scale_RNE(clamp(amax(block) / elem_max / s_g, scale_min_normal, scale_max))
+    q    = elem_RNE(clamp(x / (s_b * s_g), -elem_max, elem_max))
+    x'   = q * s_b * s_g
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from hwdse.formats import _minifloat as mf
+from hwdse.formats._format import Format, to_blocks
+from hwdse.formats._spec import Compute, NVFP4Spec
+
+__all__ = ["NVFP4Format"]
+
+_F32 = np.float32
+
+
+class NVFP4Format(Format):
+    """E2M1 elements, an E4M3 scale per 16 elements, an FP32 per-tensor scale (defaults)."""
+
+    spec: NVFP4Spec
+
+    @property
+    def bits_per_element(self) -> float:
+        return self.spec.element.bits + self.spec.scale.bits / self.spec.block_size
+
+    @property
+    def compute(self) -> Compute:
+        return mf.float_compute(self.spec.element)
+
+    def values(self) -> np.ndarray:
+        """Element values (before the scales)."""
+        return mf.values(self.spec.element)
+
+    def _split(self, x: np.ndarray, axis: int):
+        """-> (tensor scale, block scales (..., n, 1), elements (..., n, k), restore), float32."""
+        el, sc = mf.limits(self.spec.element), mf.limits(self.spec.scale)
+        blocks, restore = to_blocks(np.asarray(x, dtype=_F32), axis, self.spec.block_size)
+        amax = np.max(np.abs(blocks), axis=-1, keepdims=True)
+        s_g = _F32(1.0)
+        if self.spec.tensor_scale:
+            s_g = _F32(np.max(amax) if amax.size else 0) / _F32(sc.max_normal * el.max_normal)
+            s_g = s_g if s_g > 0 else _F32(1.0)
+        s_b = amax / _F32(el.max_normal)
+        s_b = mf.cast(np.clip(s_b / s_g, _F32(sc.min_normal), _F32(sc.max_normal)), self.spec.scale, saturate=True)
+        with np.errstate(invalid="ignore"):
+            t = np.clip(blocks / (s_b * s_g), _F32(-el.max_normal), _F32(el.max_normal))
+        return s_g, s_b, mf.cast(t, self.spec.element, saturate=True), restore
+
+    def quantize(self, x: np.ndarray, axis: int = -1) -> np.ndarray:
+        s_g, s_b, q, restore = self._split(x, axis)
+        return restore(q * s_b * s_g)
+
+    def encode(self, x: np.ndarray, axis: int = -1) -> tuple[float, np.ndarray, np.ndarray]:
+        """(FP32 tensor scale, block-scale codes ``(..., n_blocks)``, element codes ``(..., n_blocks, k)``)."""
+        s_g, s_b, q, _ = self._split(x, axis)
+        return (float(s_g), mf.encode(s_b[..., 0], self.spec.scale).astype(np.uint8),
+                mf.encode(q, self.spec.element, saturate=True).astype(np.uint8))
+
+    def decode(self, tensor_scale: float, scales: np.ndarray, codes: np.ndarray) -> np.ndarray:
+        """Block values ``(..., n_blocks, k)`` (float32) from :meth:`encode`'s output."""
+        s_b = mf.decode(scales, self.spec.scale)[..., None]
+        return mf.decode(codes, self.spec.element) * s_b * _F32(tensor_scale)
