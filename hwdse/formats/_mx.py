@@ -79,7 +79,8 @@ class MXFormat(Format):
             return mf.cast(t, el, saturate=True)
         hi = (1 << (el.bits - 1)) - 1
         lo = -hi - 1 if el.asymmetric else -hi
-        return (np.clip(np.rint(np.ldexp(t, el.frac_bits)), lo, hi) / 2.0**el.frac_bits).astype(np.float32)
+        k = np.clip(np.rint(np.ldexp(t, el.frac_bits)), lo, hi) + 0.0   # + 0.0: two's complement has no -0
+        return (k / 2.0**el.frac_bits).astype(np.float32)
 
     def _split(self, x: np.ndarray, axis: int):
         """Blocks -> (scale exponents (..., n, 1), NaN-block mask, elements (..., n, k), restore)."""

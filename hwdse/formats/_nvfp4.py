@@ -1,12 +1,12 @@
 """Catalog kind ``nvfp4``: two-level block scaling (NVIDIA NVFP4 and variants).
 
-Follows torchao 0.18 ``nvfp4_quantize`` (TransformerEngine/ModelOpt semantics), float32
-arithmetic throughout:
+Follows torchao 0.18 ``nvfp4_quantize`` and ``dequantize`` (TransformerEngine/ModelOpt
+semantics) in the same float32 operation order, which decides ties:
 
     s_g  = amax(tensor) / (scale_max * elem_max)            (1 when tensor_scale is off)
     s_b  = scale_RNE(clamp(amax(block) / elem_max / s_g, scale_min_normal, scale_max))
-    q    = elem_RNE(clamp(x / (s_b * s_g), -elem_max, elem_max))
-    x'   = q * s_b * s_g
+    q    = elem_RNE(clamp(x * ((1 / s_g) / s_b), -elem_max, elem_max))
+    x'   = q * (s_b * s_g)
 """
 
 from __future__ import annotations
@@ -50,13 +50,13 @@ class NVFP4Format(Format):
             s_g = s_g if s_g > 0 else _F32(1.0)
         s_b = amax / _F32(el.max_normal)
         s_b = mf.cast(np.clip(s_b / s_g, _F32(sc.min_normal), _F32(sc.max_normal)), self.spec.scale, saturate=True)
-        with np.errstate(invalid="ignore"):
-            t = np.clip(blocks / (s_b * s_g), _F32(-el.max_normal), _F32(el.max_normal))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            t = np.clip(blocks * ((_F32(1.0) / s_g) / s_b), _F32(-el.max_normal), _F32(el.max_normal))
         return s_g, s_b, mf.cast(t, self.spec.element, saturate=True), restore
 
     def quantize(self, x: np.ndarray, axis: int = -1) -> np.ndarray:
         s_g, s_b, q, restore = self._split(x, axis)
-        return restore(q * s_b * s_g)
+        return restore(q * (s_b * s_g))
 
     def encode(self, x: np.ndarray, axis: int = -1) -> tuple[float, np.ndarray, np.ndarray]:
         """(FP32 tensor scale, block-scale codes ``(..., n_blocks)``, element codes ``(..., n_blocks, k)``)."""
@@ -67,4 +67,4 @@ class NVFP4Format(Format):
     def decode(self, tensor_scale: float, scales: np.ndarray, codes: np.ndarray) -> np.ndarray:
         """Block values ``(..., n_blocks, k)`` (float32) from :meth:`encode`'s output."""
         s_b = mf.decode(scales, self.spec.scale)[..., None]
-        return mf.decode(codes, self.spec.element) * s_b * _F32(tensor_scale)
+        return mf.decode(codes, self.spec.element) * (s_b * _F32(tensor_scale))

@@ -1,0 +1,146 @@
+"""The ``hwdse`` command. Thin: parse options, call the library, print; errors are one line, exit 2."""
+
+from __future__ import annotations
+
+import json
+import sys
+from functools import wraps
+from typing import Annotated, Any, Callable, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from hwdse._errors import HwdseError
+
+app = typer.Typer(help="Hardware design-space exploration for LLM inference.", no_args_is_help=True,
+                  pretty_exceptions_enable=False, add_completion=False)
+catalog_app = typer.Typer(help="List and show catalog entries.", no_args_is_help=True)
+app.add_typer(catalog_app, name="catalog")
+console = Console()
+
+Arch = Annotated[str, typer.Option("--arch", help="arch catalog name or YAML path")]
+Model = Annotated[str, typer.Option("--model", help="bundled model name or a config.json path")]
+AsJson = Annotated[bool, typer.Option("--json", help="print JSON")]
+
+
+def one_line_errors(func: Callable) -> Callable:
+    """Turn input errors into ``hwdse: error: file: field: reason`` on stderr and exit code 2."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except HwdseError as exc:
+            print(f"hwdse: error: {exc}", file=sys.stderr)
+            raise typer.Exit(2) from None
+
+    return wrapper
+
+
+def _si(value: float, unit: str = "") -> str:
+    for factor, prefix in ((1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "K")):
+        if abs(value) >= factor:
+            return f"{value / factor:.3g}{prefix}{unit}"
+    return f"{value:.3g}{unit}"
+
+
+@app.command()
+@one_line_errors
+def roofline(arch: Arch = "a6000", model: Model = "llama-2-7b", batch: int = 1, seq: int = 2048,
+             phase: Annotated[Optional[str], typer.Option(help="prefill or decode (default both)")] = None,
+             weights: str = "fp16", activations: str = "fp16", kv: str = "fp16",
+             flash: Annotated[bool, typer.Option("--flash", help="fused FlashAttention")] = False,
+             as_json: AsJson = False) -> None:
+    """Per-operator roofline of one prefill pass (batch x seq) and one decode step (KV = seq)."""
+    from hwdse.perf import roofline as run, roofline_rows
+
+    if phase not in (None, "prefill", "decode"):
+        raise HwdseError("--phase", None, f"must be prefill or decode, got {phase!r}")
+    ds = run(model, arch, batch=batch, seq=seq, weights=weights, activations=activations, kv=kv,
+             flash_attention=flash)
+    rows = roofline_rows(ds, phase)
+    if as_json:
+        print(json.dumps(rows, indent=1))
+        return
+    table = Table(title=f"{ds.attrs['model']} on {ds.attrs['arch']}, batch {batch}, seq {seq} (per instance; "
+                        "layer ops are per layer)")
+    for col in ("op", "phase", "ops", "bytes", "intensity", "attainable", "bound", "time"):
+        table.add_column(col, justify="left" if col in ("op", "phase", "bound") else "right")
+    for r in rows:
+        table.add_row(r["name"], r["phase"], _si(r["ops"]), _si(r["bytes"], "B"), f"{r['intensity']:.3g}",
+                      _si(r["attainable_ops_per_s"], "op/s"), r["bound"], _si(r["time_s"] * 1e6) + " us")
+    console.print(table)
+
+
+@app.command()
+@one_line_errors
+def evaluate(arch: Arch = "h100-sxm", model: Model = "llama-2-7b",
+             batch: int = 1, prompt: int = 512, gen: int = 128,
+             scenario: Annotated[Optional[str], typer.Option(help="named scenario (chat, rag, ...)")] = None,
+             weights: str = "fp16", activations: str = "fp16", kv: str = "fp16",
+             flash: Annotated[bool, typer.Option("--flash", help="fused FlashAttention")] = False,
+             mode: Annotated[str, typer.Option(help="roofline or achieved")] = "roofline",
+             as_json: AsJson = False) -> None:
+    """TTFT, TPOT, end-to-end latency, throughput and memory of one static batch."""
+    from hwdse.perf import evaluate as run, fit_reason
+
+    fields = dict(batch=batch, weights=weights, activations=activations, kv=kv, flash_attention=flash)
+    if scenario is None:
+        fields.update(prompt=prompt, gen=gen)
+    if mode not in ("roofline", "achieved"):
+        raise HwdseError("--mode", None, f"must be roofline or achieved, got {mode!r}")
+    ds = run(model, arch, scenario, mode=mode, **fields)
+    out: dict[str, Any] = {"model": ds.attrs["model"], "arch": ds.attrs["arch"], "mode": mode}
+    out.update({k: ds[k].item() for k in ds.data_vars if ds[k].ndim == 0})
+    out["fits"] = bool(out["fits"])
+    out["fit_reason"] = fit_reason(ds)
+    if as_json:
+        print(json.dumps(out, indent=1))
+        return
+    table = Table(title=f"{out['model']} on {out['arch']} ({mode})", show_header=False)
+    for key, fmt in (("ttft_s", "{:.4g} s"), ("tpot_s", "{:.4g} s"), ("e2e_s", "{:.4g} s"),
+                     ("throughput_tok_s", "{:.4g} tok/s"), ("memory_bytes", "{:.4g} B"),
+                     ("capacity_bytes", "{:.4g} B"), ("fits", "{}"), ("decode_bw_util", "{:.3f}"),
+                     ("prefill_compute_util", "{:.3f}"), ("energy_j_per_token", "{:.4g} J")):
+        table.add_row(key, fmt.format(out[key]))
+    if out["fit_reason"]:
+        table.add_row("fit_reason", out["fit_reason"])
+    console.print(table)
+
+
+@catalog_app.command("list")
+@one_line_errors
+def catalog_list(kind: Annotated[Optional[str], typer.Argument(help="arch, memory, formats, models")] = None) -> None:
+    """List catalog entries."""
+    from hwdse._catalog import names
+
+    kinds = ("arch", "memory", "formats", "models")
+    if kind is not None and kind not in kinds:
+        raise HwdseError("catalog", None, f"unknown catalog {kind!r}; expected one of {', '.join(kinds)}")
+    for k in [kind] if kind else kinds:
+        print(f"{k}: {' '.join(names(k))}")
+
+
+@catalog_app.command("show")
+@one_line_errors
+def catalog_show(name: str, as_json: AsJson = False) -> None:
+    """Show one entry (searched in arch, memory, formats, models)."""
+    from hwdse._catalog import locate, names, read
+
+    for kind in ("arch", "memory", "formats", "models"):
+        if name in names(kind):
+            data = read(locate(kind, name))
+            print(json.dumps(data, indent=1) if as_json else _yaml(data))
+            return
+    raise HwdseError("catalog", "name", f"no entry named {name!r} in arch, memory, formats or models")
+
+
+def _yaml(data: dict) -> str:
+    import yaml
+
+    return yaml.safe_dump(data, sort_keys=False, width=110)
+
+
+def main() -> None:  # pragma: no cover - console entry point alias
+    app()

@@ -1,0 +1,104 @@
+"""GPU-class devices: tensor-core peaks per arithmetic class, an off-chip memory system."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from hwdse._catalog import Spec
+from hwdse._errors import HwdseError
+from hwdse._params import Number, count, quantity
+from hwdse.hardware._base import COMPUTE_CLASSES, Mode, Timing, operand_class
+from hwdse.hardware.memory import MemorySystem
+from hwdse.workload.ops import Op
+
+__all__ = ["GPU", "Compute", "OnChip", "Link", "UPCAST"]
+
+# Where an operand pair goes when a class has no native datapath (the survey's INT4-on-H100 case).
+UPCAST = {"int2": "int4", "int4": "int8", "int8": "fp16", "fp4": "fp6", "fp6": "fp8", "fp8": "fp16",
+          "fp16": "fp32", "bf16": "fp32", "tf32": "fp32"}
+
+_TOPS = quantity(gt=0, unit="10^12 ops/s")
+
+
+class Compute(Spec):
+    """Dense (non-sparse) peaks. ``peak_TOPS`` is keyed by arithmetic class (see COMPUTE_CLASSES)."""
+
+    units: count() = Field(description="streaming multiprocessors / compute units")
+    clock_GHz: quantity(gt=0, unit="GHz")
+    peak_TOPS: dict[str, _TOPS] = Field(description="matrix (tensor-core) peak per class, 10^12 ops/s")
+    vector_TFLOPS: _TOPS = Field(description="non-matrix FP32 peak, used by elementwise operators")
+
+    @model_validator(mode="after")
+    def _known_classes(self) -> "Compute":
+        unknown = sorted(set(self.peak_TOPS) - set(COMPUTE_CLASSES))
+        if unknown:
+            raise ValueError(f"peak_TOPS: unknown arithmetic class {unknown[0]!r}; "
+                             f"expected one of {', '.join(COMPUTE_CLASSES)}")
+        return self
+
+
+class OnChip(Spec):
+    sram_per_unit_KiB: quantity(gt=0, unit="KiB") = Field(description="shared memory + L1 per compute unit")
+    l2_MiB: quantity(gt=0, unit="MiB")
+
+
+class Link(Spec):
+    name: str
+    bandwidth_GBps: quantity(gt=0, unit="GB/s") = Field(description="per direction")
+    latency_us: quantity(ge=0, unit="us") = 0.0
+
+
+class GPU(Spec):
+    """A GPU: tensor-core peaks, vector peak, off-chip memory, on-chip SRAM, links, TDP."""
+
+    kind: Literal["gpu"] = "gpu"
+    name: str
+    description: str = ""
+    compute: Compute
+    memory: MemorySystem
+    onchip: OnChip
+    scale_up: Link | None = None
+    host_link: Link | None = None
+    tdp_W: quantity(gt=0, unit="W")
+    sources: dict[str, str]
+
+    @property
+    def capacity_bytes(self) -> Number:
+        return self.memory.capacity_bytes
+
+    @property
+    def bandwidth_Bps(self) -> Number:
+        return self.memory.bandwidth_Bps
+
+    @property
+    def onchip_bytes(self) -> float:
+        return float(self.onchip.sram_per_unit_KiB) * 1024
+
+    def native_class(self, wanted: str) -> str:
+        """The class an operand pair of class ``wanted`` actually runs in (upcast if not native)."""
+        cls = wanted
+        while cls not in self.compute.peak_TOPS:
+            if cls not in UPCAST:
+                raise HwdseError(f"arch {self.name}", "compute.peak_TOPS", f"no datapath for {wanted} or any wider class")
+            cls = UPCAST[cls]
+        return cls
+
+    def peak_ops_per_s(self, cls: str) -> Number:
+        return self.compute.peak_TOPS[self.native_class(cls)] * 1e12
+
+    def schedule(self, ops: Sequence[Op], mode: Mode = "roofline") -> list[Timing]:
+        if mode != "roofline":
+            raise HwdseError(f"arch {self.name}", "mode", f"{mode!r} needs calibrated efficiencies; use 'roofline'")
+        bw = self.bandwidth_Bps
+        timings = []
+        for op in ops:
+            if op.operands:
+                cls = self.native_class(operand_class(op.operands))
+                peak = self.compute.peak_TOPS[cls] * 1e12
+            else:
+                cls, peak = "vector", self.compute.vector_TFLOPS * 1e12
+            timings.append(Timing(op, "gpu", cls, op.flops / peak, op.bytes / bw, peak_ops_per_s=peak, bandwidth_Bps=bw))
+        return timings

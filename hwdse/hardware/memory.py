@@ -1,0 +1,82 @@
+"""Memory technologies (catalog ``memory/``) and a device's memory system = technology x count."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from hwdse._catalog import Spec, load
+from hwdse._params import Number, count, quantity
+
+__all__ = ["MemoryTechnology", "MemorySystem", "load_memory"]
+
+GiB = 2**30
+
+
+class MemoryTechnology(Spec):
+    """One memory device (a DRAM chip or an HBM stack) of a technology, at its nominal rate."""
+
+    name: str
+    description: str = ""
+    kind: Literal["dram", "sram"] = "dram"
+    bus_width_bits: count() = Field(description="data pins per device/stack")
+    pin_rate_Gbps: quantity(gt=0, unit="Gbit/s per pin")
+    capacity_GiB: quantity(gt=0, unit="GiB per device/stack")
+    energy_pJ_per_bit: quantity(gt=0, unit="pJ/bit") | None = Field(None, description="device access energy")
+    sources: dict[str, str]
+
+    @property
+    def bandwidth_GBps(self) -> Number:
+        """Peak bandwidth of one device/stack in GB/s (10^9 B/s)."""
+        return self.bus_width_bits * self.pin_rate_Gbps / 8
+
+
+class MemorySystem(Spec):
+    """``count`` devices/stacks of ``technology``; rate and capacity may differ from the nominal.
+
+    ``bandwidth_GBps`` (if given) overrides the derived ``count x width x pin rate / 8``:
+    use it for a free-number sweep, and ``count``/``pin_rate_Gbps`` for a technology sweep.
+    """
+
+    technology: str
+    count: count()
+    pin_rate_Gbps: quantity(gt=0, unit="Gbit/s per pin") | None = None
+    capacity_GiB: quantity(gt=0, unit="GiB") | None = Field(None, description="total usable capacity")
+    bandwidth_GBps: quantity(gt=0, unit="GB/s") | None = None
+
+    @field_validator("technology")
+    @classmethod
+    def _known(cls, name: str) -> str:
+        load_memory(name)
+        return name
+
+    @cached_property
+    def tech(self) -> MemoryTechnology:
+        return load_memory(self.technology)
+
+    @property
+    def bandwidth_Bps(self) -> Number:
+        """Peak bandwidth in B/s."""
+        if self.bandwidth_GBps is not None:
+            return self.bandwidth_GBps * 1e9
+        rate = self.pin_rate_Gbps if self.pin_rate_Gbps is not None else self.tech.pin_rate_Gbps
+        return self.count * self.tech.bus_width_bits * rate / 8 * 1e9
+
+    @property
+    def capacity_bytes(self) -> Number:
+        capacity = self.capacity_GiB if self.capacity_GiB is not None else self.count * self.tech.capacity_GiB
+        return capacity * GiB
+
+    @property
+    def energy_pJ_per_bit(self) -> Number | None:
+        return self.tech.energy_pJ_per_bit
+
+
+def load_memory(name_or_path: str) -> MemoryTechnology:
+    """A memory technology from the ``memory/`` catalog (or a YAML path)."""
+    return _cache.get(name_or_path) or _cache.setdefault(name_or_path, load("memory", name_or_path, MemoryTechnology))
+
+
+_cache: dict[str, MemoryTechnology] = {}

@@ -1,0 +1,187 @@
+"""``evaluate``: a workload on a device -> TTFT, TPOT, throughput, memory, utilization (xarray)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from hwdse import __version__
+from hwdse._array import maximum_of, to_dataarray
+from hwdse._errors import HwdseError
+from hwdse.hardware import Mode, load_arch, with_overrides
+from hwdse.perf.footprint import footprint
+from hwdse.perf.phases import PhaseOps, decode_phase, prefill_phase
+from hwdse.perf.roofline import bound
+from hwdse.workload import ModelConfig, Scenario, load_model, operator_table
+from hwdse.workload.scenario import scenario as named_scenario
+
+__all__ = ["evaluate", "evaluate_mix", "resolve", "fit_reason"]
+
+GB = 1e9
+
+
+def resolve(model: Any, arch: Any, scenario: Scenario | str | None = None,
+            overrides: Mapping[str, Any] | None = None, **fields: Any) -> tuple[ModelConfig, Any, Scenario]:
+    """Turn names/paths/specs into validated objects (the boundary of every entry point)."""
+    model = load_model(model)
+    arch = load_arch(arch)
+    if overrides:
+        arch = with_overrides(arch, overrides)
+    scenario = _scenario(scenario, fields) if scenario is not None else Scenario(**fields)
+    from hwdse.formats import get
+
+    for field in ("weights", "activations", "kv"):
+        try:
+            get(getattr(scenario, field))
+        except HwdseError as exc:
+            raise HwdseError("scenario", field, exc.reason) from None
+    return model, arch, scenario
+
+
+def _phases(model: ModelConfig, arch: Any, scen: Scenario, mode: Mode) -> tuple[PhaseOps, PhaseOps]:
+    onchip = arch.onchip_bytes
+    prefill = prefill_phase(arch.schedule(operator_table(model, scen, "prefill", onchip_bytes=onchip), mode))
+    decode = decode_phase(lambda kv: arch.schedule(operator_table(model, scen, "decode", kv, onchip), mode),
+                          scen.prompt, scen.gen, model.sliding_window)
+    return prefill, decode
+
+
+def _utilization(phase: PhaseOps, time: Any) -> tuple[Any, Any]:
+    peak = maximum_of([t.peak_ops_per_s for t in phase.timings if t.op.operands] or [np.nan])
+    bw = maximum_of([t.bandwidth_Bps for t in phase.timings])
+    return phase.total(phase.flops) / (time * peak), phase.total(phase.bytes) / (time * bw)
+
+
+def evaluate(model: Any, arch: Any, scenario: Scenario | str | None = None, *, mode: Mode = "roofline",
+             overrides: Mapping[str, Any] | None = None, detail: bool = False, **fields: Any) -> xr.Dataset:
+    """Evaluate one static batch: prefill of ``batch x prompt`` tokens, then ``gen`` decode steps.
+
+    ``model``/``arch`` are catalog names, paths or specs; ``scenario`` a :class:`Scenario`, a
+    named scenario or None (then ``fields`` such as ``batch=16, prompt=1024, gen=128`` build
+    one). ``overrides`` sets dotted arch paths (``{"memory.bandwidth_GBps": da}``). Any number
+    may be an ``xarray.DataArray``: the result is a Dataset over its dims. With ``detail`` the
+    Dataset adds per-operator variables over dims ``(phase, op)``.
+    """
+    model, arch, scen = resolve(model, arch, scenario, overrides, **fields)
+    prefill, decode = _phases(model, arch, scen, mode)
+    ttft = prefill.total(prefill.time_s)
+    tpot = decode.total(decode.time_s)
+    e2e = ttft + scen.gen * tpot
+    mem = footprint(model, scen)
+    capacity = arch.capacity_bytes
+    p_cu, p_bu = _utilization(prefill, ttft)
+    d_cu, d_bu = _utilization(decode, tpot)
+    energy = prefill.total(prefill.energy_J) + scen.gen * decode.total(decode.energy_J)
+    data = {
+        "ttft_s": (ttft, "s", "time to first token (prefill of the whole batch)"),
+        "tpot_s": (tpot, "s", "time per output token: mean decode step over the generated tokens"),
+        "e2e_s": (e2e, "s", "end-to-end latency of the static batch"),
+        "throughput_tok_s": (scen.batch * scen.gen / e2e, "token/s", "generated tokens per second"),
+        "decode_tok_s": (scen.batch / tpot, "token/s", "decode-phase generation rate"),
+        "prefill_tok_s": (scen.batch * scen.prompt / ttft, "token/s", "prompt tokens processed per second"),
+        "memory_bytes": (mem.total_bytes, "B", "weights + KV cache + peak activations"),
+        "weights_bytes": (mem.weights_bytes, "B", "weights"),
+        "kv_cache_bytes": (mem.kv_cache_bytes, "B", "KV cache at the end of generation"),
+        "activation_bytes": (mem.activation_bytes, "B", "peak activations"),
+        "capacity_bytes": (capacity, "B", "device memory capacity"),
+        "fits": (mem.total_bytes <= capacity, "", "footprint fits in memory"),
+        "prefill_compute_util": (p_cu, "1", "achieved / peak matrix ops, prefill"),
+        "prefill_bw_util": (p_bu, "1", "achieved / peak memory bandwidth, prefill"),
+        "decode_compute_util": (d_cu, "1", "achieved / peak matrix ops, decode"),
+        "decode_bw_util": (d_bu, "1", "achieved / peak memory bandwidth, decode"),
+        "prefill_flops": (prefill.total(prefill.flops), "op", "ops of the prefill pass"),
+        "decode_flops": (decode.total(decode.flops), "op", "mean ops of one decode step"),
+        "energy_j": (energy, "J", "energy of the static batch (NaN where the device has no energy model)"),
+        "energy_j_per_token": (energy / (scen.batch * scen.gen), "J/token", "energy per generated token"),
+    }
+    ds = xr.Dataset({k: to_dataarray(v).assign_attrs(units=u, long_name=d) for k, (v, u, d) in data.items()})
+    if detail:
+        ds = ds.merge(_detail(prefill, decode))
+    ds.attrs.update(hwdse_version=__version__, model=model.name, arch=arch.name, mode=mode,
+                    scenario=json.dumps(_jsonable(scen.model_dump())),
+                    overrides=json.dumps({k: _jsonable(v) for k, v in (overrides or {}).items()}))
+    return ds
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (xr.DataArray, np.ndarray)):
+        return f"<array over {', '.join(getattr(value, 'dims', ())) or value.shape}>"
+    return value
+
+
+def _detail(prefill: PhaseOps, decode: PhaseOps) -> xr.Dataset:
+    """Per-operator variables over ``(phase, op)``; decode values are means over the steps."""
+    names = [t.op.name for t in prefill.timings]
+    columns: dict[str, list[xr.DataArray]] = {}
+    for phase in (prefill, decode):
+        rows = {
+            "op_count": [t.op.count for t in phase.timings],
+            "op_flops": phase.flops,
+            "op_bytes": phase.bytes,
+            "op_time_s": phase.time_s,
+            "op_compute_s": phase.compute_s,
+            "op_memory_s": phase.memory_s,
+            "op_bound": [bound(t) for t in phase.timings],
+            "op_unit": [t.unit for t in phase.timings],
+            "op_compute_class": [t.compute_class for t in phase.timings],
+        }
+        for key, values in rows.items():
+            columns.setdefault(key, []).append(
+                xr.concat([to_dataarray(v) for v in values], dim="op", coords="minimal", compat="override"))
+    ds = xr.Dataset({k: xr.concat(v, dim="phase", coords="minimal", compat="override") for k, v in columns.items()})
+    ds = ds.assign_coords(phase=["prefill", "decode"], op=names)
+    ds["op_intensity"] = ds.op_flops / ds.op_bytes
+    ds["op_attainable_ops_per_s"] = ds.op_flops / ds.op_time_s
+    return ds
+
+
+def _scenario(scenario: Scenario | str, fields: Mapping[str, Any]) -> Scenario:
+    if isinstance(scenario, str):
+        return named_scenario(scenario, **fields)
+    return scenario.with_(**fields) if fields else scenario
+
+
+def evaluate_mix(model: Any, arch: Any, mix: Mapping[str | Scenario, float], *, mode: Mode = "roofline",
+                 overrides: Mapping[str, Any] | None = None, **fields: Any) -> xr.Dataset:
+    """Evaluate a weighted mix of scenarios (weights = share of requests).
+
+    Per-scenario results lie along dim ``scenario``; ``mix_*`` variables aggregate them:
+    request-weighted TTFT and latency, token-weighted TPOT, tokens over time for throughput.
+    ``fields`` (e.g. ``batch=16``) apply to every scenario of the mix.
+    """
+    if not mix:
+        raise HwdseError("mix", None, "needs at least one scenario")
+    scenarios = [_scenario(s, fields) for s in mix]
+    weights = np.asarray(list(mix.values()), dtype=float)
+    if (weights < 0).any() or weights.sum() <= 0:
+        raise HwdseError("mix", "weights", f"must be >= 0 with a positive sum, got {weights.tolist()}")
+    results = [evaluate(model, arch, s, mode=mode, overrides=overrides) for s in scenarios]
+    ds = xr.concat(results, dim="scenario", combine_attrs="drop_conflicts")
+    ds = ds.assign_coords(scenario=[s.name for s in scenarios])
+    w = xr.DataArray(weights / weights.sum(), dims="scenario", coords={"scenario": ds.scenario})
+    gen = xr.concat([to_dataarray(s.gen) for s in scenarios], dim="scenario").assign_coords(scenario=ds.scenario)
+    batch = xr.concat([to_dataarray(s.batch) for s in scenarios], dim="scenario").assign_coords(scenario=ds.scenario)
+    ds["weight"] = w
+    ds["mix_ttft_s"] = (w * ds.ttft_s).sum("scenario")
+    ds["mix_tpot_s"] = (w * gen * ds.tpot_s).sum("scenario") / (w * gen).sum("scenario")
+    ds["mix_e2e_s"] = (w * ds.e2e_s).sum("scenario")
+    ds["mix_throughput_tok_s"] = (w * batch * gen).sum("scenario") / (w * ds.e2e_s).sum("scenario")
+    ds["mix_fits"] = ds.fits.all("scenario")
+    return ds
+
+
+def fit_reason(ds: xr.Dataset) -> str:
+    """Why a (scalar) result does not fit, in GB; empty when it fits."""
+    if bool(ds.fits):
+        return ""
+    f = {k: float(ds[k]) / GB for k in ("memory_bytes", "weights_bytes", "kv_cache_bytes", "activation_bytes",
+                                         "capacity_bytes")}
+    return (f"needs {f['memory_bytes']:.1f} GB (weights {f['weights_bytes']:.1f} + KV cache "
+            f"{f['kv_cache_bytes']:.1f} + activations {f['activation_bytes']:.1f}) > capacity "
+            f"{f['capacity_bytes']:.1f} GB")

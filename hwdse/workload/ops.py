@@ -1,0 +1,177 @@
+"""Operator tables: every operator of a prefill pass or a decode step, with FLOPs and bytes.
+
+Counting rules (the LLM-Viewer conventions of arXiv 2402.16363, Table 1, except where noted):
+
+* a multiply-accumulate is 2 ops; softmax costs 5 ops/element (max, subtract, exp, sum, divide);
+  RMSNorm 7 ops/element, LayerNorm 9 (assumption: two more for the mean); the residual add 1;
+  SiLU-gated activation 5 ops/element (negate, exp, add, divide, gate multiply), GELU 8
+  (tanh approximation), ReLU 1;
+* norm weights (``hidden`` elements) are taken as cache-resident and move no bytes, as in the
+  survey's table (they are in the weight footprint);
+* bytes are counted per tensor class (weights, activations in/out, KV-cache read/write), each in
+  its own format; the residual add reads **both** inputs (the paper counts one: a real add reads
+  the residual stream and the branch output);
+* prefill computes logits only for the last token of each sequence (as serving engines do);
+* the unfused attention materialises the full ``q_len x kv_len`` score matrix (no causal skip);
+  the fused FlashAttention op skips masked tiles (causal pairs only) and moves no scores: it reads
+  Q once, re-reads K/V once per tile of query rows that fits on chip (FlashAttention-2 tiling,
+  GQA groups packed into the tile), and writes O;
+* MoE experts see ``tokens x top_k / experts`` routed tokens each; the weights of the expected
+  number of distinct experts touched, ``E (1 - (1 - k/E)^tokens)`` (uniform routing), are read;
+* a sliding window caps the KV extent at the window.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+from hwdse._params import Number
+from hwdse.formats import get as get_format
+from hwdse.workload.config import ModelConfig
+from hwdse.workload.scenario import Scenario
+
+__all__ = ["Op", "Phase", "operator_table", "OPS_PER_ELEMENT"]
+
+Phase = Literal["prefill", "decode"]
+Kind = Literal["gemm", "attention", "elementwise", "embedding", "collective"]
+
+OPS_PER_ELEMENT = {"softmax": 5, "rmsnorm": 7, "layernorm": 9, "add": 1, "silu": 5, "gelu": 8, "relu": 1}
+
+
+@dataclass(frozen=True, slots=True)
+class Op:
+    """One operator instance; ``count`` instances run per forward pass (e.g. one per layer).
+
+    Quantities are per instance: ``flops`` in ops (a MAC is 2), bytes in bytes.
+    ``operands`` names the formats a matmul multiplies (weights/activations, or
+    activations/KV); vector work has none. ``shape`` holds the dimensions a detailed
+    (achieved-mode) model needs: ``m, n, k`` for GEMMs, attention extents for attention.
+    """
+
+    name: str
+    kind: Kind
+    count: int
+    flops: Number
+    weight_bytes: Number = 0.0
+    act_in_bytes: Number = 0.0
+    act_out_bytes: Number = 0.0
+    kv_read_bytes: Number = 0.0
+    kv_write_bytes: Number = 0.0
+    operands: tuple[str, ...] = ()
+    shape: Mapping[str, Number] = field(default_factory=dict)
+
+    @property
+    def bytes(self) -> Number:
+        return self.weight_bytes + self.act_in_bytes + self.act_out_bytes + self.kv_read_bytes + self.kv_write_bytes
+
+    @property
+    def intensity(self) -> Number:
+        """Arithmetic intensity in ops/byte."""
+        return self.flops / self.bytes
+
+
+def _prefill_pairs(n: Number, window: int | None) -> Number:
+    """(query, key) pairs a causal kernel computes for a prompt of ``n`` tokens."""
+    if window is None:
+        return n * (n + 1) / 2
+    m = np.minimum(n, window)
+    return m * (m + 1) / 2 + (n - m) * window
+
+
+def operator_table(model: ModelConfig, scenario: Scenario, phase: Phase, kv_len: Number | None = None,
+                   onchip_bytes: float = 192 * 1024) -> tuple[Op, ...]:
+    """The operators of one prefill pass or one decode step.
+
+    ``kv_len`` (decode only) is the number of cached positions the new token attends to,
+    itself included; it defaults to the prompt length. ``onchip_bytes`` is the SRAM one
+    compute unit can use for a FlashAttention tile.
+    """
+    m, s = model, scenario
+    wb, ab, kb = (get_format(f).bits_per_element / 8 for f in (s.weights, s.activations, s.kv))
+    b = s.batch
+    if phase == "prefill":
+        q_len = s.prompt
+        kv = s.prompt
+    else:
+        q_len = 1
+        kv = s.prompt if kv_len is None else kv_len
+    window = float(m.sliding_window or np.inf)
+    kv_eff = np.minimum(kv, window)
+    tokens = b * q_len
+    h, d, H, KVH, L = m.hidden_size, m.head_dim, m.num_heads, m.num_kv_heads, m.num_layers
+    gemm_fmt = (s.weights, s.activations)
+    attn_fmt = (s.activations, s.kv)
+
+    def gemm(name: str, rows: Number, n: int, k: int, *, count: int = L, out_to_kv: bool = False,
+             experts: int = 1, routed: Number = 1.0) -> Op:
+        """rows x k activations times k x n weights; MoE: ``routed`` rows per row, over ``experts``."""
+        routed_rows = rows * routed
+        active = experts * (1 - (1 - routed / experts) ** rows) if experts > 1 else 1
+        out = routed_rows * n * ab
+        return Op(name, "gemm", count, 2 * routed_rows * n * k, weight_bytes=active * n * k * wb,
+                  act_in_bytes=routed_rows * k * ab, act_out_bytes=0 if out_to_kv else out,
+                  kv_write_bytes=routed_rows * n * kb if out_to_kv else 0, operands=gemm_fmt,
+                  shape={"m": routed_rows / experts, "n": n, "k": k, "groups": experts})
+
+    def vector(name: str, elements: Number, ops: int, inputs: int = 1, count: int = L) -> Op:
+        return Op(name, "elementwise", count, ops * elements, act_in_bytes=inputs * elements * ab,
+                  act_out_bytes=elements * ab, shape={"elements": elements})
+
+    norm_ops = OPS_PER_ELEMENT[m.norm]
+    attn_shape = {"batch": b, "heads": H, "kv_heads": KVH, "q_len": q_len, "kv_len": kv_eff, "head_dim": d}
+    ops: list[Op] = [
+        vector("attn_norm", tokens * h, norm_ops),
+        gemm("q_proj", tokens, m.q_dim, h),
+        gemm("k_proj", tokens, m.kv_dim, h, out_to_kv=True),
+        gemm("v_proj", tokens, m.kv_dim, h, out_to_kv=True),
+    ]
+    q_bytes = tokens * m.q_dim * ab
+    if s.flash_attention:
+        pairs = _prefill_pairs(s.prompt, m.sliding_window) if phase == "prefill" else kv_eff
+        rows_per_tile = np.minimum(np.ceil(onchip_bytes / (4 * d * kb)), d)
+        passes = np.ceil(q_len * (H // KVH) / rows_per_tile)
+        fraction = pairs / (q_len * kv_eff)
+        ops.append(Op("flash_attention", "attention", L, b * H * pairs * (4 * d + OPS_PER_ELEMENT["softmax"]),
+                      act_in_bytes=q_bytes, act_out_bytes=q_bytes,
+                      kv_read_bytes=2 * b * kv_eff * m.kv_dim * kb * passes * fraction,
+                      operands=attn_fmt, shape=attn_shape))
+    else:
+        scores = b * H * q_len * kv_eff
+        ops += [
+            Op("qk_matmul", "attention", L, 2 * scores * d, act_in_bytes=q_bytes,
+               kv_read_bytes=b * kv_eff * m.kv_dim * kb, act_out_bytes=scores * ab, operands=attn_fmt, shape=attn_shape),
+            vector("softmax", scores, OPS_PER_ELEMENT["softmax"]),
+            Op("sv_matmul", "attention", L, 2 * scores * d, act_in_bytes=scores * ab,
+               kv_read_bytes=b * kv_eff * m.kv_dim * kb, act_out_bytes=q_bytes, operands=attn_fmt, shape=attn_shape),
+        ]
+    ops += [
+        gemm("o_proj", tokens, h, m.q_dim),
+        vector("attn_add", tokens * h, OPS_PER_ELEMENT["add"], inputs=2),
+        vector("mlp_norm", tokens * h, norm_ops),
+    ]
+    ffn, act = m.intermediate_size, m.activation
+    moe = dict(experts=m.num_experts, routed=m.experts_per_token) if m.is_moe else {}
+    routed_tokens = tokens * m.experts_per_token
+    if m.is_moe:
+        ops.append(gemm("router", tokens, m.num_experts, h))
+    if m.gated_ffn:
+        ops += [gemm("gate_proj", tokens, ffn, h, **moe), gemm("up_proj", tokens, ffn, h, **moe),
+                vector("act", routed_tokens * ffn, OPS_PER_ELEMENT[act], inputs=2),
+                gemm("down_proj", tokens, h, ffn, **moe)]
+    else:
+        ops += [gemm("fc1", tokens, ffn, h, **moe), vector("act", routed_tokens * ffn, OPS_PER_ELEMENT[act]),
+                gemm("fc2", tokens, h, ffn, **moe)]
+    ops.append(vector("mlp_add", tokens * h, OPS_PER_ELEMENT["add"], inputs=2))
+
+    positions = 2 if m.learned_positions else 1
+    ops += [
+        Op("embedding", "embedding", 1, (positions - 1) * tokens * h, weight_bytes=positions * tokens * h * wb,
+           act_out_bytes=tokens * h * ab, shape={"elements": tokens * h}),
+        vector("final_norm", b * h, norm_ops, count=1),
+        gemm("lm_head", b, m.vocab_size, h, count=1),
+    ]
+    return tuple(ops)
