@@ -63,7 +63,18 @@ class GPU(Spec):
     scale_up: Link | None = None
     host_link: Link | None = None
     tdp_W: quantity(gt=0, unit="W")
+    die_area_mm2: quantity(gt=0, unit="mm^2") | None = None
     sources: dict[str, str]
+
+    @property
+    def area_mm2(self) -> Number:
+        """Silicon area (NaN when the catalog has none)."""
+        return float("nan") if self.die_area_mm2 is None else self.die_area_mm2
+
+    @property
+    def power_W(self) -> Number:
+        """Power budget of the device (its TDP)."""
+        return self.tdp_W
 
     @property
     def capacity_bytes(self) -> Number:

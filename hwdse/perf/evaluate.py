@@ -95,6 +95,8 @@ def evaluate(model: Any, arch: Any, scenario: Scenario | str | None = None, *, m
         "decode_bw_util": (d_bu, "1", "achieved / peak memory bandwidth, decode"),
         "prefill_flops": (prefill.total(prefill.flops), "op", "ops of the prefill pass"),
         "decode_flops": (decode.total(decode.flops), "op", "mean ops of one decode step"),
+        "area_mm2": (getattr(arch, "area_mm2", np.nan), "mm^2", "silicon area of the system (NaN if not modelled)"),
+        "power_w": (getattr(arch, "power_W", np.nan), "W", "power budget (TDP) of the system"),
         "energy_j": (energy, "J", "energy of the static batch (NaN where the device has no energy model)"),
         "energy_j_per_token": (energy / (scen.batch * scen.gen), "J/token", "energy per generated token"),
     }
