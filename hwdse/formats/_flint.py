@@ -49,7 +49,7 @@ def grid(kind: GridType, bits: int, signed: bool = True) -> np.ndarray:
     pot: 0 and ±2^0..2^(2^(B-1)-2) (signed) or 0, 2^0..2^(2^B-2).
     """
     if kind == "flint":
-        return np.unique(flint_decode(np.arange(1 << bits), bits, signed))
+        return np.unique(flint_decode(np.arange(1 << bits), bits, signed)) + 0.0   # one (positive) zero
     if kind == "int":
         lo = -(1 << (bits - 1)) if signed else 0
         return np.arange(lo, (1 << (bits - 1)) if signed else 1 << bits, dtype=np.float64)
@@ -88,7 +88,7 @@ def _rows(x: np.ndarray, axis: int, granularity: str):
 
 @dataclass(frozen=True)
 class AntChoice:
-    """ANT's pick for one tensor: grid type, its total MSE and the quantized tensor."""
+    """ANT's pick for one tensor: grid type, its MSE over the tensor and the quantized tensor."""
 
     kind: GridType
     mse: float
@@ -99,7 +99,7 @@ def ant_select(x: np.ndarray, bits: int, kinds: tuple[GridType, ...] = ("int", "
                signed: bool = True, granularity: str = "tensor", axis: int = -1,
                clip_search_pct: tuple[int, int] = (75, 150)) -> AntChoice:
     """ANT per-tensor type selection: the grid with the lowest MSE after each one's clip search
-    (summed over channels for per-channel scales). Above 6 bits ANT forces int."""
+    (per-channel scales: the channels' MSEs summed, as in the reference). Above 6 bits ANT forces int."""
     rows, restore = _rows(x, axis, granularity)
     if bits > 6:
         kinds = ("int",)
@@ -107,7 +107,7 @@ def ant_select(x: np.ndarray, bits: int, kinds: tuple[GridType, ...] = ("int", "
     for kind in kinds:
         values = grid(kind, bits, signed)
         alpha, mse = clip_search(rows, values, clip_search_pct)
-        total = float(np.sum(mse))
+        total = float(np.mean(mse))   # rows have equal length: the tensor's MSE
         if best is None or total < best.mse:
             best = AntChoice(kind, total, restore(grid_quantize(rows, values, alpha).astype(np.float32)))
     return best
