@@ -48,9 +48,6 @@ class Device(Protocol):
     @property
     def capacity_bytes(self) -> Number: ...
 
-    @property
-    def onchip_bytes(self) -> float: ...
-
     def schedule(self, ops: Sequence[Op], mode: Mode = "roofline") -> list[Timing]:
         """Time every operator (a system may add communication operators)."""
         ...

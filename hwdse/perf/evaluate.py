@@ -43,9 +43,8 @@ def resolve(model: Any, arch: Any, scenario: Scenario | str | None = None,
 
 
 def _phases(model: ModelConfig, arch: Any, scen: Scenario, mode: Mode) -> tuple[PhaseOps, PhaseOps]:
-    onchip = arch.onchip_bytes
-    prefill = prefill_phase(arch.schedule(operator_table(model, scen, "prefill", onchip_bytes=onchip), mode))
-    decode = decode_phase(lambda kv: arch.schedule(operator_table(model, scen, "decode", kv, onchip), mode),
+    prefill = prefill_phase(arch.schedule(operator_table(model, scen, "prefill"), mode))
+    decode = decode_phase(lambda kv: arch.schedule(operator_table(model, scen, "decode", kv), mode),
                           scen.prompt, scen.gen, model.sliding_window)
     return prefill, decode
 

@@ -24,8 +24,7 @@ def roofline(model: Any, arch: Any, *, batch: Any = 1, seq: Any = 2048, weights:
     layer operators); ``op_count`` gives the multiplicity."""
     model, arch, scen = resolve(model, arch, None, overrides, batch=batch, prompt=seq, gen=1, weights=weights,
                                 activations=activations, kv=kv, flash_attention=flash_attention)
-    onchip = arch.onchip_bytes
-    phases = [prefill_phase(arch.schedule(operator_table(model, scen, p, seq, onchip), mode))
+    phases = [prefill_phase(arch.schedule(operator_table(model, scen, p, seq), mode))
               for p in ("prefill", "decode")]
     ds = _detail(*phases)
     ds.attrs.update(model=model.name, arch=arch.name, mode=mode, batch=str(batch), seq=str(seq))

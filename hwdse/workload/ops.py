@@ -13,9 +13,9 @@ Counting rules (the LLM-Viewer conventions of arXiv 2402.16363, Table 1, except 
   the residual stream and the branch output);
 * prefill computes logits only for the last token of each sequence (as serving engines do);
 * the unfused attention materialises the full ``q_len x kv_len`` score matrix (no causal skip);
-  the fused FlashAttention op skips masked tiles (causal pairs only) and moves no scores: it reads
-  Q once, re-reads K/V once per tile of query rows that fits on chip (FlashAttention-2 tiling,
-  GQA groups packed into the tile), and writes O;
+  the fused FlashAttention op skips masked tiles (causal pairs only) and moves no scores: DRAM
+  sees Q, K and V read once and O written once (the re-reads of K/V tiles by the thread blocks of
+  the query tiles of one head run concurrently and hit the L2 cache);
 * MoE experts see ``tokens x top_k / experts`` routed tokens each; the weights of the expected
   number of distinct experts touched, ``E (1 - (1 - k/E)^tokens)`` (uniform routing), are read;
 * a sliding window caps the KV extent at the window.
@@ -82,13 +82,12 @@ def _prefill_pairs(n: Number, window: int | None) -> Number:
     return m * (m + 1) / 2 + (n - m) * window
 
 
-def operator_table(model: ModelConfig, scenario: Scenario, phase: Phase, kv_len: Number | None = None,
-                   onchip_bytes: float = 192 * 1024) -> tuple[Op, ...]:
+def operator_table(model: ModelConfig, scenario: Scenario, phase: Phase, kv_len: Number | None = None
+                   ) -> tuple[Op, ...]:
     """The operators of one prefill pass or one decode step.
 
     ``kv_len`` (decode only) is the number of cached positions the new token attends to,
-    itself included; it defaults to the prompt length. ``onchip_bytes`` is the SRAM one
-    compute unit can use for a FlashAttention tile.
+    itself included; it defaults to the prompt length.
     """
     m, s = model, scenario
     wb, ab, kb = (get_format(f).bits_per_element / 8 for f in (s.weights, s.activations, s.kv))
@@ -132,12 +131,9 @@ def operator_table(model: ModelConfig, scenario: Scenario, phase: Phase, kv_len:
     q_bytes = tokens * m.q_dim * ab
     if s.flash_attention:
         pairs = _prefill_pairs(s.prompt, m.sliding_window) if phase == "prefill" else kv_eff
-        rows_per_tile = np.minimum(np.ceil(onchip_bytes / (4 * d * kb)), d)
-        passes = np.ceil(q_len * (H // KVH) / rows_per_tile)
-        fraction = pairs / (q_len * kv_eff)
         ops.append(Op("flash_attention", "attention", L, b * H * pairs * (4 * d + OPS_PER_ELEMENT["softmax"]),
                       act_in_bytes=q_bytes, act_out_bytes=q_bytes,
-                      kv_read_bytes=2 * b * kv_eff * m.kv_dim * kb * passes * fraction,
+                      kv_read_bytes=2 * b * kv_eff * m.kv_dim * kb,
                       operands=attn_fmt, shape=attn_shape))
     else:
         scores = b * H * q_len * kv_eff

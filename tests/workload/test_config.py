@@ -1,0 +1,61 @@
+import json
+
+import pytest
+
+from hwdse._catalog import names
+from hwdse._errors import HwdseError
+from hwdse.workload import from_hf_config, load_model
+
+# Parameter counts published with the models (model cards / papers), in billions.
+PUBLISHED_PARAMS_B = {
+    "llama-2-7b": 6.74, "llama-2-13b": 13.0, "llama-2-70b": 69.0, "llama-3-8b": 8.03, "llama-3-70b": 70.6,
+    "mistral-7b": 7.24, "mixtral-8x7b": 46.7, "opt-13b": 12.9, "gpt3-175b": 175.0,
+}
+
+
+def test_bundled_models_are_the_issue_list():
+    assert set(names("models")) >= set(PUBLISHED_PARAMS_B)
+
+
+@pytest.mark.parametrize("name", sorted(PUBLISHED_PARAMS_B))
+def test_parameter_count_matches_published(name):
+    model = load_model(name)
+    assert model.num_params / 1e9 == pytest.approx(PUBLISHED_PARAMS_B[name], rel=0.015)
+
+
+def test_gqa_moe_and_window_fields():
+    assert load_model("llama-2-70b").num_kv_heads == 8
+    assert load_model("llama-2-7b").num_kv_heads == 32
+    mixtral = load_model("mixtral-8x7b")
+    assert (mixtral.num_experts, mixtral.experts_per_token, mixtral.sliding_window) == (8, 2, None)
+    assert load_model("mistral-7b").sliding_window == 4096
+    opt = load_model("opt-13b")
+    assert (opt.gated_ffn, opt.activation, opt.norm, opt.tie_embeddings) == (False, "relu", "layernorm", True)
+
+
+def test_user_config_json_path(tmp_path):
+    # A Qwen2-7B-shaped config (values from Qwen/Qwen2-7B config.json).
+    cfg = {"model_type": "qwen2", "hidden_size": 3584, "intermediate_size": 18944, "num_hidden_layers": 28,
+           "num_attention_heads": 28, "num_key_value_heads": 4, "hidden_act": "silu", "vocab_size": 152064,
+           "tie_word_embeddings": False, "use_sliding_window": False, "sliding_window": 131072}
+    folder = tmp_path / "Qwen2-7B"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps(cfg))
+    model = load_model(folder / "config.json")
+    assert model.name == "Qwen2-7B" and model.sliding_window is None and model.attention_bias
+    assert model.num_params / 1e9 == pytest.approx(7.62, rel=0.01)
+
+
+def test_missing_field_names_file_and_field(tmp_path):
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({"model_type": "llama", "hidden_size": 4096, "intermediate_size": 11008,
+                                "num_hidden_layers": 32, "vocab_size": 32000}))
+    with pytest.raises(HwdseError) as err:
+        load_model(path)
+    assert str(path) in str(err.value) and "num_attention_heads" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_bad_gqa_ratio():
+    with pytest.raises(HwdseError, match="num_key_value_heads"):
+        from_hf_config({"model_type": "llama", "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 1,
+                        "num_attention_heads": 8, "num_key_value_heads": 3, "vocab_size": 10}, "x")
