@@ -100,11 +100,20 @@ def validate(schema: type[T] | Any, data: Any, where: str) -> T:
 
 
 def load(kind: str, name_or_path: str | Path, schema: Any) -> Any:
-    """Locate, read and validate one catalog entry."""
-    path = locate(kind, name_or_path)
-    data = read(path)
-    data.setdefault("name", path.stem)
-    return validate(schema, data, str(_display(path)))
+    """Locate, read and validate one catalog entry.
+
+    Specs are frozen, so a validated entry is shared: it is read once per process.
+    """
+    key = (kind, str(name_or_path), id(schema))
+    if key not in _loaded:
+        path = locate(kind, name_or_path)
+        data = read(path)
+        data.setdefault("name", path.stem)
+        _loaded[key] = validate(schema, data, str(_display(path)))
+    return _loaded[key]
+
+
+_loaded: dict[tuple, Any] = {}
 
 
 def _display(path: Path) -> Path:

@@ -76,7 +76,4 @@ class MemorySystem(Spec):
 
 def load_memory(name_or_path: str) -> MemoryTechnology:
     """A memory technology from the ``memory/`` catalog (or a YAML path)."""
-    return _cache.get(name_or_path) or _cache.setdefault(name_or_path, load("memory", name_or_path, MemoryTechnology))
-
-
-_cache: dict[str, MemoryTechnology] = {}
+    return load("memory", name_or_path, MemoryTechnology)
