@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import numpy as np
 import xarray as xr
-from pydantic import PlainValidator, WithJsonSchema
+from pydantic import PlainSerializer, PlainValidator, WithJsonSchema
 
 __all__ = ["Number", "quantity", "count", "is_array"]
 
@@ -58,6 +58,11 @@ def _validator(gt, ge, le, integer: bool):
     return check
 
 
+def _as_is(value: Any) -> Any:
+    """Serialize numbers and arrays unchanged (a sweep keeps its DataArray)."""
+    return value
+
+
 def quantity(*, gt: float | None = None, ge: float | None = None, le: float | None = None,
              unit: str = "", integer: bool = False) -> Any:
     """An annotated number type with element-wise bounds and a unit in its JSON schema."""
@@ -70,7 +75,8 @@ def quantity(*, gt: float | None = None, ge: float | None = None, le: float | No
         schema["maximum"] = le
     if unit:
         schema["unit"] = unit
-    return Annotated[float, PlainValidator(_validator(gt, ge, le, integer)), WithJsonSchema(schema)]
+    return Annotated[float, PlainValidator(_validator(gt, ge, le, integer)), PlainSerializer(_as_is, return_type=Any),
+                     WithJsonSchema(schema)]
 
 
 def count(ge: int = 1) -> Any:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from hwdse._array import where
 from hwdse._params import Number
 from hwdse.hardware import Timing
@@ -11,7 +13,7 @@ __all__ = ["op_time", "bound", "attainable"]
 
 def op_time(t: Timing) -> Number:
     """Seconds per instance: the larger of compute and memory time, plus serial terms."""
-    time = where(t.compute_s >= t.memory_s, t.compute_s, t.memory_s)
+    time = np.maximum(t.compute_s, t.memory_s)
     for extra in t.serial_s.values():
         time = time + extra
     return time
