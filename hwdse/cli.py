@@ -81,9 +81,17 @@ def evaluate(arch: Arch = "h100-sxm", model: Model = "llama-2-7b",
              weights: str = "fp16", activations: str = "fp16", kv: str = "fp16",
              flash: Annotated[bool, typer.Option("--flash", help="fused FlashAttention")] = False,
              mode: Annotated[str, typer.Option(help="roofline or achieved")] = "roofline",
+             tp: Annotated[Optional[int], typer.Option("--tp", help="tensor-parallel GPUs (multi-gpu system)")] = None,
+             pp: Annotated[Optional[int], typer.Option("--pp", help="pipeline stages (multi-gpu system)")] = None,
              as_json: AsJson = False) -> None:
     """TTFT, TPOT, end-to-end latency, throughput and memory of one static batch."""
     from hwdse.perf import evaluate as run, fit_reason
+
+    if tp is not None or pp is not None:  # wrap a GPU (or re-degree a multi-gpu arch) on the fly
+        from hwdse.hardware import load_arch
+        from hwdse.hardware.multi import with_parallelism
+
+        arch = with_parallelism(load_arch(arch), tp, pp)
 
     fields = dict(batch=batch, weights=weights, activations=activations, kv=kv, flash_attention=flash)
     if scenario is None:
@@ -143,4 +151,8 @@ def _yaml(data: dict) -> str:
 
 
 def main() -> None:  # pragma: no cover - console entry point alias
+    app()
+
+
+if __name__ == "__main__":
     app()

@@ -1,0 +1,93 @@
+"""CLI behaviour: the documented commands work; bad input is one line on stderr and exit code 2."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from hwdse.cli import app
+
+runner = CliRunner()
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run(*args):
+    return runner.invoke(app, list(args))
+
+
+def test_evaluate_json_keys():
+    result = run("evaluate", "--arch", "h100-sxm", "--model", "llama-2-70b", "--batch", "16", "--prompt", "1024",
+                 "--gen", "128", "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert {"ttft_s", "tpot_s", "e2e_s", "throughput_tok_s", "memory_bytes", "fits"} <= set(data)
+    assert data["fits"] is False  # 138 GB of fp16 weights on one 80 GB H100: needs --tp
+
+
+def test_evaluate_not_fitting_is_an_answer():
+    result = run("evaluate", "--arch", "a6000", "--model", "llama-2-70b", "--json")
+    assert result.exit_code == 0
+    data = json.loads(result.output)
+    assert data["fits"] is False and "capacity" in data["fit_reason"]
+
+
+def test_catalog_commands():
+    assert "h100-sxm" in run("catalog", "list", "arch").output
+    shown = run("catalog", "show", "h100-sxm")
+    assert shown.exit_code == 0 and "hbm3" in shown.output
+
+
+def write_arch(tmp_path, mutate):
+    data = yaml.safe_load((ROOT / "arch" / "a6000.yaml").read_text())
+    mutate(data)
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return str(path)
+
+
+def cli_error(*args):
+    """Run the real console script: one line on stderr, exit code 2, no traceback."""
+    proc = subprocess.run([sys.executable, "-m", "hwdse.cli", *args], capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr
+    return proc.stderr
+
+
+def test_unknown_arch_and_model():
+    assert "unknown arch entry 'nope'" in cli_error("evaluate", "--arch", "nope")
+    assert "unknown models entry 'llama-9'" in cli_error("evaluate", "--model", "llama-9")
+
+
+def test_malformed_yaml(tmp_path):
+    path = tmp_path / "broken.yaml"
+    path.write_text("kind: gpu\nname: x\ncompute: {units: 3\n")
+    err = cli_error("evaluate", "--arch", str(path))
+    assert "broken.yaml" in err and "malformed YAML" in err and "line" in err
+
+
+def test_negative_bandwidth(tmp_path):
+    path = write_arch(tmp_path, lambda d: d["memory"].update(bandwidth_GBps=-768))
+    err = cli_error("evaluate", "--arch", path)
+    assert "bad.yaml" in err and "memory.bandwidth_GBps" in err and "must be > 0" in err and "-768" in err
+
+
+def test_unknown_field_is_rejected(tmp_path):
+    path = write_arch(tmp_path, lambda d: d["memory"].update(bandwidht_GBps=768))
+    assert "memory.bandwidht_GBps" in cli_error("evaluate", "--arch", path)
+
+
+def test_config_json_missing_field(tmp_path):
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({"model_type": "llama", "hidden_size": 4096, "num_hidden_layers": 32,
+                                "num_attention_heads": 32, "vocab_size": 32000}))
+    err = cli_error("evaluate", "--model", str(path))
+    assert "config.json" in err and "intermediate_size" in err and "missing" in err.lower()
+
+
+@pytest.mark.parametrize("option", [["--phase", "both"], ["--weights", "fp7"]])
+def test_bad_options(option):
+    assert cli_error("roofline", *option)
