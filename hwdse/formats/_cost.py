@@ -36,26 +36,54 @@ from hwdse.formats._nvfp4 import NVFP4Format
 from hwdse.formats._registry import get
 from hwdse.formats._spec import FloatElement
 
-__all__ = ["MacCost", "mac_cost", "NODE_NM", "VENDOR_THROUGHPUT_VS_BF16"]
+__all__ = ["Part", "MacCost", "mac_cost", "NODE_NM", "VENDOR_THROUGHPUT_VS_BF16"]
 
 NODE_NM = 45
 _ALIGN_WINDOW_BITS = 28
-_FP32_ADD = (4184.0, 0.9)                    # (um^2, pJ) Horowitz 2014
-
-
-def _fit(p1: tuple[float, float, float], p2: tuple[float, float, float]) -> tuple[float, float]:
-    """(a, b) of y = a·f + b·g through two anchors given as (f, g, y)."""
-    (f1, g1, y1), (f2, g2, y2) = p1, p2
-    det = f1 * g2 - f2 * g1
-    return (y1 * g2 - y2 * g1) / det, (f1 * y2 - f2 * y1) / det
-
-
-# One (a, b) pair for area (um^2) and one for energy (pJ) each.
-_INT_MUL = [_fit((8 * 8, 8, c8), (32 * 32, 32, c32)) for c8, c32 in ((282, 3495), (0.2, 3.1))]
-_INT_ADD = [_fit((8, 1, c8), (32, 1, c32)) for c8, c32 in ((36, 137), (0.03, 0.1))]
-_FP_MUL = [_fit((11 * 11, 11, c16 - (a * 6 + b)), (24 * 24, 24, c32 - (a * 9 + b)))   # minus exponent adders
-           for (c16, c32), (a, b) in zip(((1640, 7700), (1.1, 3.7)), _INT_ADD)]
 _MUX_PER_ADDER_BIT = 0.4
+
+
+@dataclass(frozen=True)
+class Part:
+    """Area (um^2) and energy (pJ) of one piece of a MAC."""
+
+    area_um2: float
+    energy_pJ: float
+
+    def __add__(self, other: Part) -> Part:
+        return Part(self.area_um2 + other.area_um2, self.energy_pJ + other.energy_pJ)
+
+    def __mul__(self, k: float) -> Part:
+        return Part(self.area_um2 * k, self.energy_pJ * k)
+
+    __rmul__ = __mul__
+
+
+_ZERO = Part(0.0, 0.0)
+_FP32_ADD = Part(4184.0, 0.9)                                      # Horowitz 2014
+
+
+@dataclass(frozen=True)
+class _Fit:
+    """y = a·f + b·g for area and energy, exact at two anchors ``(f, g, Part)``."""
+
+    a: Part
+    b: Part
+
+    @classmethod
+    def through(cls, p1: tuple[float, float, Part], p2: tuple[float, float, Part]) -> _Fit:
+        (f1, g1, y1), (f2, g2, y2) = p1, p2
+        det = f1 * g2 - f2 * g1
+        return cls((y1 * g2 + y2 * (-g1)) * (1 / det), (y2 * f1 + y1 * (-f2)) * (1 / det))
+
+    def __call__(self, f: float, g: float) -> Part:
+        return self.a * f + self.b * g
+
+
+_INT_MUL = _Fit.through((8 * 8, 8, Part(282, 0.2)), (32 * 32, 32, Part(3495, 3.1)))
+_INT_ADD = _Fit.through((8, 1, Part(36, 0.03)), (32, 1, Part(137, 0.1)))
+_FP_MUL = _Fit.through((11 * 11, 11, Part(1640, 1.1) + _INT_ADD(6, 1) * -1),       # minus the exponent adders
+                       (24 * 24, 24, Part(7700, 3.7) + _INT_ADD(9, 1) * -1))
 
 # Dense tensor throughput per compute class relative to BF16 (shared/research/hardware-specs.md 1.1):
 # H100 SXM datasheet: BF16 989.4, FP16 989.4, TF32 494.7, FP8 1978.9 TFLOPS, INT8 1978.9 TOPS,
@@ -66,49 +94,54 @@ VENDOR_THROUGHPUT_VS_BF16: dict[str, float | None] = {
 }
 
 
-def _int_mul(bits: int) -> tuple[float, float]:
-    return tuple(a * bits * bits + b * bits for a, b in _INT_MUL)
+def int_add(width: float) -> Part:
+    """A ``width``-bit integer adder."""
+    return _INT_ADD(width, 1)
 
 
-def _fp_mul(el: FloatElement) -> tuple[float, float]:
+def int_mul(bits: int) -> Part:
+    """A ``bits`` x ``bits`` integer multiplier."""
+    return _INT_MUL(bits * bits, bits)
+
+
+def fp_mul(el: FloatElement) -> Part:
+    """A float multiplier: significand array, normalise/round and exponent adder."""
     sig = el.man_bits + 1
-    return tuple(a * sig * sig + b * sig + e for (a, b), e in zip(_FP_MUL, _int_add(el.exp_bits + 1)))
+    return _FP_MUL(sig * sig, sig) + int_add(el.exp_bits + 1)
 
 
-def _int_add(width: float) -> tuple[float, float]:
-    return tuple(a * width + b for a, b in _INT_ADD)
+def shifter(width: float, stages: int) -> Part:
+    """A logarithmic shifter: ``stages`` rows of ``width`` 2:1 muxes."""
+    return int_add(width) * (_MUX_PER_ADDER_BIT * stages)
 
 
 @dataclass(frozen=True)
 class MacCost:
-    """Area and energy of one MAC at ``node_nm``, with its parts (um^2, pJ per MAC)."""
+    """One MAC at ``node_nm`` (um^2, pJ), with its parts."""
 
     area_um2: float
     energy_pJ: float
-    multiplier: tuple[float, float]
-    align: tuple[float, float]
-    add: tuple[float, float]
-    per_dot: tuple[float, float]       # FP32 accumulate + block-scale work, already divided by n
-    decoder: tuple[float, float]
+    multiplier: Part
+    align: Part                        # float products: exponent compare + alignment shifter
+    add: Part                          # one adder-tree node
+    per_dot: Part                      # FP32 accumulate + block-scale work, divided by the dot length
+    decoder: Part                      # flint operand decoders and product shifter
     compute: str
     relative_throughput: float | None  # vendor dense throughput of the compute class vs BF16
     node_nm: int = NODE_NM
 
 
-def _float_parts(el: FloatElement, n: int) -> tuple[tuple[float, float], ...]:
+def _float_parts(el: FloatElement, n: int) -> tuple[Part, Part, Part]:
     """Multiplier, alignment and adder-tree node for float elements in a length-n dot product."""
     lim = limits(el)
     span = 2 * (lim.emax - lim.emin + el.man_bits + 1)           # product exponent range, in bits
     width = min(2 * (el.man_bits + 1) + span, _ALIGN_WINDOW_BITS) + math.log2(n)
-    stages = math.ceil(math.log2(span + 1))
-    shifter = tuple(_MUX_PER_ADDER_BIT * stages * c for c in _int_add(width))
-    compare = _int_add(el.exp_bits + 1)
-    align = tuple(s + c for s, c in zip(shifter, compare))
-    return _fp_mul(el), align, _int_add(width)
+    align = shifter(width, math.ceil(math.log2(span + 1))) + int_add(el.exp_bits + 1)
+    return fp_mul(el), align, int_add(width)
 
 
-def _int_parts(bits: int, n: int) -> tuple[tuple[float, float], ...]:
-    return _int_mul(bits), (0.0, 0.0), _int_add(2 * bits + math.log2(n))
+def _int_parts(bits: int, n: int) -> tuple[Part, Part, Part]:
+    return int_mul(bits), _ZERO, int_add(2 * bits + math.log2(n))
 
 
 def mac_cost(fmt_or_name: Format | str, dot_length: int = 32) -> MacCost:
@@ -116,9 +149,7 @@ def mac_cost(fmt_or_name: Format | str, dot_length: int = 32) -> MacCost:
     length over which scalar formats share their FP32 accumulation (block formats use their block)."""
     fmt = get(fmt_or_name)
     spec = fmt.spec
-    zero = (0.0, 0.0)
-    decoder = zero
-    scale_work = zero
+    decoder = scale_work = _ZERO
     n = getattr(spec, "block_size", dot_length)
     if isinstance(fmt, MinifloatFormat):
         mul, align, add = _float_parts(spec, n)
@@ -126,19 +157,17 @@ def mac_cost(fmt_or_name: Format | str, dot_length: int = 32) -> MacCost:
         mul, align, add = _int_parts(spec.bits, n)
     elif isinstance(fmt, FlintFormat):
         mul, align, add = _int_parts(spec.bits, n)
-        dec, shift = _int_add(spec.bits), _int_add(2 * spec.bits)
-        stages = math.ceil(math.log2(spec.bits))
-        decoder = tuple(2 * d + stages * s for d, s in zip(dec, shift))
+        decoder = int_add(spec.bits) * 2 + shifter(2 * spec.bits, math.ceil(math.log2(spec.bits)))
     elif isinstance(fmt, MXFormat):
         el = spec.element
         mul, align, add = _float_parts(el, n) if isinstance(el, FloatElement) else _int_parts(el.bits, n)
-        scale_work = _int_add(8)                                  # X_A·X_B = 8-bit exponent add
+        scale_work = int_add(8)                                   # X_A·X_B = 8-bit exponent add
     elif isinstance(fmt, NVFP4Format):
         mul, align, add = _float_parts(spec.element, n)
-        scale_work = _fp_mul(spec.scale)                          # E4M3 x E4M3 block-scale product
+        scale_work = fp_mul(spec.scale)                           # E4M3 x E4M3 block-scale product
     else:
         raise TypeError(f"no cost model for {type(fmt).__name__}")
-    per_dot = tuple((f + s) / n for f, s in zip(_FP32_ADD, scale_work))
-    parts = (mul, align, add, per_dot, decoder)
-    return MacCost(sum(p[0] for p in parts), sum(p[1] for p in parts), mul, align, add, per_dot, decoder,
+    per_dot = (_FP32_ADD + scale_work) * (1 / n)
+    total = mul + align + add + per_dot + decoder
+    return MacCost(total.area_um2, total.energy_pJ, mul, align, add, per_dot, decoder,
                    fmt.compute, VENDOR_THROUGHPUT_VS_BF16[fmt.compute])

@@ -8,7 +8,7 @@ exponent/mantissa/bias uses the generic path, which the tests hold bit-exact to 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 
 import ml_dtypes
 import numpy as np
@@ -45,7 +45,7 @@ class Limits:
     ml_dtype: np.dtype | None
 
 
-@lru_cache(maxsize=None)
+@cache
 def limits(el: FloatElement) -> Limits:
     """Range and specials of ``el``."""
     bias, m = el.exponent_bias, el.man_bits

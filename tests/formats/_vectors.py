@@ -15,7 +15,8 @@ def mix_floats(n: int, seed: int, lo: int = -12, hi: int = 12, block: int = 32) 
     z *= np.uint64(0x94D049BB133111EB)
     z ^= z >> np.uint64(31)
     u = (z >> np.uint64(40)).astype(np.float64) / 2.0**24
-    e = (k // np.uint64(block) * np.uint64(7919)).astype(np.int64) % (hi - lo + 1) + lo - (z & np.uint64(3)).astype(np.int64)
+    block_exp = (k // np.uint64(block) * np.uint64(7919)).astype(np.int64) % (hi - lo + 1) + lo
+    e = block_exp - (z & np.uint64(3)).astype(np.int64)
     s = np.where((z >> np.uint64(8)) & np.uint64(1), -1.0, 1.0)
     return (s * (0.5 + u) * np.ldexp(1.0, e)).astype(np.float32)
 

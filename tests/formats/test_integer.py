@@ -15,7 +15,8 @@ def integer(bits, granularity="tensor", group_size=None, symmetric=True, scale_f
                 "symmetric": symmetric, "scaling": scaling})
 
 
-X = np.random.default_rng(0).standard_normal((16, 256)).astype(np.float32) * np.linspace(0.1, 10, 16)[:, None].astype(np.float32)
+ROW_SCALES = np.linspace(0.1, 10, 16, dtype=np.float32)[:, None]
+X = np.random.default_rng(0).standard_normal((16, 256)).astype(np.float32) * ROW_SCALES
 
 
 def test_per_channel_int8_levels_and_error_bound():
@@ -27,7 +28,8 @@ def test_per_channel_int8_levels_and_error_bound():
 
 
 def test_granularity_ordering():
-    db = {g: qsnr_db(X, integer(4, g, 32 if g == "group" else None).quantize(X)) for g in ("tensor", "channel", "group")}
+    fmts = {"tensor": integer(4), "channel": integer(4, "channel"), "group": integer(4, "group", 32)}
+    db = {g: qsnr_db(X, fmt.quantize(X)) for g, fmt in fmts.items()}
     assert db["tensor"] < db["channel"] < db["group"]
 
 

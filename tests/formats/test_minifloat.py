@@ -31,7 +31,8 @@ ALL_FP16 = np.arange(1 << 16, dtype=np.uint16).view(np.float16).astype(np.float3
 def same(a, b):
     """Equal as values, signed zeros and NaN positions included."""
     a, b = np.asarray(a, np.float32), np.asarray(b, np.float32)
-    return bool(np.array_equal(a, b, equal_nan=True) and np.array_equal(np.signbit(a[~np.isnan(a)]), np.signbit(b[~np.isnan(b)])))
+    signs_equal = np.array_equal(np.signbit(a[~np.isnan(a)]), np.signbit(b[~np.isnan(b)]))
+    return bool(np.array_equal(a, b, equal_nan=True) and signs_equal)
 
 
 def ml_cast(x, dtype, max_normal=None):
@@ -145,7 +146,8 @@ def test_nan_and_signed_zero(name):
 
 def test_subnormals_and_ties():
     # formats.md 6.3 (ml_dtypes 0.6 e4m3fn), 2.3 (E2M1 midpoints, RNE)
-    e4m3 = get("fp8-e4m3").quantize(np.array([2.0**-9, 2.0**-10, 1.5 * 2.0**-9, 1.0625, 1.1875, 0.013671875], np.float32))
+    x = np.array([2.0**-9, 2.0**-10, 1.5 * 2.0**-9, 1.0625, 1.1875, 0.013671875], np.float32)
+    e4m3 = get("fp8-e4m3").quantize(x)
     assert same(e4m3, [2.0**-9, 0, 2.0**-8, 1.0, 1.25, 0.013671875])
     fp4 = get("fp4-e2m1").quantize(np.array([0.25, 0.75, 1.25, 1.75, 2.5, 3.5, 5.0], np.float32))
     assert same(fp4, [0, 1, 1, 2, 2, 4, 4])
@@ -189,7 +191,8 @@ def test_encode_rejects_nan_without_nan_code():
 
 @pytest.mark.parametrize("fields, compute", [
     ({"exp_bits": 8, "man_bits": 10}, "tf32"), ({"exp_bits": 2, "man_bits": 2, "specials": "none"}, "fp6"),
-    ({"exp_bits": 6, "man_bits": 9}, "tf32"), ({"exp_bits": 6, "man_bits": 12}, "fp32"), ({"exp_bits": 4, "man_bits": 3}, "fp8")])
+    ({"exp_bits": 6, "man_bits": 9}, "tf32"), ({"exp_bits": 6, "man_bits": 12}, "fp32"),
+    ({"exp_bits": 4, "man_bits": 3}, "fp8")])
 def test_compute_class_of_custom_floats(fields, compute):
     assert get({"name": "x", "kind": "minifloat", "source": "test", **fields}).compute == compute
 
