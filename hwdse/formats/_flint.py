@@ -101,16 +101,14 @@ def ant_select(x: np.ndarray, bits: int, kinds: tuple[GridType, ...] = ("int", "
     """ANT per-tensor type selection: the grid with the lowest MSE after each one's clip search
     (per-channel scales: the channels' MSEs summed, as in the reference). Above 6 bits ANT forces int."""
     rows, restore = _rows(x, axis, granularity)
-    if bits > 6:
-        kinds = ("int",)
-    best: AntChoice | None = None
-    for kind in kinds:
+    searched = {}
+    for kind in ("int",) if bits > 6 else kinds:
         values = grid(kind, bits, signed)
-        alpha, mse = clip_search(rows, values, clip_search_pct)
-        total = float(np.mean(mse))   # rows have equal length: the tensor's MSE
-        if best is None or total < best.mse:
-            best = AntChoice(kind, total, restore(grid_quantize(rows, values, alpha).astype(np.float32)))
-    return best
+        alpha, row_mse = clip_search(rows, values, clip_search_pct)
+        searched[kind] = (float(np.mean(row_mse)), values, alpha)   # equal-length rows: the tensor's MSE
+    best = min(searched, key=lambda k: searched[k][0])
+    tensor_mse, values, alpha = searched[best]
+    return AntChoice(best, tensor_mse, restore(grid_quantize(rows, values, alpha).astype(np.float32)))
 
 
 class FlintFormat(Format):

@@ -25,8 +25,7 @@ class MinifloatFormat(Format):
     @property
     def bits_per_element(self) -> float:
         sc = self.spec.scaling
-        extra = sc.scale_bits / sc.group_size if sc is not None and sc.granularity == "group" else 0.0
-        return self.spec.bits + extra
+        return self.spec.bits + (sc.overhead_bits() if sc is not None else 0.0)
 
     @property
     def compute(self) -> Compute:

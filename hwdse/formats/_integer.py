@@ -29,11 +29,8 @@ class IntegerFormat(Format):
 
     @property
     def bits_per_element(self) -> float:
-        sc = self.spec.scaling
-        if sc.granularity != "group":
-            return float(self.spec.bits)
         zero_point_bits = 0 if self.spec.symmetric else self.spec.bits
-        return self.spec.bits + (sc.scale_bits + zero_point_bits) / sc.group_size
+        return self.spec.bits + self.spec.scaling.overhead_bits(zero_point_bits)
 
     @property
     def compute(self) -> Compute:

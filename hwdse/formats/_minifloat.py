@@ -141,12 +141,16 @@ def values(el: FloatElement) -> np.ndarray:
     return np.unique(v[np.isfinite(v)])
 
 
+_BY_WIDTH: tuple[tuple[int, Compute], ...] = ((4, "fp4"), (6, "fp6"), (8, "fp8"))
+_BY_FIELDS: tuple[tuple[int, int, Compute], ...] = ((5, 10, "fp16"), (8, 7, "bf16"), (8, 10, "tf32"))
+
+
 def float_compute(el: FloatElement) -> Compute:
     """Narrowest native multiplier class holding ``el``: by width up to 8 bits, else by fields."""
-    for limit, cls in ((4, "fp4"), (6, "fp6"), (8, "fp8")):
-        if el.bits <= limit:
+    for width, cls in _BY_WIDTH:
+        if el.bits <= width:
             return cls
-    for (e, m), cls in (((5, 10), "fp16"), ((8, 7), "bf16"), ((8, 10), "tf32")):
-        if el.exp_bits <= e and el.man_bits <= m:
-            return cls
+    for exp_bits, man_bits, wide in _BY_FIELDS:
+        if el.exp_bits <= exp_bits and el.man_bits <= man_bits:
+            return wide
     return "fp32"

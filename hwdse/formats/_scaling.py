@@ -41,7 +41,7 @@ def round_scale(s: np.ndarray, scale_format: str) -> np.ndarray:
         return np.where(np.isnan(s), np.nan, np.ldexp(1.0, e))
     if scale_format == "fp32":
         out = np.asarray(s, dtype=np.float32).astype(np.float64)
-        tiny = np.finfo(np.float32).smallest_subnormal
+        tiny = float(np.finfo(np.float32).smallest_subnormal)
     else:
         el = _SCALE_ELEMENTS[scale_format]
         out = cast(s, el, saturate=True).astype(np.float64)

@@ -86,6 +86,13 @@ class Scaling(Spec):
     def scale_bits(self) -> int:
         return {"fp32": 32, "fp16": 16, "bf16": 16, "e8m0": 8}[self.scale_format]
 
+    def overhead_bits(self, zero_point_bits: int = 0) -> float:
+        """Scale (and zero-point) bits per element: group scales only; per-tensor and per-channel
+        scales are amortised over the whole tensor or row and left out."""
+        if self.group_size is None:
+            return 0.0
+        return (self.scale_bits + zero_point_bits) / self.group_size
+
 
 class _Base(Spec):
     name: str
