@@ -8,6 +8,8 @@ whole block NaN. Elements are v / X rounded to nearest-even and saturated to +-m
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from hwdse.formats import _minifloat as mf
@@ -35,7 +37,7 @@ class MXFormat(Format):
     @property
     def element_max(self) -> float:
         el = self.spec.element
-        return mf.limits(el).max_normal if self._is_float else ((1 << (el.bits - 1)) - 1) / 2.0**el.frac_bits
+        return mf.limits(el).max_normal if self._is_float else el.k_max / 2.0**el.frac_bits
 
     @property
     def emax_elem(self) -> int:
@@ -45,8 +47,7 @@ class MXFormat(Format):
 
     @property
     def bits_per_element(self) -> float:
-        el = self.spec.element
-        return el.bits + _SCALE_BITS / self.spec.block_size
+        return self.spec.element.bits + _SCALE_BITS / self.spec.block_size
 
     @property
     def compute(self) -> Compute:
@@ -58,8 +59,7 @@ class MXFormat(Format):
         el = self.spec.element
         if self._is_float:
             return mf.values(el)
-        lo = -(1 << (el.bits - 1)) if el.asymmetric else 1 - (1 << (el.bits - 1))
-        return (np.arange(lo, 1 << (el.bits - 1)) / 2.0**el.frac_bits).astype(np.float32)
+        return (np.arange(el.k_min, el.k_max + 1) / 2.0**el.frac_bits).astype(np.float32)
 
     def _exponent(self, amax: np.ndarray) -> np.ndarray:
         """Shared exponent for positive finite block maxima (before clamping)."""
@@ -77,12 +77,10 @@ class MXFormat(Format):
         el = self.spec.element
         if self._is_float:
             return mf.cast(t, el, saturate=True)
-        hi = (1 << (el.bits - 1)) - 1
-        lo = -hi - 1 if el.asymmetric else -hi
-        k = np.clip(np.rint(np.ldexp(t, el.frac_bits)), lo, hi) + 0.0   # + 0.0: two's complement has no -0
+        k = np.clip(np.rint(np.ldexp(t, el.frac_bits)), el.k_min, el.k_max) + 0.0   # + 0.0: no -0 in two's complement
         return (k / 2.0**el.frac_bits).astype(np.float32)
 
-    def _split(self, x: np.ndarray, axis: int):
+    def _split(self, x: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, Callable]:
         """Blocks -> (scale exponents (..., n, 1), NaN-block mask, elements (..., n, k), restore)."""
         blocks, restore = to_blocks(np.asarray(x, dtype=np.float32), axis, self.spec.block_size)
         amax = np.max(np.abs(blocks), axis=-1, keepdims=True).astype(np.float64)

@@ -11,6 +11,8 @@ semantics) in the same float32 operation order, which decides ties:
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from hwdse.formats import _minifloat as mf
@@ -39,7 +41,7 @@ class NVFP4Format(Format):
         """Element values (before the scales)."""
         return mf.values(self.spec.element)
 
-    def _split(self, x: np.ndarray, axis: int):
+    def _split(self, x: np.ndarray, axis: int) -> tuple[np.float32, np.ndarray, np.ndarray, Callable]:
         """-> (tensor scale, block scales (..., n, 1), elements (..., n, k), restore), float32."""
         el, sc = mf.limits(self.spec.element), mf.limits(self.spec.scale)
         blocks, restore = to_blocks(np.asarray(x, dtype=_F32), axis, self.spec.block_size)

@@ -66,6 +66,16 @@ class IntElement(Spec):
     frac_bits: int = Field(ge=0, le=7)
     asymmetric: bool = False
 
+    @property
+    def k_max(self) -> int:
+        """Largest integer code value (127 for 8 bits)."""
+        return (1 << (self.bits - 1)) - 1
+
+    @property
+    def k_min(self) -> int:
+        """Smallest integer code value (-127, or -128 when asymmetric)."""
+        return -self.k_max - (1 if self.asymmetric else 0)
+
 
 class Scaling(Spec):
     """How a scale is shared: per tensor, per channel (slice along the reduction axis) or per
