@@ -7,6 +7,9 @@ semantics) in the same float32 operation order, which decides ties:
     s_b  = scale_RNE(clamp(amax(block) / elem_max / s_g, scale_min_normal, scale_max))
     q    = elem_RNE(clamp(x * ((1 / s_g) / s_b), -elem_max, elem_max))
     x'   = q * (s_b * s_g)
+
+A block holding NaN or Inf becomes NaN (its scale is the E4M3 NaN) and is left out of the
+tensor amax, as MX does with its NaN scale; an all-zero tensor uses s_g = 1.
 """
 
 from __future__ import annotations
@@ -46,13 +49,15 @@ class NVFP4Format(Format):
         el, sc = mf.limits(self.spec.element), mf.limits(self.spec.scale)
         blocks, restore = to_blocks(np.asarray(x, dtype=_F32), axis, self.spec.block_size)
         amax = np.max(np.abs(blocks), axis=-1, keepdims=True)
+        bad = ~np.isfinite(amax)
+        finite_amax = np.max(amax[~bad], initial=0.0)
         s_g = _F32(1.0)
-        if self.spec.tensor_scale:
-            s_g = _F32(np.max(amax) if amax.size else 0) / _F32(sc.max_normal * el.max_normal)
-            s_g = s_g if s_g > 0 else _F32(1.0)
+        if self.spec.tensor_scale and finite_amax > 0:
+            s_g = _F32(finite_amax) / _F32(sc.max_normal * el.max_normal)
         s_b = amax / _F32(el.max_normal)
         s_b = mf.cast(np.clip(s_b / s_g, _F32(sc.min_normal), _F32(sc.max_normal)), self.spec.scale, saturate=True)
-        with np.errstate(invalid="ignore", divide="ignore"):
+        s_b = np.where(bad, _F32(np.nan), s_b)
+        with np.errstate(invalid="ignore"):
             t = np.clip(blocks * ((_F32(1.0) / s_g) / s_b), _F32(-el.max_normal), _F32(el.max_normal))
         return s_g, s_b, mf.cast(t, self.spec.element, saturate=True), restore
 
@@ -61,10 +66,11 @@ class NVFP4Format(Format):
         return restore(q * (s_b * s_g))
 
     def encode(self, x: np.ndarray, axis: int = -1) -> tuple[float, np.ndarray, np.ndarray]:
-        """(FP32 tensor scale, block-scale codes ``(..., n_blocks)``, element codes ``(..., n_blocks, k)``)."""
+        """(FP32 tensor scale, block-scale codes ``(..., n_blocks)``, element codes ``(..., n_blocks, k)``);
+        NaN blocks get the NaN scale code and element code 0."""
         s_g, s_b, q, _ = self._split(x, axis)
         return (float(s_g), mf.encode(s_b[..., 0], self.spec.scale).astype(np.uint8),
-                mf.encode(q, self.spec.element, saturate=True).astype(np.uint8))
+                mf.encode(np.where(np.isnan(q), 0, q), self.spec.element, saturate=True).astype(np.uint8))
 
     def decode(self, tensor_scale: float, scales: np.ndarray, codes: np.ndarray) -> np.ndarray:
         """Block values ``(..., n_blocks, k)`` (float32) from :meth:`encode`'s output."""

@@ -60,7 +60,16 @@ def test_encode_decode_round_trip_and_bits():
     assert fmt.values().max() == 6
 
 
-def test_nan_propagates():
-    x = EXAMPLE.copy()
-    x[0, 3] = np.nan
-    assert np.isnan(one_level().quantize(x)[0, :16]).all()
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("two_level", [False, True])
+def test_nan_or_inf_makes_only_its_block_nan(bad, two_level):
+    fmt = get("nvfp4") if two_level else one_level()
+    x = np.concatenate([EXAMPLE, np.full((1, 16), 100, np.float32)], axis=1)   # block 2 sets the tensor amax
+    y = x.copy()
+    y[0, 3] = bad
+    q = fmt.quantize(y)
+    assert np.isnan(q[0, :16]).all()
+    np.testing.assert_array_equal(q[0, 16:], fmt.quantize(x)[0, 16:])
+    tensor_scale, scales, codes = fmt.encode(y)
+    assert scales[0, 0] == 0x7F and not codes[0, 0].any()
+    assert np.isnan(fmt.decode(tensor_scale, scales, codes)[0, 0]).all()
