@@ -13,12 +13,17 @@ from hwdse._params import is_array
 from hwdse.hardware._base import COMPUTE_CLASSES, Device, Mode, Timing
 from hwdse.hardware.gpu import GPU
 from hwdse.hardware.memory import MemorySystem, MemoryTechnology, load_memory
+from hwdse.hardware.pim import PIM  # processing-in-memory devices (kind pim)
+from hwdse.hardware.pim_system import GpuPim  # GPU + PIM systems (kind gpu-pim)
+from hwdse.hardware.interconnect import Interconnect, LinkSpec, load_link
+from hwdse.hardware.multi import MultiGPU
 
 __all__ = ["Arch", "GPU", "Device", "Timing", "Mode", "MemorySystem", "MemoryTechnology", "COMPUTE_CLASSES",
-           "load_arch", "load_memory", "with_overrides"]
+           "load_arch", "load_memory", "with_overrides",
+           "MultiGPU", "Interconnect", "LinkSpec", "load_link"]
 
 # Every device kind joins this union (discriminated by ``kind``).
-Arch = Annotated[GPU, Field(discriminator="kind")]
+Arch = Annotated[GPU | MultiGPU | PIM | GpuPim, Field(discriminator="kind")]
 _ARCH = TypeAdapter(Arch)
 
 

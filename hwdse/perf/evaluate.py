@@ -13,7 +13,7 @@ from hwdse import __version__
 from hwdse._array import maximum_of, to_dataarray
 from hwdse._errors import HwdseError
 from hwdse.hardware import Mode, load_arch, with_overrides
-from hwdse.perf.footprint import footprint
+from hwdse.perf.footprint import Footprint, footprint
 from hwdse.perf.phases import PhaseOps, decode_phase, prefill_phase
 from hwdse.perf.roofline import bound
 from hwdse.workload import ModelConfig, Scenario, load_model, operator_table
@@ -32,6 +32,9 @@ def resolve(model: Any, arch: Any, scenario: Scenario | str | None = None,
     if overrides:
         arch = with_overrides(arch, overrides)
     scenario = _scenario(scenario, fields) if scenario is not None else Scenario(**fields)
+    bind = getattr(arch, "for_workload", None)  # systems sized by the workload (spatial chip count)
+    if bind is not None:
+        arch = bind(model, scenario)
     from hwdse.formats import get
 
     for field in ("weights", "activations", "kv"):
@@ -71,6 +74,11 @@ def evaluate(model: Any, arch: Any, scenario: Scenario | str | None = None, *, m
     tpot = decode.total(decode.time_s)
     e2e = ttft + scen.gen * tpot
     mem = footprint(model, scen)
+    shares = getattr(arch, "footprint_shares", None)  # multi-device systems: one device's share
+    if shares is not None:
+        w_share, kv_share, act_share = shares(model)
+        mem = Footprint(mem.weights_bytes * w_share, mem.kv_cache_bytes * kv_share, mem.activation_bytes * act_share)
+    devices = getattr(arch, "devices", 1)
     capacity = arch.capacity_bytes
     p_cu, p_bu = _utilization(prefill, ttft)
     d_cu, d_bu = _utilization(decode, tpot)
@@ -96,6 +104,9 @@ def evaluate(model: Any, arch: Any, scenario: Scenario | str | None = None, *, m
         "decode_flops": (decode.total(decode.flops), "op", "mean ops of one decode step"),
         "area_mm2": (getattr(arch, "area_mm2", np.nan), "mm^2", "silicon area of the system (NaN if not modelled)"),
         "power_w": (getattr(arch, "power_W", np.nan), "W", "power budget (TDP) of the system"),
+        "devices": (devices, "1", "devices (GPUs, chips) of the system; memory_bytes and capacity_bytes are per device"),
+        "chips": (getattr(arch, "chips", devices), "1", "chips of the system"),
+        "tok_s_per_user": (1 / tpot, "token/s", "decode rate one sequence sees (1 / TPOT)"),
         "energy_j": (energy, "J", "energy of the static batch (NaN where the device has no energy model)"),
         "energy_j_per_token": (energy / (scen.batch * scen.gen), "J/token", "energy per generated token"),
     }

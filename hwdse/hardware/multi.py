@@ -1,0 +1,239 @@
+"""Multi-device systems: tensor (Megatron) and pipeline parallelism over identical devices.
+
+A :class:`MultiGPU` is a Device: ``schedule(ops)`` shards every operator for ONE device (a pure
+function of the op's fields and ``shape``), lets the member device time the shards, and inserts
+collective operators (kind ``collective``) timed by the interconnect (alpha-beta formulas in
+:mod:`hwdse.hardware.interconnect`). Sharding rules (Megatron-LM, Shoeybi et al. 2019):
+
+* column-parallel (output dim / tp): q_proj, gate_proj, up_proj, fc1, lm_head (vocab-parallel);
+  k_proj, v_proj split by ``min(tp, kv_heads)`` (KV heads are replicated beyond that);
+* row-parallel (input dim / tp): o_proj, down_proj, fc2, each followed by an all-reduce of its
+  full output (two per layer); the vocab-parallel embedding is followed by an all-reduce and the
+  lm_head by an all-gather of the logits;
+* attention heads split by tp, the KV cache by ``min(tp, kv_heads)``; the activation ``act`` by tp;
+  norms, residual adds and the MoE router are replicated.
+
+Pipeline parallelism splits the ``L`` layers into ``pp`` stages. With ``m`` microbatches (each
+op's batch-proportional terms / m, weights read once per microbatch) the critical path of a
+prefill pass is ``L + (m-1) ceil(L/pp)`` layer times (the stage bubble: ``(m + pp - 1)`` stage
+slots), and of a decode step ``L + (max(m, pp) - pp) ceil(L/pp)`` (a microbatch's next token
+cannot start before its previous one left the last stage). With ``m = 1`` both are ``L``: one
+static batch passes the stages one after the other. Activations cross ``(pp-1)/pp`` of the stage
+slots as point-to-point sends (``pp_send``). TP = PP = 1 reproduces the member device exactly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import Field, model_validator
+
+from hwdse._catalog import Spec, load, validate
+from hwdse._errors import HwdseError
+from hwdse._params import Number, count
+from hwdse.hardware._base import Mode, Timing
+from hwdse.hardware.gpu import GPU
+from hwdse.hardware.interconnect import Collective, Interconnect, link_names
+from hwdse.workload.ops import Op
+
+__all__ = ["MultiGPU", "with_parallelism", "shard_ops", "parallel_counts", "COLUMN", "ROW", "KV_COLUMN"]
+
+COLUMN = ("q_proj", "gate_proj", "up_proj", "fc1", "lm_head")
+KV_COLUMN = ("k_proj", "v_proj")
+ROW = ("o_proj", "down_proj", "fc2")
+SPLIT_ELEMENTWISE = ("act", "softmax")
+_AFTER = {"o_proj": ("tp_allreduce_attn", "all_reduce"), "down_proj": ("tp_allreduce_mlp", "all_reduce"),
+          "fc2": ("tp_allreduce_mlp", "all_reduce"), "embedding": ("tp_allreduce_embed", "all_reduce"),
+          "lm_head": ("tp_allgather_logits", "all_gather")}
+_BATCHED = ("flops", "act_in_bytes", "act_out_bytes", "kv_read_bytes", "kv_write_bytes")
+
+
+def _scaled(op: Op, div: dict[str, Number], shape: dict[str, Number]) -> Op:
+    """A copy of ``op`` with byte/flop fields divided by ``div`` and shape entries divided."""
+    fields = {k: getattr(op, k) / v for k, v in div.items()}
+    new_shape = {k: (v / shape[k] if k in shape else v) for k, v in op.shape.items()}
+    return replace(op, **fields, shape=new_shape)
+
+
+def _tp_shard(op: Op, tp: Number, kvs: Number) -> Op:
+    """The share of ``op`` one of ``tp`` tensor-parallel devices runs."""
+    if op.name in KV_COLUMN:
+        return _scaled(op, {"flops": kvs, "weight_bytes": kvs, "act_out_bytes": kvs, "kv_write_bytes": kvs},
+                       {"n": kvs})
+    if op.name in COLUMN or (op.kind == "gemm" and op.name not in ROW and op.name != "router"):
+        return _scaled(op, {"flops": tp, "weight_bytes": tp, "act_out_bytes": tp, "kv_write_bytes": tp}, {"n": tp})
+    if op.name in ROW:
+        return _scaled(op, {"flops": tp, "weight_bytes": tp, "act_in_bytes": tp}, {"k": tp})
+    if op.kind == "attention":
+        return _scaled(op, {"flops": tp, "act_in_bytes": tp, "act_out_bytes": tp, "kv_read_bytes": kvs,
+                            "kv_write_bytes": kvs}, {"heads": tp, "kv_heads": kvs})
+    if op.name in SPLIT_ELEMENTWISE:
+        return _scaled(op, {"flops": tp, "act_in_bytes": tp, "act_out_bytes": tp}, {"elements": tp})
+    if op.kind == "embedding":
+        return _scaled(op, {"weight_bytes": tp}, {})
+    return op
+
+
+def _microbatch(op: Op, m: Number) -> Op:
+    """One microbatch's share: batch-proportional terms / m (the embedding's row reads too)."""
+    div = {k: m for k in _BATCHED}
+    if op.kind == "embedding":
+        div["weight_bytes"] = m
+    shape = {"m": m, "batch": m, "elements": m}
+    if op.kind == "gemm" and op.name in ("lm_head",):
+        shape = {"m": m}
+    return _scaled(op, div, shape)
+
+
+def _is_decode(ops: Sequence[Op]) -> bool:
+    q = [op.shape.get("q_len") for op in ops if op.kind == "attention"]
+    return bool(q) and all(np.all(np.asarray(v) == 1) for v in q)
+
+
+def parallel_counts(layers: int, pp: Number, m: Number, decode: bool) -> tuple[Number, Number]:
+    """(layer-op count, pp_send count) on the critical path of one pass (see module docstring)."""
+    per_stage = np.ceil(layers / pp)
+    extra = np.maximum(m, pp) - pp if decode else m - 1
+    slots_layers = layers + extra * per_stage
+    return slots_layers, (pp - 1) / pp * (pp + extra)
+
+
+def shard_ops(ops: Sequence[Op], tp: Number, pp: Number, m: Number) -> list[tuple[Op, tuple[str, Collective] | None]]:
+    """Per-device operators, each with the collective (name, kind) that follows it, if any.
+
+    The ``pp_send`` point-to-point op (message = one microbatch's residual stream) ends the list.
+    """
+    attn = next((op for op in ops if op.kind == "attention"), None)
+    kv_heads = attn.shape["kv_heads"] if attn is not None else np.inf
+    kvs = np.minimum(tp, kv_heads)
+    layers = max(op.count for op in ops)
+    layer_count, sends = parallel_counts(layers, pp, m, _is_decode(ops))
+    out: list[tuple[Op, tuple[str, Collective] | None]] = []
+    residual: Number = 0.0
+    for op in ops:
+        shard = _microbatch(_tp_shard(op, tp, kvs), m)
+        shard = replace(shard, count=layer_count if op.count == layers and layers > 1 else op.count * m)
+        if op.name == "mlp_add":
+            residual = shard.act_out_bytes
+        out.append((shard, _AFTER.get(op.name)))
+    send = Op("pp_send", "collective", sends, 0.0, shape={"bytes": residual, "devices": pp})
+    out.append((send, ("pp_send", "p2p")))
+    return out
+
+
+class MultiGPU(Spec):
+    """``tp x pp`` identical devices (``device``: an arch name or an inline GPU spec) over links."""
+
+    kind: Literal["multi-gpu"] = "multi-gpu"
+    name: str
+    description: str = ""
+    device: GPU
+    tp: count() = Field(1, description="tensor-parallel degree")
+    pp: count() = Field(1, description="pipeline stages")
+    microbatches: count() = Field(1, description="microbatches per static batch (pipeline)")
+    interconnect: Interconnect = Field(description="default: the device's scale_up link")
+    sources: dict[str, str] = {}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _load_device(cls, data: Any) -> Any:
+        """A device name loads the arch entry; a missing interconnect comes from its scale_up link."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        device = data.get("device")
+        if isinstance(device, str):
+            device = data["device"] = load("arch", device, GPU)
+        if data.get("interconnect") is None and isinstance(device, (GPU, dict)):
+            data["interconnect"] = _scale_up(device)
+        return data
+
+    @property
+    def link(self) -> Interconnect:
+        return self.interconnect
+
+    @property
+    def devices(self) -> Number:
+        return self.tp * self.pp
+
+    @property
+    def capacity_bytes(self) -> Number:
+        """Per-device capacity (compare with the per-device footprint)."""
+        return self.device.capacity_bytes
+
+    @property
+    def onchip_bytes(self) -> float:
+        return self.device.onchip_bytes
+
+    @property
+    def area_mm2(self) -> Number:
+        return getattr(self.device, "area_mm2", np.nan) * self.devices
+
+    @property
+    def power_W(self) -> Number:
+        return getattr(self.device, "power_W", np.nan) * self.devices
+
+    def footprint_shares(self, model: Any) -> tuple[Number, Number, Number]:
+        """Fractions of (weights, KV cache, activations) one device holds."""
+        kvs = np.minimum(self.tp, model.num_kv_heads)
+        return 1 / (self.tp * self.pp), 1 / (kvs * self.pp), 1 / self.tp
+
+    def schedule(self, ops: Sequence[Op], mode: Mode = "roofline") -> list[Timing]:
+        return schedule_sharded(self.device, self.link, ops, self.tp, self.pp, self.microbatches, mode)
+
+
+def _scale_up(device: Any) -> dict[str, Any] | None:
+    """The interconnect of a device's ``scale_up`` link: the catalog link of that name (at the
+    device's own bandwidth), or an inline link when the catalog has no such entry."""
+    link = device.scale_up if isinstance(device, GPU) else device.get("scale_up")
+    if link is None:
+        return None
+    link = link if isinstance(link, dict) else link.model_dump()
+    if link["name"] in link_names():
+        return {"link": link["name"], "bandwidth_GBps": link["bandwidth_GBps"]}
+    return {"bandwidth_GBps": link["bandwidth_GBps"], "latency_us": link.get("latency_us", 0.0)}
+
+
+def schedule_sharded(device: Any, link: Interconnect, ops: Sequence[Op], tp: Number, pp: Number, m: Number,
+                     mode: Mode) -> list[Timing]:
+    """Shard ``ops``, time the shards on ``device`` and the collectives on ``link``."""
+    plan = shard_ops(ops, tp, pp, m)
+    compute = [op for op, _ in plan if op.name != "pp_send"]
+    timed = iter(device.schedule(compute, mode))
+    timings: list[Timing] = []
+    for op, after in plan:
+        if op.name == "pp_send":
+            timings.append(_collective(op, link, "p2p", op.shape["bytes"], pp))
+            continue
+        t = next(timed)
+        timings.append(replace(t, energy_J=t.energy_J * tp))
+        if after is not None:
+            name, kind = after
+            # row-parallel outputs are full-size partial sums; an all-gather's buffer is tp shards
+            nbytes = op.act_out_bytes * (tp if kind == "all_gather" else 1)
+            coll = Op(name, "collective", op.count, 0.0, shape={"bytes": nbytes, "devices": tp})
+            timings.append(_collective(coll, link, kind, nbytes, tp))
+    return timings
+
+
+def _collective(op: Op, link: Interconnect, kind: Collective, nbytes: Number, p: Number) -> Timing:
+    """Timing of one collective instance over ``p`` devices; energy counts every device's sends."""
+    return Timing(op, "interconnect", "communication", 0.0, 0.0, {"communication": link.time(kind, nbytes, p)},
+                  bandwidth_Bps=link.bandwidth_Bps, energy_J=link.energy(kind, nbytes, p))
+
+
+def with_parallelism(arch: Any, tp: Number | None = None, pp: Number | None = None,
+                     microbatches: Number | None = None) -> MultiGPU:
+    """A multi-GPU system: a single GPU spec gets wrapped (its scale_up link), a multi-GPU one re-degreed."""
+    changes = {k: v for k, v in (("tp", tp), ("pp", pp), ("microbatches", microbatches)) if v is not None}
+    if isinstance(arch, MultiGPU):
+        data = {**arch.model_dump(mode="python", round_trip=True), **changes}
+        return validate(MultiGPU, data, f"arch {arch.name}")
+    if isinstance(arch, GPU):
+        name = f"{arch.name}-tp{changes.get('tp', 1)}-pp{changes.get('pp', 1)}"
+        return validate(MultiGPU, {"name": name, "device": arch, **changes}, f"arch {arch.name}")
+    raise HwdseError(f"arch {getattr(arch, 'name', arch)}", "kind",
+                     f"--tp/--pp need a gpu or multi-gpu arch, got {getattr(arch, 'kind', type(arch).__name__)!r}")

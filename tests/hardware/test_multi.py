@@ -1,0 +1,144 @@
+"""Multi-GPU systems: Megatron tensor parallelism, pipeline stages, collectives, per-device memory."""
+
+import json
+
+import numpy as np
+import pytest
+import xarray as xr
+from typer.testing import CliRunner
+
+import hwdse
+from hwdse.cli import app
+from hwdse.hardware.multi import MultiGPU, parallel_counts, shard_ops, with_parallelism
+from hwdse.perf import evaluate
+from hwdse.perf.roofline import op_time
+from hwdse.workload import Scenario, load_model, operator_table
+
+SCEN = dict(batch=4, prompt=512, gen=64)
+
+
+@pytest.mark.parametrize("model,gpu,flash", [("llama-2-7b", "a100-sxm-80gb", False), ("mixtral-8x7b", "h100-sxm", True),
+                                             ("opt-13b", "h100-sxm", False), ("mistral-7b", "a100-sxm-80gb", True)])
+def test_tp1_pp1_equals_the_single_gpu_exactly(model, gpu, flash):
+    single = evaluate(model, gpu, flash_attention=flash, **SCEN)
+    multi = evaluate(model, with_parallelism(hwdse.load_arch(gpu), 1, 1), flash_attention=flash, **SCEN)
+    for var in ("ttft_s", "tpot_s", "e2e_s", "memory_bytes", "capacity_bytes", "decode_flops", "energy_j"):
+        assert float(multi[var]) == float(single[var]), var
+
+
+def _allreduce_time(tp):
+    arch = with_parallelism(hwdse.load_arch("dgx-a100"), tp=tp)
+    ds = evaluate("llama-2-70b", arch, detail=True, **SCEN)
+    return float(ds.op_time_s.sel(phase="decode", op="tp_allreduce_mlp")), arch
+
+
+def test_tp_all_reduce_grows_with_degree_as_the_ring_formula_says():
+    h = load_model("llama-2-70b").hidden_size
+    nbytes = SCEN["batch"] * h * 2  # one decode token per sequence, fp16
+    times = []
+    for tp in (2, 4, 8):
+        t, arch = _allreduce_time(tp)
+        bw, alpha = arch.link.bandwidth_Bps, arch.link.latency_s
+        assert t == pytest.approx(2 * (tp - 1) / tp * nbytes / bw + 2 * (tp - 1) * alpha, rel=1e-12)
+        times.append(t)
+    assert times[0] < times[1] < times[2]
+
+
+def test_megatron_shards_divide_weights_and_kv_and_insert_two_all_reduces_per_layer():
+    model, scen = load_model("llama-2-70b"), Scenario(**SCEN)
+    ops = operator_table(model, scen, "decode", 600)
+    plan = shard_ops(ops, 8, 1, 1)
+    by_name = {op.name: op for op, _ in plan}
+    full = {op.name: op for op in ops}
+    for name in ("q_proj", "o_proj", "gate_proj", "down_proj", "lm_head"):
+        assert by_name[name].weight_bytes == pytest.approx(full[name].weight_bytes / 8)
+        assert by_name[name].flops == pytest.approx(full[name].flops / 8)
+    # 8 KV heads over TP 8: each device holds one KV head
+    assert by_name["k_proj"].weight_bytes == pytest.approx(full["k_proj"].weight_bytes / 8)
+    assert by_name["qk_matmul"].kv_read_bytes == pytest.approx(full["qk_matmul"].kv_read_bytes / 8)
+    assert by_name["qk_matmul"].shape["heads"] == 8 and by_name["qk_matmul"].shape["kv_heads"] == 1
+    # row-parallel ops keep a full-size output (partial sums), then an all-reduce follows
+    assert by_name["o_proj"].act_out_bytes == full["o_proj"].act_out_bytes
+    after = {op.name: a for op, a in plan if a and op.name != "pp_send"}
+    assert after == {"o_proj": ("tp_allreduce_attn", "all_reduce"), "down_proj": ("tp_allreduce_mlp", "all_reduce"),
+                     "embedding": ("tp_allreduce_embed", "all_reduce"), "lm_head": ("tp_allgather_logits", "all_gather")}
+    # replicated norms
+    assert by_name["attn_norm"] == full["attn_norm"]
+
+
+def test_kv_heads_are_replicated_beyond_their_count():
+    model, scen = load_model("llama-2-70b"), Scenario(**SCEN)  # 8 KV heads
+    ops = operator_table(model, scen, "decode", 600)
+    by_name = {op.name: op for op, _ in shard_ops(ops, 16, 1, 1)}
+    full = {op.name: op for op in ops}
+    assert by_name["k_proj"].weight_bytes == pytest.approx(full["k_proj"].weight_bytes / 8)
+    assert by_name["q_proj"].weight_bytes == pytest.approx(full["q_proj"].weight_bytes / 16)
+    arch = with_parallelism(hwdse.load_arch("h100-sxm"), tp=16)
+    assert arch.footprint_shares(model) == (1 / 16, 1 / 8, 1 / 16)
+
+
+def test_per_device_footprint_decides_fit():
+    one = evaluate("llama-2-70b", "a100-sxm-80gb", **SCEN)
+    two = evaluate("llama-2-70b", with_parallelism(hwdse.load_arch("a100-sxm-80gb"), tp=2), **SCEN)
+    assert not bool(one.fits) and bool(two.fits)
+    assert float(two.weights_bytes) == pytest.approx(float(one.weights_bytes) / 2)
+    assert float(two.capacity_bytes) == float(one.capacity_bytes)
+    assert int(two.devices) == 2 and float(two.power_w) == 2 * float(one.power_w)
+
+
+def test_pipeline_without_microbatches_adds_only_the_stage_sends():
+    base = with_parallelism(hwdse.load_arch("h100-sxm"), tp=2)
+    piped = with_parallelism(base, pp=4)
+    a = evaluate("llama-2-13b", base, detail=True, **SCEN)
+    b = evaluate("llama-2-13b", piped, detail=True, **SCEN)
+    send = b.op_time_s.sel(phase="decode", op="pp_send") * b.op_count.sel(phase="decode", op="pp_send")
+    assert float(b.tpot_s) == pytest.approx(float(a.tpot_s) + float(send), rel=1e-12)
+    h = load_model("llama-2-13b").hidden_size
+    link = piped.link
+    assert float(b.op_time_s.sel(phase="decode", op="pp_send")) == pytest.approx(
+        SCEN["batch"] * h * 2 / link.bandwidth_Bps + link.latency_s)
+    assert float(b.op_count.sel(phase="decode", op="pp_send")) == 3
+    assert float(b.weights_bytes) == pytest.approx(float(a.weights_bytes) / 4)
+
+
+def test_microbatch_bubble_counts():
+    # prefill: (m + pp - 1) stage slots; decode: max(m, pp) stage slots
+    layers, sends = parallel_counts(80, 4, 8, decode=False)
+    assert layers == 80 + 7 * 20 and sends == pytest.approx(3 / 4 * 11)
+    assert parallel_counts(80, 4, 8, decode=True)[0] == 8 * 20
+    assert parallel_counts(80, 4, 2, decode=True)[0] == 80
+    assert parallel_counts(80, 1, 1, decode=True) == (80, 0)
+
+
+def test_decode_mean_is_exact_against_a_brute_force_loop():
+    arch = MultiGPU(name="t", device="h100-sxm", tp=4, pp=2, microbatches=2)
+    model = load_model("llama-2-7b")
+    scen = Scenario(batch=8, prompt=100, gen=37)
+    ds = evaluate(model, arch, scen)
+    steps = []
+    for kv in range(100, 100 + 37):
+        timings = arch.schedule(operator_table(model, scen, "decode", kv))
+        steps.append(sum(t.op.count * op_time(t) for t in timings))
+    assert float(ds.tpot_s) == pytest.approx(np.mean(steps), rel=1e-12)
+
+
+def test_degrees_sweep_as_dataarrays_through_dotted_overrides():
+    tp = xr.DataArray([1, 2, 4, 8], dims="tp")
+    ds = evaluate("llama-2-70b", "dgx-a100", overrides={"tp": tp, "interconnect.bandwidth_GBps": 600}, **SCEN)
+    assert ds.tpot_s.dims == ("tp",)
+    assert bool((ds.tpot_s.diff("tp") < 0).all())
+    assert ds.fits.values.tolist() == [False, True, True, True]
+
+
+def test_catalog_systems_and_cli():
+    dgx = hwdse.load_arch("dgx-h100")
+    assert dgx.kind == "multi-gpu" and dgx.tp == 8 and dgx.device.name == "h100-sxm" and dgx.link.link == "nvlink4"
+    out = CliRunner().invoke(app, ["evaluate", "--arch", "a100-sxm-80gb", "--model", "llama-2-70b", "--tp", "4",
+                                   "--pp", "2", "--json"])
+    assert out.exit_code == 0, out.output
+    data = json.loads(out.output)
+    assert data["devices"] == 8 and data["arch"] == "a100-sxm-80gb-tp4-pp2"
+    out = CliRunner().invoke(app, ["evaluate", "--arch", "dgx-a100", "--tp", "2", "--json"])
+    assert json.loads(out.output)["devices"] == 2
+    bad = CliRunner().invoke(app, ["evaluate", "--arch", "dgx-a100", "--tp", "0"])
+    assert bad.exit_code == 2 and "tp: must be >= 1" in bad.output
