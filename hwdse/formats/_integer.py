@@ -50,7 +50,8 @@ class IntegerFormat(Format):
         lo = np.minimum(blocks.min(axis=-1, keepdims=True), 0).astype(np.float64) * sc.clip_ratio
         hi = np.maximum(blocks.max(axis=-1, keepdims=True), 0).astype(np.float64) * sc.clip_ratio
         top = (1 << self.spec.bits) - 1
-        scale = round_scale((hi - lo) / top, sc.scale_format)
-        zero = np.clip(np.rint(-lo / scale), 0, top)
-        q = np.clip(np.rint(blocks / scale) + zero, 0, top)
-        return restore(((q - zero) * scale).astype(np.float32))
+        with np.errstate(invalid="ignore"):   # NaN/Inf groups come out NaN
+            scale = round_scale((hi - lo) / top, sc.scale_format)
+            zero = np.clip(np.rint(-lo / scale), 0, top)
+            q = np.clip(np.rint(blocks / scale) + zero, 0, top)
+            return restore(((q - zero) * scale).astype(np.float32))

@@ -51,9 +51,11 @@ def round_scale(s: np.ndarray, scale_format: str) -> np.ndarray:
 
 def scaled_quantize(x: np.ndarray, axis: int, scaling: Scaling, qmax: float,
                     element: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
-    """Symmetric scaled quantization: scale = clip_ratio*amax/qmax per group, element(x/scale)*scale."""
+    """Symmetric scaled quantization: scale = clip_ratio*amax/qmax per group, element(x/scale)*scale.
+    A group holding NaN or Inf comes out NaN."""
     blocks, restore = groups(np.asarray(x, dtype=np.float32), axis, scaling)
     amax = np.max(np.abs(blocks), axis=-1, keepdims=True).astype(np.float64)
     scale = round_scale(scaling.clip_ratio * amax / qmax, scaling.scale_format)
-    q = element((blocks / scale).astype(np.float32)).astype(np.float64) * scale
+    with np.errstate(invalid="ignore"):
+        q = element((blocks / scale).astype(np.float32)).astype(np.float64) * scale
     return restore(q.astype(np.float32))
