@@ -6,8 +6,13 @@ The expected values were produced in a scratch venv (not part of the repo) by
 and values for every rule); hwdse matched both bit for bit, except where noted.
 """
 
+import math
+
+import ml_dtypes
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hwdse.formats import get
 from tests.formats._vectors import digest, mix_floats
@@ -154,3 +159,33 @@ def test_blocks_smaller_than_32_need_not_help_on_gaussian():
     q32, q16 = get("mxfp4").quantize(x), variant("mxfp4", block_size=16).quantize(x)
     assert qsnr_db(x, q16) < qsnr_db(x, q32)
     assert variant("mxfp4", block_size=16).bits_per_element == 4.5
+
+
+ML_ELEMENTS = {"mxfp8-e4m3": ml_dtypes.float8_e4m3fn, "mxfp8-e5m2": ml_dtypes.float8_e5m2,
+               "mxfp6-e2m3": ml_dtypes.float6_e2m3fn, "mxfp6-e3m2": ml_dtypes.float6_e3m2fn,
+               "mxfp4": ml_dtypes.float4_e2m1fn, "mxint8": None}
+
+
+def reference_block(block, name):
+    """The OCP rule written out per block with math.frexp and ml_dtypes (formats.md 3.3)."""
+    fmt = get(name)
+    amax = float(np.max(np.abs(block)))
+    e = -127 if amax == 0 else min(max(math.frexp(amax)[1] - 1 - fmt.emax_elem, -127), 127)
+    t = block.astype(np.float64) / 2.0**e
+    if ML_ELEMENTS[name] is None:
+        p = np.clip(np.rint(t * 64), -127, 127) / 64 + 0.0    # two's complement: no -0
+    else:
+        p = np.clip(t, -fmt.element_max, fmt.element_max).astype(np.float32).astype(ML_ELEMENTS[name])
+    return (p.astype(np.float64) * 2.0**e).astype(np.float32)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.sampled_from(sorted(ML_ELEMENTS)), st.integers(-140, 120),
+       st.lists(st.floats(-4, 4, width=32), min_size=1, max_size=80))
+def test_matches_the_per_block_rule(name, shift, values):
+    x = (np.array(values, np.float32) * np.float32(2.0**shift) if shift > -127 else
+         np.array(values, np.float64) * 2.0**shift).astype(np.float32)
+    want = np.concatenate([reference_block(x[i:i + 32], name) for i in range(0, len(x), 32)])
+    got = get(name).quantize(x)
+    np.testing.assert_array_equal(got, want)
+    assert np.array_equal(np.signbit(got[got == 0]), np.signbit(want[want == 0]))
