@@ -1,7 +1,11 @@
 """Catalog conformance: every entry loads, carries a source, and honours the format contract."""
 
+import re
+from pathlib import Path
+
 import numpy as np
 import pytest
+import yaml
 
 import hwdse.formats
 from hwdse._errors import HwdseError
@@ -79,3 +83,14 @@ def test_bad_files_name_file_field_reason(tmp_path, text, field, reason):
         get(path)
     msg = str(err.value)
     assert "bad.yaml" in msg and field in msg and reason in msg and "\n" not in msg
+
+
+def test_readme_examples_load():
+    text = (Path(__file__).resolve().parents[2] / "formats" / "README.md").read_text()
+    blocks = re.findall(r"```yaml\n(.*?)```", text, re.S)
+    assert len(blocks) == 3
+    x = np.random.default_rng(0).standard_normal((4, 128)).astype(np.float32)
+    for i, block in enumerate(blocks):
+        fmt = get({"name": f"example{i}", **yaml.safe_load(block)})
+        assert fmt.quantize(x).shape == x.shape
+    assert [get({"name": "e", **yaml.safe_load(b)}).bits_per_element for b in blocks] == [5, 4 + 20 / 64, 6.5]
