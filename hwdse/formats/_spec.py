@@ -7,9 +7,9 @@ scales, so a user defines a new format by composing fields, not by writing code.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Discriminator, Field, Tag, model_validator
 
 from hwdse._catalog import Spec
 
@@ -145,11 +145,22 @@ class FlintSpec(_Base):
         return self
 
 
+def _element_kind(value: Any) -> str:
+    """``int`` for an integer element (it has ``bits``), else ``float``."""
+    if isinstance(value, dict):
+        return "int" if "bits" in value else "float"
+    return "int" if isinstance(value, IntElement) else "float"
+
+
+Element = Annotated[Annotated[FloatElement, Tag("float")] | Annotated[IntElement, Tag("int")],
+                    Discriminator(_element_kind)]
+
+
 class MXSpec(_Base):
     """OCP Microscaling v1.0 block format: ``block_size`` elements share one E8M0 scale."""
 
     kind: Literal["mx"]
-    element: Annotated[FloatElement | IntElement, Field(union_mode="left_to_right")]
+    element: Element
     block_size: int = Field(default=32, ge=1)
     scale_rule: Literal["floor", "ceil", "even", "rceil"] = "floor"
 
