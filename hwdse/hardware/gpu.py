@@ -12,6 +12,7 @@ from hwdse._errors import HwdseError
 from hwdse._params import Number, count, quantity
 from hwdse.hardware._base import COMPUTE_CLASSES, Mode, Timing, operand_class
 from hwdse.hardware.memory import MemorySystem
+from hwdse.hardware.energy import gpu_op_energy_J
 from hwdse.workload.ops import Op
 
 __all__ = ["GPU", "Compute", "OnChip", "Link", "UPCAST"]
@@ -111,5 +112,7 @@ class GPU(Spec):
                 peak = self.compute.peak_TOPS[cls] * 1e12
             else:
                 cls, peak = "vector", self.compute.vector_TFLOPS * 1e12
-            timings.append(Timing(op, "gpu", cls, op.flops / peak, op.bytes / bw, peak_ops_per_s=peak, bandwidth_Bps=bw))
+            energy = gpu_op_energy_J(op, cls, self.memory.energy_pJ_per_bit)  # hwdse.hardware.energy
+            timings.append(Timing(op, "gpu", cls, op.flops / peak, op.bytes / bw, peak_ops_per_s=peak, bandwidth_Bps=bw,
+                                  energy_J=energy))
         return timings

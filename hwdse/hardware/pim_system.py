@@ -1,0 +1,178 @@
+"""GPU + PIM systems (arch kind ``gpu-pim``): an xPU for prefill and FC layers, PIM for decode GEMVs.
+
+Placement policy (decode; prefill always runs on the xPU, PIM has little compute):
+
+* ``attention: pim`` puts the decode attention (``qk_matmul``, ``softmax`` if the units run
+  elementwise work, ``sv_matmul``, or the fused ``flash_attention``) in PIM: the AttAcc split;
+* ``fc`` places the FC GEMMs: ``xpu`` (never), ``pim`` (always), ``threshold`` (when the GEMM has
+  at most ``fc_batch_threshold`` rows, i.e. sequences), ``faster`` (per op, the unit with the
+  shorter time, link transfers included). Placement may differ per point of a swept batch.
+
+``attach: separate`` (AttAcc): the PIM devices are extra memory next to the xPU, holding the
+KV cache; the capacity is the sum, and the K/V rows the xPU computes (prefill and decode) cross
+the link into PIM. ``attach: shared`` (HBM-PIM in place of the GPU's own stacks): capacity is
+the GPU's times ``capacity_fraction``, the PIM stacks are the GPU's stacks (``pim.memory`` must
+equal ``xpu.memory``), and in blocked mode every host<->PIM switch pays ``mode_switch_us``.
+Transfer and overlap rules: see :mod:`hwdse.hardware.pim`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Annotated, Any, Literal
+
+import numpy as np
+from pydantic import Field, field_validator, model_validator
+
+from hwdse._catalog import Spec
+from hwdse._params import Number, quantity
+from hwdse.hardware._base import Mode, Timing
+from hwdse.hardware.energy import dram_energy_J
+from hwdse.hardware.gpu import GPU
+from hwdse.hardware.pim import PIM, boundaries, merge, op_seconds, pim_work
+from hwdse.workload.ops import Op
+
+__all__ = ["GpuPim", "XPU_KINDS"]
+
+try:  # the multi-GPU kind (issue 6) joins the xPU choices when present
+    from hwdse.hardware.multi import MultiGPU  # type: ignore[attr-defined]
+
+    XPU = Annotated[GPU | MultiGPU, Field(discriminator="kind")]
+    XPU_KINDS = ("gpu", "multi-gpu")
+except ImportError:  # pragma: no cover - depends on the other module's progress
+    XPU = Annotated[GPU, Field(discriminator="kind")]
+    XPU_KINDS = ("gpu",)
+
+_ATTENTION = ("qk_matmul", "softmax", "sv_matmul", "flash_attention")
+
+
+def _from_catalog(value: Any, kinds: tuple[str, ...]) -> Any:
+    """A catalog name becomes the loaded spec (so dotted overrides reach inside it); a mapping with
+    ``base: <name>`` is that entry with the mapping's other keys replaced (``{base: hbm3-pim, devices: 8}``)."""
+    base = value if isinstance(value, str) else value.get("base") if isinstance(value, dict) else None
+    if base is None:
+        return value
+    from hwdse.hardware import load_arch
+
+    spec = load_arch(base)
+    if spec.kind not in kinds:
+        raise ValueError(f"{base!r} is a {spec.kind} arch; expected kind {' or '.join(kinds)}")
+    if isinstance(value, str):
+        return spec
+    return _deep_merge(spec.model_dump(mode="python", round_trip=True), {k: v for k, v in value.items() if k != "base"})
+
+
+def _deep_merge(data: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    out = dict(data)
+    for key, value in changes.items():
+        out[key] = _deep_merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+class GpuPim(Spec):
+    """An xPU (GPU or multi-GPU) plus PIM devices, with a placement policy."""
+
+    kind: Literal["gpu-pim"] = "gpu-pim"
+    name: str
+    description: str = ""
+    xpu: XPU = Field(description="arch name or inline GPU / multi-GPU spec")
+    pim: PIM = Field(description="arch name or inline PIM spec (its devices x memory)")
+    attach: Literal["separate", "shared"] = "separate"
+    attention: Literal["pim", "xpu"] = "pim"
+    fc: Literal["xpu", "pim", "threshold", "faster"] = "xpu"
+    fc_batch_threshold: quantity(ge=0, unit="sequences") = Field(
+        0.0, description="fc=threshold: FC GEMMs of at most this many rows run in PIM")
+    sources: dict[str, str]
+
+    @field_validator("xpu", mode="before")
+    @classmethod
+    def _xpu(cls, value: Any) -> Any:
+        return _from_catalog(value, XPU_KINDS)
+
+    @field_validator("pim", mode="before")
+    @classmethod
+    def _pim(cls, value: Any) -> Any:
+        return _from_catalog(value, ("pim",))
+
+    @model_validator(mode="after")
+    def _shared(self) -> "GpuPim":
+        if self.attach == "shared":
+            if self.xpu.kind != "gpu":
+                raise ValueError("attach: shared needs a single GPU as xpu (its stacks become PIM stacks)")
+            same = (self.pim.memory.technology == self.xpu.memory.technology
+                    and np.all(self.pim.memory.count == self.xpu.memory.count) and np.all(self.pim.devices == 1))
+            if not same:
+                raise ValueError("attach: shared needs pim.memory = xpu.memory (technology and count) and "
+                                 "pim.devices = 1")
+        if self.attention == "pim" and "attention" not in self.pim.units.runs:
+            raise ValueError(f"attention: pim, but the PIM units do not run attention (units.runs: "
+                             f"{', '.join(self.pim.units.runs)})")
+        if self.fc in ("pim", "threshold", "faster") and "gemv" not in self.pim.units.runs:
+            raise ValueError(f"fc: {self.fc}, but the PIM units do not run GEMVs (units.runs: "
+                             f"{', '.join(self.pim.units.runs)})")
+        return self
+
+    @property
+    def capacity_bytes(self) -> Number:
+        if self.attach == "shared":
+            return self.xpu.capacity_bytes * self.pim.capacity_fraction
+        # whole-system capacity (weights + KV pooled): a multi-GPU reports one device's
+        return self.xpu.capacity_bytes * getattr(self.xpu, "devices", 1) + self.pim.capacity_bytes
+
+    @property
+    def onchip_bytes(self) -> float:
+        return self.xpu.onchip_bytes
+
+    @property
+    def area_mm2(self) -> Number:
+        return getattr(self.xpu, "area_mm2", float("nan"))
+
+    @property
+    def power_W(self) -> Number:
+        return getattr(self.xpu, "power_W", float("nan"))
+
+    def schedule(self, ops: Sequence[Op], mode: Mode = "roofline") -> list[Timing]:
+        """xPU timings with the PIM-placed ops swapped in (names and order of the xPU's schedule)."""
+        host = self.xpu.schedule(ops, mode)
+        if self.attach == "separate" and self.attention == "pim":
+            host = [self._kv_to_pim(t) if t.op.name in ("k_proj", "v_proj") else t for t in host]
+        decode = not any(op.kind == "attention" and np.any(np.asarray(op.shape.get("q_len", 1)) != 1)
+                         for op in ops)
+        by_name = {t.op.name: t for t in host}
+        on_pim = [self._place(op, by_name.get(op.name)) if decode else False for op in ops]
+        inbound, outbound = boundaries(ops, on_pim)
+        swapped = {}
+        for op, p, i, o in zip(ops, on_pim, inbound, outbound):
+            if op.name in by_name and not (isinstance(p, (bool, np.bool_)) and not p):
+                swapped[op.name] = merge(p, self.pim.timing(op, i, o), by_name[op.name])
+        return [swapped.get(t.op.name, t) for t in host]
+
+    def _place(self, op: Op, gpu: Timing | None) -> Any:
+        """Whether ``op`` runs in PIM (a bool, or a boolean array over a swept batch)."""
+        if gpu is None:
+            return False
+        if op.name in _ATTENTION:
+            if self.attention != "pim":
+                return False
+            return pim_work(self.pim, op, required=op.kind == "attention")
+        if op.kind != "gemm" or self.fc == "xpu":
+            return False
+        if self.fc in ("pim", "threshold"):
+            pim_work(self.pim, op, required=True)
+            if self.fc == "pim":
+                return True
+            rows = op.shape.get("m", 1) * op.shape.get("groups", 1)
+            return rows <= self.fc_batch_threshold
+        if not self.pim.runnable(op):
+            return False
+        return op_seconds(self.pim.timing(op, True, True)) < op_seconds(gpu)
+
+    def _kv_to_pim(self, t: Timing) -> Timing:
+        """The K/V rows an xPU op writes also cross the link into the PIM devices (parallel links)."""
+        nbytes = t.op.kv_write_bytes
+        serial = dict(t.serial_s)
+        serial["communication"] = serial.get("communication", 0.0) + nbytes / (self.pim.link_Bps * self.pim.devices)
+        energy = t.energy_J + dram_energy_J(nbytes, self.pim.link.energy_pJ_per_bit)
+        return Timing(t.op, t.unit, t.compute_class, t.compute_s, t.memory_s, serial, t.peak_ops_per_s,
+                      t.bandwidth_Bps, energy)
+
