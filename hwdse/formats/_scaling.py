@@ -10,7 +10,7 @@ from hwdse.formats._format import to_blocks
 from hwdse.formats._minifloat import cast, limits
 from hwdse.formats._spec import FloatElement, Scaling
 
-__all__ = ["groups", "round_scale", "pow2_exponent", "scaled_quantize"]
+__all__ = ["groups", "round_scale", "pow2_exponent", "scaled_split", "scaled_quantize"]
 
 _SCALE_ELEMENTS = {"fp16": FloatElement(exp_bits=5, man_bits=10), "bf16": FloatElement(exp_bits=8, man_bits=7)}
 
@@ -49,13 +49,23 @@ def round_scale(s: np.ndarray, scale_format: str) -> np.ndarray:
     return np.where((out > 0) | np.isnan(out), out, tiny)
 
 
-def scaled_quantize(x: np.ndarray, axis: int, scaling: Scaling, qmax: float,
-                    element: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
-    """Symmetric scaled quantization: scale = clip_ratio*amax/qmax per group, element(x/scale)*scale.
-    A group holding NaN or Inf comes out NaN."""
+def scaled_split(x: np.ndarray, axis: int, scaling: Scaling, qmax: float,
+                 element: Callable[[np.ndarray], np.ndarray]) -> tuple[np.ndarray, np.ndarray, Callable]:
+    """Symmetric scaling: scale = clip_ratio*amax/qmax per group, elements = element(x/scale).
+
+    Returns elements ``(..., n, size)`` and scales ``(..., n, 1)`` (float64) and the function
+    mapping blocked values back to ``x``'s shape. A group holding NaN or Inf comes out NaN.
+    """
     blocks, restore = groups(np.asarray(x, dtype=np.float32), axis, scaling)
     amax = np.max(np.abs(blocks), axis=-1, keepdims=True).astype(np.float64)
     scale = round_scale(scaling.clip_ratio * amax / qmax, scaling.scale_format)
     with np.errstate(invalid="ignore"):
-        q = element((blocks / scale).astype(np.float32)).astype(np.float64) * scale
-    return restore(q.astype(np.float32))
+        return element((blocks / scale).astype(np.float32)).astype(np.float64), scale, restore
+
+
+def scaled_quantize(x: np.ndarray, axis: int, scaling: Scaling, qmax: float,
+                    element: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """Quantize-dequantize under :func:`scaled_split` (float32, shape of ``x``)."""
+    elements, scale, restore = scaled_split(x, axis, scaling, qmax, element)
+    with np.errstate(invalid="ignore"):
+        return restore((elements * scale).astype(np.float32))

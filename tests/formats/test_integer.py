@@ -92,3 +92,17 @@ def test_zero_and_nan_groups():
 def test_int2():
     q = integer(2, "tensor").quantize(np.array([-1.0, -0.2, 0.6, 1.0], np.float32))
     assert q.tolist() == [-1.0, 0.0, 1.0, 1.0]
+
+
+@pytest.mark.parametrize("fmt", [integer(4, "group", 32), integer(8, "channel"), integer(4, "tensor"),
+                                 integer(4, "group", 32, symmetric=False, scale_format="bf16"), integer(2, "channel")])
+def test_encode_decode_round_trip(fmt):
+    codes, scales, zeros = fmt.encode(X)
+    assert codes.dtype == zeros.dtype == np.uint8 and codes.max() < 1 << fmt.spec.bits
+    np.testing.assert_array_equal(fmt.decode(codes, scales, zeros).reshape(X.shape), fmt.quantize(X))
+
+
+def test_symmetric_codes_are_twos_complement():
+    fmt = integer(4, "tensor")
+    codes, scales, _ = fmt.encode(np.array([-1.0, -1 / 7, 0.0, 1.0], np.float32))
+    assert codes[0].tolist() == [0b1001, 0b1111, 0, 0b0111] and scales[0] == np.float32(1 / 7)
