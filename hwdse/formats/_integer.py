@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from hwdse.formats._format import Format
-from collections.abc import Callable
-
 from hwdse.formats._scaling import groups, round_scale, scaled_split
 from hwdse.formats._spec import Compute, IntegerSpec
 
