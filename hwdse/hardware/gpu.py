@@ -12,6 +12,7 @@ from hwdse._errors import HwdseError
 from hwdse._params import Number, count, quantity
 from hwdse.hardware._base import COMPUTE_CLASSES, Mode, Timing, operand_class
 from hwdse.hardware.memory import MemorySystem
+from hwdse.hardware.gpu_efficiency import GPUEfficiency, achieved_timings
 from hwdse.hardware.energy import gpu_op_energy_J
 from hwdse.workload.ops import Op
 
@@ -65,6 +66,7 @@ class GPU(Spec):
     host_link: Link | None = None
     tdp_W: quantity(gt=0, unit="W")
     die_area_mm2: quantity(gt=0, unit="mm^2") | None = None
+    efficiency: GPUEfficiency | None = Field(None, description="achieved-mode parameters (hwdse calibrate)")
     sources: dict[str, str]
 
     @property
@@ -102,8 +104,10 @@ class GPU(Spec):
         return self.compute.peak_TOPS[self.native_class(cls)] * 1e12
 
     def schedule(self, ops: Sequence[Op], mode: Mode = "roofline") -> list[Timing]:
+        if mode == "achieved":  # calibrated efficiencies replace the roofline's time terms
+            return achieved_timings(self, self.schedule(ops, "roofline"))
         if mode != "roofline":
-            raise HwdseError(f"arch {self.name}", "mode", f"{mode!r} needs calibrated efficiencies; use 'roofline'")
+            raise HwdseError(f"arch {self.name}", "mode", f"must be 'roofline' or 'achieved', got {mode!r}")
         bw = self.bandwidth_Bps
         timings = []
         for op in ops:

@@ -1,0 +1,238 @@
+"""Achieved (calibrated) GPU timings: how real kernels fall short of the roofline.
+
+A roofline is an upper bound. This module times each operator as GPU kernels run it, with a
+few physically meaningful parameters per GPU (the ``efficiency:`` block of an ``arch/`` entry,
+fit by ``hwdse calibrate`` on measured kernels, see ``hwdse/perf/calibrate.py``):
+
+* **GEMM** (``m x k`` by ``k x n``, ``groups`` independent problems): the output is cut into
+  tiles, one per SM at a time; like cuBLAS/CUTLASS heuristics the kernel picks the fastest tile of
+  a small menu (``TILES``) and split-K when there are fewer tiles than SMs. A tile streams its
+  operands from L2 at ``l2_bandwidth_TBps / units`` per SM and computes at
+  ``compute_fraction x peak / units``; the kernel takes whole waves of tiles. Off-chip traffic
+  runs at ``bandwidth_fraction x`` peak. Compute and memory overlap imperfectly: the kernel takes
+  the p-norm ``(c^p + m^p)^(1/p)`` (p = ``overlap_exponent``; p -> infinity is the roofline max),
+  plus ``split_k_us`` when K is split (the partial-sum reduction) and a fixed ``overhead_us`` (launch, prologue; for FP8 it includes the dynamic activation
+  quantisation the measured kernels perform).
+* **Prefill attention** (fused, causal): causal FLOPs at ``prefill_compute_fraction x peak``,
+  quantised to waves of (sequence, head, 128-query tile) blocks, plus a per-wave tile overhead
+  and a fixed overhead; traffic at the GEMM bandwidth fraction. Unfused ``qk_matmul`` and
+  ``sv_matmul`` run as batched GEMMs.
+* **Decode attention** (one query per sequence): streaming the KV cache at
+  ``decode_bandwidth_fraction x`` peak, derated by occupancy ``x / (x + h)`` over the
+  ``x = batch x kv_heads`` thread blocks (``h = decode_half_bandwidth_ctas``), plus a per-block
+  cost ``decode_cta_us x x / units`` and a fixed overhead. Every term is affine in the KV length
+  (the exact decode average of ``hwdse.perf.phases`` relies on it); nonlinear factors depend on
+  batch and heads only.
+* **Vector** operators (norms, activations, adds, embedding): traffic at
+  ``vector.bandwidth_fraction x`` peak, FLOPs at the vector peak, plus ``vector.overhead_us``.
+* **Collectives** (all-reduce over ``p`` GPUs, NCCL ring): ``latency_us + (p-1) latency_per_peer_us
+  + 2 (p-1)/p x bytes / (bandwidth_fraction x link bandwidth)``: see :func:`collective_s`.
+
+Every parameter may be a number or an ``xarray.DataArray`` (a sweep, via dotted overrides such
+as ``efficiency.gemm.bandwidth_fraction``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from pydantic import Field
+
+from hwdse._array import where
+from hwdse._catalog import Spec
+from hwdse._errors import HwdseError
+from hwdse._params import Number, quantity
+from hwdse.hardware._base import COMPUTE_CLASSES, Timing
+from hwdse.workload.ops import Op
+
+if TYPE_CHECKING:  # pragma: no cover
+    from hwdse.hardware.gpu import GPU
+
+__all__ = ["GPUEfficiency", "GemmEfficiency", "AttentionEfficiency", "VectorEfficiency", "CollectiveEfficiency",
+           "TILES", "QUERY_TILE", "achieved_timings", "gemm_s", "collective_s", "class_value"]
+
+# Output tiles (rows x cols) a GEMM library chooses from (CUTLASS/cuBLAS Ampere-Hopper menus).
+TILES = ((64, 64), (64, 128), (128, 64), (128, 128), (128, 256), (256, 128))
+SPLIT_K_MIN = 256          # split-K keeps at least this many k per split
+QUERY_TILE = 128           # query rows per FlashAttention thread block
+US = 1e-6
+
+_Frac = quantity(gt=0, le=1.5, unit="fraction of peak")
+_Us = quantity(ge=0, unit="us")
+
+
+class GemmEfficiency(Spec):
+    """Matrix-multiply kernels (per arithmetic class where the measurements differ)."""
+
+    compute_fraction: dict[str, _Frac] = Field(description="of the class's peak, full waves of large tiles")
+    bandwidth_fraction: _Frac = Field(description="of peak off-chip bandwidth")
+    l2_bandwidth_TBps: quantity(gt=0, unit="TB/s") = Field(description="L2 -> SMs operand bandwidth, all SMs")
+    overlap_exponent: quantity(ge=1, unit="1") = Field(description="p of the p-norm joining compute and memory")
+    split_k_us: _Us = Field(description="extra time when the kernel splits K (partial-sum reduction)")
+    overhead_us: dict[str, _Us] = Field(description="fixed time per kernel, per class")
+
+
+class AttentionEfficiency(Spec):
+    """Fused attention kernels: prefill (FlashAttention) and decode (KV-cache streaming)."""
+
+    prefill_compute_fraction: dict[str, _Frac] = Field(description="of the class's peak, per class")
+    prefill_overhead_us: _Us
+    prefill_wave_us: _Us = Field(description="per wave of (sequence, head, query-tile) blocks")
+    decode_bandwidth_fraction: _Frac
+    decode_half_bandwidth_ctas: quantity(ge=0, unit="thread blocks") = Field(
+        description="batch x kv_heads at which decode reaches half its bandwidth")
+    decode_cta_us: _Us = Field(description="per (sequence, kv head) block and SM")
+    decode_overhead_us: _Us
+
+
+class VectorEfficiency(Spec):
+    """Elementwise and normalisation kernels (memory-bound)."""
+
+    bandwidth_fraction: _Frac
+    overhead_us: _Us
+
+
+class CollectiveEfficiency(Spec):
+    """NCCL all-reduce inside a node: a latency and a fraction of the per-direction link bandwidth."""
+
+    bandwidth_fraction: _Frac = Field(description="bus bandwidth / scale_up link bandwidth")
+    latency_us: _Us = Field(description="fixed latency of one collective")
+    latency_per_peer_us: _Us = Field(description="added latency per further GPU (p - 1 peers)")
+
+
+class GPUEfficiency(Spec):
+    """The ``efficiency:`` block of a GPU: achieved-mode parameters and what they were fit on."""
+
+    source: str = Field(description="data sets the parameters were fit on, with the fit's residuals")
+    gemm: GemmEfficiency
+    attention: AttentionEfficiency
+    vector: VectorEfficiency
+    collective: CollectiveEfficiency | None = None
+
+
+def class_value(table: dict[str, Any], cls: str, where: str) -> Any:
+    """``table[cls]``, else the entry of the nearest listed class (fp16 <-> bf16 first, then wider)."""
+    if cls in table:
+        return table[cls]
+    twin = {"fp16": "bf16", "bf16": "fp16"}.get(cls)
+    if twin in table:
+        return table[twin]
+    order = COMPUTE_CLASSES
+    listed = sorted((c for c in table if c in order), key=lambda c: abs(order.index(c) - order.index(cls)))
+    if not listed:
+        raise HwdseError(where, None, f"no entry for arithmetic class {cls!r}")
+    return table[listed[0]]
+
+
+def gemm_s(m: Number, n: Number, k: Number, groups: Number, peak_ops_per_s: Number, units: int,
+           compute_fraction: Number, l2_Bps: Number, bytes_per_element: Number, split_k_s: Number = 0.0) -> Number:
+    """Compute time (s) of the best tile/split-K choice; whole waves over ``units`` SMs."""
+    best: Number = np.inf
+    per_sm = peak_ops_per_s * compute_fraction / units
+    l2_per_sm = l2_Bps / units
+    for tm, tn in TILES:
+        tiles = np.ceil(m / tm) * np.ceil(n / tn) * groups
+        split = np.maximum(1.0, np.minimum(np.floor(units / tiles), np.floor(k / SPLIT_K_MIN)))
+        waves = np.ceil(tiles * split / units)
+        k_split = k / split
+        tile_s = np.maximum(2 * tm * tn * k_split / per_sm, (tm + tn) * k_split * bytes_per_element / l2_per_sm)
+        best = np.minimum(best, waves * tile_s + where(split > 1, split_k_s, 0.0))
+    return best
+
+
+def _overlap(c: Number, m: Number, p: Number) -> Number:
+    """Extra seconds of the p-norm over the max: ``(c^p + m^p)^(1/p) - max(c, m)``."""
+    hi = np.maximum(c, m)
+    safe = where(hi > 0, hi, 1.0)
+    return where(hi > 0, hi * ((c / safe) ** p + (m / safe) ** p) ** (1 / p) - hi, 0.0)
+
+
+def _is_decode(op: Op) -> bool:
+    q = op.shape.get("q_len", 1)
+    return not hasattr(q, "dims") and np.ndim(q) == 0 and float(q) == 1.0
+
+
+def _element_bytes(op: Op) -> Number:
+    """Bytes per operand element of a GEMM (from its traffic; falls back to 2)."""
+    from hwdse.formats import get
+
+    if not op.operands:
+        return 2.0
+    return max(get(f).bits_per_element for f in op.operands) / 8
+
+
+def _gemm(gpu: "GPU", t: Timing, m: Number, n: Number, k: Number, groups: Number) -> Timing:
+    g, op, cls = gpu.efficiency.gemm, t.op, t.compute_class
+    where = f"arch {gpu.name}: efficiency.gemm"
+    compute = gemm_s(m, n, k, groups, t.peak_ops_per_s, gpu.compute.units, class_value(g.compute_fraction, cls, where),
+                     g.l2_bandwidth_TBps * 1e12, _element_bytes(op), g.split_k_us * US)
+    memory = op.bytes / (g.bandwidth_fraction * t.bandwidth_Bps)
+    serial = {"overhead": class_value(g.overhead_us, cls, where) * US,
+              "overlap": _overlap(compute, memory, g.overlap_exponent)}
+    return replace(t, compute_s=compute, memory_s=memory, serial_s=serial)
+
+
+def _attention(gpu: "GPU", t: Timing) -> Timing:
+    a, op, s = gpu.efficiency.attention, t.op, t.op.shape
+    units, bw = gpu.compute.units, t.bandwidth_Bps
+    if _is_decode(op):
+        ctas = s["batch"] * s["kv_heads"]
+        occupancy = 1 + a.decode_half_bandwidth_ctas / ctas
+        memory = op.bytes / (a.decode_bandwidth_fraction * bw) * occupancy
+        serial = {"overhead": a.decode_overhead_us * US + a.decode_cta_us * US * ctas / units}
+        return replace(t, memory_s=memory, serial_s=serial)
+    groups = s["batch"] * s["heads"]
+    if op.name == "qk_matmul":
+        return _gemm(gpu, t, s["q_len"], s["kv_len"], s["head_dim"], groups)
+    if op.name == "sv_matmul":
+        return _gemm(gpu, t, s["q_len"], s["head_dim"], s["kv_len"], groups)
+    blocks = groups * np.ceil(s["q_len"] / QUERY_TILE)
+    waves = np.ceil(blocks / units)
+    fraction = class_value(a.prefill_compute_fraction, t.compute_class, f"arch {gpu.name}: efficiency.attention")
+    compute = op.flops / (t.peak_ops_per_s * fraction) * waves * units / blocks
+    memory = op.bytes / (gpu.efficiency.gemm.bandwidth_fraction * bw)
+    serial = {"overhead": a.prefill_overhead_us * US + a.prefill_wave_us * US * waves}
+    return replace(t, compute_s=compute, memory_s=memory, serial_s=serial)
+
+
+def achieved_timings(gpu: "GPU", roofline: Sequence[Timing]) -> list[Timing]:
+    """Achieved-mode timings from the roofline ``Timing`` of each op on ``gpu`` (which must carry an
+    ``efficiency`` block): classes, peaks and energy are kept, the time terms replaced."""
+    if gpu.efficiency is None:
+        raise HwdseError(f"arch {gpu.name}", "efficiency",
+                         "no calibrated efficiency block; use mode 'roofline' or run `hwdse calibrate`")
+    vector = gpu.efficiency.vector
+    timings = []
+    for t in roofline:
+        op = t.op
+        if op.kind == "gemm":
+            s = op.shape
+            timings.append(_gemm(gpu, t, s["m"], s["n"], s["k"], s.get("groups", 1)))
+        elif op.kind == "attention":
+            timings.append(_attention(gpu, t))
+        elif op.kind == "collective":
+            timings.append(replace(t, compute_s=0.0, memory_s=0.0,
+                                   serial_s={"communication": collective_s(gpu, "all_reduce", op.shape["bytes"],
+                                                                           op.shape["devices"])}))
+        else:
+            timings.append(replace(t, memory_s=op.bytes / (vector.bandwidth_fraction * t.bandwidth_Bps),
+                                   serial_s={"overhead": vector.overhead_us * US}))
+    return timings
+
+
+def collective_s(gpu: "GPU", kind: str, nbytes: Number, devices: Number) -> Number:
+    """Achieved seconds of an NCCL collective among ``devices`` copies of ``gpu`` over its scale-up
+    link: ``all_reduce`` (``nbytes`` = one device's buffer), ``all_gather`` / ``reduce_scatter``
+    (``nbytes`` = the full gathered buffer: half the all-reduce traffic) or ``p2p`` (one hop)."""
+    eff = None if gpu.efficiency is None else gpu.efficiency.collective
+    if eff is None or gpu.scale_up is None:
+        raise HwdseError(f"arch {gpu.name}", "efficiency.collective", "no calibrated collective parameters")
+    link = gpu.scale_up.bandwidth_GBps * 1e9
+    p = devices
+    factor = {"all_reduce": 2 * (p - 1) / p, "all_gather": (p - 1) / p, "reduce_scatter": (p - 1) / p,
+              "p2p": 1.0}[kind]
+    latency = (eff.latency_us + eff.latency_per_peer_us * (p - 1)) * US
+    return where(p > 1, latency + factor * nbytes / (eff.bandwidth_fraction * link), 0.0)

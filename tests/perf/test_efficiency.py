@@ -1,0 +1,114 @@
+"""Achieved (calibrated) GPU mode: the model's structure, independent of the measured data.
+
+Checks that can fail for the right reason: every decode term stays affine in the KV length (the
+exact TPOT average relies on it), the achieved TPOT equals a brute-force mean over decode steps,
+achieved time never beats the roofline with efficiencies <= 1, tile/wave quantisation shows up
+where it must, and uncalibrated GPUs refuse achieved mode in one line.
+"""
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from hwdse._errors import HwdseError
+from hwdse.hardware import load_arch, with_overrides
+from hwdse.hardware.gpu_efficiency import TILES, class_value, collective_s, gemm_s
+from hwdse.perf import evaluate, op_time
+from hwdse.workload import Scenario, load_model, operator_table
+
+CALIBRATED = ["a100-sxm-80gb", "h100-sxm", "h200", "b200"]
+
+
+def _terms(t):
+    return {"compute": t.compute_s, "memory": t.memory_s, **{k: v for k, v in t.serial_s.items()}}
+
+
+@pytest.mark.parametrize("arch", CALIBRATED)
+@pytest.mark.parametrize("flash", [True, False])
+def test_decode_terms_are_affine_in_kv_length(arch, flash):
+    gpu, model = load_arch(arch), load_model("llama-2-7b")
+    scen = Scenario(batch=12, prompt=300, gen=64, flash_attention=flash)
+    tables = [gpu.schedule(operator_table(model, scen, "decode", kv), "achieved") for kv in (300, 301, 557)]
+    for a, b, c in zip(*tables):
+        for key, v0 in _terms(a).items():
+            v1, v2 = _terms(b)[key], _terms(c)[key]
+            assert np.isclose(v2, v0 + (v1 - v0) * 257, rtol=1e-9, atol=1e-15), (a.op.name, key)
+
+
+@pytest.mark.parametrize("arch", ["a100-sxm-80gb", "h100-sxm"])
+def test_achieved_tpot_is_exact_mean_over_steps(arch):
+    gpu, model = load_arch(arch), load_model("llama-2-7b")
+    scen = Scenario(batch=4, prompt=100, gen=9, flash_attention=True)
+    ds = evaluate(model, gpu, scen, mode="achieved")
+    steps = []
+    for j in range(int(scen.gen)):
+        timings = gpu.schedule(operator_table(model, scen, "decode", scen.prompt + j), "achieved")
+        steps.append(sum(t.op.count * op_time(t) for t in timings))
+    assert float(ds.tpot_s) == pytest.approx(np.mean(steps), rel=1e-9)
+    assert ds.attrs["mode"] == "achieved"
+
+
+@pytest.mark.parametrize("arch", CALIBRATED)
+def test_achieved_is_slower_than_roofline(arch):
+    gpu = load_arch(arch)
+    eff = gpu.efficiency
+    fractions = [*eff.gemm.compute_fraction.values(), eff.gemm.bandwidth_fraction,
+                 *eff.attention.prefill_compute_fraction.values(), eff.attention.decode_bandwidth_fraction,
+                 eff.vector.bandwidth_fraction]
+    assert all(0 < f <= 1 for f in fractions)
+    model = load_model("llama-2-7b")
+    for phase in ("prefill", "decode"):
+        for flash in (True, False):
+            ops = operator_table(model, Scenario(batch=8, prompt=512, flash_attention=flash), phase)
+            for r, a in zip(gpu.schedule(ops, "roofline"), gpu.schedule(ops, "achieved")):
+                assert op_time(a) >= op_time(r) * (1 - 1e-12), (phase, r.op.name)
+
+
+def test_large_gemm_runs_at_its_compute_fraction():
+    gpu = load_arch("h100-sxm")
+    g = gpu.efficiency.gemm
+    m = n = k = 16384.0
+    peak = gpu.compute.peak_TOPS["bf16"] * 1e12
+    t = gemm_s(m, n, k, 1, peak, gpu.compute.units, g.compute_fraction["bf16"], g.l2_bandwidth_TBps * 1e12, 2)
+    ideal = 2 * m * n * k / (peak * g.compute_fraction["bf16"])
+    assert ideal <= t <= ideal * 1.05
+
+
+def test_wave_quantisation_steps_up_past_a_full_wave():
+    """One output tile more than the SMs can hold costs a second wave (no split-K: k is small)."""
+    units, peak, l2 = 100, 100e12, 1e18
+    tm, tn = max(TILES, key=lambda t: t[0] * t[1])
+    full = gemm_s(tm * 10.0, tn * 10.0, 128.0, 1, peak, units, 1.0, l2, 2)
+    over = gemm_s(tm * 10.0 + 1, tn * 10.0, 128.0, 1, peak, units, 1.0, l2, 2)
+    assert over > full * 1.05
+
+
+def test_uncalibrated_gpu_refuses_achieved_mode():
+    with pytest.raises(HwdseError, match="efficiency") as err:
+        evaluate("llama-2-7b", "a6000", mode="achieved")
+    assert "\n" not in str(err.value)
+
+
+def test_efficiency_is_sweepable_by_dotted_override():
+    fractions = xr.DataArray([0.5, 0.9], dims="bw")
+    gpu = with_overrides(load_arch("a100-sxm-80gb"), {"attention.decode_bandwidth_fraction".join(["efficiency.", ""]):
+                                                      fractions})
+    ds = evaluate("llama-2-7b", gpu, mode="achieved", batch=8, prompt=2048, gen=64, flash_attention=True)
+    assert ds.tpot_s.dims == ("bw",)
+    assert float(ds.tpot_s[0]) > float(ds.tpot_s[1])
+
+
+def test_collective_time():
+    gpu = load_arch("h100-sxm")
+    assert collective_s(gpu, "all_reduce", 1e6, 1) == 0.0
+    t1, t2, t3 = (collective_s(gpu, "all_reduce", b, 8) for b in (1e6, 2e6, 3e6))
+    assert t2 - t1 == pytest.approx(t3 - t2) and t2 > t1 > 0
+    assert collective_s(gpu, "all_gather", 1e9, 8) < collective_s(gpu, "all_reduce", 1e9, 8)
+
+
+def test_class_value_falls_back_to_nearest_class():
+    table = {"bf16": 0.8, "fp8": 0.6}
+    assert class_value(table, "fp16", "x") == 0.8
+    assert class_value(table, "int8", "x") == 0.6
+    with pytest.raises(HwdseError):
+        class_value({}, "fp8", "x")
