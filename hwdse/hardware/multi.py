@@ -26,18 +26,23 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import Field, model_validator
+from pydantic import Field, TypeAdapter, model_validator
 
 from hwdse._catalog import Spec, load, validate
 from hwdse._errors import HwdseError
 from hwdse._params import Number, count
 from hwdse.hardware._base import Mode, Timing
+from hwdse.hardware.accelerator import Accelerator
 from hwdse.hardware.gpu import GPU
 from hwdse.hardware.interconnect import Collective, Interconnect, link_names
 from hwdse.workload.ops import Op
+
+# Single devices a multi-device system can be built from.
+Member = Annotated[GPU | Accelerator, Field(discriminator="kind")]
+_MEMBER = TypeAdapter(Member)
 
 __all__ = ["MultiGPU", "with_parallelism", "shard_ops", "parallel_counts", "COLUMN", "ROW", "KV_COLUMN"]
 
@@ -125,12 +130,12 @@ def shard_ops(ops: Sequence[Op], tp: Number, pp: Number, m: Number) -> list[tupl
 
 
 class MultiGPU(Spec):
-    """``tp x pp`` identical devices (``device``: an arch name or an inline GPU spec) over links."""
+    """``tp x pp`` identical devices (``device``: an arch name or an inline gpu/accelerator spec) over links."""
 
     kind: Literal["multi-gpu"] = "multi-gpu"
     name: str
     description: str = ""
-    device: GPU
+    device: Member
     tp: count() = Field(1, description="tensor-parallel degree")
     pp: count() = Field(1, description="pipeline stages")
     microbatches: count() = Field(1, description="microbatches per static batch (pipeline)")
@@ -146,8 +151,8 @@ class MultiGPU(Spec):
         data = dict(data)
         device = data.get("device")
         if isinstance(device, str):
-            device = data["device"] = load("arch", device, GPU)
-        if data.get("interconnect") is None and isinstance(device, (GPU, dict)):
+            device = data["device"] = load("arch", device, _MEMBER)
+        if data.get("interconnect") is None and isinstance(device, (GPU, Accelerator, dict)):
             data["interconnect"] = _scale_up(device)
         return data
 
@@ -188,7 +193,7 @@ class MultiGPU(Spec):
 def _scale_up(device: Any) -> dict[str, Any] | None:
     """The interconnect of a device's ``scale_up`` link: the catalog link of that name (at the
     device's own bandwidth), or an inline link when the catalog has no such entry."""
-    link = device.scale_up if isinstance(device, GPU) else device.get("scale_up")
+    link = device.get("scale_up") if isinstance(device, dict) else device.scale_up
     if link is None:
         return None
     link = link if isinstance(link, dict) else link.model_dump()
@@ -232,7 +237,7 @@ def with_parallelism(arch: Any, tp: Number | None = None, pp: Number | None = No
     if isinstance(arch, MultiGPU):
         data = {**arch.model_dump(mode="python", round_trip=True), **changes}
         return validate(MultiGPU, data, f"arch {arch.name}")
-    if isinstance(arch, GPU):
+    if isinstance(arch, (GPU, Accelerator)):
         name = f"{arch.name}-tp{changes.get('tp', 1)}-pp{changes.get('pp', 1)}"
         return validate(MultiGPU, {"name": name, "device": arch, **changes}, f"arch {arch.name}")
     raise HwdseError(f"arch {getattr(arch, 'name', arch)}", "kind",

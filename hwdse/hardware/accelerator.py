@@ -1,0 +1,109 @@
+"""PE-based accelerators (kind ``accelerator``): PE type x count x clock + a memory system.
+
+Peak compute, area and power all derive from searchable fields (dotted paths):
+``pe.type`` (categorical, ``arch/pe/``), ``pe.count``, ``pe.clock_GHz``, ``memory.*``,
+``sram_MiB``. Timing is the roofline: matrix ops at the PE array peak of their operand class
+(upcast or infeasible as the PE type says), vector ops at the PEs' vector rate, all bytes over
+the off-chip memory system.
+
+* ``area_mm2`` = PE area x count (MAC array + local buffers, :mod:`hwdse.hardware.pe`)
+  + ``sram_MiB x sram_mm2_per_MiB`` + ``phy_mm2_per_device x memory.count`` + ``other_area_mm2``;
+* ``power_W`` = ``static_power_W`` + MAC power at peak (MACs/s x pJ/MAC in the PE's most
+  power-hungry class) + memory power at peak bandwidth (B/s x 8 x pJ/bit);
+* energy per op = MACs x pJ/MAC of the class it runs in + bytes x 8 x memory pJ/bit (vector
+  ops and SRAM traffic are not counted).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+import numpy as np
+from pydantic import Field
+
+from hwdse._catalog import Spec
+from hwdse._errors import HwdseError
+from hwdse._params import Number, quantity
+from hwdse.hardware._base import Mode, Timing, operand_class
+from hwdse.hardware.gpu import Link
+from hwdse.hardware.memory import MemorySystem
+from hwdse.hardware.pe import PEArray
+from hwdse.workload.ops import Op
+
+__all__ = ["Accelerator"]
+
+MiB = 2**20
+
+
+class Accelerator(Spec):
+    """A PE-array accelerator with off-chip memory, global SRAM and an area/power model."""
+
+    kind: Literal["accelerator"] = "accelerator"
+    name: str
+    description: str = ""
+    pe: PEArray
+    memory: MemorySystem
+    sram_MiB: quantity(ge=0, unit="MiB") = Field(description="global on-chip SRAM (L2 / scratchpad)")
+    sram_mm2_per_MiB: quantity(gt=0, unit="mm^2/MiB")
+    phy_mm2_per_device: quantity(ge=0, unit="mm^2") = Field(description="memory PHY + controller per stack/device")
+    other_area_mm2: quantity(ge=0, unit="mm^2") = Field(0.0, description="NoC, I/O, control")
+    static_power_W: quantity(ge=0, unit="W")
+    scale_up: Link | None = None
+    sources: dict[str, str]
+
+    @property
+    def capacity_bytes(self) -> Number:
+        return self.memory.capacity_bytes
+
+    @property
+    def bandwidth_Bps(self) -> Number:
+        return self.memory.bandwidth_Bps
+
+    @property
+    def onchip_bytes(self) -> float:
+        """SRAM one PE can use (its local buffer)."""
+        return float(self.pe.pe.local_buffer_KiB) * 1024
+
+    def peak_ops_per_s(self, cls: str) -> Number:
+        return self.pe.peak_ops_per_s(cls)
+
+    @property
+    def area_mm2(self) -> Number:
+        return (self.pe.area_mm2 + self.sram_MiB * self.sram_mm2_per_MiB
+                + self.phy_mm2_per_device * self.memory.count + self.other_area_mm2)
+
+    @property
+    def power_W(self) -> Number:
+        mem_pj = self.memory.energy_pJ_per_bit
+        memory_W = self.bandwidth_Bps * 8 * mem_pj * 1e-12 if mem_pj is not None else np.nan
+        return self.static_power_W + self.pe.max_power_W() + memory_W
+
+    def supports(self, formats: Sequence[str]) -> bool:
+        """Whether the PE can multiply these operand formats (natively or by upcasting)."""
+        return self.pe.pe.native_class(operand_class(formats)) is not None
+
+    def schedule(self, ops: Sequence[Op], mode: Mode = "roofline") -> list[Timing]:
+        if mode != "roofline":
+            raise HwdseError(f"arch {self.name}", "mode", f"{mode!r} needs calibrated efficiencies; use 'roofline'")
+        bw = self.bandwidth_Bps
+        mem_pj = self.memory.energy_pJ_per_bit
+        mem_J_per_B = mem_pj * 8e-12 if mem_pj is not None else np.nan
+        pe = self.pe.pe
+        timings = []
+        for op in ops:
+            mac_J, compute = 0.0, None
+            if op.operands:
+                wanted = operand_class(op.operands)
+                native = pe.native_class(wanted)
+                cls = native or f"{wanted}-unsupported"
+                peak = self.pe.peak_ops_per_s(wanted)
+                mac_J = op.flops / 2 * pe.mac_energy_pJ(wanted) * 1e-12
+                if native is None:  # no datapath and upcasting not allowed: the design is infeasible
+                    compute = op.flops * np.inf
+            else:
+                cls, peak = "vector", self.pe.vector_ops_per_s
+            compute = op.flops / peak if compute is None else compute
+            timings.append(Timing(op, "pe", cls, compute, op.bytes / bw, peak_ops_per_s=peak, bandwidth_Bps=bw,
+                                  energy_J=mac_J + op.bytes * mem_J_per_B))
+        return timings
