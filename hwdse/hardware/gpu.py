@@ -12,6 +12,7 @@ from hwdse._errors import HwdseError
 from hwdse._params import Number, count, quantity
 from hwdse.hardware._base import COMPUTE_CLASSES, Mode, Timing, operand_class
 from hwdse.hardware.memory import MemorySystem
+from hwdse.hardware.dequant import BlockScaled, gpu_plan
 from hwdse.hardware.gpu_efficiency import GPUEfficiency, achieved_timings
 from hwdse.hardware.energy import gpu_op_energy_J
 from hwdse.workload.ops import Op
@@ -32,6 +33,8 @@ class Compute(Spec):
     clock_GHz: quantity(gt=0, unit="GHz")
     peak_TOPS: dict[str, _TOPS] = Field(description="matrix (tensor-core) peak per class, 10^12 ops/s")
     vector_TFLOPS: _TOPS = Field(description="non-matrix FP32 peak, used by elementwise operators")
+    block_scaled: BlockScaled = Field(default=(), description="classes whose MMA applies MX/NVFP4 block scales")
+    dequant_fused: bool = Field(default=True, description="operand dequantization fused into the matmul kernel")
 
     @model_validator(mode="after")
     def _known_classes(self) -> "Compute":
@@ -111,12 +114,14 @@ class GPU(Spec):
         bw = self.bandwidth_Bps
         timings = []
         for op in ops:
+            dq = gpu_plan(op, self)  # hwdse.hardware.dequant: class the op runs in, operand conversion cost
             if op.operands:
-                cls = self.native_class(operand_class(op.operands))
+                cls = dq.compute_class
                 peak = self.compute.peak_TOPS[cls] * 1e12
             else:
                 cls, peak = "vector", self.compute.vector_TFLOPS * 1e12
             energy = gpu_op_energy_J(op, cls, self.memory.energy_pJ_per_bit)  # hwdse.hardware.energy
-            timings.append(Timing(op, "gpu", cls, op.flops / peak, op.bytes / bw, peak_ops_per_s=peak, bandwidth_Bps=bw,
+            timings.append(Timing(op, "gpu", cls, op.flops / peak + dq.compute_s, op.bytes / bw + dq.memory_s,
+                                  peak_ops_per_s=peak, bandwidth_Bps=bw,
                                   energy_J=energy))
         return timings
