@@ -10,9 +10,9 @@ from hwdse.formats import _sources as sources
 from hwdse.formats._cost import MacCost, mac_cost
 from hwdse.formats._flint import AntChoice, ant_select
 from hwdse.formats._format import Format
-from hwdse.formats._quality import matmul_rel_error, max_error, mse, qsnr_db
+from hwdse.formats._quality import matmul_rel_error, max_error, mse, qsnr_db, quality_table
 from hwdse.formats._registry import get, names
 from hwdse.formats._spec import Compute
 
 __all__ = ["AntChoice", "Compute", "Format", "MacCost", "ant_select", "get", "mac_cost", "matmul_rel_error",
-           "max_error", "mse", "names", "qsnr_db", "sources"]
+           "max_error", "mse", "names", "qsnr_db", "quality_table", "sources"]

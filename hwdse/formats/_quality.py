@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+import xarray as xr
 
 from hwdse.formats._registry import get
 
-__all__ = ["mse", "qsnr_db", "max_error", "matmul_rel_error"]
+__all__ = ["mse", "qsnr_db", "max_error", "matmul_rel_error", "quality_table"]
 
 
 def _pair(x: np.ndarray, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -50,3 +52,23 @@ def matmul_rel_error(a: np.ndarray, b: np.ndarray, fmt_a: Any, fmt_b: Any | None
     exact = a64 @ b64
     approx = fa.quantize(a, axis=-1).astype(np.float64) @ fb.quantize(b, axis=0).astype(np.float64)
     return float(np.linalg.norm(approx - exact) / np.linalg.norm(exact))
+
+
+def quality_table(formats: Sequence[Any], tensors: Mapping[str, np.ndarray], axis: int = -1) -> xr.Dataset:
+    """QSNR (dB), MSE and max error of every format on every tensor, quantized along ``axis``.
+
+    Dims ``format`` x ``tensor``; ``bits_per_element`` and ``compute`` are coordinates of ``format``.
+    """
+    fmts = [get(f) for f in formats]
+    shape = (len(fmts), len(tensors))
+    out = {k: np.empty(shape) for k in ("qsnr_db", "mse", "max_error")}
+    for i, fmt in enumerate(fmts):
+        for j, x in enumerate(tensors.values()):
+            q = fmt.quantize(x, axis=axis)
+            out["qsnr_db"][i, j], out["mse"][i, j], out["max_error"][i, j] = qsnr_db(x, q), mse(x, q), max_error(x, q)
+    units = {"qsnr_db": "dB", "mse": "x^2", "max_error": "x"}
+    return xr.Dataset(
+        {k: (("format", "tensor"), v, {"units": units[k]}) for k, v in out.items()},
+        coords={"format": [f.name for f in fmts], "tensor": list(tensors),
+                "bits_per_element": ("format", [f.bits_per_element for f in fmts]),
+                "compute": ("format", [f.compute for f in fmts])})

@@ -85,3 +85,15 @@ def test_matmul_blocks_run_along_k():
     b2[:, 0] *= 1000
     fmt = get("mxfp4")
     np.testing.assert_array_equal(fmt.quantize(b, axis=0)[:, 1:], fmt.quantize(b2, axis=0)[:, 1:])
+
+
+def test_quality_table_is_a_dataset_over_formats_and_tensors(data):
+    from hwdse.formats import quality_table, sources
+
+    tensors = {"gauss": data["gauss"][: 1 << 16], "outliers": sources.llm_activations(64, 512, seed=1)}
+    ds = quality_table(["mxfp4", "mxint8", "int8"], tensors)
+    assert ds["qsnr_db"].dims == ("format", "tensor") and ds["qsnr_db"].attrs["units"] == "dB"
+    assert ds["bits_per_element"].sel(format="mxfp4") == 4.25 and ds["compute"].sel(format="mxint8") == "int8"
+    assert ds["qsnr_db"].sel(format="mxfp4", tensor="gauss") == pytest.approx(
+        qsnr_db(tensors["gauss"], get("mxfp4").quantize(tensors["gauss"])))
+    assert float(ds["mse"].sel(format="mxint8", tensor="gauss")) < float(ds["mse"].sel(format="mxfp4", tensor="gauss"))
