@@ -2,6 +2,8 @@
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hwdse.formats import get
 from hwdse.formats._quality import qsnr_db
@@ -106,3 +108,15 @@ def test_symmetric_codes_are_twos_complement():
     fmt = integer(4, "tensor")
     codes, scales, _ = fmt.encode(np.array([-1.0, -1 / 7, 0.0, 1.0], np.float32))
     assert codes[0].tolist() == [0b1001, 0b1111, 0, 0b0111] and scales[0] == np.float32(1 / 7)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(2, 8), st.sampled_from([None, 8, 32]), st.booleans(),
+       st.lists(st.floats(-1e4, 1e4, width=32), min_size=1, max_size=100))
+def test_error_is_at_most_half_a_step(bits, group, symmetric, values):
+    x = np.array(values, np.float32)
+    fmt = integer(bits, "group" if group else "tensor", group, symmetric=symmetric)
+    codes, scales, zeros = fmt.encode(x)
+    q = fmt.quantize(x)
+    step = np.repeat(scales, codes.shape[-1], axis=-1).reshape(-1)[: x.size]
+    assert np.all(np.abs(q - x) <= step / 2 * (1 + 1e-5) + 1e-30)

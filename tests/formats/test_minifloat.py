@@ -201,3 +201,13 @@ def test_bias_outside_float32_is_rejected():
     from hwdse._errors import HwdseError
     with pytest.raises(HwdseError, match="outside float32"):
         get({"name": "x", "kind": "minifloat", "source": "test", "exp_bits": 8, "man_bits": 3, "bias": 40})
+
+
+def test_scaled_minifloat_groups():
+    spec = get("fp4-e2m1").spec.model_dump()
+    fmt = get({**spec, "scaling": {"granularity": "group", "group_size": 16, "scale_format": "e8m0"}})
+    assert fmt.bits_per_element == 4.5 and fmt.compute == "fp4"
+    x = np.random.default_rng(0).standard_normal((4, 64)).astype(np.float32)
+    q = fmt.quantize(x).reshape(4, 4, 16)
+    scale = 2.0 ** np.ceil(np.log2(np.abs(x).reshape(4, 4, 16).max(-1, keepdims=True) / 6))
+    assert np.isin(np.abs(q / scale), get("fp4-e2m1").values()).all()    # elements on the E2M1 grid
