@@ -1,0 +1,84 @@
+"""Studies: a declarative search space over dotted paths, Optuna trials or vectorized grid sweeps,
+results as xarray Datasets (``results.nc``, ``best.csv``)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import optuna
+import xarray as xr
+
+from hwdse.search.load import load_study, space_from_spec
+from hwdse.search.points import evaluate_grid, evaluate_points, pareto_mask
+from hwdse.search.results import grid_as_trials, trials_dataset, write_results
+from hwdse.search.runner import default_storage, run_trials, run_worker, spawn_workers
+from hwdse.search.space import Space
+from hwdse.search.spec import StudySpec, schema
+from hwdse.search.storage import create_or_load, make_storage
+from hwdse.search.sweep import grid_size, sweep
+
+__all__ = ["StudyRun", "Space", "StudySpec", "load_study", "space_from_spec", "run_study", "run_worker", "sweep",
+           "evaluate_points", "evaluate_grid", "pareto_mask", "schema", "grid_size"]
+
+
+@dataclass
+class StudyRun:
+    """What a run produced: the results Dataset, the Optuna study (None for a grid) and the files."""
+
+    results: xr.Dataset
+    study: optuna.Study | None
+    out: Path
+    space: Space
+    files: dict[str, Path] = field(default_factory=dict)
+
+
+def run_study(study: str | Path | Space, out: str | Path | None = None, *, n_trials: int | None = None,
+              storage: str | None = None, jobs: int = 1, batch: int | None = None, dask: str | None = None,
+              heartbeat_interval: int = 60, progress: Callable[[int, float | None], None] | None = None) -> StudyRun:
+    """Run (or resume) a study and write ``results.nc`` and ``best.csv`` into ``out`` (default ./<name>).
+
+    Grid studies (``sampler = "grid"``) are evaluated as one vectorized sweep (``dask`` for chunks on
+    dask.distributed). Others run Optuna trials on ``storage`` (default ``sqlite:///OUT/study.db``).
+    """
+    space = study if isinstance(study, Space) else load_study(study)
+    spec = space.spec
+    out = Path(out if out is not None else spec.name)
+    if spec.sampler.name == "grid":
+        grid = sweep(space, dask=dask)
+        out.mkdir(parents=True, exist_ok=True)
+        ds = grid_as_trials(space, grid)
+        grid.assign(pareto=(tuple(space.params), ds.pareto.values.reshape(grid.feasible.shape))) \
+            .pipe(_bools_to_int).to_netcdf(out / "sweep.nc", engine="netcdf4")
+        files = write_results(ds, out, space)
+        files["sweep"] = out / "sweep.nc"
+        return StudyRun(ds, None, out, space, files)
+    n = n_trials if n_trials is not None else spec.n_trials
+    out.mkdir(parents=True, exist_ok=True)
+    url = storage or spec.storage or default_storage(out)
+    if jobs > 1:
+        st = make_storage(url, heartbeat_interval=heartbeat_interval)
+        opt = create_or_load(space, st, spec.name, optuna.samplers.RandomSampler())
+        for design in spec.enqueue:
+            opt.enqueue_trial(design, user_attrs={"reference": True}, skip_if_exists=True)
+        before = len(opt.get_trials(deepcopy=False))
+        procs = spawn_workers(url, spec.name, n, jobs, heartbeat_interval=heartbeat_interval, seed=spec.sampler.seed)
+        while any(p.poll() is None for p in procs):
+            time.sleep(0.5)
+            if progress:
+                progress(len(opt.get_trials(deepcopy=False)) - before, None)
+        if any(p.returncode for p in procs):
+            raise RuntimeError(f"{sum(bool(p.returncode) for p in procs)} of {jobs} workers failed")
+    else:
+        opt = run_trials(space, make_storage(url), spec.name, n, batch or spec.batch, progress)
+    ds = trials_dataset(space, opt)
+    return StudyRun(ds, opt, out, space, write_results(ds, out, space))
+
+
+def _bools_to_int(ds: xr.Dataset) -> xr.Dataset:
+    for k in list(ds.variables):
+        if ds[k].dtype == bool:
+            ds[k] = ds[k].astype("i1").assign_attrs(ds[k].attrs, flag="boolean")
+    return ds

@@ -1,0 +1,145 @@
+"""The search space: dotted paths -> a design (arch + scenario), evaluated by the kind-agnostic evaluator.
+
+``arch.<path>`` goes through :func:`hwdse.hardware.with_overrides`, ``scenario.<field>`` through
+:meth:`Scenario.with_`. Values may be numbers or DataArrays; :func:`evaluate_design` is the one
+function behind a trial, a batch of trials, a grid sweep and a dask chunk.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+import optuna
+import xarray as xr
+
+from hwdse._errors import HwdseError
+from hwdse.hardware import load_arch, with_overrides
+from hwdse.perf import evaluate, evaluate_mix, resolve
+from hwdse.search.spec import Param, StudySpec
+from hwdse.workload import Scenario, scenario as named_scenario
+
+__all__ = ["Space", "distribution", "grid_values"]
+
+_SCENARIO_FIELDS = ("batch", "prompt", "gen", "weights", "activations", "kv", "flash_attention")
+
+
+def distribution(p: Param) -> optuna.distributions.BaseDistribution:
+    """The Optuna distribution of one parameter."""
+    if p.kind == "categorical":
+        return optuna.distributions.CategoricalDistribution(p.choices)
+    if p.kind == "int":
+        return optuna.distributions.IntDistribution(int(p.low), int(p.high), log=p.log, step=int(p.step or 1))
+    return optuna.distributions.FloatDistribution(float(p.low), float(p.high), log=p.log, step=p.step)
+
+
+def grid_values(p: Param) -> np.ndarray:
+    """Grid points of one parameter: the choices, every int step, or ``num`` (log-)spaced floats / ``step``."""
+    if p.kind == "categorical":
+        return np.asarray(p.choices, dtype=object)
+    if p.kind == "int":
+        if p.log:
+            return np.unique(np.round(np.geomspace(p.low, p.high, p.num)).astype(np.int64))
+        return np.arange(int(p.low), int(p.high) + 1, int(p.step or 1), dtype=np.int64)
+    if p.step is not None:
+        n = int(np.floor((p.high - p.low) / p.step + 1e-9))
+        return p.low + p.step * np.arange(n + 1, dtype=float)
+    return (np.geomspace if p.log else np.linspace)(float(p.low), float(p.high), p.num)
+
+
+@dataclass(frozen=True)
+class Space:
+    """A validated study spec bound to its loaded model/arch/scenario, ready to evaluate designs.
+
+    ``looped`` lists the parameters evaluated one value at a time (categoricals, and numeric
+    paths the device model cannot take as arrays); every other parameter is vectorized.
+    """
+
+    spec: StudySpec
+    where: str
+    looped: tuple[str, ...]
+
+    @cached_property
+    def base_arch(self) -> Any:
+        return load_arch(self.spec.arch)
+
+    @cached_property
+    def base_fields(self) -> dict[str, Any]:
+        w = self.spec.workload
+        fields = {k: getattr(w, k) for k in ("batch", "weights", "activations", "kv", "flash_attention")}
+        fields.update({k: getattr(w, k) for k in ("prompt", "gen") if getattr(w, k) is not None})
+        return fields
+
+    @cached_property
+    def mix(self) -> dict[Scenario, float] | None:
+        if self.spec.workload.mix is None:
+            return None
+        out: dict[Scenario, float] = {}
+        for i, m in enumerate(self.spec.workload.mix):
+            lengths = {k: getattr(m, k) for k in ("prompt", "gen") if getattr(m, k) is not None}
+            scen = named_scenario(m.scenario, **lengths) if m.scenario else Scenario(name=f"mix{i}", **lengths)
+            out[scen] = m.weight
+        return out
+
+    @property
+    def params(self) -> dict[str, Param]:
+        return self.spec.search
+
+    @property
+    def vectorized(self) -> tuple[str, ...]:
+        return tuple(p for p in self.params if p not in self.looped)
+
+    def split(self, values: Mapping[str, Any]) -> tuple[Any, dict[str, Any]]:
+        """(arch with the ``arch.*`` values applied, scenario fields with the ``scenario.*`` values)."""
+        arch_over = {k.removeprefix("arch."): v for k, v in values.items() if k.startswith("arch.")}
+        arch = with_overrides(self.base_arch, arch_over, where=self.where) if arch_over else self.base_arch
+        return arch, self.split_fields(values)
+
+    def split_fields(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """The scenario fields with the ``scenario.*`` values applied."""
+        fields = dict(self.base_fields)
+        fields.update({k.removeprefix("scenario."): v for k, v in values.items() if k.startswith("scenario.")})
+        return fields
+
+    def evaluate_design(self, values: Mapping[str, Any], detail: bool = False) -> xr.Dataset:
+        """Evaluate the base design with ``values`` (path -> number/DataArray/choice) applied."""
+        arch, fields = self.split(values)
+        mode, model = self.spec.mode, self.spec.workload.model
+        if self.mix is not None:
+            fields = {k: v for k, v in fields.items() if k not in ("prompt", "gen")}
+            if detail:  # the roofline of a mix is drawn for its first scenario
+                return evaluate(model, arch, next(iter(self.mix)).with_(**fields), mode=mode, detail=True)
+            return evaluate_mix(model, arch, self.mix, mode=mode, **fields)
+        scen = self.spec.workload.scenario
+        if scen is not None:
+            return evaluate(model, arch, scen, mode=mode, detail=detail, **fields)
+        return evaluate(model, arch, mode=mode, detail=detail, **fields)
+
+    def resolve_one(self, path: str, value: Any, label: str) -> None:
+        """Apply one value at one path on top of the base design and validate it (no evaluation)."""
+        if not (path.startswith("arch.") or path.startswith("scenario.")):
+            raise HwdseError(self.where, f"search.{path}", "paths start with 'arch.' or 'scenario.'")
+        if path.startswith("scenario.") and path.removeprefix("scenario.") not in _SCENARIO_FIELDS:
+            raise HwdseError(self.where, f"search.{path}",
+                             f"unknown scenario field; expected one of {', '.join(_SCENARIO_FIELDS)}")
+        if self.mix is not None and path in ("scenario.prompt", "scenario.gen"):
+            raise HwdseError(self.where, f"search.{path}", "prompt/gen are fixed per scenario of a mix")
+        try:
+            arch, fields = self.split({path: value})
+            scen = (next(iter(self.mix)) if self.mix else None)
+            if self.spec.workload.scenario is not None and scen is None:
+                scen = named_scenario(self.spec.workload.scenario)
+            if self.mix:
+                fields = {k: v for k, v in fields.items() if k not in ("prompt", "gen")}
+            resolve(self.spec.workload.model, arch, scen, **fields)
+        except HwdseError as exc:
+            raise HwdseError(self.where, f"search.{path}", f"{label} {value!r}: {_reason(exc, path)}") from None
+
+
+def _reason(exc: HwdseError, path: str) -> str:
+    if exc.field is None or path.endswith(exc.field):
+        return exc.reason
+    return f"{exc.field}: {exc.reason}"

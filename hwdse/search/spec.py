@@ -1,0 +1,187 @@
+"""The study file (``studies/*.toml``): workload, base arch, search space, objectives, constraints, sampler.
+
+Parsed at the boundary into frozen pydantic models; :func:`hwdse.search.space.check` then applies
+every path once so a bad study fails before anything is written.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from hwdse._catalog import Spec, locate, read, validate
+
+__all__ = ["Param", "MixEntry", "Workload", "Objective", "Constraint", "SamplerSpec", "StudySpec", "SAMPLERS",
+           "parse_study", "spec_json", "schema"]
+
+SAMPLERS = ("tpe", "nsga2", "gp", "cmaes", "random", "grid", "qmc")
+Scalar = str | bool | int | float
+
+
+class Param(Spec):
+    """One search dimension at a dotted path: a float/int range (``low``, ``high``, ``log``, ``step``) or
+    categorical ``choices``. A range whose bounds are both integers is an int range unless
+    ``type = "float"``. ``num`` sets the points of a float range in a grid sweep."""
+
+    low: int | float | None = None
+    high: int | float | None = None
+    log: bool = False
+    step: int | float | None = Field(None, gt=0)
+    choices: list[Scalar] | None = Field(None, min_length=1)
+    type: Literal["float", "int", "categorical"] | None = None
+    num: int = Field(5, ge=2, description="grid points of a float range without step")
+    unit: str = ""
+
+    @model_validator(mode="after")
+    def _shape(self) -> "Param":
+        if self.choices is not None:
+            if self.low is not None or self.high is not None:
+                raise ValueError("give either choices or low/high, not both")
+            if len(set(map(repr, self.choices))) != len(self.choices):
+                raise ValueError(f"choices must be distinct, got {self.choices}")
+            return self
+        if self.low is None or self.high is None:
+            raise ValueError("needs low and high (a range) or choices")
+        if not self.low < self.high:
+            raise ValueError(f"empty range: low ({self.low:g}) must be < high ({self.high:g})")
+        if self.log and self.low <= 0:
+            raise ValueError(f"log range needs low > 0, got {self.low:g}")
+        if self.log and self.step is not None:
+            raise ValueError("log and step cannot be combined")
+        if self.kind == "int" and any(float(v) != int(v) for v in (self.low, self.high, self.step or 1)):
+            raise ValueError("an int range needs integer low, high and step")
+        return self
+
+    @property
+    def kind(self) -> str:
+        """``float``, ``int`` or ``categorical``."""
+        if self.choices is not None:
+            return "categorical"
+        if self.type is not None:
+            return self.type
+        return "int" if isinstance(self.low, int) and isinstance(self.high, int) else "float"
+
+
+class MixEntry(Spec):
+    """One scenario of a weighted mix: a named scenario and/or prompt/gen lengths, and a weight."""
+
+    scenario: str | None = None
+    prompt: int | None = Field(None, ge=1)
+    gen: int | None = Field(None, ge=1)
+    weight: float = Field(1.0, gt=0, description="share of requests")
+
+
+class Workload(Spec):
+    """Model and scenario. ``scenario`` names a bundled scenario; a ``mix`` list makes it a weighted mix
+    (then use ``mix_*`` objectives). batch and formats apply to every scenario of a mix."""
+
+    model: str
+    scenario: str | None = None
+    batch: float = Field(1, ge=1)
+    prompt: int | None = Field(None, ge=1)
+    gen: int | None = Field(None, ge=1)
+    weights: str = "fp16"
+    activations: str = "fp16"
+    kv: str = "fp16"
+    flash_attention: bool = False
+    mix: list[MixEntry] | None = Field(None, min_length=1)
+
+
+class Objective(Spec):
+    metric: str = Field(description="an evaluator output variable (ttft_s, tpot_s, mix_tpot_s, ...)")
+    direction: Literal["minimize", "maximize"] = "minimize"
+
+
+class Constraint(Spec):
+    """A named constraint; feasible when its value <= 0.
+
+    kind ``max``/``min``: ``metric`` against a bound (value = relative excess, e.g. (area - max) / max);
+    ``fit``: memory footprint over capacity, relative; ``quality``: ``min_qsnr_db`` minus the QSNR of
+    the formats of ``tensors`` on reference tensors, relative.
+    """
+
+    name: str
+    kind: Literal["max", "min", "fit", "quality"] | None = None
+    metric: str | None = None
+    max: float | None = None
+    min: float | None = None
+    min_qsnr_db: float | None = Field(None, gt=0)
+    tensors: list[Literal["weights", "activations", "kv"]] = ["weights"]
+
+    @model_validator(mode="after")
+    def _shape(self) -> "Constraint":
+        kind = self.resolved_kind
+        if kind in ("max", "min"):
+            if self.metric is None or (self.max is None) == (self.min is None):
+                raise ValueError("a bound constraint needs metric and exactly one of max or min")
+            bound = self.max if self.max is not None else self.min
+            if bound == 0:
+                raise ValueError("bound must be non-zero (constraint values are relative)")
+        if kind == "quality" and self.min_qsnr_db is None:
+            raise ValueError("a quality constraint needs min_qsnr_db")
+        return self
+
+    @property
+    def resolved_kind(self) -> str:
+        if self.kind is not None:
+            return self.kind
+        return "min" if self.min is not None and self.max is None else "max"
+
+
+class SamplerSpec(Spec):
+    """Sampler name, pinned seed and explicit arguments (they override hwdse's pinned defaults)."""
+
+    name: Literal["tpe", "nsga2", "gp", "cmaes", "random", "grid", "qmc"] = "tpe"
+    seed: int = 0
+    args: dict[str, Any] = {}
+
+
+class StudySpec(Spec):
+    """A whole study file."""
+
+    name: str
+    description: str = ""
+    mode: Literal["roofline", "achieved"] = "roofline"
+    workload: Workload
+    arch: str = Field(description="base architecture: arch catalog name or YAML path (any kind)")
+    search: dict[str, Param] = Field(min_length=1)
+    objectives: list[Objective] = Field(min_length=1)
+    constraints: list[Constraint] = []
+    sampler: SamplerSpec = SamplerSpec()
+    n_trials: int = Field(100, ge=1)
+    batch: int = Field(1, ge=1, description="trials evaluated together in one vectorized call")
+    storage: str | None = Field(None, description="Optuna storage URL (default sqlite:///DIR/study.db)")
+    enqueue: list[dict[str, Scalar]] = Field([], description="known designs evaluated first (reference points)")
+    sources: dict[str, str] = {}
+
+    @model_validator(mode="after")
+    def _names(self) -> "StudySpec":
+        names = [c.name for c in self.constraints]
+        if len(set(names)) != len(names):
+            raise ValueError(f"constraint names must be distinct, got {names}")
+        metrics = [o.metric for o in self.objectives]
+        if len(set(metrics)) != len(metrics):
+            raise ValueError(f"objectives must be distinct, got {metrics}")
+        return self
+
+
+def parse_study(path_or_name: str | Path) -> tuple[StudySpec, str]:
+    """Read and validate a study file (a path or a ``studies/`` catalog name); returns (spec, display path)."""
+    path = locate("studies", path_or_name)
+    where = str(path) if Path(path_or_name).suffix else str(path_or_name)
+    data = read(path)
+    data.setdefault("name", path.stem)
+    return validate(StudySpec, data, where), where
+
+
+def spec_json(spec: StudySpec) -> str:
+    """The spec as a JSON string (stored in the study's user attrs and in results.nc)."""
+    return json.dumps(spec.model_dump(mode="json"), sort_keys=True)
+
+
+def schema() -> dict[str, Any]:
+    """JSON schema of a study file."""
+    return StudySpec.model_json_schema()
