@@ -150,6 +150,41 @@ def _yaml(data: dict) -> str:
     return yaml.safe_dump(data, sort_keys=False, width=110)
 
 
+# --- calibration of the achieved GPU model (issue 7) -------------------------------------------
+
+@app.command()
+@one_line_errors
+def calibrate(arch: Annotated[Optional[list[str]], typer.Option("--arch", help="GPU to fit (repeatable; default: "
+                                                                  "a100-sxm-80gb h100-sxm h200 b200)")] = None,
+              write: Annotated[bool, typer.Option("--write", help="write the efficiency blocks into arch/*.yaml")] = False,
+              report: Annotated[bool, typer.Option("--report", help="write validation/report.md and figures from the "
+                                                   "committed catalog (no fit unless --write)")] = False,
+              out: Annotated[str, typer.Option(help="report directory")] = "validation") -> None:
+    """Fit achieved-mode GPU efficiencies to measured kernels ($HWDSE_VALIDATION_DIR, default ../shared/validation)."""
+    from pathlib import Path
+
+    from hwdse.perf import calibrate as cal
+
+    if not report or write:
+        names = arch or list(cal.ARCHS)
+        unknown = sorted(set(names) - set(cal.ARCHS))
+        if unknown:
+            raise HwdseError("--arch", None, f"no calibration data for {unknown[0]!r}; calibrated: {', '.join(cal.ARCHS)}")
+        fitted = cal.calibrate(names)
+        for name, data in fitted.items():
+            print(f"{name}: {data['source']}")
+        if write:
+            for path in cal.write_catalog(fitted):
+                print(f"wrote {path}")
+    if report:
+        from hwdse.report.validation import write_report
+
+        folder = Path(out)
+        folder.mkdir(parents=True, exist_ok=True)
+        write_report(folder / "report.md", folder / "figures")
+        print(f"wrote {folder / 'report.md'} and {folder / 'figures'}")
+
+
 def main() -> None:  # pragma: no cover - console entry point alias
     app()
 

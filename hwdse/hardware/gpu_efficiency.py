@@ -52,7 +52,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from hwdse.hardware.gpu import GPU
 
 __all__ = ["GPUEfficiency", "GemmEfficiency", "AttentionEfficiency", "VectorEfficiency", "CollectiveEfficiency",
-           "TILES", "QUERY_TILE", "achieved_timings", "gemm_s", "collective_s", "class_value"]
+           "TILES", "QUERY_TILE", "achieved_timings", "gemm_s", "collective_s", "gpu_collective_s", "class_value",
+           "AchievedCollectives"]
 
 # Output tiles (rows x cols) a GEMM library chooses from (CUTLASS/cuBLAS Ampere-Hopper menus).
 TILES = ((64, 64), (64, 128), (128, 64), (128, 128), (128, 256), (256, 128))
@@ -215,24 +216,64 @@ def achieved_timings(gpu: "GPU", roofline: Sequence[Timing]) -> list[Timing]:
             timings.append(_attention(gpu, t))
         elif op.kind == "collective":
             timings.append(replace(t, compute_s=0.0, memory_s=0.0,
-                                   serial_s={"communication": collective_s(gpu, "all_reduce", op.shape["bytes"],
-                                                                           op.shape["devices"])}))
+                                   serial_s={"communication": gpu_collective_s(gpu, _kind_of(op), op.shape["bytes"],
+                                                                               op.shape["devices"])}))
         else:
             timings.append(replace(t, memory_s=op.bytes / (vector.bandwidth_fraction * t.bandwidth_Bps),
                                    serial_s={"overhead": vector.overhead_us * US}))
     return timings
 
 
-def collective_s(gpu: "GPU", kind: str, nbytes: Number, devices: Number) -> Number:
-    """Achieved seconds of an NCCL collective among ``devices`` copies of ``gpu`` over its scale-up
-    link: ``all_reduce`` (``nbytes`` = one device's buffer), ``all_gather`` / ``reduce_scatter``
+def collective_s(eff: CollectiveEfficiency, kind: str, nbytes: Number, devices: Number, link_Bps: Number) -> Number:
+    """Achieved seconds of an NCCL collective among ``devices`` GPUs over links of ``link_Bps`` per
+    direction: ``all_reduce`` (``nbytes`` = one device's buffer), ``all_gather`` / ``reduce_scatter``
     (``nbytes`` = the full gathered buffer: half the all-reduce traffic) or ``p2p`` (one hop)."""
-    eff = None if gpu.efficiency is None else gpu.efficiency.collective
-    if eff is None or gpu.scale_up is None:
-        raise HwdseError(f"arch {gpu.name}", "efficiency.collective", "no calibrated collective parameters")
-    link = gpu.scale_up.bandwidth_GBps * 1e9
     p = devices
     factor = {"all_reduce": 2 * (p - 1) / p, "all_gather": (p - 1) / p, "reduce_scatter": (p - 1) / p,
               "p2p": 1.0}[kind]
     latency = (eff.latency_us + eff.latency_per_peer_us * (p - 1)) * US
-    return where(p > 1, latency + factor * nbytes / (eff.bandwidth_fraction * link), 0.0)
+    return where(p > 1, latency + factor * nbytes / (eff.bandwidth_fraction * link_Bps), 0.0)
+
+
+def gpu_collective_s(gpu: "GPU", kind: str, nbytes: Number, devices: Number) -> Number:
+    """:func:`collective_s` over ``gpu``'s own scale-up link (its calibrated parameters)."""
+    eff = None if gpu.efficiency is None else gpu.efficiency.collective
+    if eff is None or gpu.scale_up is None:
+        raise HwdseError(f"arch {gpu.name}", "efficiency.collective", "no calibrated collective parameters")
+    return collective_s(eff, kind, nbytes, devices, gpu.scale_up.bandwidth_GBps * 1e9)
+
+
+COLLECTIVE_KIND = {"tp_allreduce": "all_reduce", "tp_allgather": "all_gather", "tp_reducescatter": "reduce_scatter",
+                   "pp_send": "p2p", "all_reduce": "all_reduce"}
+
+
+def _kind_of(op: Op) -> str:
+    for prefix, kind in COLLECTIVE_KIND.items():
+        if op.name.startswith(prefix):
+            return kind
+    return "all_reduce"
+
+
+class AchievedCollectives:
+    """A multi-device system whose collectives are timed by the member GPU's calibrated NCCL model
+    in achieved mode (the hook until the system kind does it itself; roofline mode unchanged).
+
+    Collective timings (kind ``collective``, shape ``bytes``/``devices``) get their
+    ``communication`` term replaced; the link bandwidth is the system's interconnect's.
+    """
+
+    def __init__(self, system: Any) -> None:
+        self._system = system
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._system, name)
+
+    def schedule(self, ops: Sequence[Op], mode: str = "roofline") -> list[Timing]:
+        timings = self._system.schedule(ops, mode)
+        eff = getattr(getattr(self._system.device, "efficiency", None), "collective", None)
+        if mode != "achieved" or eff is None:
+            return timings
+        link = self._system.link.bandwidth_Bps
+        return [replace(t, serial_s={**t.serial_s, "communication": collective_s(
+                    eff, _kind_of(t.op), t.op.shape["bytes"], t.op.shape["devices"], link)})
+                if t.op.kind == "collective" and "bytes" in t.op.shape else t for t in timings]

@@ -30,11 +30,11 @@ from scipy.optimize import least_squares
 from hwdse._catalog import locate
 from hwdse.hardware import load_arch
 from hwdse.hardware._base import operand_class
-from hwdse.hardware.gpu_efficiency import GPUEfficiency, collective_s
+from hwdse.hardware.gpu_efficiency import GPUEfficiency, gpu_collective_s
 from hwdse.perf.calibration_data import KernelSet, kernel_sets
 from hwdse.perf.roofline import op_time
 
-__all__ = ["calibrate", "predict", "errors", "kernel_table", "write_catalog", "host_floors", "ARCHS"]
+__all__ = ["calibrate", "predict", "errors", "kernel_points", "kernel_table", "write_catalog", "host_floors", "ARCHS"]
 
 ARCHS = ("a100-sxm-80gb", "h100-sxm", "h200", "b200")
 BORROW = {"h200": {"attention": "h100-sxm", "collective": "h100-sxm"}, "b200": {"attention": "h100-sxm"}}
@@ -85,7 +85,7 @@ def predict(gpu: Any, kset: KernelSet, mode: str = "achieved") -> np.ndarray:
         if mode == "roofline":
             p = s["devices"]
             return 2 * (p - 1) / p * s["bytes"] / (gpu.scale_up.bandwidth_GBps * 1e9)
-        return np.asarray(collective_s(gpu, "all_reduce", s["bytes"], s["devices"]))
+        return np.asarray(gpu_collective_s(gpu, "all_reduce", s["bytes"], s["devices"]))
     out = []
     for t in gpu.schedule(list(kset.ops), mode):
         out.append(np.broadcast_to(np.asarray(op_time(t), dtype=float), np.shape(t.op.flops)))
@@ -203,19 +203,29 @@ def _rounded(data: Any) -> Any:
     return float(f"{data:.4g}") if isinstance(data, float) else data
 
 
-def kernel_table(archs: Sequence[str] = ARCHS) -> list[dict[str, Any]]:
-    """Per kernel set: points and held-out median / p90 error in roofline and achieved mode
-    (validation-only sets: all rows), from the committed catalog parameters."""
-    rows = []
+def kernel_points(archs: Sequence[str] = ARCHS) -> list[dict[str, Any]]:
+    """Per kernel set: measured and predicted seconds per row in both modes, and the rows scored
+    (held-out rows of fitted sets; every row of validation-only sets), from the catalog parameters."""
+    out = []
     for s in kernel_sets():
         if s.arch not in archs:
             continue
         gpu = load_arch(s.arch)
-        mask = s.held_out if s.fit else np.ones_like(s.held_out)
-        row = {"set": s.name, "arch": s.arch, "family": s.family, "fit": s.fit, "points": int(s.measured_s.size),
-               "evaluated": int(mask.sum())}
+        out.append({"set": s.name, "arch": s.arch, "family": s.family, "fit": s.fit, "measured_s": s.measured_s,
+                    "scored": s.held_out if s.fit else np.ones_like(s.held_out),
+                    "roofline_s": _predict_host(gpu, s, "roofline"), "achieved_s": _predict_host(gpu, s)})
+    return out
+
+
+def kernel_table(points: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per kernel set: points, rows scored, and median / p90 |relative error| in each mode."""
+    rows = []
+    for p in points:
+        mask = p["scored"]
+        row = {k: p[k] for k in ("set", "arch", "family", "fit")}
+        row.update(points=int(p["measured_s"].size), scored=int(mask.sum()))
         for mode in ("roofline", "achieved"):
-            e = errors(_predict_host(gpu, s, mode), s.measured_s)[mask]
+            e = errors(p[f"{mode}_s"], p["measured_s"])[mask]
             row[f"{mode}_median"], row[f"{mode}_p90"] = float(np.median(e)), float(np.percentile(e, 90))
         rows.append(row)
     return rows

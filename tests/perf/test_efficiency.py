@@ -12,7 +12,7 @@ import xarray as xr
 
 from hwdse._errors import HwdseError
 from hwdse.hardware import load_arch, with_overrides
-from hwdse.hardware.gpu_efficiency import TILES, class_value, collective_s, gemm_s
+from hwdse.hardware.gpu_efficiency import TILES, class_value, gpu_collective_s, gemm_s
 from hwdse.perf import evaluate, op_time
 from hwdse.workload import Scenario, load_model, operator_table
 
@@ -100,10 +100,10 @@ def test_efficiency_is_sweepable_by_dotted_override():
 
 def test_collective_time():
     gpu = load_arch("h100-sxm")
-    assert collective_s(gpu, "all_reduce", 1e6, 1) == 0.0
-    t1, t2, t3 = (collective_s(gpu, "all_reduce", b, 8) for b in (1e6, 2e6, 3e6))
+    assert gpu_collective_s(gpu, "all_reduce", 1e6, 1) == 0.0
+    t1, t2, t3 = (gpu_collective_s(gpu, "all_reduce", b, 8) for b in (1e6, 2e6, 3e6))
     assert t2 - t1 == pytest.approx(t3 - t2) and t2 > t1 > 0
-    assert collective_s(gpu, "all_gather", 1e9, 8) < collective_s(gpu, "all_reduce", 1e9, 8)
+    assert gpu_collective_s(gpu, "all_gather", 1e9, 8) < gpu_collective_s(gpu, "all_reduce", 1e9, 8)
 
 
 def test_class_value_falls_back_to_nearest_class():
