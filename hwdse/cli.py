@@ -98,11 +98,13 @@ def evaluate(arch: Arch = "h100-sxm", model: Model = "llama-2-7b",
         fields.update(prompt=prompt, gen=gen)
     if mode not in ("roofline", "achieved"):
         raise HwdseError("--mode", None, f"must be roofline or achieved, got {mode!r}")
-    ds = run(model, arch, scenario, mode=mode, **fields)
+    ds = run(model, arch, scenario, mode=mode, detail=True, **fields)
     out: dict[str, Any] = {"model": ds.attrs["model"], "arch": ds.attrs["arch"], "mode": mode}
     out.update({k: ds[k].item() for k in ds.data_vars if ds[k].ndim == 0})
     out["fits"] = bool(out["fits"])
     out["fit_reason"] = fit_reason(ds)
+    for key, phase in (("placement", "decode"), ("prefill_placement", "prefill")):  # op -> unit (gpu, pim, ...)
+        out[key] = {str(o): str(u) for o, u in zip(ds.op.values, ds.op_unit.sel(phase=phase).values)}
     if as_json:
         print(json.dumps(out, indent=1))
         return
@@ -183,6 +185,148 @@ def calibrate(arch: Annotated[Optional[list[str]], typer.Option("--arch", help="
         folder.mkdir(parents=True, exist_ok=True)
         write_report(folder / "report.md", folder / "figures")
         print(f"wrote {folder / 'report.md'} and {folder / 'figures'}")
+
+
+# ---------------------------------------------------------------------------------------------
+# hwdse study: run / worker / sweep / schema (Optuna studies and grid sweeps, hwdse.search)
+# ---------------------------------------------------------------------------------------------
+study_app = typer.Typer(help="Design-space studies: Optuna trials, grid sweeps, scale-out workers.",
+                        no_args_is_help=True)
+app.add_typer(study_app, name="study")
+
+
+def _quiet_optuna() -> None:
+    import warnings
+
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+
+
+def _study_progress(total: int, label: str, quiet: bool):
+    """A rich progress bar with the best feasible first objective so far."""
+    from contextlib import nullcontext
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    if quiet:
+        return nullcontext(None), None
+    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                   TextColumn("{task.fields[best]}"), console=Console(stderr=True))
+    task = bar.add_task(label, total=total, best="")
+
+    def update(done: int, best: Optional[float]) -> None:
+        bar.update(task, completed=done, **({"best": f"best {best:.4g}"} if best is not None else {}))
+
+    return bar, update
+
+
+def _finish_study(run: Any) -> None:
+    from hwdse.report import write_report
+    from hwdse.search.results import best_detail
+
+    files = dict(run.files)
+    files.update(write_report(run.results, run.out, run.study, best_detail(run.space, run.results)))
+    ds = run.results
+    print(f"{ds.sizes['trial']} points, {int(ds.feasible.values.astype(bool).sum())} feasible, "
+          f"{int(ds.pareto.values.sum())} on the Pareto front")
+    for key in ("results", "best", "report_md", "report_html"):
+        print(f"wrote {files[key]}")
+
+
+@study_app.command("run")
+@one_line_errors
+def study_run(study: Annotated[str, typer.Argument(help="study TOML path or studies/ catalog name")],
+              trials: Annotated[Optional[int], typer.Option("--trials", help="trials to add (default: n_trials)")] = None,
+              storage: Annotated[Optional[str], typer.Option(help="Optuna storage URL (default sqlite:///OUT/study.db)")] = None,
+              out: Annotated[Optional[str], typer.Option("--out", help="output folder (default results/<study name>)")] = None,
+              jobs: Annotated[int, typer.Option("--jobs", min=1, help="worker processes on the storage")] = 1,
+              batch: Annotated[Optional[int], typer.Option(min=1, help="trials per vectorized evaluation")] = None,
+              dask: Annotated[Optional[str], typer.Option(help="grid studies: scheduler address or 'local'")] = None,
+              quiet: Annotated[bool, typer.Option("--quiet", help="no progress bar")] = False) -> None:
+    """Run or resume a study; writes results.nc, best.csv, figures/ and report.md/.html into OUT."""
+    from hwdse.search import grid_size, load_study, run_study
+
+    _quiet_optuna()
+    space = load_study(study)
+    total = grid_size(space) if space.spec.sampler.name == "grid" else (trials or space.spec.n_trials)
+    bar, update = _study_progress(total, space.spec.name, quiet or space.spec.sampler.name == "grid")
+    try:
+        with bar:
+            run = run_study(space, out, n_trials=trials, storage=storage, jobs=jobs, batch=batch, dask=dask,
+                            progress=update)
+    except KeyboardInterrupt:
+        print("hwdse: interrupted; completed trials are stored, rerun the same command to resume", file=sys.stderr)
+        raise typer.Exit(130) from None
+    _finish_study(run)
+
+
+@study_app.command("worker")
+@one_line_errors
+def study_worker(storage: Annotated[str, typer.Option(help="shared storage, e.g. postgresql+psycopg2://u@db/hwdse")],
+                 study: Annotated[str, typer.Option("--study", help="study name (created by `hwdse study run`)")],
+                 trials: Annotated[int, typer.Option("--trials", min=1, help="trials this worker runs")] = 100,
+                 heartbeat: Annotated[int, typer.Option(min=1, help="heartbeat interval, s")] = 60,
+                 grace: Annotated[Optional[int], typer.Option(help="grace period before a trial is stale, s "
+                                                                    "(default 2 x heartbeat)")] = None,
+                 seed: Annotated[Optional[int], typer.Option(help="sampler seed (default: none)")] = None,
+                 quiet: Annotated[bool, typer.Option("--quiet")] = False) -> None:
+    """Join a stored study from any machine (the spec is read from the storage)."""
+    from hwdse.search import run_worker
+
+    _quiet_optuna()
+    bar, update = _study_progress(trials, f"{study} worker", quiet)
+    with bar:
+        run_worker(storage, study, trials, heartbeat_interval=heartbeat, grace_period=grace, seed=seed,
+                   progress=update)
+
+
+@study_app.command("sweep")
+@one_line_errors
+def study_sweep(study: Annotated[str, typer.Argument(help="study TOML path or studies/ catalog name")],
+                out: Annotated[Optional[str], typer.Option("--out")] = None,
+                dask: Annotated[Optional[str], typer.Option(help="dask scheduler address, or 'local'")] = None) -> None:
+    """Evaluate the study's whole grid vectorized (sweep.nc over the parameter dims, results.nc, report)."""
+    from hwdse.search import load_study, run_study, space_from_spec
+
+    _quiet_optuna()
+    space = load_study(study)
+    data = space.spec.model_dump()
+    data["sampler"] = {**data["sampler"], "name": "grid"}
+    _finish_study(run_study(space_from_spec(data, space.where), out, dask=dask))
+
+
+@study_app.command("schema")
+@one_line_errors
+def study_schema() -> None:
+    """Print the JSON schema of study files."""
+    from hwdse.search import schema
+
+    print(json.dumps(schema(), indent=1))
+
+
+# ---- hwdse report pim-vs-gpu (issue #5: PIM versus GPU for decode) --------------------------------
+report_app = typer.Typer(help="Study reports (figures + Markdown/HTML).", no_args_is_help=True)
+app.add_typer(report_app, name="report")
+
+
+@report_app.command("pim-vs-gpu")
+@one_line_errors
+def report_pim_vs_gpu(
+        study: Annotated[str, typer.Option(help="study file or studies/ name (batch and prompt grids)")]
+        = "pim-vs-gpu-decode",
+        out: Annotated[str, typer.Option("--out", help="output folder")] = "pim-vs-gpu",
+        model: Annotated[Optional[list[str]], typer.Option("--model", help="models (repeat); default: "
+                                                           "llama-2-70b, llama-3-70b, gpt3-175b")] = None) -> None:
+    """TPOT, throughput and energy/token of GPU, GPU+HBM-PIM and AiM over batch x context; crossovers, limits."""
+    from hwdse.report.pim import write_report
+    from hwdse.report.pim_study import MODELS, pim_vs_gpu, study_grid
+
+    grid = study_grid(study)
+    data = pim_vs_gpu(grid["batch"], grid["prompt"], int(grid["gen"]), model or MODELS, mode=grid["mode"])
+    path = write_report(data, out)
+    print(f"wrote {path} (figures, report.html and results.nc in {path.parent})")
 
 
 def main() -> None:  # pragma: no cover - console entry point alias

@@ -38,14 +38,14 @@ class StudyRun:
 def run_study(study: str | Path | Space, out: str | Path | None = None, *, n_trials: int | None = None,
               storage: str | None = None, jobs: int = 1, batch: int | None = None, dask: str | None = None,
               heartbeat_interval: int = 60, progress: Callable[[int, float | None], None] | None = None) -> StudyRun:
-    """Run (or resume) a study and write ``results.nc`` and ``best.csv`` into ``out`` (default ./<name>).
+    """Run (or resume) a study and write ``results.nc`` and ``best.csv`` into ``out`` (default results/<name>).
 
     Grid studies (``sampler = "grid"``) are evaluated as one vectorized sweep (``dask`` for chunks on
     dask.distributed). Others run Optuna trials on ``storage`` (default ``sqlite:///OUT/study.db``).
     """
     space = study if isinstance(study, Space) else load_study(study)
     spec = space.spec
-    out = Path(out if out is not None else spec.name)
+    out = Path(out if out is not None else Path("results") / spec.name)
     if spec.sampler.name == "grid":
         grid = sweep(space, dask=dask)
         out.mkdir(parents=True, exist_ok=True)

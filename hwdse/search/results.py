@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as _dt
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import optuna
@@ -19,7 +20,8 @@ from hwdse.search.points import evaluate_points, pareto_mask
 from hwdse.search.space import Space
 from hwdse.search.spec import spec_json
 
-__all__ = ["trials_dataset", "grid_as_trials", "finalize", "write_results", "git_sha", "best_rows"]
+__all__ = ["trials_dataset", "grid_as_trials", "finalize", "write_results", "git_sha", "best_rows", "best_design",
+           "best_detail"]
 
 
 def git_sha() -> str:
@@ -93,6 +95,25 @@ def best_rows(ds: xr.Dataset, limit: int = 20) -> xr.Dataset:
     if ds.attrs["directions"].split()[0] == "maximize":
         order = order[::-1]
     return front.isel(trial=order[:limit])
+
+
+def best_design(space: Space, ds: xr.Dataset) -> dict[str, Any] | None:
+    """Parameter values of the best (first Pareto) row; None when no point is feasible."""
+    best = best_rows(ds, limit=1)
+    if best.sizes["trial"] == 0:
+        return None
+    row = best.isel(trial=0)
+    out: dict[str, Any] = {}
+    for k, p in space.params.items():
+        v = row[k].values.item()
+        out[k] = int(v) if p.kind == "int" else v
+    return out
+
+
+def best_detail(space: Space, ds: xr.Dataset) -> xr.Dataset | None:
+    """Per-operator detail (``evaluate(detail=True)``) of the best design, for its roofline plot."""
+    design = best_design(space, ds)
+    return None if design is None else space.evaluate_design(design, detail=True)
 
 
 def write_results(ds: xr.Dataset, out: Path, space: Space) -> dict[str, Path]:

@@ -139,7 +139,7 @@ def spawn_workers(url: str, name: str, n_trials: int, jobs: int, *, heartbeat_in
     shares = [n_trials // jobs + (i < n_trials % jobs) for i in range(jobs)]
     procs = []
     for i, share in enumerate(s for s in shares if s):
-        cmd = [sys.executable, "-c", "from hwdse.cli import app; app()", "study", "worker", "--storage", url,
+        cmd = [sys.executable, "-m", "hwdse.cli", "study", "worker", "--storage", url,
                "--study", name, "--trials", str(share), "--heartbeat", str(heartbeat_interval),
                "--seed", str(seed + 7919 * (i + 1)), "--quiet"]
         procs.append(subprocess.Popen(cmd))
