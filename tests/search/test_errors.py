@@ -1,0 +1,62 @@
+"""Bad study files: one line naming the file, the key and the reason; exit 2; nothing written."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.search.conftest import TINY, cli
+
+BASE = TINY.split('[search."arch.memory.bandwidth_GBps"]')[0]
+TAIL = '\n[[objectives]]\nmetric = "tpot_s"\n'
+
+CASES = {
+    "unknown-path": ('[search."arch.memory.bogus"]\nlow = 1.0\nhigh = 2.0\n' + TAIL,
+                     "search.arch.memory.bogus", "no such path"),
+    "empty-range": ('[search."arch.memory.count"]\nlow = 5\nhigh = 3\n' + TAIL,
+                    "search.arch.memory.count", "empty range"),
+    "out-of-bounds": ('[search."arch.memory.count"]\nlow = 0\nhigh = 3\n' + TAIL,
+                      "search.arch.memory.count", "must be >= 1"),
+    "unknown-objective": ('[search."arch.memory.count"]\nlow = 1\nhigh = 3\n[[objectives]]\nmetric = "speed"\n',
+                          "objectives[0].metric", "unknown evaluator output 'speed'"),
+    "unknown-sampler": ('[search."arch.memory.count"]\nlow = 1\nhigh = 3\n' + TAIL + '[sampler]\nname = "anneal"\n',
+                        "sampler.name", "'anneal'"),
+    "unknown-format": ('[search."scenario.weights"]\nchoices = ["fp16", "fp7"]\n' + TAIL,
+                       "search.scenario.weights", "unknown formats entry 'fp7'"),
+    "unknown-scenario-field": ('[search."scenario.speed"]\nlow = 1.0\nhigh = 2.0\n' + TAIL,
+                               "search.scenario.speed", "unknown scenario field"),
+    "enqueue-outside": ('[search."arch.memory.count"]\nlow = 1\nhigh = 3\n' + TAIL + '[[enqueue]]\n"arch.memory.count" = 9\n',
+                        "enqueue[0].arch.memory.count", "outside"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_bad_study_is_one_line_exit_2_and_writes_nothing(tmp_path: Path, case: str) -> None:
+    body = BASE.replace("[[objectives]]", "") if case == "unknown-objective" else BASE
+    # the base workload block has no objectives; each case brings its own
+    text, key, reason = CASES[case]
+    path = tmp_path / "x.toml"
+    path.write_text(body.split("[[objectives]]")[0] + text)
+    out = tmp_path / "out"
+    code, _, err = cli("study", "run", str(path), "--out", str(out), "--quiet")
+    assert code == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith(f"hwdse: error: {path}: {key}: "), lines[0]
+    assert reason in lines[0]
+    assert not out.exists()  # no folder, no study.db: the storage was never opened
+
+
+def test_missing_torch_names_the_sampler(tmp_path: Path) -> None:
+    try:
+        import torch  # noqa: F401
+        pytest.skip("torch is installed: the gp sampler is available")
+    except ImportError:
+        pass
+    path = tmp_path / "gp.toml"
+    path.write_text(TINY.replace('name = "tpe"', 'name = "gp"'))
+    code, _, err = cli("study", "run", str(path), "--out", str(tmp_path / "out"), "--quiet")
+    assert code == 2
+    assert "sampler 'gp' needs the 'torch' package" in err
+    assert not (tmp_path / "out").exists()

@@ -1,0 +1,74 @@
+"""The README's main command: decode-dse on embedded SQLite; results, figures, report; resume adds up."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import optuna
+import xarray as xr
+
+from tests.search.conftest import cli, hwdse
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _stored(out: Path, name: str) -> list[optuna.trial.FrozenTrial]:
+    study = optuna.load_study(study_name=name, storage=f"sqlite:///{out / 'study.db'}")
+    return study.get_trials(deepcopy=False)
+
+
+def test_decode_dse_runs_writes_everything_and_resumes(tmp_path: Path) -> None:
+    out = tmp_path / "decode-dse"
+    first = hwdse("study", "run", str(REPO / "studies" / "decode-dse.toml"), "--trials", "6", "--out", str(out),
+                  "--quiet")
+    assert first.returncode == 0, first.stderr
+    for name in ("results.nc", "best.csv", "report.md", "report.html", "study.db", "figures/pareto.png",
+                 "figures/history.png", "figures/roofline.png"):
+        assert (out / name).is_file(), name
+    assert len(_stored(out, "decode-dse")) == 6  # the enqueued H100 reference is one of the six
+    code, _, err = cli("study", "run", str(REPO / "studies" / "decode-dse.toml"), "--trials", "5", "--out", str(out),
+                       "--quiet")
+    assert code == 0, err
+    trials = _stored(out, "decode-dse")
+    assert len(trials) == 11
+    assert sorted(t.number for t in trials) == list(range(11))
+    assert all(t.state.is_finished() for t in trials)  # nothing left RUNNING
+    designs = {tuple(sorted(t.params.items())) for t in trials}
+    assert len(designs) == 11  # a resumed sampler does not replay the first run's designs
+    assert sum(bool(t.user_attrs.get("reference")) for t in trials) == 1  # enqueue skips existing designs
+    ds = xr.open_dataset(out / "results.nc")
+    assert ds.sizes["trial"] == 11
+    assert {"arch.memory.count", "scenario.weights"} <= set(ds.coords)
+    assert {"tpot_s", "feasible", "pareto", "constraint_area", "constraint_quality"} <= set(ds.data_vars)
+    assert ds.attrs["study"] == "decode-dse" and '"arch": ' in ds.attrs["study_spec"]
+    assert ds.attrs["mode"] == "roofline" and ds.attrs["hwdse_version"]
+    # stored objective values are the re-evaluated metric of results.nc
+    stored = {t.number: t.values[0] for t in trials if t.state == optuna.trial.TrialState.COMPLETE}
+    np.testing.assert_allclose([float(ds.tpot_s.sel(trial=k)) for k in stored], list(stored.values()), rtol=1e-12)
+    report = (out / "report.md").read_text()
+    assert "figures/pareto.png" in report and "decode-dse" in report
+    assert "data:image/png;base64," in (out / "report.html").read_text()
+
+
+def test_changed_spec_does_not_resume_silently(tiny: Path, tmp_path: Path) -> None:
+    out = tmp_path / "o"
+    assert cli("study", "run", str(tiny), "--trials", "2", "--out", str(out), "--quiet")[0] == 0
+    tiny.write_text(tiny.read_text().replace("max = 0.5", "max = 0.25"))
+    code, _, err = cli("study", "run", str(tiny), "--trials", "2", "--out", str(out), "--quiet")
+    assert code == 2 and "different spec" in err
+
+
+def test_batched_trials_match_one_at_a_time(tiny: Path, tmp_path: Path) -> None:
+    """--batch evaluates several asked trials in one vectorized call; metrics equal scalar evaluation."""
+    from hwdse.search import load_study, run_study
+
+    space = load_study(tiny)
+    run = run_study(space, tmp_path / "b", n_trials=16, batch=8)
+    ds = run.results
+    assert ds.sizes["trial"] == 16
+    for i in (0, 7, 15):
+        row = ds.isel(trial=i)
+        one = space.evaluate_design({k: row[k].item() for k in space.params})
+        np.testing.assert_allclose(float(row.tpot_s), float(one.tpot_s), rtol=1e-12)
+        assert bool(row.feasible) == bool(float(one.ttft_s) <= 0.5)
