@@ -13,7 +13,10 @@ KV cache; the capacity is the sum, and the K/V rows the xPU computes (prefill an
 the link into PIM. ``attach: shared`` (HBM-PIM in place of the GPU's own stacks): capacity is
 the GPU's times ``capacity_fraction``, the PIM stacks are the GPU's stacks (``pim.memory`` must
 equal ``xpu.memory``), and in blocked mode every host<->PIM switch pays ``mode_switch_us``.
-Transfer and overlap rules: see :mod:`hwdse.hardware.pim`.
+``fc: split`` runs every FFN GEMM on both at once, split in proportion to their speeds, and
+``overlap: heads`` lets the decode attention in PIM overlap the xPU's QKV/O projections head by head
+(AttAcc's --ffopt and --pipeopt); both need separate memories (no blocked mode). Otherwise
+PIM and xPU operators never overlap; transfer rules: see :mod:`hwdse.hardware.pim`.
 """
 
 from __future__ import annotations
@@ -44,6 +47,8 @@ except ImportError:  # pragma: no cover - depends on the other module's progress
     XPU_KINDS = ("gpu",)
 
 _ATTENTION = ("qk_matmul", "softmax", "sv_matmul", "flash_attention")
+_PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj")
+_FFN = ("gate_proj", "up_proj", "down_proj", "fc1", "fc2")
 
 
 def _from_catalog(value: Any, kinds: tuple[str, ...]) -> Any:
@@ -79,9 +84,11 @@ class GpuPim(Spec):
     pim: PIM = Field(description="arch name or inline PIM spec (its devices x memory)")
     attach: Literal["separate", "shared"] = "separate"
     attention: Literal["pim", "xpu"] = "pim"
-    fc: Literal["xpu", "pim", "threshold", "faster"] = "xpu"
+    fc: Literal["xpu", "pim", "threshold", "faster", "split"] = "xpu"
     fc_batch_threshold: quantity(ge=0, unit="sequences") = Field(
         0.0, description="fc=threshold: FC GEMMs of at most this many rows run in PIM")
+    overlap: Literal["none", "heads"] = Field(
+        "none", description="heads: decode attention in PIM overlaps the xPU's QKV/O projections head by head")
     sources: dict[str, str]
 
     @field_validator("xpu", mode="before")
@@ -107,7 +114,12 @@ class GpuPim(Spec):
         if self.attention == "pim" and "attention" not in self.pim.units.runs:
             raise ValueError(f"attention: pim, but the PIM units do not run attention (units.runs: "
                              f"{', '.join(self.pim.units.runs)})")
-        if self.fc in ("pim", "threshold", "faster") and "gemv" not in self.pim.units.runs:
+        concurrent = self.attach == "separate" and not self.pim.blocked_mode
+        if self.fc == "split" and not concurrent:
+            raise ValueError("fc: split runs xPU and PIM at once: needs attach: separate and pim.blocked_mode: false")
+        if self.overlap == "heads" and not (concurrent and self.attention == "pim"):
+            raise ValueError("overlap: heads needs attention: pim, attach: separate and pim.blocked_mode: false")
+        if self.fc in ("pim", "threshold", "faster", "split") and "gemv" not in self.pim.units.runs:
             raise ValueError(f"fc: {self.fc}, but the PIM units do not run GEMVs (units.runs: "
                              f"{', '.join(self.pim.units.runs)})")
         return self
@@ -134,8 +146,9 @@ class GpuPim(Spec):
     def schedule(self, ops: Sequence[Op], mode: Mode = "roofline") -> list[Timing]:
         """xPU timings with the PIM-placed ops swapped in (names and order of the xPU's schedule)."""
         host = self.xpu.schedule(ops, mode)
+        whole = {op.name: op for op in ops}
         if self.attach == "separate" and self.attention == "pim":
-            host = [self._kv_to_pim(t) if t.op.name in ("k_proj", "v_proj") else t for t in host]
+            host = [self._kv_to_pim(t, whole[t.op.name]) if t.op.name in ("k_proj", "v_proj") else t for t in host]
         decode = not any(op.kind == "attention" and np.any(np.asarray(op.shape.get("q_len", 1)) != 1)
                          for op in ops)
         by_name = {t.op.name: t for t in host}
@@ -145,7 +158,32 @@ class GpuPim(Spec):
         for op, p, i, o in zip(ops, on_pim, inbound, outbound):
             if op.name in by_name and not (isinstance(p, (bool, np.bool_)) and not p):
                 swapped[op.name] = merge(p, self.pim.timing(op, i, o), by_name[op.name])
-        return [swapped.get(t.op.name, t) for t in host]
+            elif decode and self.fc == "split" and op.name in _FFN and op.name in by_name:
+                pim_work(self.pim, op, required=True)
+                swapped[op.name] = _split(by_name[op.name], self.pim.timing(op, True, True))
+        out = [swapped.get(t.op.name, t) for t in host]
+        return self._overlap(out, decode) if self.overlap == "heads" else out
+
+    def _overlap(self, timings: list[Timing], decode: bool) -> list[Timing]:
+        """Insert ``pim_overlap`` after o_proj: a credit of ``-(1 - r) min(A, F)`` per layer, where A is
+        the PIM attention time, F the xPU's q/k/v/o projections and r = 1 / (heads per xPU device):
+        AttAcc's head-level pipeline hides all but one head's worth of the shorter side
+        (attacc_simulator src/system.py ``_pipeline``, --pipeopt). Both arguments of the min are
+        affine in the KV length, so the decode mean stays exact (a max of two affine terms)."""
+        attn = [t for t in timings if t.op.name in _ATTENTION]
+        proj = [t for t in timings if t.op.name in _PROJECTIONS]
+        if not decode or not attn or not proj:
+            credit_a = credit_f = 0.0
+        else:
+            r = 1.0 / attn[0].op.shape.get("heads", 1)
+            credit_a = -(1 - r) * sum(op_seconds(t) for t in attn)
+            credit_f = -(1 - r) * sum(op_seconds(t) for t in proj)
+        count = proj[-1].op.count if proj else 1
+        credit = Timing(Op("pim_overlap", "collective", count, 0.0), "gpu+pim" if decode else "gpu", "overlap",
+                        credit_a, credit_f,
+                        energy_J=0.0)
+        at = max(i for i, t in enumerate(timings) if t.op.name in _PROJECTIONS) + 1 if proj else len(timings)
+        return timings[:at] + [credit] + timings[at:]
 
     def _place(self, op: Op, gpu: Timing | None) -> Any:
         """Whether ``op`` runs in PIM (a bool, or a boolean array over a swept batch)."""
@@ -155,7 +193,7 @@ class GpuPim(Spec):
             if self.attention != "pim":
                 return False
             return pim_work(self.pim, op, required=op.kind == "attention")
-        if op.kind != "gemm" or self.fc == "xpu":
+        if op.kind != "gemm" or self.fc in ("xpu", "split"):
             return False
         if self.fc in ("pim", "threshold"):
             pim_work(self.pim, op, required=True)
@@ -167,12 +205,23 @@ class GpuPim(Spec):
             return False
         return op_seconds(self.pim.timing(op, True, True)) < op_seconds(gpu)
 
-    def _kv_to_pim(self, t: Timing) -> Timing:
+    def _kv_to_pim(self, t: Timing, op: Op) -> Timing:
         """The K/V rows an xPU op writes also cross the link into the PIM devices (parallel links)."""
-        nbytes = t.op.kv_write_bytes
+        nbytes = op.kv_write_bytes
         serial = dict(t.serial_s)
         serial["communication"] = serial.get("communication", 0.0) + nbytes / (self.pim.link_Bps * self.pim.devices)
         energy = t.energy_J + dram_energy_J(nbytes, self.pim.link.energy_pJ_per_bit)
         return Timing(t.op, t.unit, t.compute_class, t.compute_s, t.memory_s, serial, t.peak_ops_per_s,
                       t.bandwidth_Bps, energy)
 
+
+
+def _split(xpu: Timing, pim: Timing) -> Timing:
+    """An FFN GEMM split between xPU and PIM running at once, in proportion to their speeds
+    (AttAcc --ffopt, attacc_simulator src/system.py ``_ff_parallel``): the xPU keeps the share
+    ``t_pim / (t_xpu + t_pim)`` of the work, so both finish after ``t_xpu t_pim / (t_xpu + t_pim)``."""
+    t_x, t_p = op_seconds(xpu), op_seconds(pim)
+    share = t_p / (t_x + t_p)
+    return Timing(xpu.op, "gpu+pim", xpu.compute_class, xpu.compute_s * share, xpu.memory_s * share,
+                  {k: v * share for k, v in xpu.serial_s.items()}, xpu.peak_ops_per_s, xpu.bandwidth_Bps,
+                  xpu.energy_J * share + pim.energy_J * (1 - share))

@@ -30,7 +30,10 @@ def test_attacc_places_decode_attention_in_pim_and_prefill_on_gpus():
     ds = evaluate("gpt3-175b", "dgx-a100-attacc", batch=8, prompt=2048, gen=128, detail=True)
     units = {str(o): str(u) for o, u in zip(ds.op.values, ds.op_unit.sel(phase="decode").values)}
     assert all(units[o] == "pim" for o in ATTENTION)
-    assert units["fc1"] == units["q_proj"] == "gpu"
+    assert units["q_proj"] == "gpu" and units["fc1"] == "gpu+pim"  # AttAcc --ffopt: FFN split
+    assert units["pim_overlap"] == "gpu+pim"  # AttAcc --pipeopt: head-level overlap credit
+    assert float(ds.op_time_s.sel(phase="decode", op="pim_overlap")) < 0
+    assert float(ds.op_time_s.sel(phase="prefill", op="pim_overlap")) == 0
     assert set(map(str, ds.op_unit.sel(phase="prefill").values)) <= {"gpu", "interconnect"}
     # the K/V rows the GPUs produce cross the NVLink into the AttAcc devices
     assert float(ds.op_time_s.sel(phase="decode", op="k_proj")) > float(ds.op_memory_s.sel(phase="decode", op="k_proj"))
@@ -154,7 +157,7 @@ def test_fc_faster_picks_pim_at_batch_one_and_gpu_at_large_batch():
     arch = with_overrides(load_arch("dgx-a100-attacc"), {"fc": "faster"})
     ds = evaluate("gpt3-175b", arch, batch=xr.DataArray([1, 256], dims="batch"), prompt=1024, gen=16, detail=True)
     assert ds.op_unit.sel(phase="decode", op="fc1").values.tolist() == ["pim", "gpu"]
-    plain = evaluate("gpt3-175b", "dgx-a100-attacc", batch=1, prompt=1024, gen=16)
+    plain = evaluate("gpt3-175b", with_overrides(arch, {"fc": "xpu"}), batch=1, prompt=1024, gen=16)
     assert float(ds.tpot_s[0]) < float(plain.tpot_s)
 
 
@@ -186,3 +189,15 @@ def test_dotted_overrides_reach_inside_the_system():
     assert slower.xpu.device.memory.count == 4
     with pytest.raises(HwdseError, match="must be <= 1"):
         with_overrides(arch, {"pim.units.power_derate": 2.0})
+
+
+def test_attacc_optimisations_each_help_and_need_separate_memory():
+    base = with_overrides(load_arch("dgx-a100-attacc"), {"fc": "xpu", "overlap": "none"})
+    tpot = {}
+    for name, change in (("none", {}), ("heads", {"overlap": "heads"}), ("split", {"fc": "split"})):
+        tpot[name] = float(evaluate("gpt3-175b", with_overrides(base, change), batch=32, prompt=2048, gen=32).tpot_s)
+    assert tpot["heads"] < tpot["none"] and tpot["split"] < tpot["none"]
+    with pytest.raises(HwdseError, match="needs attach: separate and pim.blocked_mode: false"):
+        with_overrides(base, {"fc": "split", "pim.blocked_mode": True})
+    with pytest.raises(HwdseError, match="overlap: heads needs"):
+        with_overrides(base, {"overlap": "heads", "attention": "xpu"})
