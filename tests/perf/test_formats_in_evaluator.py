@@ -108,10 +108,10 @@ def test_block_scaled_formats_native_on_b200_only() -> None:
 
 def test_cli_evaluate_with_formats() -> None:
     args = ["evaluate", "--arch", "h100-sxm", "--model", "llama-3-8b", "--weights", "mxfp4",
-            "--activations", "fp8-e4m3", "--kv", "fp8-e4m3", "--json"]
+            "--activations", "fp8-e4m3", "--kv", "fp8-e4m3", "--mode", "roofline", "--json"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     out = json.loads(result.output)
-    fp16 = json.loads(CliRunner().invoke(app, args[:5] + ["--json"]).output)
+    fp16 = json.loads(CliRunner().invoke(app, args[:5] + ["--mode", "roofline", "--json"]).output)
     assert out["weights_bytes"] == pytest.approx(fp16["weights_bytes"] * 4.25 / 16)
     assert out["tpot_s"] < fp16["tpot_s"] / 2

