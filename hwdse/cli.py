@@ -80,7 +80,8 @@ def evaluate(arch: Arch = "h100-sxm", model: Model = "llama-2-7b",
              scenario: Annotated[Optional[str], typer.Option(help="named scenario (chat, rag, ...)")] = None,
              weights: str = "fp16", activations: str = "fp16", kv: str = "fp16",
              flash: Annotated[bool, typer.Option("--flash", help="fused FlashAttention")] = False,
-             mode: Annotated[str, typer.Option(help="roofline or achieved")] = "roofline",
+             mode: Annotated[str, typer.Option(help="roofline, achieved, or auto: achieved for calibrated GPUs "
+                                               "(arch efficiency block), else roofline")] = "auto",
              tp: Annotated[Optional[int], typer.Option("--tp", help="tensor-parallel GPUs (multi-gpu system)")] = None,
              pp: Annotated[Optional[int], typer.Option("--pp", help="pipeline stages (multi-gpu system)")] = None,
              as_json: AsJson = False) -> None:
@@ -96,9 +97,10 @@ def evaluate(arch: Arch = "h100-sxm", model: Model = "llama-2-7b",
     fields = dict(batch=batch, weights=weights, activations=activations, kv=kv, flash_attention=flash)
     if scenario is None:
         fields.update(prompt=prompt, gen=gen)
-    if mode not in ("roofline", "achieved"):
-        raise HwdseError("--mode", None, f"must be roofline or achieved, got {mode!r}")
+    if mode not in ("roofline", "achieved", "auto"):
+        raise HwdseError("--mode", None, f"must be roofline, achieved or auto, got {mode!r}")
     ds = run(model, arch, scenario, mode=mode, detail=True, **fields)
+    mode = ds.attrs["mode"]  # auto resolved
     out: dict[str, Any] = {"model": ds.attrs["model"], "arch": ds.attrs["arch"], "mode": mode}
     out.update({k: ds[k].item() for k in ds.data_vars if ds[k].ndim == 0})
     out["fits"] = bool(out["fits"])

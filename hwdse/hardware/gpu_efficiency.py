@@ -53,10 +53,10 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["GPUEfficiency", "GemmEfficiency", "AttentionEfficiency", "VectorEfficiency", "CollectiveEfficiency",
            "TILES", "QUERY_TILE", "achieved_timings", "gemm_s", "collective_s", "gpu_collective_s", "class_value",
-           "AchievedCollectives"]
+           "AchievedCollectives", "is_calibrated", "resolve_mode"]
 
 # Output tiles (rows x cols) a GEMM library chooses from (CUTLASS/cuBLAS Ampere-Hopper menus).
-TILES = ((64, 64), (64, 128), (128, 64), (128, 128), (128, 256), (256, 128))
+TILES = ((16, 128), (32, 128), (64, 64), (64, 128), (128, 64), (128, 128), (128, 256), (256, 128))
 SPLIT_K_MIN = 256          # split-K keeps at least this many k per split
 QUERY_TILE = 128           # query rows per FlashAttention thread block
 US = 1e-6
@@ -277,3 +277,18 @@ class AchievedCollectives:
         return [replace(t, serial_s={**t.serial_s, "communication": collective_s(
                     eff, _kind_of(t.op), t.op.shape["bytes"], t.op.shape["devices"], link)})
                 if t.op.kind == "collective" and "bytes" in t.op.shape else t for t in timings]
+
+
+def is_calibrated(arch: Any) -> bool:
+    """True when ``arch`` (a GPU, or a system of GPUs) carries calibrated efficiencies."""
+    device = getattr(arch, "device", arch)
+    return getattr(arch, "efficiency", None) is not None or getattr(device, "efficiency", None) is not None
+
+
+def resolve_mode(arch: Any, mode: str) -> str:
+    """``auto`` -> ``achieved`` for calibrated GPUs (and systems of them), else ``roofline``."""
+    if mode == "auto":
+        return "achieved" if is_calibrated(arch) else "roofline"
+    if mode not in ("roofline", "achieved"):
+        raise HwdseError("mode", None, f"must be roofline, achieved or auto, got {mode!r}")
+    return mode

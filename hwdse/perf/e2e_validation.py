@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from hwdse.hardware import load_arch
-from hwdse.hardware.gpu_efficiency import AchievedCollectives, gpu_collective_s
+from hwdse.hardware.gpu_efficiency import gpu_collective_s
 from hwdse.perf.calibrate import host_floors
 from hwdse.perf.calibration_data import load_rows
 from hwdse.perf.evaluate import evaluate
@@ -38,7 +38,7 @@ def _system(gpu: str, tp: int) -> Any:
         return arch
     from hwdse.hardware.multi import with_parallelism
 
-    return AchievedCollectives(with_parallelism(arch, tp=tp))
+    return with_parallelism(arch, tp=tp)  # evaluate() times its collectives with the calibrated NCCL model
 
 
 def trtllm_table() -> list[dict[str, Any]]:

@@ -13,6 +13,7 @@ from hwdse import __version__
 from hwdse._array import maximum_of, to_dataarray
 from hwdse._errors import HwdseError
 from hwdse.hardware import Mode, load_arch, with_overrides
+from hwdse.hardware.gpu_efficiency import AchievedCollectives, resolve_mode
 from hwdse.perf.footprint import Footprint, footprint
 from hwdse.perf.phases import PhaseOps, decode_phase, prefill_phase
 from hwdse.perf.roofline import bound
@@ -58,7 +59,7 @@ def _utilization(phase: PhaseOps, time: Any) -> tuple[Any, Any]:
     return phase.total(phase.flops) / (time * peak), phase.total(phase.bytes) / (time * bw)
 
 
-def evaluate(model: Any, arch: Any, scenario: Scenario | str | None = None, *, mode: Mode = "roofline",
+def evaluate(model: Any, arch: Any, scenario: Scenario | str | None = None, *, mode: Mode | str = "roofline",
              overrides: Mapping[str, Any] | None = None, detail: bool = False, **fields: Any) -> xr.Dataset:
     """Evaluate one static batch: prefill of ``batch x prompt`` tokens, then ``gen`` decode steps.
 
@@ -66,9 +67,13 @@ def evaluate(model: Any, arch: Any, scenario: Scenario | str | None = None, *, m
     named scenario or None (then ``fields`` such as ``batch=16, prompt=1024, gen=128`` build
     one). ``overrides`` sets dotted arch paths (``{"memory.bandwidth_GBps": da}``). Any number
     may be an ``xarray.DataArray``: the result is a Dataset over its dims. With ``detail`` the
-    Dataset adds per-operator variables over dims ``(phase, op)``.
+    Dataset adds per-operator variables over dims ``(phase, op)``. ``mode``: ``roofline``,
+    ``achieved`` (calibrated GPU efficiencies) or ``auto`` (achieved where calibrated).
     """
     model, arch, scen = resolve(model, arch, scenario, overrides, **fields)
+    mode = resolve_mode(arch, mode)  # "auto": achieved for calibrated GPUs, else roofline
+    if mode == "achieved" and getattr(arch, "kind", None) == "multi-gpu":
+        arch = AchievedCollectives(arch)  # calibrated NCCL times for the system's collectives
     prefill, decode = _phases(model, arch, scen, mode)
     ttft = prefill.total(prefill.time_s)
     tpot = decode.total(decode.time_s)

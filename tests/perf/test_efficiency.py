@@ -35,10 +35,12 @@ def test_decode_terms_are_affine_in_kv_length(arch, flash):
             assert np.isclose(v2, v0 + (v1 - v0) * 257, rtol=1e-9, atol=1e-15), (a.op.name, key)
 
 
-@pytest.mark.parametrize("arch", ["a100-sxm-80gb", "h100-sxm"])
-def test_achieved_tpot_is_exact_mean_over_steps(arch):
-    gpu, model = load_arch(arch), load_model("llama-2-7b")
-    scen = Scenario(batch=4, prompt=100, gen=9, flash_attention=True)
+@pytest.mark.parametrize("arch, name, prompt", [("a100-sxm-80gb", "llama-2-7b", 100), ("h100-sxm", "llama-2-7b", 100),
+                                                ("h100-sxm", "mistral-7b", 4090)])
+def test_achieved_tpot_is_exact_mean_over_steps(arch, name, prompt):
+    """Includes a sliding window (mistral-7b: 4096) that the decode steps cross."""
+    gpu, model = load_arch(arch), load_model(name)
+    scen = Scenario(batch=4, prompt=prompt, gen=9, flash_attention=True)
     ds = evaluate(model, gpu, scen, mode="achieved")
     steps = []
     for j in range(int(scen.gen)):
@@ -112,3 +114,33 @@ def test_class_value_falls_back_to_nearest_class():
     assert class_value(table, "int8", "x") == 0.6
     with pytest.raises(HwdseError):
         class_value({}, "fp8", "x")
+
+
+def test_cli_mode_defaults_to_achieved_where_calibrated():
+    import json
+
+    from typer.testing import CliRunner
+
+    from hwdse.cli import app
+
+    runner = CliRunner()
+    modes = {}
+    for arch in ("h100-sxm", "a6000"):
+        result = runner.invoke(app, ["evaluate", "--arch", arch, "--json"])
+        assert result.exit_code == 0, result.output
+        modes[arch] = json.loads(result.output)["mode"]
+    assert modes == {"h100-sxm": "achieved", "a6000": "roofline"}
+    assert evaluate("llama-2-7b", "h100-sxm").attrs["mode"] == "roofline"  # the library default stays explicit
+    assert evaluate("llama-2-7b", "h100-sxm", mode="auto").attrs["mode"] == "achieved"
+
+
+def test_multi_gpu_achieved_mode_times_collectives_with_nccl_fit():
+    from hwdse.hardware.multi import with_parallelism
+
+    system = with_parallelism(load_arch("h100-sxm"), tp=4)
+    ds = evaluate("llama-2-70b", system, mode="achieved", batch=8, prompt=512, gen=16, flash_attention=True,
+                  detail=True)
+    comm = float(ds.op_time_s.sel(phase="decode", op="tp_allreduce_attn"))
+    nbytes = 8 * 8192 * 2  # one decode token per sequence, hidden 8192, fp16
+    expected = float(gpu_collective_s(load_arch("h100-sxm"), "all_reduce", nbytes, 4))
+    assert comm == pytest.approx(expected, rel=1e-9)
