@@ -18,14 +18,16 @@ from hwdse.hardware.pim_system import GpuPim  # GPU + PIM systems (kind gpu-pim)
 from hwdse.hardware.interconnect import Interconnect, LinkSpec, load_link
 from hwdse.hardware.multi import MultiGPU
 from hwdse.hardware.accelerator import Accelerator
+from hwdse.hardware.spatial import Spatial
 from hwdse.hardware.pe import PEArray, PEType, load_pe
 
 __all__ = ["Arch", "GPU", "Device", "Timing", "Mode", "MemorySystem", "MemoryTechnology", "COMPUTE_CLASSES",
            "load_arch", "load_memory", "with_overrides",
-           "MultiGPU", "Interconnect", "LinkSpec", "load_link", "Accelerator", "PEArray", "PEType", "load_pe"]
+           "MultiGPU", "Interconnect", "LinkSpec", "load_link", "Accelerator", "PEArray", "PEType", "load_pe",
+           "Spatial"]
 
 # Every device kind joins this union (discriminated by ``kind``).
-Arch = Annotated[GPU | MultiGPU | Accelerator | PIM | GpuPim, Field(discriminator="kind")]
+Arch = Annotated[GPU | MultiGPU | Accelerator | Spatial | PIM | GpuPim, Field(discriminator="kind")]
 _ARCH = TypeAdapter(Arch)
 
 

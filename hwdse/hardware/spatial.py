@@ -1,0 +1,185 @@
+"""Spatial dataflow systems (kind ``spatial``): SRAM-only chips (Groq LPU, Graphcore IPU, Cerebras WSE).
+
+A chip = ``pe`` (PE type x count x clock) + ``sram_MiB`` of on-chip SRAM at
+``sram_bandwidth_TBps``; no DRAM. The model lives in SRAM, so it is partitioned over as many
+chips as its weights + KV cache need (``chips: null``; else the given count): chips =
+``ceil(resident / (tp x usable_sram_fraction x SRAM)) x tp``, where ``resident`` = weights (in
+the scenario's weight format) + the KV cache allocated for the whole context. ``tp`` chips
+split every layer (Megatron rules, :mod:`hwdse.hardware.multi`); the ``chips / tp`` stages
+hold consecutive layers and pass activations point to point over ``interconnect``.
+
+Timing on one chip (weight-stationary spatial mapping):
+
+* decode: every matrix operator owns the SRAM banks that hold its data (weights, allocated KV),
+  a share ``resident_op / resident_chip`` of the chip's SRAM bandwidth, and PEs in proportion
+  to its work, a share ``flops_op / flops_chip`` of the PE peak (a balanced static
+  allocation). A token visits the operators one after another, so each runs at its shares;
+  an operator larger than a chip (share > 1) passes its chips in sequence, i.e. runs at one
+  chip's rate. Vector operators use the whole chip's vector units and bandwidth.
+* prefill: prompt tokens stream through the operators, keeping every region busy: the plain
+  roofline at the chip's full SRAM bandwidth and PE peak.
+* every matrix operator adds the PE array's fill and drain latency, ``(rows + cols)`` cycles
+  (a vector enters one edge of the array and its result leaves the other).
+
+Per-token latency is then compute at SRAM bandwidth + TP all-reduces + stage hops; the shares
+are fixed at binding (allocation for the final context), so every term stays affine in the KV
+length. Outputs: ``chips``, ``area_mm2`` = die x chips, ``power_W`` = chip power x chips.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import Field, PrivateAttr
+
+from hwdse._catalog import Spec
+from hwdse._errors import HwdseError
+from hwdse._params import Number, count, quantity
+from hwdse.hardware._base import Mode, Timing, operand_class
+from hwdse.hardware.interconnect import Interconnect
+from hwdse.hardware.memory import load_memory
+from hwdse.hardware.multi import _is_decode, schedule_sharded
+from hwdse.hardware.pe import PEArray
+from hwdse.workload.ops import Op
+
+__all__ = ["Spatial"]
+
+MiB = 2**20
+
+
+class Spatial(Spec):
+    """A system of identical SRAM-only dataflow chips, sized by the workload."""
+
+    kind: Literal["spatial"] = "spatial"
+    name: str
+    description: str = ""
+    pe: PEArray
+    sram_MiB: quantity(gt=0, unit="MiB") = Field(description="on-chip SRAM per chip")
+    sram_bandwidth_TBps: quantity(gt=0, unit="TB/s") = Field(description="aggregate SRAM bandwidth per chip")
+    usable_sram_fraction: quantity(gt=0, le=1) = Field(description="share of SRAM for weights + KV cache")
+    chips: count() | None = Field(None, description="None: as many as the model needs")
+    tp: count() = Field(1, description="chips splitting each layer (tensor parallel)")
+    microbatches: count() = 1
+    interconnect: Interconnect
+    die_area_mm2: quantity(gt=0, unit="mm^2") = Field(description="per chip")
+    chip_power_W: quantity(gt=0, unit="W") | None = Field(None, description="per chip (card/system share)")
+    sources: dict[str, str]
+    _resident: dict[str, Number] = PrivateAttr(default_factory=dict)
+    _resident_total: Number = PrivateAttr(default=np.nan)
+    _flops: dict[str, Number] = PrivateAttr(default_factory=dict)
+    _flops_total: Number = PrivateAttr(default=np.nan)
+
+    # -- sizing ----------------------------------------------------------------------------
+    @property
+    def capacity_bytes(self) -> Number:
+        """SRAM of one chip (weights + KV take ``usable_sram_fraction`` of it, activations the rest)."""
+        return self.sram_MiB * MiB
+
+    @property
+    def onchip_bytes(self) -> float:
+        return float(self.sram_MiB * MiB / self.pe.count)
+
+    @property
+    def devices(self) -> Number:
+        return self._count()
+
+    @property
+    def stages(self) -> Number:
+        return np.ceil(self._count() / self.tp)
+
+    def _count(self) -> Number:
+        if self.chips is None:
+            raise HwdseError(f"arch {self.name}", "chips", "chip count depends on the workload: evaluate() sizes it "
+                             "(or call for_workload(model, scenario))")
+        return self.chips
+
+    def for_workload(self, model: Any, scenario: Any) -> "Spatial":
+        """A copy sized for ``model`` x ``scenario``: chip count (if automatic) and operator shares."""
+        from hwdse.formats import get
+        from hwdse.workload import operator_table
+
+        wb, kb = (get(f).bits_per_element / 8 for f in (scenario.weights, scenario.kv))
+        context = np.minimum(scenario.prompt + scenario.gen, model.sliding_window or np.inf)
+        resident = model.num_params * wb + scenario.batch * context * model.num_layers * 2 * model.kv_dim * kb
+        chips = self.chips
+        if chips is None:
+            per_group = self.tp * self.usable_sram_fraction * self.sram_MiB * MiB
+            chips = np.ceil(resident / per_group) * self.tp
+        bound = self.model_copy(update={"chips": chips})
+        ops = operator_table(model, scenario, "decode", context)
+        matrix = [op for op in ops if op.operands]
+        bound._resident = {op.name: op.weight_bytes + op.kv_read_bytes for op in matrix}
+        bound._resident_total = resident
+        bound._flops = {op.name: op.flops for op in matrix}
+        bound._flops_total = sum(op.count * op.flops for op in matrix)
+        return bound
+
+    def footprint_shares(self, model: Any) -> tuple[Number, Number, Number]:
+        """One chip holds 1/chips of weights and KV cache and its tensor-parallel share of activations."""
+        n = self._count()
+        return 1 / n, 1 / n, 1 / self.tp
+
+    @property
+    def area_mm2(self) -> Number:
+        return self.die_area_mm2 * self._count()
+
+    @property
+    def power_W(self) -> Number:
+        return (np.nan if self.chip_power_W is None else self.chip_power_W) * self._count()
+
+    @property
+    def pe_area_mm2(self) -> Number:
+        """PE arrays of one chip (a check on the die area: the rest is SRAM, fabric, I/O)."""
+        return self.pe.area_mm2
+
+    # -- timing ----------------------------------------------------------------------------
+    def _shares(self) -> tuple[dict[str, Number], dict[str, Number]]:
+        """Per operator instance: (share of the chip's SRAM banks, share of its PEs), at most 1."""
+        n = self._count()
+        mem = {k: np.minimum(1.0, (r / self.tp) / (self._resident_total / n)) for k, r in self._resident.items()}
+        pes = {k: np.minimum(1.0, (f / self.tp) / (self._flops_total / n)) for k, f in self._flops.items()}
+        return mem, pes
+
+    def schedule(self, ops: Sequence[Op], mode: Mode = "roofline") -> list[Timing]:
+        if mode != "roofline":
+            raise HwdseError(f"arch {self.name}", "mode", f"{mode!r} needs calibrated efficiencies; use 'roofline'")
+        if not self._resident:
+            raise HwdseError(f"arch {self.name}", None, "not sized for a workload: call for_workload(model, scenario)")
+        chip = _Chip(self, *self._shares()) if _is_decode(ops) else _Chip(self, {}, {})
+        return schedule_sharded(chip, self.interconnect, ops, self.tp, self.stages, self.microbatches, mode)
+
+
+@dataclass(frozen=True)
+class _Chip:
+    """One chip timing tensor-parallel shards: region shares in decode, the full chip in prefill."""
+
+    spec: Spatial
+    memory_shares: Mapping[str, Number]
+    compute_shares: Mapping[str, Number]
+
+    def schedule(self, ops: Sequence[Op], mode: Mode) -> list[Timing]:
+        s, pe = self.spec, self.spec.pe
+        bw = s.sram_bandwidth_TBps * 1e12
+        fill = (pe.pe.rows + pe.pe.cols) / (pe.clock_GHz * 1e9)
+        sram_J_per_B = load_memory("sram").energy_pJ_per_bit * 8e-12
+        out = []
+        for op in ops:
+            share, pe_share = self.memory_shares.get(op.name, 1.0), self.compute_shares.get(op.name, 1.0)
+            serial: dict[str, Number] = {}
+            mac_J = 0.0
+            if op.operands:
+                wanted = operand_class(op.operands)
+                native = pe.pe.native_class(wanted)
+                cls, peak = native or f"{wanted}-unsupported", pe.peak_ops_per_s(wanted)
+                compute = op.flops * np.inf if native is None else op.flops / (peak * pe_share)
+                mac_J = op.flops / 2 * pe.pe.mac_energy_pJ(wanted) * 1e-12
+                serial["array_fill"] = fill
+            else:
+                cls, peak = "vector", pe.vector_ops_per_s
+                compute = op.flops / peak
+            out.append(Timing(op, "spatial", cls, compute, op.bytes / (bw * share), serial, peak_ops_per_s=peak,
+                              bandwidth_Bps=bw, energy_J=mac_J + op.bytes * sram_J_per_B))
+        return out

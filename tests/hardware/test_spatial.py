@@ -1,0 +1,147 @@
+"""Spatial dataflow systems: chips sized by the model, region timing, hops, validation against vendor data."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+import yaml
+from typer.testing import CliRunner
+
+import hwdse
+from hwdse._catalog import locate
+from hwdse.cli import app
+from hwdse.perf import evaluate
+from hwdse.perf.roofline import op_time
+from hwdse.workload import Scenario, load_model, operator_table
+
+ROOT = Path(__file__).resolve().parents[2]
+SPATIAL = ["groq-lpu", "graphcore-gc200", "graphcore-bow", "cerebras-wse-2", "cerebras-wse-3"]
+CASES = yaml.safe_load((ROOT / "validation" / "spatial_cases.yaml").read_text())["cases"]
+
+
+@pytest.mark.parametrize("name", SPATIAL)
+def test_catalog_entries_report_chips_latency_and_rate(name):
+    out = CliRunner().invoke(app, ["evaluate", "--arch", name, "--model", "llama-2-70b", "--batch", "1",
+                                   "--prompt", "1024", "--gen", "256", "--json"])
+    assert out.exit_code == 0, out.output
+    d = json.loads(out.output)
+    assert d["chips"] >= 1 and d["ttft_s"] > 0 and d["tpot_s"] > 0
+    assert d["tok_s_per_user"] == pytest.approx(1 / d["tpot_s"])
+    arch = hwdse.load_arch(name)
+    assert d["area_mm2"] == pytest.approx(arch.die_area_mm2 * d["chips"])
+    # weights + KV fit in the usable share of each chip's SRAM
+    assert d["weights_bytes"] + d["kv_cache_bytes"] <= arch.usable_sram_fraction * d["capacity_bytes"] * (1 + 1e-12)
+
+
+def test_a_model_too_large_for_one_chip_uses_more_chips():
+    small = evaluate("llama-2-7b", "groq-lpu", batch=1, prompt=512, gen=64, weights="int8")
+    big = evaluate("llama-2-70b", "groq-lpu", batch=1, prompt=512, gen=64, weights="int8")
+    wider = evaluate("llama-2-70b", "groq-lpu", batch=1, prompt=512, gen=64, weights="fp16")
+    assert 1 < int(small.chips) < int(big.chips) < int(wider.chips)
+    wse = evaluate("llama-2-7b", "cerebras-wse-3", batch=1, prompt=512, gen=64)
+    assert int(wse.chips) == 1  # 13.5 GB fits on one wafer
+    arch = hwdse.load_arch("groq-lpu")
+    model, scen = load_model("llama-2-70b"), Scenario(batch=1, prompt=512, gen=64, weights="int8")
+    resident = model.num_params + 1 * 576 * model.num_layers * 2 * model.kv_dim * 2
+    per_node = arch.tp * arch.usable_sram_fraction * arch.sram_MiB * 2**20
+    assert int(big.chips) == np.ceil(resident / per_node) * arch.tp
+    assert arch.for_workload(model, scen).chips == int(big.chips)
+
+
+def test_more_chips_give_each_operator_more_bandwidth():
+    counts = xr.DataArray([576, 1152], dims="chips")
+    ds = evaluate("llama-2-70b", "groq-lpu", overrides={"chips": counts}, batch=1, prompt=512, gen=64,
+                  weights="int8", flash_attention=True, detail=True)
+    q = ds.op_memory_s.sel(phase="decode", op="q_proj")
+    assert float(q[1]) == pytest.approx(float(q[0]) / 2, rel=1e-9)
+    assert float(ds.tpot_s[1]) < float(ds.tpot_s[0])
+
+
+def test_decode_latency_is_region_time_plus_all_reduces_plus_hops():
+    arch = hwdse.load_arch("groq-lpu")
+    ds = evaluate("llama-2-70b", arch, overrides={"chips": 576}, batch=1, prompt=512, gen=32, weights="int8",
+                  flash_attention=True, detail=True)
+    d = ds.sel(phase="decode")
+    hops = d.op_count.sel(op="pp_send")
+    assert float(hops) == 576 / 8 - 1
+    link = hwdse.with_overrides(arch, {"chips": 576}).interconnect
+    h = load_model("llama-2-70b").hidden_size
+    assert float(d.op_time_s.sel(op="pp_send")) == pytest.approx(h * 2 / link.bandwidth_Bps + link.latency_s)
+    # fully connected TP group: all-reduce = 2 alpha + 2 n / (p beta)
+    assert float(d.op_time_s.sel(op="tp_allreduce_mlp")) == pytest.approx(
+        2 * link.latency_s + 2 * h * 2 / (8 * link.bandwidth_Bps))
+    assert float((d.op_time_s * d.op_count).sum()) == pytest.approx(float(ds.tpot_s), rel=1e-12)
+
+
+def test_decode_mean_is_exact_against_a_brute_force_loop():
+    model, scen = load_model("llama-2-13b"), Scenario(batch=2, prompt=200, gen=29, weights="int8")
+    arch = hwdse.load_arch("graphcore-bow").for_workload(model, scen)
+    ds = evaluate(model, "graphcore-bow", scen)
+    steps = [sum(t.op.count * op_time(t) for t in arch.schedule(operator_table(model, scen, "decode", kv)))
+             for kv in range(200, 229)]
+    assert float(ds.tpot_s) == pytest.approx(np.mean(steps), rel=1e-12)
+
+
+def test_unsized_system_asks_for_a_workload():
+    with pytest.raises(hwdse._errors.HwdseError, match="depends on the workload"):
+        hwdse.load_arch("groq-lpu").area_mm2
+
+
+NEW_PE = """\
+name: my-pe
+description: a 64 x 64 int8 and fp8 systolic array with a 1 MiB local buffer, no 16-bit path
+rows: 64
+cols: 64
+rate: {fp8: 1, int8: 1}
+vector_ops_per_cycle: 256
+local_buffer_KiB: 1024
+sram_mm2_per_MiB: 2.98
+node_nm: 7
+voltage_V: 0.75
+unsupported: infeasible
+sources:
+  rows: "assumption: example"
+  cols: "assumption: example"
+  rate: "assumption: example"
+  vector_ops_per_cycle: "assumption: example"
+  local_buffer_KiB: "assumption: example"
+  sram_mm2_per_MiB: "GA100 L2 119.31 mm^2 / 40 MiB (llmcompass_die_area.csv)"
+  node_nm: "assumption: example"
+  voltage_V: "assumption: example"
+"""
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # the infeasible design computes inf - inf
+def test_user_written_pe_and_chip_run_from_yaml_with_dotted_overrides(tmp_path):
+    (tmp_path / "my-pe.yaml").write_text(NEW_PE)
+    chip = yaml.safe_load(locate("arch", "groq-lpu").read_text())
+    chip.update(name="my-chip", pe={"type": str(tmp_path / "my-pe.yaml"), "count": 16, "clock_GHz": 1.2},
+                sram_MiB=512, chip_power_W=200)
+    path = tmp_path / "my-chip.yaml"
+    path.write_text(yaml.safe_dump(chip))
+    out = CliRunner().invoke(app, ["evaluate", "--arch", str(path), "--model", "llama-2-7b", "--weights", "fp8-e4m3",
+                                   "--activations", "fp8-e4m3", "--kv", "fp8-e4m3", "--json"])
+    assert out.exit_code == 0, out.output
+    base = json.loads(out.output)
+    assert base["arch"] == "my-chip" and base["chips"] >= 8
+    more_sram = evaluate("llama-2-7b", str(path), overrides={"sram_MiB": 2048}, weights="fp8-e4m3",
+                         activations="fp8-e4m3", kv="fp8-e4m3")
+    assert int(more_sram.chips) < base["chips"]
+    faster = evaluate("llama-2-7b", str(path), overrides={"interconnect.bandwidth_GBps": 100, "pe.clock_GHz": 2.0,
+                                                          "pe.count": 32, "chips": 64, "tp": 4},
+                      weights="fp8-e4m3", activations="fp8-e4m3", kv="fp8-e4m3")
+    assert int(faster.chips) == 64 and float(faster.tpot_s) < base["tpot_s"]
+    # the PE has no fp16 datapath and must not upcast: fp16 operands make the design infeasible
+    bad = evaluate("llama-2-7b", str(path), batch=1, prompt=64, gen=4)
+    assert float(bad.ttft_s) == np.inf
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c["name"] for c in CASES])
+def test_validation_cases_reproduce_the_recorded_error(case):
+    ds = evaluate(case["model"], case["arch"], overrides=case["overrides"], **case["scenario"])
+    error = float(ds.tok_s_per_user) / case["measured"] - 1
+    assert error == pytest.approx(case["error"], abs=0.02), f"{case['name']}: error now {error:+.3f}"
+    assert case["within_goal"] == (abs(error) <= 0.15)
+    assert bool(ds.fits)
