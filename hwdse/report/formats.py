@@ -69,12 +69,13 @@ def _clusters(x: np.ndarray, y: np.ndarray) -> list[list[int]]:
     return sorted(groups.values(), key=lambda g: (y[g[0]], x[g[0]]))
 
 
-def _annotate(ax: Any, x: np.ndarray, y: np.ndarray, names: list[str], labels: list[str], full: np.ndarray) -> None:
-    """One note per cluster of coinciding points: their names; the full label of a Pareto or recommended
-    member. Notes alternate right and left of their point so neighbours at one x stay apart."""
+def _annotate(ax: Any, x: np.ndarray, y: np.ndarray, names: list[str], labels: list[str], full: np.ndarray,
+              rec: np.ndarray) -> None:
+    """One note per cluster of coinciding points: their names; the full label of the recommended member,
+    else of a Pareto member. Notes alternate right and left of their point so neighbours at one x stay apart."""
     for k, group in enumerate(_clusters(x, y)):
         shown = ",".join(names[i] for i in group[:5]) + (f",+{len(group) - 5}" if len(group) > 5 else "")
-        key = next((i for i in group if full[i]), None)
+        key = next((i for i in group if rec[i]), next((i for i in group if full[i]), None))
         text = f"{shown}: {labels[key]}" if key is not None else shown
         right = k % 2 == 0 or key is not None
         ax.annotate(text, (x[group[0]], y[group[0]]), xytext=(6 if right else -6, -3), textcoords="offset points",
@@ -101,7 +102,7 @@ def _quality_scatter(ds: xr.Dataset, x: np.ndarray, q: np.ndarray, flags: dict[s
                    label="recommended")
     floor = float(ds.attrs["min_qsnr_db"])
     ax.axhline(floor, ls="--", c="tab:green", lw=1, label=f"quality floor {floor:g} dB")
-    _annotate(ax, x, q, names, labels, front | rec)
+    _annotate(ax, x, q, names, labels, front | rec, rec)
     lo, hi = (np.nanmin(x[ok]), np.nanmax(x[ok])) if ok.any() else (0.0, 1.0)
     pad = 0.12 * ((hi - lo) or abs(hi) or 1.0)
     ax.set_xlim(lo - pad, hi + 2.2 * pad)

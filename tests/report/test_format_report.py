@@ -118,3 +118,21 @@ def test_study_file_and_cli(tmp_path) -> None:
 
 def test_candidates_cross_product() -> None:
     assert len(candidates(["bf16", "int4"], ["bf16"], ["bf16", "fp8-e4m3"])) == 4
+
+
+def test_readme_format_commands_run(tmp_path, monkeypatch) -> None:
+    """The README's "Choosing formats" commands run (output folders redirected to a temp dir)."""
+    import shlex
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("## Choosing formats", 1)[1].split("\n## ", 1)[0]
+    block = section.split("```bash", 1)[1].split("```", 1)[0].replace("\\\n", " ")
+    commands = [shlex.split(line.split("#", 1)[0]) for line in block.splitlines() if line.startswith("hwdse ")]
+    assert len(commands) == 3 and commands[1][:2] == ["hwdse", "formats"]
+    monkeypatch.chdir(Path(__file__).resolve().parents[2])
+    for argv in commands:
+        if "--out" in argv:
+            argv[argv.index("--out") + 1] = str(tmp_path / argv[argv.index("--out") + 1])
+        result = CliRunner().invoke(app, argv[1:])
+        assert result.exit_code == 0, (argv, result.output)
