@@ -1,0 +1,71 @@
+"""The PIM-vs-GPU decode study: Dataset, crossovers, limits, figures and the CLI report."""
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from hwdse.cli import app
+from hwdse.report.pim import write_report
+from hwdse.report.pim_study import LIMITS, SYSTEMS, crossovers, pim_vs_gpu, study_grid
+
+STUDY = Path(__file__).resolve().parents[2] / "studies" / "pim-vs-gpu-decode.toml"
+
+
+@pytest.fixture(scope="module")
+def small():
+    return pim_vs_gpu([1, 8, 64, 512], [512, 32768], gen=16, models=["llama-2-70b"])
+
+
+def test_study_file_follows_the_study_schema():
+    from hwdse.search.spec import parse_study
+
+    spec, _ = parse_study(STUDY)
+    assert spec.arch == "dgx-a100-attacc"
+    grid = study_grid(STUDY)
+    assert grid["batch"].tolist() == [2.0 ** k for k in range(10)]
+    assert grid["prompt"][0] == 512 and grid["prompt"][-1] == 32768
+
+
+def test_dataset_shape_and_limits(small):
+    assert dict(small.sizes) == {"model": 1, "system": len(SYSTEMS), "batch": 4, "prompt": 2}
+    assert set(np.unique(small.limit.values)) <= set(LIMITS)
+    aim = small.sel(system="AiM", prompt=512, model="llama-2-70b")
+    assert str(aim.limit.sel(batch=1).values).startswith("pim")  # standalone PIM: a PIM limit binds
+    # a point is 'capacity'-limited exactly where it does not fit (512 x 32k tokens overflow 1280 GiB)
+    assert ((small.limit == "capacity") == ~small.fits).all()
+    assert not bool(small.fits.sel(batch=512, prompt=32768).any())
+    # decode energy excludes prefill: below the batch-average energy that includes it
+    assert bool((small.decode_energy_j_per_token <= small.energy_j_per_token).all())
+
+
+def test_crossover_records(small):
+    records = crossovers(small)
+    aim = next(r for r in records if r["system"] == "AiM" and r["prompt"] == 512)
+    assert 1.0 in aim["pim_wins"] and 512.0 not in aim["pim_wins"]
+    assert aim["crossovers"] and aim["crossovers"][0][2] == "GPU"
+
+
+def test_write_report(small, tmp_path):
+    path = write_report(small, tmp_path / "out")
+    text = path.read_text()
+    assert "| llama-2-70b | AiM |" in text and "## Crossovers" in text
+    for name in ("curves.png", "winners.png", "results.nc", "report.html"):
+        assert (tmp_path / "out" / name).stat().st_size > 0
+
+
+def test_cli_report(tmp_path):
+    study = tmp_path / "tiny.toml"
+    text = STUDY.read_text()
+    text = re.sub(r'(\[search\."scenario\.batch"\]\nlow = 1\nhigh = )512', r"\g<1>4", text).replace("num = 10", "num = 3")
+    text = re.sub(r'(\[search\."scenario\.prompt"\]\nlow = 512\nhigh = )32768', r"\g<1>1024", text)
+    text = text.replace("num = 7", "num = 2").replace("gen = 128", "gen = 8")
+    study.write_text(text)
+    result = CliRunner().invoke(app, ["report", "pim-vs-gpu", "--study", str(study), "--out", str(tmp_path / "r"),
+                                      "--model", "llama-2-70b"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "r" / "report.md").is_file()
+    bad = CliRunner().invoke(app, ["report", "pim-vs-gpu", "--study", "no-such-study"])
+    assert bad.exit_code == 2
