@@ -112,7 +112,8 @@ def evaluate(arch: Arch = "h100-sxm", model: Model = "llama-2-7b",
         return
     table = Table(title=f"{out['model']} on {out['arch']} ({mode})", show_header=False)
     for key, fmt in (("ttft_s", "{:.4g} s"), ("tpot_s", "{:.4g} s"), ("e2e_s", "{:.4g} s"),
-                     ("throughput_tok_s", "{:.4g} tok/s"), ("memory_bytes", "{:.4g} B"),
+                     ("throughput_tok_s", "{:.4g} tok/s"), ("tok_s_per_user", "{:.4g} tok/s"),
+                     ("devices", "{:g}"), ("memory_bytes", "{:.4g} B"),
                      ("capacity_bytes", "{:.4g} B"), ("fits", "{}"), ("decode_bw_util", "{:.3f}"),
                      ("prefill_compute_util", "{:.3f}"), ("energy_j_per_token", "{:.4g} J")):
         table.add_row(key, fmt.format(out[key]))
