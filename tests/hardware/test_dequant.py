@@ -129,3 +129,20 @@ def test_vector_ops_have_no_operands_and_no_cost() -> None:
     scen = Scenario(batch=1, prompt=16, gen=1, weights="int4")
     norm = operator_table(MODEL, scen, "decode")[0]
     assert plan(norm, str, vector_ops_per_s=1.0, bandwidth_Bps=1.0) == Dequant("vector")
+
+
+def test_sweep_of_vector_peak_scales_the_dequant_time() -> None:
+    """One evaluator call over a DataArray of vector peaks: the W4A16 prefill penalty is ops / peak."""
+    import xarray as xr
+
+    from hwdse.perf import evaluate
+
+    vec = xr.DataArray([10.0, 20.0, 40.0, 80.0], dims="vector_TFLOPS")
+    kw = dict(batch=1, prompt=2048, gen=8, overrides={"compute.vector_TFLOPS": vec}, detail=True)
+    gate = dict(phase="prefill", op="gate_proj")                      # compute-bound at every peak
+    penalty = (evaluate("llama-2-7b", "a6000", weights="int4", **kw).op_time_s.sel(**gate)
+               - evaluate("llama-2-7b", "a6000", weights="fp16", **kw).op_time_s.sel(**gate))
+    assert penalty.dims == ("vector_TFLOPS",)
+    ops = penalty * vec * 1e12                       # the same convert ops at every peak
+    assert float(ops.max() / ops.min()) == pytest.approx(1.0, rel=1e-9)
+    assert float(ops[0]) == pytest.approx(4096 * 11008 * ops_per_element("int4"))
