@@ -10,6 +10,7 @@ with heartbeats: a killed worker's trial is failed and retried by the others.
 
 from __future__ import annotations
 
+import datetime
 import subprocess
 import sys
 from collections.abc import Callable
@@ -112,6 +113,7 @@ def run_worker(url: str, name: str, n_trials: int, *, heartbeat_interval: int = 
     storage = make_storage(url, heartbeat_interval=heartbeat_interval, grace_period=grace_period)
     space = space_from_spec(stored_spec(storage, name), f"study {name}")
     study = optuna.load_study(study_name=name, storage=storage, sampler=make_sampler(space, seed))
+    _fail_orphans(study, storage.get_heartbeat_interval() or heartbeat_interval, grace_period or 2 * heartbeat_interval)
     count = [0]
 
     def objective(trial: optuna.Trial) -> Any:
@@ -131,6 +133,24 @@ def run_worker(url: str, name: str, n_trials: int, *, heartbeat_interval: int = 
 
     study.optimize(objective, n_trials=n_trials, callbacks=[tick], gc_after_trial=False)
     return study
+
+
+def _fail_orphans(study: optuna.Study, interval: int, grace: int) -> None:
+    """Fail RUNNING trials that never drew a parameter and are older than the grace period.
+
+    Optuna's heartbeat covers a trial from its first heartbeat on; a worker killed in the few
+    milliseconds between creating a trial and starting its heartbeat leaves a RUNNING trial with
+    no heartbeat and no parameters, which no stale check ever fails. A live worker draws its
+    first parameter immediately, so such a trial older than the grace period is an orphan.
+    """
+    now = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+    for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        start = t.datetime_start.replace(tzinfo=None) if t.datetime_start else now
+        if not t.params and (now - start).total_seconds() > max(grace, interval):
+            try:
+                study._storage.set_trial_state_values(t._trial_id, optuna.trial.TrialState.FAIL)
+            except (RuntimeError, optuna.exceptions.UpdateFinishedTrialError):
+                pass  # another worker got there first
 
 
 def spawn_workers(url: str, name: str, n_trials: int, jobs: int, *, heartbeat_interval: int = 60,
