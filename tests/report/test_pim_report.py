@@ -69,3 +69,25 @@ def test_cli_report(tmp_path):
     assert (tmp_path / "r" / "report.md").is_file()
     bad = CliRunner().invoke(app, ["report", "pim-vs-gpu", "--study", "no-such-study"])
     assert bad.exit_code == 2
+
+
+def test_readme_section_runs_and_matches_the_validation_cases(tmp_path):
+    import shlex
+
+    import yaml
+
+    root = Path(__file__).resolve().parents[2]
+    section = (root / "README.md").read_text().split("## PIM versus GPU for decode", 1)[1].split("\n## ", 1)[0]
+    commands = section.split("```bash", 1)[1].split("```", 1)[0].strip().splitlines()
+    assert commands[0].startswith("hwdse report pim-vs-gpu")
+    for line in commands:
+        args = shlex.split(line)[1:]
+        if "--out" in args:
+            args[args.index("--out") + 1] = str(tmp_path / "report")
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 0, (line, result.output)
+    assert (tmp_path / "report" / "winners.png").is_file()
+    cases = yaml.safe_load((root / "validation" / "pim_cases.yaml").read_text())["system"]
+    for case in cases.values():
+        assert f"{case['measured']:.2f}x" in section
+        assert f"{(case['measured'] / case['target'] - 1) * 100:.0f} %".replace("-", "−") in section
