@@ -11,8 +11,9 @@ fit by ``hwdse calibrate`` on measured kernels, see ``hwdse/perf/calibrate.py``)
   ``compute_fraction x peak / units``; the kernel takes whole waves of tiles. Off-chip traffic
   runs at ``bandwidth_fraction x`` peak. Compute and memory overlap imperfectly: the kernel takes
   the p-norm ``(c^p + m^p)^(1/p)`` (p = ``overlap_exponent``; p -> infinity is the roofline max),
-  plus ``split_k_us`` when K is split (the partial-sum reduction) and a fixed ``overhead_us`` (launch, prologue; for FP8 it includes the dynamic activation
-  quantisation the measured kernels perform).
+  plus ``split_k_us`` when K is split (the partial-sum reduction), a fixed ``overhead_us``
+  (launch, prologue) and, for low-precision classes, ``quantize_passes`` over the activations
+  (dynamic quantisation, as the measured FP8/NVFP4 kernels do; set 0 for static scales).
 * **Prefill attention** (fused, causal): causal FLOPs at ``prefill_compute_fraction x peak``,
   quantised to waves of (sequence, head, 128-query tile) blocks, plus a per-wave tile overhead
   and a fixed overhead; traffic at the GEMM bandwidth fraction. Unfused ``qk_matmul`` and
@@ -74,6 +75,9 @@ class GemmEfficiency(Spec):
     overlap_exponent: quantity(ge=1, unit="1") = Field(description="p of the p-norm joining compute and memory")
     split_k_us: _Us = Field(description="extra time when the kernel splits K (partial-sum reduction)")
     overhead_us: dict[str, _Us] = Field(description="fixed time per kernel, per class")
+    quantize_passes: dict[str, quantity(ge=0, unit="passes")] = Field(
+        default_factory=dict, description="dynamic activation quantisation per low-precision class: effective passes "
+        "over the activations (read 2 B, write the operand width); 0 = static scales")
 
 
 class AttentionEfficiency(Spec):
@@ -173,6 +177,10 @@ def _gemm(gpu: "GPU", t: Timing, m: Number, n: Number, k: Number, groups: Number
     memory = op.bytes / (g.bandwidth_fraction * t.bandwidth_Bps)
     serial = {"overhead": class_value(g.overhead_us, cls, where) * US,
               "overlap": _overlap(compute, memory, g.overlap_exponent)}
+    passes = g.quantize_passes.get(cls, 0.0)
+    if np.any(passes):
+        act = m * k * groups
+        serial["quantize"] = passes * act * (2 + _element_bytes(op)) / (g.bandwidth_fraction * t.bandwidth_Bps)
     return replace(t, compute_s=compute, memory_s=memory, serial_s=serial)
 
 

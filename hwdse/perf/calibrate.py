@@ -37,6 +37,7 @@ from hwdse.perf.roofline import op_time
 __all__ = ["calibrate", "predict", "errors", "kernel_points", "kernel_table", "write_catalog", "host_floors", "ARCHS"]
 
 ARCHS = ("a100-sxm-80gb", "h100-sxm", "h200", "b200")
+WIDE = ("fp32", "tf32", "bf16", "fp16")  # classes whose measured GEMMs quantise nothing
 BORROW = {"h200": {"attention": "h100-sxm", "collective": "h100-sxm"}, "b200": {"attention": "h100-sxm"}}
 START: dict[str, Any] = {
     "source": "starting point",
@@ -52,7 +53,8 @@ START: dict[str, Any] = {
 STAGES: dict[str, list[tuple[str, float, float, float]]] = {
     "gemm": [("gemm.compute_fraction.{cls}", 0.8, 0.05, 1.2), ("gemm.overhead_us.{cls}", 4.0, 0.0, 100.0),
              ("gemm.bandwidth_fraction", 0.8, 0.05, 1.2), ("gemm.l2_bandwidth_TBps", 10.0, 0.5, 300.0),
-             ("gemm.overlap_exponent", 3.0, 1.0, 30.0), ("gemm.split_k_us", 1.0, 0.0, 100.0)],
+             ("gemm.overlap_exponent", 3.0, 1.0, 30.0), ("gemm.split_k_us", 1.0, 0.0, 100.0),
+             ("gemm.quantize_passes.{lowcls}", 1.0, 0.0, 20.0)],
     "prefill_attention": [("attention.prefill_compute_fraction.{cls}", 0.5, 0.02, 1.2),
                           ("attention.prefill_overhead_us", 10.0, 0.0, 200.0),
                           ("attention.prefill_wave_us", 1.0, 0.0, 200.0)],
@@ -131,8 +133,12 @@ def _fit_stage(gpu: Any, data: dict, family: str, sets: Sequence[KernelSet]) -> 
     """Fit one stage's parameters on the training rows of ``sets``; returns the updated data."""
     specs = []
     for path, x0, lo, hi in STAGES[family]:
-        specs += [(path.format(cls=c), x0, lo, hi) for c in _classes(gpu, sets)] if "{cls}" in path else [
-            (path, x0, lo, hi)]
+        if "{cls}" in path or "{lowcls}" in path:
+            low = "{lowcls}" in path
+            specs += [(path.format(cls=c, lowcls=c), x0, lo, hi) for c in _classes(gpu, sets)
+                      if not low or c not in WIDE]
+        else:
+            specs.append((path, x0, lo, hi))
     if family == "all_reduce" and data.get("collective") is None:
         data["collective"] = {}
 

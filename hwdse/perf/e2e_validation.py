@@ -3,7 +3,8 @@
 * TensorRT-LLM v0.9 static-batch runs (``trtllm_v09_dev.csv``): one static batch = prefill of the
   batch, then ``output_len`` decode steps, so hwdse's ``e2e_s = TTFT + gen x TPOT``; measured
   ``e2e = batch x output_len / (output_tok_s_per_gpu x tp)``. H100 rows are FP8 (weights,
-  activations, KV: ``fp8-e4m3``), A100 rows FP16; fused attention (TensorRT-LLM's FMHA/XQA).
+  activations, KV: ``fp8-e4m3``, static scales: the GEMMs' dynamic-quantisation passes are set to 0),
+  A100 rows FP16; fused attention (TensorRT-LLM's FMHA/XQA).
   Rows with ``tp > 1`` run on a multi-GPU system of the same GPU over its NVLink.
 * LLMCompass GPT-3 175B layer, TP = 4 shard on one A100 (``llmcompass_gpt3_layer_A100.csv``):
   the per-GPU operators of one layer (shapes from the file), each timed host-side like the
@@ -17,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from hwdse.hardware import load_arch
+from hwdse.hardware import load_arch, with_overrides
 from hwdse.hardware.gpu_efficiency import gpu_collective_s
 from hwdse.perf.calibrate import host_floors
 from hwdse.perf.calibration_data import load_rows
@@ -32,8 +33,10 @@ ARCHS = {"A100": "a100-sxm-80gb", "H100": "h100-sxm"}
 FORMATS = {"FP16": "fp16", "FP8": "fp8-e4m3"}
 
 
-def _system(gpu: str, tp: int) -> Any:
+def _system(gpu: str, tp: int, fmt: str) -> Any:
     arch = load_arch(ARCHS[gpu])
+    if fmt != "fp16":  # TensorRT-LLM v0.9 FP8 uses static (calibrated) activation scales: no dynamic quantisation
+        arch = with_overrides(arch, {"efficiency.gemm.quantize_passes.fp8": 0.0})
     if tp == 1:
         return arch
     from hwdse.hardware.multi import with_parallelism
@@ -50,7 +53,7 @@ def trtllm_table() -> list[dict[str, Any]]:
         measured = batch * gen / (float(r["output_tok_s_per_gpu"]) * tp)
         row = {"model": r["model"], "gpu": r["gpu"], "precision": r["precision"], "batch": batch, "tp": tp,
                "input_len": prompt, "output_len": gen, "measured_s": measured}
-        system = _system(r["gpu"], tp)
+        system = _system(r["gpu"], tp, fmt)
         for mode in ("roofline", "achieved"):
             ds = evaluate(MODELS[r["model"]], system, mode=mode, batch=batch, prompt=prompt, gen=gen, weights=fmt,
                           activations=fmt, kv=fmt, flash_attention=True)

@@ -4,8 +4,8 @@ thresholds, computed from the COMMITTED catalog parameters (no refit here).
 Thresholds (issue 7): held-out GEMM median |error| <= 10 %, decode attention <= 15 %; TensorRT-LLM
 v0.9 end to end median <= 10 %, worst <= 25 %; LLMCompass GPT-3 layer (prefill, decode) within 10 %.
 Two sets miss their threshold today and are pinned at their current level instead (see
-validation/report.md): B200 NVFP4 GEMMs (19 %; the measured kernels include NVFP4 activation
-quantisation) and H100 TensorRT-LLM decode attention (17.5 %; large-group MQA kernels run far
+validation/report.md): B200 NVFP4 GEMMs (13.5 %: small-m NVFP4 kernels are slower than the tile
+model) and H100 TensorRT-LLM decode attention (17.5 %; large-group MQA kernels run far
 below the bandwidth model).
 """
 
@@ -17,7 +17,7 @@ from hwdse.perf.calibration_data import validation_dir
 pytestmark = pytest.mark.skipif(not (validation_dir() / "README.md").is_file(),
                                 reason=f"validation data not found at {validation_dir()} (set HWDSE_VALIDATION_DIR)")
 
-KNOWN_MISSES = {"aic_gemm_b200_sxm_trtllm1.3.0rc20_nvfp4": 0.21,
+KNOWN_MISSES = {"aic_gemm_b200_sxm_trtllm1.3.0rc20_nvfp4": 0.16,
                 "aic_generation_attention_h100_sxm_trtllm1.3.0rc20": 0.19}
 LIMIT = {"gemm": 0.10, "decode_attention": 0.15, "prefill_attention": 0.20, "vector": 0.10, "all_reduce": 0.15}
 
