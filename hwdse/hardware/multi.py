@@ -182,9 +182,9 @@ class MultiGPU(Spec):
         return getattr(self.device, "power_W", np.nan) * self.devices
 
     def footprint_shares(self, model: Any) -> tuple[Number, Number, Number]:
-        """Fractions of (weights, KV cache, activations) one device holds."""
+        """Fractions of (weights, KV cache, activations) one device holds (activations: one microbatch's)."""
         kvs = np.minimum(self.tp, model.num_kv_heads)
-        return 1 / (self.tp * self.pp), 1 / (kvs * self.pp), 1 / self.tp
+        return 1 / (self.tp * self.pp), 1 / (kvs * self.pp), 1 / (self.tp * self.microbatches)
 
     def schedule(self, ops: Sequence[Op], mode: Mode = "roofline") -> list[Timing]:
         return schedule_sharded(self.device, self.link, ops, self.tp, self.pp, self.microbatches, mode)

@@ -6,7 +6,9 @@ chips as its weights + KV cache need (``chips: null``; else the given count): ch
 ``ceil(resident / (tp x usable_sram_fraction x SRAM)) x tp``, where ``resident`` = weights (in
 the scenario's weight format) + the KV cache allocated for the whole context. ``tp`` chips
 split every layer (Megatron rules, :mod:`hwdse.hardware.multi`); the ``chips / tp`` stages
-hold consecutive layers and pass activations point to point over ``interconnect``.
+hold consecutive layers and pass activations point to point over ``interconnect``. By default a
+batch's sequences are pipelined over the stages (``microbatches = min(batch, stages)``), so a
+batch adds throughput without adding stage slots to a decode step.
 
 Timing on one chip (weight-stationary spatial mapping):
 
@@ -62,7 +64,8 @@ class Spatial(Spec):
     usable_sram_fraction: quantity(gt=0, le=1) = Field(description="share of SRAM for weights + KV cache")
     chips: count() | None = Field(None, description="None: as many as the model needs")
     tp: count() = Field(1, description="chips splitting each layer (tensor parallel)")
-    microbatches: count() = 1
+    microbatches: count() | None = Field(None, description="sequences pipelined over the stages; None: "
+                                         "min(batch, stages), one microbatch per stage at most")
     interconnect: Interconnect
     die_area_mm2: quantity(gt=0, unit="mm^2") = Field(description="per chip")
     chip_power_W: quantity(gt=0, unit="W") | None = Field(None, description="per chip (card/system share)")
@@ -108,7 +111,10 @@ class Spatial(Spec):
         if chips is None:
             per_group = self.tp * self.usable_sram_fraction * self.sram_MiB * MiB
             chips = np.ceil(resident / per_group) * self.tp
-        bound = self.model_copy(update={"chips": chips})
+        micro = self.microbatches
+        if micro is None:
+            micro = np.minimum(scenario.batch, np.ceil(chips / self.tp))
+        bound = self.model_copy(update={"chips": chips, "microbatches": micro})
         ops = operator_table(model, scenario, "decode", context)
         matrix = [op for op in ops if op.operands]
         bound._resident = {op.name: op.weight_bytes + op.kv_read_bytes for op in matrix}
@@ -118,9 +124,9 @@ class Spatial(Spec):
         return bound
 
     def footprint_shares(self, model: Any) -> tuple[Number, Number, Number]:
-        """One chip holds 1/chips of weights and KV cache and its tensor-parallel share of activations."""
+        """One chip holds 1/chips of weights and KV cache and its share of one microbatch's activations."""
         n = self._count()
-        return 1 / n, 1 / n, 1 / self.tp
+        return 1 / n, 1 / n, 1 / (self.tp * (1 if self.microbatches is None else self.microbatches))
 
     @property
     def area_mm2(self) -> Number:
