@@ -148,7 +148,7 @@ def _silicon_figure(ds: xr.Dataset) -> Figure:
 def _sources_figure(ds: xr.Dataset) -> Figure:
     q = ds.qsnr_db
     fmts, srcs = [str(f) for f in q.format.values], [str(s) for s in q.source.values]
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.9 * len(fmts) + 2), 4.6), layout="constrained")
+    fig, ax = plt.subplots(figsize=(max(8.0, 0.9 * len(fmts) + 4), 4.8), layout="constrained")
     width = 0.8 / len(srcs)
     for j, s in enumerate(srcs):
         vals = np.nan_to_num(q.sel(source=s).values.astype(float), nan=0.0, posinf=100.0)
@@ -162,7 +162,7 @@ def _sources_figure(ds: xr.Dataset) -> Figure:
     ax.set_title(f"QSNR per tensor source ({int(ds.attrs.get('samples_per_source', 0))} samples, seed "
                  f"{ds.attrs.get('seed')}; MiniLM weights: {ds.attrs.get('minilm', 'n/a')})", fontsize=9)
     ax.grid(axis="y", alpha=0.3)
-    ax.legend(fontsize=8, loc="upper right")
+    fig.legend(fontsize=8, loc="outside right upper")
     return fig
 
 
