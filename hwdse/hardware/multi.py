@@ -87,10 +87,7 @@ def _microbatch(op: Op, m: Number) -> Op:
     div = {k: m for k in _BATCHED}
     if op.kind == "embedding":
         div["weight_bytes"] = m
-    shape = {"m": m, "batch": m, "elements": m}
-    if op.kind == "gemm" and op.name in ("lm_head",):
-        shape = {"m": m}
-    return _scaled(op, div, shape)
+    return _scaled(op, div, {"m": m, "batch": m, "elements": m})
 
 
 def _is_decode(ops: Sequence[Op]) -> bool:

@@ -145,3 +145,14 @@ def test_validation_cases_reproduce_the_recorded_error(case):
     assert error == pytest.approx(case["error"], abs=0.02), f"{case['name']}: error now {error:+.3f}"
     assert case["within_goal"] == (abs(error) <= 0.15)
     assert bool(ds.fits)
+
+
+def test_a_batch_pipelines_over_the_stages():
+    run = dict(prompt=512, gen=64, weights="int8", flash_attention=True, overrides={"chips": 576})
+    one = evaluate("llama-2-70b", "groq-lpu", batch=1, **run)
+    eight = evaluate("llama-2-70b", "groq-lpu", batch=8, **run)
+    # 8 sequences in 72 stages: each decode step still passes L layers of one-sequence microbatches
+    assert float(eight.tok_s_per_user) == pytest.approx(float(one.tok_s_per_user), rel=0.05)
+    assert float(eight.decode_tok_s) == pytest.approx(8 * float(eight.tok_s_per_user))
+    lockstep = evaluate("llama-2-70b", "groq-lpu", batch=8, **{**run, "overrides": {"chips": 576, "microbatches": 1}})
+    assert float(lockstep.tpot_s) > float(eight.tpot_s)
