@@ -192,7 +192,8 @@ def format_selection(model: Any, arch: Any, triples: Sequence[tuple[str, str, st
         "mac_format": (("candidate",), [_mac_format(w, a) for w, a, _ in triples], "",
                        "format sizing a native multiplier for the weight x activation pair"),
         "mac_area_um2": (("candidate",), [m.area_um2 for m in macs], "um^2", "45 nm MAC area (hwdse.formats.mac_cost)"),
-        "mac_energy_pj": (("candidate",), [m.energy_pJ for m in macs], "pJ", "45 nm MAC energy (hwdse.formats.mac_cost)"),
+        "mac_energy_pj": (("candidate",), [m.energy_pJ for m in macs], "pJ",
+                          "45 nm MAC energy (hwdse.formats.mac_cost)"),
     })
     data.update({k: (("candidate",), v, *perf_units[k]) for k, v in rows.items()})
     ds = xr.Dataset({k: xr.DataArray(np.asarray(v), dims=d, attrs={"units": u, "long_name": n})

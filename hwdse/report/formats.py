@@ -155,7 +155,8 @@ def _sources_figure(ds: xr.Dataset) -> Figure:
         role = str(q.source_role.values[j]) if "source_role" in q.coords else ""
         ax.bar(np.arange(len(fmts)) + (j - (len(srcs) - 1) / 2) * width, vals, width,
                label=f"{s} ({role} source)" if role else s)
-    ax.axhline(float(ds.attrs["min_qsnr_db"]), ls="--", c="k", lw=1, label=f"floor {float(ds.attrs['min_qsnr_db']):g} dB")
+    floor = float(ds.attrs["min_qsnr_db"])
+    ax.axhline(floor, ls="--", c="k", lw=1, label=f"floor {floor:g} dB")
     ax.set_xticks(np.arange(len(fmts)), fmts, rotation=30, ha="right")
     ax.set_xlabel("format")
     ax.set_ylabel("QSNR (dB, higher is better)")
@@ -221,9 +222,9 @@ def format_html(ds: xr.Dataset, figures: dict[str, str] | None = None) -> str:
     head, rows = _rows(ds)
     esc = html.escape
     summary = esc(_summary(ds)).replace("**", "")
-    table = ("<table><tr>" + "".join(f"<th>{esc(h)}</th>" for h in head) + "</tr>"
-             + "".join("<tr" + (' class="rec"' if r[-1] == "yes" else "") + ">" + "".join(f"<td>{esc(c)}</td>" for c in r)
-                       + "</tr>" for r in rows) + "</table>")
+    body = "".join("<tr" + (' class="rec"' if r[-1] == "yes" else "") + ">"
+                   + "".join(f"<td>{esc(c)}</td>" for c in r) + "</tr>" for r in rows)
+    table = "<table><tr>" + "".join(f"<th>{esc(h)}</th>" for h in head) + "</tr>" + body + "</table>"
     imgs = "".join(f'<figure><img src="{esc(p)}" alt="{esc(n)}"><figcaption>{esc(n)}</figcaption></figure>'
                    for n, p in (figures or {}).items())
     style = ("body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;font-size:12px}"
@@ -261,7 +262,8 @@ def study_arguments(path: str | Path) -> dict[str, Any]:
     choices = {}
     for tensor in ("weights", "activations", "kv"):
         p = spec.search.get(f"scenario.{tensor}")
-        choices[tensor] = [str(c) for c in p.choices] if p is not None and p.choices else [getattr(spec.workload, tensor)]
+        fixed = [getattr(spec.workload, tensor)]
+        choices[tensor] = [str(c) for c in p.choices] if p is not None and p.choices else fixed
     quality = [c for c in spec.constraints if c.resolved_kind == "quality"]
     if len(quality) > 1:
         raise HwdseError(where, "constraints", "a format-selection study takes at most one quality constraint")

@@ -49,8 +49,9 @@ def test_weight_only_quantization_does_not_speed_up_prefill(arch: str) -> None:
     base = _linear_s(_run("fp16", arch), "prefill", LAYER_LINEAR)
     w4 = _linear_s(_run("int4", arch), "prefill", LAYER_LINEAR)
     scen = Scenario(batch=1, prompt=2048, weights="int4")
+    table = operator_table(load_model("llama-2-13b"), scen, "prefill")
     weight_elements = sum(op.count * op.weight_bytes / (get("int4").bits_per_element / 8)
-                          for op in operator_table(load_model("llama-2-13b"), scen, "prefill") if op.name in LAYER_LINEAR)
+                          for op in table if op.name in LAYER_LINEAR)
     dequant_s = weight_elements * ops_per_element("int4") / (gpu.compute.vector_TFLOPS * 1e12)
     assert w4 == pytest.approx(base + dequant_s, rel=1e-9)
     assert 1.0 < w4 / base < 1.01

@@ -32,7 +32,8 @@ def test_dataset_contents(ds: xr.Dataset) -> None:
         assert ds.bits_weights.values[i] == get(w).bits_per_element
         assert ds.bits_kv.values[i] == get(kv).bits_per_element
         weight_sources = [s for s in ds.source.values if str(ds.qsnr_db.source_role.sel(source=s).item()) == "weights"]
-        assert ds.quality_weights_db.values[i] == pytest.approx(float(ds.qsnr_db.sel(format=w, source=weight_sources).min()))
+        worst = float(ds.qsnr_db.sel(format=w, source=weight_sources).min())
+        assert ds.quality_weights_db.values[i] == pytest.approx(worst)
         assert ds.quality_activations_db.values[i] == pytest.approx(float(ds.qsnr_db.sel(format=a,
                                                                                           source="llm_activations")))
         assert ds.mac_area_um2.values[i] == pytest.approx(mac_cost(str(ds.mac_format.values[i])).area_um2)
