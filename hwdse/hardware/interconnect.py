@@ -18,6 +18,9 @@ link, each device drives its p-1 links at once):
 driving one link per dimension at ``beta``):
     all-reduce      2 (a-1)/a * n / beta + 2 (a-1)/a * n / (a beta) + 4 (a-1) alpha,  a = sqrt(p)
     all-gather / reduce-scatter   half of that
+``mesh2d`` (the same grid without wrap-around links): as ``torus2d``, but each ring's closing edge
+runs back over the a-1 links of its row in the other direction, so the latency hops double
+    all-reduce      torus2d bandwidth term + 8 (a-1) alpha
 point-to-point (any topology, one hop):  alpha + n / beta.
 
 With ``p = 1`` every collective costs exactly 0. All costs are affine in ``nbytes``.
@@ -42,7 +45,7 @@ from hwdse._params import Number, quantity
 __all__ = ["LinkSpec", "Interconnect", "Topology", "Collective", "load_link", "link_names", "collective_time",
            "bytes_sent"]
 
-Topology = Literal["ring", "switch", "fully_connected", "torus2d"]
+Topology = Literal["ring", "switch", "fully_connected", "torus2d", "mesh2d"]
 Collective = Literal["all_reduce", "all_gather", "reduce_scatter", "p2p"]
 
 
@@ -136,9 +139,10 @@ def _steps(collective: Collective, p: Number, topology: Topology) -> tuple[Numbe
         return passes * (p - 1) / p, passes * (p - 1)
     if topology == "fully_connected":
         return passes * where(p > 1, 1.0 / p, 0.0), passes * where(p > 1, 1.0, 0.0)
-    if topology == "torus2d":
+    if topology in ("torus2d", "mesh2d"):
         a = np.sqrt(p)
-        return passes * ((a - 1) / a + (a - 1) / (a * a)), 2 * passes * (a - 1)
+        hops = 2 * passes * (a - 1) * (2 if topology == "mesh2d" else 1)
+        return passes * ((a - 1) / a + (a - 1) / (a * a)), hops
     raise HwdseError("interconnect", "topology", f"unknown topology {topology!r}")
 
 

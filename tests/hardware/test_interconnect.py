@@ -41,9 +41,11 @@ def test_fully_connected_and_torus(p):
     a = np.sqrt(p)
     want = 2 * (a - 1) / a * N / BW + 2 * (a - 1) / a * N / (a * BW) + 4 * (a - 1) * ALPHA
     assert collective_time("all_reduce", N, p, BW, ALPHA, "torus2d") == pytest.approx(want)
+    mesh = collective_time("all_reduce", N, p, BW, ALPHA, "mesh2d")
+    assert mesh == pytest.approx(want + 4 * (a - 1) * ALPHA)
 
 
-@pytest.mark.parametrize("topology", ["ring", "switch", "fully_connected", "torus2d"])
+@pytest.mark.parametrize("topology", ["ring", "switch", "fully_connected", "torus2d", "mesh2d"])
 @pytest.mark.parametrize("kind", ["all_reduce", "all_gather", "reduce_scatter", "p2p"])
 def test_one_device_costs_nothing(topology, kind):
     assert collective_time(kind, N, 1, BW, ALPHA, topology) == 0
