@@ -44,7 +44,8 @@ from hwdse.workload.ops import Op
 Member = Annotated[GPU | Accelerator, Field(discriminator="kind")]
 _MEMBER = TypeAdapter(Member)
 
-__all__ = ["MultiGPU", "with_parallelism", "shard_ops", "parallel_counts", "COLUMN", "ROW", "KV_COLUMN"]
+__all__ = ["MultiGPU", "with_parallelism", "shard_ops", "parallel_counts", "is_decode_table", "schedule_sharded",
+           "COLUMN", "ROW", "KV_COLUMN"]
 
 COLUMN = ("q_proj", "gate_proj", "up_proj", "fc1", "lm_head")
 KV_COLUMN = ("k_proj", "v_proj")
@@ -90,7 +91,8 @@ def _microbatch(op: Op, m: Number) -> Op:
     return _scaled(op, div, {"m": m, "batch": m, "elements": m})
 
 
-def _is_decode(ops: Sequence[Op]) -> bool:
+def is_decode_table(ops: Sequence[Op]) -> bool:
+    """True for a decode step's table (every attention operator has one query position)."""
     q = [op.shape.get("q_len") for op in ops if op.kind == "attention"]
     return bool(q) and all(np.all(np.asarray(v) == 1) for v in q)
 
@@ -112,7 +114,7 @@ def shard_ops(ops: Sequence[Op], tp: Number, pp: Number, m: Number) -> list[tupl
     kv_heads = attn.shape["kv_heads"] if attn is not None else np.inf
     kvs = np.minimum(tp, kv_heads)
     layers = max(op.count for op in ops)
-    layer_count, sends = parallel_counts(layers, pp, m, _is_decode(ops))
+    layer_count, sends = parallel_counts(layers, pp, m, is_decode_table(ops))
     out: list[tuple[Op, tuple[str, Collective] | None]] = []
     residual: Number = 0.0
     for op in ops:

@@ -26,6 +26,8 @@ Timing on one chip (weight-stationary spatial mapping):
 Per-token latency is then compute at SRAM bandwidth + TP all-reduces + stage hops; the shares
 are fixed at binding (allocation for the final context), so every term stays affine in the KV
 length. Outputs: ``chips``, ``area_mm2`` = die x chips, ``power_W`` = chip power x chips.
+Energy per operator: MACs x the PE's pJ/MAC + bytes x the ``memory/sram.yaml`` pJ/bit (45 nm,
+not scaled to the chip's node). An MoE expert operator's share counts the experts it reads.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ from hwdse._params import Number, count, quantity
 from hwdse.hardware._base import Mode, Timing, operand_class
 from hwdse.hardware.interconnect import Interconnect
 from hwdse.hardware.memory import load_memory
-from hwdse.hardware.multi import _is_decode, schedule_sharded
+from hwdse.hardware.multi import is_decode_table, schedule_sharded
 from hwdse.hardware.pe import PEArray
 from hwdse.workload.ops import Op
 
@@ -154,7 +156,7 @@ class Spatial(Spec):
             raise HwdseError(f"arch {self.name}", "mode", f"{mode!r} needs calibrated efficiencies; use 'roofline'")
         if not self._resident:
             raise HwdseError(f"arch {self.name}", None, "not sized for a workload: call for_workload(model, scenario)")
-        chip = _Chip(self, *self._shares()) if _is_decode(ops) else _Chip(self, {}, {})
+        chip = _Chip(self, *self._shares()) if is_decode_table(ops) else _Chip(self, {}, {})
         return schedule_sharded(chip, self.interconnect, ops, self.tp, self.stages, self.microbatches, mode)
 
 
