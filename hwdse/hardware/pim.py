@@ -17,9 +17,11 @@ explicit, and every limit is a spec field a study can vary (dotted paths for ``w
 
 Transfer rule: all host<->PIM traffic is charged to the PIM operator at the boundary (input when
 the previous operator ran on the host, output when the next one does; a layer's operators wrap
-around). Overlap rule: none — an operator on PIM and one on the host never run at the same time
-(blocked mode forbids it on shared memory; on separate memory the decode dependence chain
-q/k/v -> attention -> o_proj serialises them, and sub-batch pipelining is not modelled).
+around); moving a vector between PIM units (e.g. q to the units holding K) is not charged.
+Overlap rule: none here — an operator on PIM and one on the host never run at the same time
+(blocked mode forbids it on shared memory; the decode dependence chain q/k/v -> attention ->
+o_proj serialises them). :mod:`hwdse.hardware.pim_system` adds AttAcc's two overlaps for
+separate memories (``fc: split``, ``overlap: heads``).
 """
 
 from __future__ import annotations

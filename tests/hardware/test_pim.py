@@ -201,3 +201,15 @@ def test_attacc_optimisations_each_help_and_need_separate_memory():
         with_overrides(base, {"fc": "split", "pim.blocked_mode": True})
     with pytest.raises(HwdseError, match="overlap: heads needs"):
         with_overrides(base, {"overlap": "heads", "attention": "xpu"})
+
+
+def test_single_gpu_with_shared_pim_stacks():
+    """a100-hbm3-pim: blocked-mode PIM in the GPU's own stacks; FC GEMVs go to PIM at small batch only."""
+    ds = evaluate("llama-2-7b", "a100-hbm3-pim", batch=xr.DataArray([1, 64], dims="batch"), prompt=1024, gen=32,
+                  detail=True)
+    gpu = evaluate("llama-2-7b", "a100-hbm3", batch=xr.DataArray([1, 64], dims="batch"), prompt=1024, gen=32)
+    assert ds.op_unit.sel(phase="decode", op="gate_proj").values.tolist() == ["pim", "gpu"]
+    assert float(ds.capacity_bytes) == pytest.approx(0.75 * float(gpu.capacity_bytes))
+    assert float(ds.tpot_s[0]) < float(gpu.tpot_s[0]) / 4
+    assert "mode_switch" in set(map(str, ds.op_bound.sel(phase="decode").values.ravel())) or \
+        float(ds.op_time_s.sel(phase="decode", op="qk_matmul")[0]) > float(ds.op_memory_s.sel(phase="decode", op="qk_matmul")[0])
