@@ -219,7 +219,10 @@ def kernel_points(archs: Sequence[str] = ARCHS) -> list[dict[str, Any]]:
         gpu = load_arch(s.arch)
         out.append({"set": s.name, "arch": s.arch, "family": s.family, "fit": s.fit, "measured_s": s.measured_s,
                     "scored": s.held_out if s.fit else np.ones_like(s.held_out),
-                    "roofline_s": _predict_host(gpu, s, "roofline"), "achieved_s": _predict_host(gpu, s)})
+                    "roofline_s": _predict_host(gpu, s, "roofline"), "achieved_s": _predict_host(gpu, s),
+                    "group": np.concatenate([np.broadcast_to(op.shape["heads"] / op.shape["kv_heads"],
+                                                             np.shape(op.flops)) for op in s.ops])
+                    if s.family.endswith("attention") else None})
     return out
 
 
