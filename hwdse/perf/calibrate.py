@@ -259,9 +259,10 @@ def efficiency_yaml(text: str, data: dict) -> str:
     end = at + len(block) + 1
     while end < len(lines) and lines[end].startswith("  "):
         end += 1
-    cite = ("fit by `hwdse calibrate` to measured kernels in shared/validation (aiconfigurator, LLMCompass); "
-            "data sets and held-out residuals in efficiency.source")
-    lines.insert(end, f'  efficiency: "{cite}"')
+    source = str(data.get("source", ""))
+    residuals = source[source.find("held-out"):] if "held-out" in source else "residuals in efficiency.source"
+    cite = f"fit by `hwdse calibrate` to measured kernels in shared/validation (data sets in efficiency.source); {residuals}"
+    lines.insert(end, "  efficiency: " + '"' + cite.replace('"', "'") + '"')
     return "\n".join(lines) + "\n"
 
 
