@@ -91,17 +91,19 @@ def winner_figure(data: xr.Dataset, metric: str = "decode_tok_s") -> Any:
         ax.set_title(f"{model}: best {metric}")
     handles = [plt.Rectangle((0, 0), 1, 1, color=cmap(k)) for k in range(len(systems) + 1)]
     fig.legend(handles, systems + ["none fits"], loc="lower center", ncol=len(systems) + 1, fontsize=8)
-    fig.text(0.01, 0.01, "binding limit: " + ", ".join(f"{_short(x)}={x}" for x in LIMITS), fontsize=6)
-    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    fig.text(0.01, 0.01, "binding limit: " + ", ".join(f"{_short(x)}={x}" for x in LIMITS[:4]) + "\n"
+             + ", ".join(f"{_short(x)}={x}" for x in LIMITS[4:]) + " (host: GPUs or PIM controller)", fontsize=7)
+    fig.tight_layout(rect=(0, 0.12, 1, 1))
     return fig
 
 
 _CODES = {"capacity": "K", "pim compute": "PC", "pim memory": "PM", "pim communication": "PL",
-          "xpu compute": "GC", "xpu memory": "GM", "xpu communication": "GL"}
+          "host compute": "HC", "host memory": "HM", "host communication": "HL"}
 
 
 def _short(limit: str) -> str:
-    """Two-letter tag of a binding limit (P = PIM, G = GPU/xPU; C compute, M memory, L link; K capacity)."""
+    """Two-letter tag of a binding limit (P = PIM units, H = host: GPUs or controller; C compute, M memory,
+    L link/collectives; K capacity)."""
     return _CODES.get(limit, limit)
 
 
@@ -147,7 +149,8 @@ def write_report(data: xr.Dataset, out: str | Path, title: str = "PIM versus GPU
            "![Winner and binding limit over batch x context](winners.png)", "",
            f"## TPOT / decode energy per token at context {int(prompt)} (binding limit in parentheses)", "",
            *_table(data, prompt), "", "Limits: " + ", ".join(f"{_short(x)} = {x}" for x in LIMITS) + ". "
-           "'pim communication' includes blocked-mode switches; 'xpu communication' the GPUs' collectives.", "",
+           "'pim communication' is the host link (and blocked-mode switches); 'host' is the GPUs (their collectives "
+           "in 'host communication') or, for AiM, its controller.", "",
            "## Crossovers (decode throughput)", "", *_crossover_lines(data), ""]
     text = "\n".join(md)
     (out / "report.md").write_text(text)

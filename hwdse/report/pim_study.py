@@ -30,8 +30,9 @@ SYSTEMS: dict[str, tuple[str, str]] = {
     "AiM": ("gddr6-aim", "bf16"),
 }
 MODELS = ("llama-2-70b", "llama-3-70b", "gpt3-175b")
-LIMITS = ("capacity", "pim compute", "pim memory", "pim communication", "xpu compute", "xpu memory",
-          "xpu communication")
+# "host" is everything not on the PIM units: the GPUs and their collectives, or a PIM controller
+LIMITS = ("capacity", "pim compute", "pim memory", "pim communication", "host compute", "host memory",
+          "host communication")
 
 
 def decode_energy_per_token(model: Any, arch: Any, mode: str = "roofline", **fields: Any) -> Any:
@@ -61,7 +62,7 @@ def _limit(ds: xr.Dataset) -> xr.DataArray:
     """Per point: the category holding most of the decode step time, or ``capacity`` if infeasible."""
     d = ds.sel(phase="decode")
     time = d.op_time_s * d.op_count
-    group = xr.where(d.op_unit == "pim", "pim", "xpu")
+    group = xr.where(d.op_unit == "pim", "pim", "host")
     bound = xr.where(d.op_bound.isin(["communication", "mode_switch"]), "communication", d.op_bound)
     shares = [time.where((group == g) & (bound == b), 0.0).sum("op")
               for g, b in (label.split() for label in LIMITS[1:])]
