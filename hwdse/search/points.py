@@ -33,18 +33,18 @@ def _evaluate_block(space: Space, fixed: Mapping[str, Any], numeric: Mapping[str
     is mapped back onto the named dims and every variable is broadcast over them.
     """
     dims = list(sizes)
+    full = tuple(sizes[d] for d in dims)
     shaped = {}
-    for k, v in numeric.items():
+    for k, v in numeric.items():  # every input at the full point shape: outputs are full-shape or 0-d
         shape = [1] * len(dims)
         shape[dims.index(axes[k])] = len(v)
-        shaped[k] = np.asarray(v, dtype=float).reshape(shape)
+        shaped[k] = np.broadcast_to(np.asarray(v, dtype=float).reshape(shape), full)
     try:
         ds = _to_named(space.evaluate_design({**fixed, **shaped}), dims, sizes)
-    except _NotAligned:
+    except (_NotAligned, xr.AlignmentError):
         labelled = {k: xr.DataArray(np.asarray(v, dtype=float), dims=axes[k]) for k, v in numeric.items()}
         ds = space.evaluate_design({**fixed, **labelled})
     ds = score(space, ds.drop_vars([v for v in ds.data_vars if ds[v].dtype.kind in "OUS" and ds[v].ndim == 0]), fixed)
-    full = tuple(sizes[d] for d in dims)
     out = {}
     for name, v in ds.data_vars.items():
         extra = [d for d in v.dims if d not in sizes]

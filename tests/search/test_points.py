@@ -1,0 +1,70 @@
+"""Scoring pieces: Pareto flags against brute force, NaN objectives fail with a reason, constraints."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hwdse.search import load_study, pareto_mask
+from hwdse.search.runner import outcomes
+
+
+def _brute(v: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    out = np.zeros(len(v), dtype=bool)
+    for i in range(len(v)):
+        if not valid[i]:
+            continue
+        dominated = valid & np.all(v <= v[i], axis=1) & np.any(v < v[i], axis=1)
+        out[i] = not dominated.any()
+    return out
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 60), st.integers(1, 3), st.integers(0, 2**31 - 1))
+def test_pareto_mask_matches_brute_force(n: int, k: int, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    v = rng.integers(0, 6, size=(n, k)).astype(float)  # small ints: many ties and duplicates
+    valid = rng.random(n) < 0.8
+    np.testing.assert_array_equal(pareto_mask(v, ["minimize"] * k, valid), _brute(v, valid))
+    flipped = pareto_mask(-v, ["maximize"] * k, valid)
+    np.testing.assert_array_equal(flipped, _brute(v, valid))
+
+
+def test_nan_objective_fails_the_point_with_a_reason(tiny: Path) -> None:
+    space = load_study(tiny)
+    ds = xr.Dataset({"tpot_s": ("trial", [0.01, np.nan]), "constraint_ttft": ("trial", [-0.1, np.nan])})
+    values, cons, reasons = outcomes(space, ds)
+    assert reasons[0] == "" and "tpot_s is not finite" in reasons[1]
+    assert cons["ttft"][1] == np.inf  # an unevaluable constraint counts as violated
+
+
+def test_constraint_values_are_relative_excess(tiny: Path) -> None:
+    from hwdse.search import evaluate_points
+
+    space = load_study(tiny)
+    ds = evaluate_points(space, {"arch.memory.bandwidth_GBps": [768.0, 400.0], "arch.compute.peak_TOPS.fp16": [154.8, 60.0],
+                                 "scenario.kv": ["fp16", "fp8-e4m3"]})
+    np.testing.assert_allclose(ds.constraint_ttft.values, (ds.ttft_s.values - 0.5) / 0.5)
+    np.testing.assert_array_equal(ds.feasible.values, ds.ttft_s.values <= 0.5)
+
+
+def test_quality_constraint_uses_format_qsnr(tmp_path: Path) -> None:
+    from hwdse.formats import get, qsnr_db, sources
+    from hwdse.search import evaluate_points
+
+    from tests.search.conftest import TINY
+
+    path = tmp_path / "q.toml"
+    path.write_text(TINY + '\n[[constraints]]\nname = "quality"\nkind = "quality"\nmin_qsnr_db = 35.0\n'
+                           'tensors = ["kv"]\n')
+    space = load_study(path)
+    ds = evaluate_points(space, {"arch.memory.bandwidth_GBps": [768.0, 768.0], "arch.compute.peak_TOPS.fp16": [100.0, 100.0],
+                                 "scenario.kv": ["fp16", "fp8-e4m3"]})
+    x = sources.llm_activations(64, 1024, seed=0)
+    expected = [(35.0 - qsnr_db(x, get(f).quantize(x, axis=-1))) / 35.0 for f in ("fp16", "fp8-e4m3")]
+    np.testing.assert_allclose(ds.constraint_quality.values, expected)
+    assert ds.constraint_quality.values[0] < 0 < ds.constraint_quality.values[1]  # fp8 KV (31.5 dB) misses a 35 dB floor
