@@ -171,11 +171,11 @@ def _element_bytes(op: Op) -> Number:
 
 def _gemm(gpu: "GPU", t: Timing, m: Number, n: Number, k: Number, groups: Number) -> Timing:
     g, op, cls = gpu.efficiency.gemm, t.op, t.compute_class
-    where = f"arch {gpu.name}: efficiency.gemm"
-    compute = gemm_s(m, n, k, groups, t.peak_ops_per_s, gpu.compute.units, class_value(g.compute_fraction, cls, where),
+    ctx = f"arch {gpu.name}: efficiency.gemm"
+    compute = gemm_s(m, n, k, groups, t.peak_ops_per_s, gpu.compute.units, class_value(g.compute_fraction, cls, ctx),
                      g.l2_bandwidth_TBps * 1e12, _element_bytes(op), g.split_k_us * US)
     memory = op.bytes / (g.bandwidth_fraction * t.bandwidth_Bps)
-    serial = {"overhead": class_value(g.overhead_us, cls, where) * US,
+    serial = {"overhead": class_value(g.overhead_us, cls, ctx) * US,
               "overlap": _overlap(compute, memory, g.overlap_exponent)}
     passes = g.quantize_passes.get(cls, 0.0)
     if np.any(passes):
@@ -192,7 +192,7 @@ def _attention(gpu: "GPU", t: Timing) -> Timing:
         occupancy = 1 + a.decode_half_bandwidth_ctas / ctas
         memory = op.bytes / (a.decode_bandwidth_fraction * bw) * occupancy
         serial = {"overhead": a.decode_overhead_us * US + a.decode_cta_us * US * ctas / units}
-        return replace(t, memory_s=memory, serial_s=serial)
+        return replace(t, compute_s=op.flops / t.peak_ops_per_s, memory_s=memory, serial_s=serial)
     groups = s["batch"] * s["heads"]
     if op.name == "qk_matmul":
         return _gemm(gpu, t, s["q_len"], s["kv_len"], s["head_dim"], groups)
@@ -209,7 +209,9 @@ def _attention(gpu: "GPU", t: Timing) -> Timing:
 
 def achieved_timings(gpu: "GPU", roofline: Sequence[Timing]) -> list[Timing]:
     """Achieved-mode timings from the roofline ``Timing`` of each op on ``gpu`` (which must carry an
-    ``efficiency`` block): classes, peaks and energy are kept, the time terms replaced."""
+    ``efficiency`` block): classes, peaks and energy are kept, the time terms replaced. Whatever the
+    roofline added beyond the op's own FLOPs and bytes (operand dequantisation on the vector units,
+    an unfused dequantised copy) is kept: compute as is, traffic at the vector bandwidth fraction."""
     if gpu.efficiency is None:
         raise HwdseError(f"arch {gpu.name}", "efficiency",
                          "no calibrated efficiency block; use mode 'roofline' or run `hwdse calibrate`")
@@ -217,18 +219,23 @@ def achieved_timings(gpu: "GPU", roofline: Sequence[Timing]) -> list[Timing]:
     timings = []
     for t in roofline:
         op = t.op
+        if op.kind == "collective":
+            comm = gpu_collective_s(gpu, _kind_of(op), op.shape["bytes"], op.shape["devices"])
+            timings.append(replace(t, compute_s=0.0, memory_s=0.0, serial_s={"communication": comm}))
+            continue
         if op.kind == "gemm":
             s = op.shape
-            timings.append(_gemm(gpu, t, s["m"], s["n"], s["k"], s.get("groups", 1)))
+            new = _gemm(gpu, t, s["m"], s["n"], s["k"], s.get("groups", 1))
         elif op.kind == "attention":
-            timings.append(_attention(gpu, t))
-        elif op.kind == "collective":
-            timings.append(replace(t, compute_s=0.0, memory_s=0.0,
-                                   serial_s={"communication": gpu_collective_s(gpu, _kind_of(op), op.shape["bytes"],
-                                                                               op.shape["devices"])}))
+            new = _attention(gpu, t)
         else:
-            timings.append(replace(t, memory_s=op.bytes / (vector.bandwidth_fraction * t.bandwidth_Bps),
-                                   serial_s={"overhead": vector.overhead_us * US}))
+            new = replace(t, compute_s=op.flops / t.peak_ops_per_s,
+                          memory_s=op.bytes / (vector.bandwidth_fraction * t.bandwidth_Bps),
+                          serial_s={"overhead": vector.overhead_us * US})
+        extra_compute = t.compute_s - op.flops / t.peak_ops_per_s
+        extra_memory = t.memory_s - op.bytes / t.bandwidth_Bps
+        timings.append(replace(new, compute_s=new.compute_s + extra_compute,
+                               memory_s=new.memory_s + extra_memory / vector.bandwidth_fraction))
     return timings
 
 

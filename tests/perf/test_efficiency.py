@@ -144,3 +144,17 @@ def test_multi_gpu_achieved_mode_times_collectives_with_nccl_fit():
     nbytes = 8 * 8192 * 2  # one decode token per sequence, hidden 8192, fp16
     expected = float(gpu_collective_s(load_arch("h100-sxm"), "all_reduce", nbytes, 4))
     assert comm == pytest.approx(expected, rel=1e-9)
+
+
+def test_achieved_mode_keeps_the_dequantisation_cost():
+    """INT4 weights on an A100 run as fp16 after a conversion on the vector units (hwdse.hardware.dequant):
+    achieved mode must keep that extra compute on top of the GEMM's own."""
+    gpu, model = load_arch("a100-sxm-80gb"), load_model("llama-2-7b")
+    ops = operator_table(model, Scenario(batch=16, prompt=512, weights="int4"), "prefill")
+    gemm = next(i for i, op in enumerate(ops) if op.name == "up_proj")
+    r, a = gpu.schedule(ops, "roofline")[gemm], gpu.schedule(ops, "achieved")[gemm]
+    extra = r.compute_s - r.op.flops / r.peak_ops_per_s
+    assert extra > 0
+    plain = gpu.schedule(operator_table(model, Scenario(batch=16, prompt=512, weights="fp16"), "prefill"),
+                         "achieved")[gemm]
+    assert a.compute_s - plain.compute_s == pytest.approx(extra, rel=0.05)
