@@ -204,7 +204,8 @@ class PIM(Spec):
         lat = self.link.latency_us * 1e-6
         comm = inbound * (lat + in_bytes / self.link_Bps) + outbound * (lat + out_bytes / self.link_Bps)
         switches = (inbound * 1.0 + outbound * 1.0) * (self.mode_switch_us * 1e-6 if self.blocked_mode else 0.0)
-        link_bytes = inbound * op.act_in_bytes * (self.devices if work == "gemv" else 1) + outbound * op.act_out_bytes * fanin
+        copies = self.devices if work == "gemv" else 1  # a broadcast puts the input on every device's link
+        link_bytes = inbound * op.act_in_bytes * copies + outbound * op.act_out_bytes * fanin
         mac_pJ = self.units.mac_pJ if work != "elementwise" else self.units.mac_pJ / 2
         energy = (compute_energy_J(op.flops, mac_pJ) + dram_energy_J(streamed, self.units.internal_pJ_per_bit)
                   + dram_energy_J(link_bytes, self.link.energy_pJ_per_bit))
@@ -216,7 +217,8 @@ class PIM(Spec):
         """``op`` on the controller: its bytes cross the devices' links, its ops use the controller peak."""
         peak = self.controller.peak_TFLOPS * 1e12
         bw = self.link_Bps * self.devices
-        energy = compute_energy_J(op.flops, self.controller.mac_pJ) + dram_energy_J(op.bytes, self.link.energy_pJ_per_bit)
+        energy = (compute_energy_J(op.flops, self.controller.mac_pJ)
+                  + dram_energy_J(op.bytes, self.link.energy_pJ_per_bit))
         cls = operand_class(op.operands) if op.operands else "vector"
         return Timing(op, "controller", cls, op.flops / peak, op.bytes / bw, peak_ops_per_s=peak,
                       bandwidth_Bps=bw, energy_J=energy)

@@ -59,7 +59,8 @@ def test_write_report(small, tmp_path):
 def test_cli_report(tmp_path):
     study = tmp_path / "tiny.toml"
     text = STUDY.read_text()
-    text = re.sub(r'(\[search\."scenario\.batch"\]\nlow = 1\nhigh = )512', r"\g<1>4", text).replace("num = 10", "num = 3")
+    text = re.sub(r'(\[search\."scenario\.batch"\]\nlow = 1\nhigh = )512', r"\g<1>4", text)
+    text = text.replace("num = 10", "num = 3")
     text = re.sub(r'(\[search\."scenario\.prompt"\]\nlow = 512\nhigh = )32768', r"\g<1>1024", text)
     text = text.replace("num = 7", "num = 2").replace("gen = 128", "gen = 8")
     study.write_text(text)
