@@ -24,7 +24,7 @@ from hwdse.hardware.pe import PEArray, PEType, load_pe
 __all__ = ["Arch", "GPU", "Device", "Timing", "Mode", "MemorySystem", "MemoryTechnology", "COMPUTE_CLASSES",
            "load_arch", "load_memory", "with_overrides",
            "MultiGPU", "Interconnect", "LinkSpec", "load_link", "Accelerator", "PEArray", "PEType", "load_pe",
-           "Spatial"]
+           "Spatial", "PIM", "GpuPim"]
 
 # Every device kind joins this union (discriminated by ``kind``).
 Arch = Annotated[GPU | MultiGPU | Accelerator | Spatial | PIM | GpuPim, Field(discriminator="kind")]
