@@ -10,12 +10,11 @@ from hwdse.hardware.energy import GPU_NODE_SCALE, MAC_PJ_45NM, ONCHIP_PJ_PER_BIT
 from hwdse.perf import evaluate
 from hwdse.workload import Scenario, load_model, operator_table
 
-KINDS = ("gpu", "multi-gpu", "pim", "gpu-pim")
-ARCHS = [n for n in names("arch") if load_arch(n).kind in KINDS]
+ARCHS = names("arch")  # every kind: GPU, multi-GPU, PIM, GPU+PIM, spatial, accelerator
 
 
 def _format(arch) -> str:
-    pim = getattr(arch, "pim", arch if arch.kind == "pim" else None)
+    pim = arch.pim if arch.kind == "gpu-pim" else arch if arch.kind == "pim" else None
     return "fp16" if pim is None or "fp16" in pim.units.formats else pim.units.formats[0]
 
 
