@@ -109,6 +109,7 @@ def shard_ops(ops: Sequence[Op], tp: Number, pp: Number, m: Number) -> list[tupl
     """Per-device operators, each with the collective (name, kind) that follows it, if any.
 
     The ``pp_send`` point-to-point op (message = one microbatch's residual stream) ends the list.
+    A degree of exactly 1 inserts no collectives (the table is the member device's own).
     """
     attn = next((op for op in ops if op.kind == "attention"), None)
     kv_heads = attn.shape["kv_heads"] if attn is not None else np.inf
@@ -122,10 +123,16 @@ def shard_ops(ops: Sequence[Op], tp: Number, pp: Number, m: Number) -> list[tupl
         shard = replace(shard, count=layer_count if op.count == layers and layers > 1 else op.count * m)
         if op.name == "mlp_add":
             residual = shard.act_out_bytes
-        out.append((shard, _AFTER.get(op.name)))
-    send = Op("pp_send", "collective", sends, 0.0, shape={"bytes": residual, "devices": pp})
-    out.append((send, ("pp_send", "p2p")))
+        out.append((shard, _AFTER.get(op.name) if _parallel(tp) else None))
+    if _parallel(pp):
+        send = Op("pp_send", "collective", sends, 0.0, shape={"bytes": residual, "devices": pp})
+        out.append((send, ("pp_send", "p2p")))
     return out
+
+
+def _parallel(degree: Number) -> bool:
+    """False only for a plain degree of 1 (a swept degree keeps its collectives, 0 s where it is 1)."""
+    return not (np.ndim(degree) == 0 and float(degree) == 1)
 
 
 class MultiGPU(Spec):

@@ -161,3 +161,11 @@ def test_trtllm_v09_llama_2_70b_tensor_parallel_rows(case):
     achieved = evaluate(case["model"], arch, mode="achieved", **case["scenario"])
     err = float(achieved.throughput_tok_s) / case["tp"] / case["measured_tok_s_per_gpu"] - 1
     assert abs(err) <= 0.15
+
+
+def test_degree_one_inserts_no_collectives():
+    single = evaluate("llama-2-7b", "h100-sxm", detail=True, **SCEN)
+    multi = evaluate("llama-2-7b", with_parallelism(hwdse.load_arch("h100-sxm"), 1, 1), detail=True, **SCEN)
+    assert list(multi.op.values) == list(single.op.values)
+    piped = evaluate("llama-2-7b", with_parallelism(hwdse.load_arch("h100-sxm"), 1, 2), detail=True, **SCEN)
+    assert "pp_send" in piped.op.values and "tp_allreduce_mlp" not in piped.op.values
