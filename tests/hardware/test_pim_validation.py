@@ -66,3 +66,30 @@ def test_aim_runs_gemv_only():
     assert prefill["q_proj"].memory_s == pytest.approx(64 * decode["q_proj"].memory_s)
     assert prefill["q_proj"].unit == "pim" and prefill["softmax"].unit == "controller"
     assert "elementwise" not in aim.units.runs
+
+
+@pytest.mark.parametrize("name, constrained, free", [
+    ("hbm3-pim", 9, 16), ("hbm3-pim-bg", 3, 8), ("hbm3-pim-buffer", 1, 1)])
+def test_attacc_placement_bandwidth_scales(name, constrained, free):
+    """AttAcc BW_SCALE (attacc_simulator src/config.py): internal / external bandwidth per stack for bank,
+    bank-group and buffer-die PIM, with (--powerlimit) and without the power constraint."""
+    from hwdse.hardware import with_overrides
+
+    pim = load_arch(name)
+    external = pim.memory.bandwidth_Bps / pim.memory.count
+    assert pim.internal_Bps_per_device / external == pytest.approx(constrained)
+    unconstrained = with_overrides(pim, {"units.power_derate": 1.0})
+    assert unconstrained.internal_Bps_per_device / external == pytest.approx(free)
+
+
+def test_attacc_placements_rank_bank_over_bank_group_over_buffer():
+    from hwdse.hardware import with_overrides
+
+    base = load_arch("dgx-a100-attacc")
+    tok_s, energy = {}, {}
+    for name in ("hbm3-pim", "hbm3-pim-bg", "hbm3-pim-buffer"):
+        system = with_overrides(base, {"pim": {"base": name, "devices": 8}})
+        tok_s[name] = float(evaluate("gpt3-175b", system, batch=64, prompt=2048, gen=128).decode_tok_s)
+        energy[name] = float(decode_energy_per_token("gpt3-175b", system, batch=64, prompt=2048, gen=128))
+    assert tok_s["hbm3-pim"] > tok_s["hbm3-pim-bg"] > tok_s["hbm3-pim-buffer"]
+    assert energy["hbm3-pim"] < energy["hbm3-pim-bg"] < energy["hbm3-pim-buffer"]
