@@ -33,9 +33,6 @@ def resolve(model: Any, arch: Any, scenario: Scenario | str | None = None,
     if overrides:
         arch = with_overrides(arch, overrides)
     scenario = _scenario(scenario, fields) if scenario is not None else Scenario(**fields)
-    bind = getattr(arch, "for_workload", None)  # systems sized by the workload (spatial chip count)
-    if bind is not None:
-        arch = bind(model, scenario)
     from hwdse.formats import get
 
     for field in ("weights", "activations", "kv"):
@@ -43,6 +40,9 @@ def resolve(model: Any, arch: Any, scenario: Scenario | str | None = None,
             get(getattr(scenario, field))
         except HwdseError as exc:
             raise HwdseError("scenario", field, exc.reason) from None
+    bind = getattr(arch, "for_workload", None)  # systems sized by the workload (spatial chip count)
+    if bind is not None:
+        arch = bind(model, scenario)
     return model, arch, scenario
 
 
