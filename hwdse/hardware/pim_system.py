@@ -9,7 +9,9 @@ Placement policy (decode; prefill always runs on the xPU, PIM has little compute
   shorter time, link transfers included). Placement may differ per point of a swept batch.
 
 ``attach: separate`` (AttAcc): the PIM devices are extra memory next to the xPU, holding the
-KV cache; the capacity is the sum, and the K/V rows the xPU computes (prefill and decode) cross
+KV cache; the capacity is the pooled sum (weights + KV + activations against GPU + PIM memory,
+as the AttAcc simulator checks it; a split check, KV in PIM and weights on the xPU, needs a
+feasibility hook in ``evaluate``), and the K/V rows the xPU computes (prefill and decode) cross
 the link into PIM. ``attach: shared`` (HBM-PIM in place of the GPU's own stacks): capacity is
 the GPU's times ``capacity_fraction``, the PIM stacks are the GPU's stacks (``pim.memory`` must
 equal ``xpu.memory``), and in blocked mode every host<->PIM switch pays ``mode_switch_us``.
@@ -32,19 +34,14 @@ from hwdse._params import Number, quantity
 from hwdse.hardware._base import Mode, Timing
 from hwdse.hardware.energy import dram_energy_J
 from hwdse.hardware.gpu import GPU
+from hwdse.hardware.multi import MultiGPU
 from hwdse.hardware.pim import PIM, boundaries, merge, op_seconds, pim_work
 from hwdse.workload.ops import Op
 
 __all__ = ["GpuPim", "XPU_KINDS"]
 
-try:  # the multi-GPU kind (issue 6) joins the xPU choices when present
-    from hwdse.hardware.multi import MultiGPU  # type: ignore[attr-defined]
-
-    XPU = Annotated[GPU | MultiGPU, Field(discriminator="kind")]
-    XPU_KINDS = ("gpu", "multi-gpu")
-except ImportError:  # pragma: no cover - depends on the other module's progress
-    XPU = Annotated[GPU, Field(discriminator="kind")]
-    XPU_KINDS = ("gpu",)
+XPU = Annotated[GPU | MultiGPU, Field(discriminator="kind")]
+XPU_KINDS = ("gpu", "multi-gpu")
 
 _ATTENTION = ("qk_matmul", "softmax", "sv_matmul", "flash_attention")
 _PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj")
