@@ -39,39 +39,49 @@ def _evaluate_block(space: Space, fixed: Mapping[str, Any], numeric: Mapping[str
         shape = [1] * len(dims)
         shape[dims.index(axes[k])] = len(v)
         shaped[k] = np.broadcast_to(np.asarray(v, dtype=float).reshape(shape), full)
-    try:
-        ds = _to_named(space.evaluate_design({**fixed, **shaped}), dims, sizes)
-    except (_NotAligned, xr.AlignmentError):
+    anon = not (len(dims) > 1 and np.prod(full) > 50_000)  # a large grid: labelled dims let xarray keep
+    if anon:                                                # each result at the dims it depends on
+        try:
+            raw = space.evaluate_design({**fixed, **shaped})
+            names = {f"dim_{i}": d for i, d in enumerate(dims)}
+            ds = _at_full_shape(raw, names, sizes)
+        except (_NotAligned, xr.AlignmentError):
+            anon = False
+    if not anon:
         labelled = {k: xr.DataArray(np.asarray(v, dtype=float), dims=axes[k]) for k, v in numeric.items()}
-        ds = space.evaluate_design({**fixed, **labelled})
-    ds = score(space, ds.drop_vars([v for v in ds.data_vars if ds[v].dtype.kind in "OUS" and ds[v].ndim == 0]), fixed)
+        ds = _at_full_shape(space.evaluate_design({**fixed, **labelled}), {d: d for d in dims}, sizes)
+    ds = score(space, ds, fixed)
+    for k in [k for k, v in ds.data_vars.items() if v.ndim == 0]:
+        ds[k] = (dims, np.broadcast_to(ds[k].values, full), ds[k].attrs)
+    return ds
+
+
+def _at_full_shape(ds: xr.Dataset, names: Mapping[str, str], sizes: Mapping[str, int]) -> xr.Dataset:
+    """Every numeric variable as a plain array over (other dims..., *point dims) at the full point shape.
+
+    ``names`` maps the evaluator's dims to point dims (``dim_0`` -> ``trial`` for numpy inputs)."""
+    dims = list(sizes)
+    full = tuple(sizes[d] for d in dims)
     out = {}
     for name, v in ds.data_vars.items():
-        extra = [d for d in v.dims if d not in sizes]
-        v = v.transpose(*extra, *[d for d in dims if d in v.dims])
-        arr = np.asarray(v.values).reshape([v.sizes[d] for d in extra] + [v.sizes.get(d, 1) for d in dims])
-        out[name] = ((*extra, *dims), np.broadcast_to(arr, arr.shape[:len(extra)] + full), v.attrs)
-    coords = {d: ds.coords[d] for d in ds.coords if all(x not in sizes for x in ds.coords[d].dims)}
+        if v.dtype.kind in "OUS" and v.ndim == 0:
+            continue
+        vdims = [names.get(d, d) for d in v.dims]
+        if any(str(d).startswith("dim_") for d in vdims) or len(set(vdims)) != len(vdims):
+            raise _NotAligned(name)
+        extra = [d for d in vdims if d not in sizes]
+        present = [d for d in dims if d in vdims]
+        arr = np.transpose(np.asarray(v.values), [vdims.index(d) for d in extra + present])
+        lead = list(arr.shape[:len(extra)])
+        arr = arr.reshape(lead + [arr.shape[len(extra) + present.index(d)] if d in present else 1 for d in dims])
+        try:
+            arr = np.broadcast_to(arr, (*lead, *full))
+        except ValueError:
+            raise _NotAligned(name) from None
+        out[name] = ((*extra, *dims), arr, v.attrs)
+    coords = {k: c for k, c in ds.coords.items() if all(names.get(d, d) not in sizes and not str(d).startswith("dim_")
+                                                        for d in c.dims)}
     return xr.Dataset(out, coords=coords, attrs=ds.attrs)
-
-
-def _to_named(ds: xr.Dataset, dims: list[str], sizes: Mapping[str, int]) -> xr.Dataset:
-    out = {}
-    for name, v in ds.data_vars.items():
-        anon = [d for d in v.dims if d.startswith("dim_")]
-        if len(anon) not in (0, len(dims)):
-            raise _NotAligned(name)
-        v = v.rename({f"dim_{i}": d for i, d in enumerate(dims) if f"dim_{i}" in v.dims})
-        v = v.isel({d: 0 for d in dims if d in v.dims and v.sizes[d] == 1 and sizes[d] > 1}, drop=True)
-        if any(d in v.dims and v.sizes[d] != sizes[d] for d in dims):
-            raise _NotAligned(name)
-        out[name] = v
-    return xr.Dataset(out, coords={k: c for k, c in ds.coords.items() if not set(c.dims) & set(anon_dims(ds))},
-                      attrs=ds.attrs)
-
-
-def anon_dims(ds: xr.Dataset) -> set[str]:
-    return {d for d in ds.dims if str(d).startswith("dim_")}
 
 
 def evaluate_points(space: Space, points: Mapping[str, Any], dim: str = "trial") -> xr.Dataset:

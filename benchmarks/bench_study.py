@@ -1,0 +1,85 @@
+"""Study speed: a 1000-trial single-objective TPE study on SQLite, and a 10^6-point grid sweep.
+
+Prints ``trials_per_s:`` (target: 1000 trials in < 30 s) and ``points_per_s:`` (target >= 1e6).
+Run: ``python benchmarks/bench_study.py [--trials 1000] [--batch 1] [--side 100]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import optuna
+
+from hwdse.search import grid_size, load_study, run_study, sweep
+
+STUDY = """
+name = "bench"
+arch = "h100-sxm"
+[workload]
+model = "llama-3-70b"
+batch = 16
+prompt = 1024
+gen = 256
+weights = "fp8-e4m3"
+activations = "fp8-e4m3"
+kv = "fp8-e4m3"
+[search."arch.memory.bandwidth_GBps"]
+low = 500.0
+high = 8000.0
+log = true
+num = {side}
+[search."arch.compute.peak_TOPS.fp8"]
+low = 250.0
+high = 4000.0
+log = true
+num = {side}
+[search."arch.memory.capacity_GiB"]
+low = 80.0
+high = 192.0
+num = {side}
+[[objectives]]
+metric = "tpot_s"
+[[constraints]]
+name = "ttft_slo"
+metric = "ttft_s"
+max = 1.5
+[sampler]
+name = "{sampler}"
+seed = 0
+"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--trials", type=int, default=1000)
+    parser.add_argument("--batch", type=int, default=1, help="trials per vectorized evaluation")
+    parser.add_argument("--side", type=int, default=100, help="grid is side^3 points")
+    args = parser.parse_args()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "bench.toml"
+        path.write_text(STUDY.format(side=args.side, sampler="tpe"))
+        space = load_study(path)
+        t0 = time.perf_counter()
+        run = run_study(space, Path(tmp) / "tpe", n_trials=args.trials, batch=args.batch)
+        dt = time.perf_counter() - t0
+        print(f"tpe: {run.results.sizes['trial']} trials on sqlite (batch {args.batch}) in {dt:.2f} s "
+              "(incl. results.nc)")
+        print(f"trials_per_s: {args.trials / dt:.1f}")
+        path.write_text(STUDY.format(side=args.side, sampler="grid"))
+        grid_space = load_study(path)
+        sweep(grid_space)  # warm caches
+        t0 = time.perf_counter()
+        grid = sweep(grid_space)
+        dt = time.perf_counter() - t0
+        n = grid_size(grid_space)
+        assert grid.tpot_s.size == n
+        print(f"grid: {n} points in {dt:.2f} s")
+        print(f"points_per_s: {n / dt:.3g}")
+
+
+if __name__ == "__main__":
+    main()
