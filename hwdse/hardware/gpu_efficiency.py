@@ -54,7 +54,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["GPUEfficiency", "GemmEfficiency", "AttentionEfficiency", "VectorEfficiency", "CollectiveEfficiency",
            "TILES", "QUERY_TILE", "achieved_timings", "gemm_s", "collective_s", "gpu_collective_s", "class_value",
-           "AchievedCollectives", "is_calibrated", "resolve_mode"]
+           "is_calibrated", "resolve_mode"]
 
 # Output tiles (rows x cols) a GEMM library chooses from (CUTLASS/cuBLAS Ampere-Hopper menus).
 TILES = ((16, 128), (32, 128), (64, 64), (64, 128), (128, 64), (128, 128), (128, 256), (256, 128))
@@ -267,31 +267,6 @@ def _kind_of(op: Op) -> str:
         if op.name.startswith(prefix):
             return kind
     return "all_reduce"
-
-
-class AchievedCollectives:
-    """A multi-device system whose collectives are timed by the member GPU's calibrated NCCL model
-    in achieved mode (the hook until the system kind does it itself; roofline mode unchanged).
-
-    Collective timings (kind ``collective``, shape ``bytes``/``devices``) get their
-    ``communication`` term replaced; the link bandwidth is the system's interconnect's.
-    """
-
-    def __init__(self, system: Any) -> None:
-        self._system = system
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._system, name)
-
-    def schedule(self, ops: Sequence[Op], mode: str = "roofline") -> list[Timing]:
-        timings = self._system.schedule(ops, mode)
-        eff = getattr(getattr(self._system.device, "efficiency", None), "collective", None)
-        if mode != "achieved" or eff is None:
-            return timings
-        link = self._system.link.bandwidth_Bps
-        return [replace(t, serial_s={**t.serial_s, "communication": collective_s(
-                    eff, _kind_of(t.op), t.op.shape["bytes"], t.op.shape["devices"], link)})
-                if t.op.kind == "collective" and "bytes" in t.op.shape else t for t in timings]
 
 
 def is_calibrated(arch: Any) -> bool:

@@ -37,6 +37,7 @@ from hwdse._params import Number, count
 from hwdse.hardware._base import Mode, Timing
 from hwdse.hardware.accelerator import Accelerator
 from hwdse.hardware.gpu import GPU
+from hwdse.hardware.gpu_efficiency import collective_s
 from hwdse.hardware.interconnect import Collective, Interconnect, link_names
 from hwdse.workload.ops import Op
 
@@ -217,7 +218,7 @@ def schedule_sharded(device: Any, link: Interconnect, ops: Sequence[Op], tp: Num
     timings: list[Timing] = []
     for op, after in plan:
         if op.name == "pp_send":
-            timings.append(_collective(op, link, "p2p", op.shape["bytes"], pp))
+            timings.append(_collective(op, link, "p2p", op.shape["bytes"], pp, device, mode))
             continue
         t = next(timed)
         timings.append(replace(t, energy_J=t.energy_J * tp))
@@ -226,13 +227,23 @@ def schedule_sharded(device: Any, link: Interconnect, ops: Sequence[Op], tp: Num
             # row-parallel outputs are full-size partial sums; an all-gather's buffer is tp shards
             nbytes = op.act_out_bytes * (tp if kind == "all_gather" else 1)
             coll = Op(name, "collective", op.count, 0.0, shape={"bytes": nbytes, "devices": tp})
-            timings.append(_collective(coll, link, kind, nbytes, tp))
+            timings.append(_collective(coll, link, kind, nbytes, tp, device, mode))
     return timings
 
 
-def _collective(op: Op, link: Interconnect, kind: Collective, nbytes: Number, p: Number) -> Timing:
-    """Timing of one collective instance over ``p`` devices; energy counts every device's sends."""
-    return Timing(op, "interconnect", "communication", 0.0, 0.0, {"communication": link.time(kind, nbytes, p)},
+def _collective(op: Op, link: Interconnect, kind: Collective, nbytes: Number, p: Number, device: Any,
+                mode: Mode) -> Timing:
+    """Timing of one collective instance over ``p`` devices; energy counts every device's sends.
+
+    Roofline mode uses the link's alpha-beta formula; achieved mode the member GPU's calibrated
+    NCCL model (``efficiency.collective``) when it has one.
+    """
+    eff = getattr(getattr(device, "efficiency", None), "collective", None)
+    if mode == "achieved" and eff is not None:
+        seconds = collective_s(eff, kind, nbytes, p, link.bandwidth_Bps)
+    else:
+        seconds = link.time(kind, nbytes, p)
+    return Timing(op, "interconnect", "communication", 0.0, 0.0, {"communication": seconds},
                   bandwidth_Bps=link.bandwidth_Bps, energy_J=link.energy(kind, nbytes, p))
 
 

@@ -13,7 +13,7 @@ from hwdse import __version__
 from hwdse._array import maximum_of, to_dataarray
 from hwdse._errors import HwdseError
 from hwdse.hardware import Mode, load_arch, with_overrides
-from hwdse.hardware.gpu_efficiency import AchievedCollectives, resolve_mode
+from hwdse.hardware.gpu_efficiency import resolve_mode
 from hwdse.perf.footprint import Footprint, footprint
 from hwdse.perf.phases import PhaseOps, decode_phase, prefill_phase
 from hwdse.perf.roofline import bound
@@ -72,8 +72,6 @@ def evaluate(model: Any, arch: Any, scenario: Scenario | str | None = None, *, m
     """
     model, arch, scen = resolve(model, arch, scenario, overrides, **fields)
     mode = resolve_mode(arch, mode)  # "auto": achieved for calibrated GPUs, else roofline
-    if mode == "achieved" and getattr(arch, "kind", None) == "multi-gpu":
-        arch = AchievedCollectives(arch)  # calibrated NCCL times for the system's collectives
     prefill, decode = _phases(model, arch, scen, mode)
     ttft = prefill.total(prefill.time_s)
     tpot = decode.total(decode.time_s)
