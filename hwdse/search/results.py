@@ -16,6 +16,7 @@ import optuna
 import xarray as xr
 
 from hwdse import __version__
+from hwdse._errors import HwdseError
 from hwdse.search.points import evaluate_points, pareto_mask
 from hwdse.search.space import Space
 from hwdse.search.spec import spec_json
@@ -41,7 +42,7 @@ def trials_dataset(space: Space, study: optuna.Study) -> xr.Dataset:
                                                                   optuna.trial.TrialState.FAIL))
               if all(k in t.params for k in keys)]
     if not trials:
-        raise ValueError(f"study {study.study_name!r} has no finished trials yet")
+        raise HwdseError(f"study {study.study_name}", None, "no finished trials yet (run some with --trials N)")
     cols = {k: [t.params[k] for t in trials] for k in keys}
     ds = evaluate_points(space, cols, dim="trial")
     ds = ds.assign_coords(trial=[t.number for t in trials])

@@ -72,3 +72,15 @@ def test_batched_trials_match_one_at_a_time(tiny: Path, tmp_path: Path) -> None:
         one = space.evaluate_design({k: row[k].item() for k in space.params})
         np.testing.assert_allclose(float(row.tpot_s), float(one.tpot_s), rtol=1e-12)
         assert bool(row.feasible) == bool(float(one.ttft_s) <= 0.5)
+
+
+def test_readme_study_example_loads(tmp_path: Path) -> None:
+    """The TOML example of the README's Studies section is a valid study."""
+    from hwdse.search import load_study
+
+    text = (REPO / "README.md").read_text().split("## Studies", 1)[1]
+    block = text.split("```toml\n", 1)[1].split("```", 1)[0]
+    path = tmp_path / "readme.toml"
+    path.write_text(block)
+    space = load_study(path)
+    assert space.spec.name == "decode-dse" and len(space.params) == 4
