@@ -69,6 +69,8 @@ def run_study(study: str | Path | Space, out: str | Path | None = None, *, n_tri
             time.sleep(0.5)
             if progress:
                 progress(len(opt.get_trials(deepcopy=False)) - before, None)
+        if progress:
+            progress(len(opt.get_trials(deepcopy=False)) - before, None)
         if any(p.returncode for p in procs):
             raise RuntimeError(f"{sum(bool(p.returncode) for p in procs)} of {jobs} workers failed")
     else:

@@ -84,3 +84,14 @@ def test_readme_study_example_loads(tmp_path: Path) -> None:
     path.write_text(block)
     space = load_study(path)
     assert space.spec.name == "decode-dse" and len(space.params) == 4
+
+
+def test_jobs_run_worker_processes_on_sqlite(tiny: Path, tmp_path: Path) -> None:
+    """--jobs 2: two `hwdse study worker` processes share the trial budget on the SQLite storage."""
+    out = tmp_path / "j"
+    code, _, err = cli("study", "run", str(tiny), "--jobs", "2", "--trials", "6", "--out", str(out), "--quiet")
+    assert code == 0, err
+    trials = _stored(out, "tiny")
+    assert len(trials) == 6 and all(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
+    assert sum(bool(t.user_attrs.get("reference")) for t in trials) == 1
+    assert xr.open_dataset(out / "results.nc").sizes["trial"] == 6
