@@ -7,4 +7,14 @@ from hwdse.perf import evaluate, evaluate_mix, roofline  # noqa: E402
 from hwdse.workload import Scenario, load_model, scenario  # noqa: E402
 
 __all__ = ["__version__", "load_arch", "load_memory", "load_model", "evaluate", "evaluate_mix", "roofline",
-           "Scenario", "scenario", "with_overrides"]
+           "Scenario", "scenario", "with_overrides",
+           "load_study", "run_study"]
+
+
+def __getattr__(name: str):  # studies import Optuna: load them on first use only
+    if name in ("load_study", "run_study"):
+        import hwdse.search
+
+        return getattr(hwdse.search, name)
+    raise AttributeError(f"module 'hwdse' has no attribute {name!r}")
+
