@@ -95,3 +95,30 @@ def test_jobs_run_worker_processes_on_sqlite(tiny: Path, tmp_path: Path) -> None
     assert len(trials) == 6 and all(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
     assert sum(bool(t.user_attrs.get("reference")) for t in trials) == 1
     assert xr.open_dataset(out / "results.nc").sizes["trial"] == 6
+
+
+def test_sigkill_loses_no_committed_trial_and_leaves_none_running(tiny: Path, tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "k"
+    proc = subprocess.Popen([sys.executable, "-m", "hwdse.cli", "study", "run", str(tiny), "--trials", "100000",
+                             "--out", str(out), "--quiet"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    seen = 0
+    while time.time() < deadline and seen < 5:
+        time.sleep(0.2)
+        if (out / "study.db").exists():
+            try:
+                seen = len(_stored(out, "tiny"))
+            except Exception:  # noqa: BLE001 - the study may not be created yet
+                seen = 0
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    trials = _stored(out, "tiny")
+    assert len(trials) >= 5 and all(t.state.is_finished() for t in trials)
+    code, _, err = cli("study", "run", str(tiny), "--trials", "3", "--out", str(out), "--quiet")
+    assert code == 0, err
+    assert len(_stored(out, "tiny")) == len(trials) + 3
