@@ -51,3 +51,14 @@ def test_grid_study_writes_sweep_and_results(tiny: Path, tmp_path: Path) -> None
     assert (tmp_path / "g" / "sweep.nc").is_file() and (tmp_path / "g" / "results.nc").is_file()
     grid = xr.open_dataset(tmp_path / "g" / "sweep.nc")
     assert int(grid.pareto.sum()) == int(run.results.pareto.sum()) >= 1
+
+
+def test_cli_sweep_writes_grid_and_report(tiny: Path, tmp_path: Path) -> None:
+    from tests.search.conftest import cli
+
+    code, out, err = cli("study", "sweep", str(tiny), "--out", str(tmp_path / "s"))
+    assert code == 0, err
+    assert "50 points" in out
+    grid = xr.open_dataset(tmp_path / "s" / "sweep.nc")
+    assert grid.tpot_s.dims == ("arch.memory.bandwidth_GBps", "arch.compute.peak_TOPS.fp16", "scenario.kv")
+    assert (tmp_path / "s" / "report.html").is_file() and not (tmp_path / "s" / "study.db").exists()
