@@ -21,7 +21,11 @@ fit by ``hwdse calibrate`` on measured kernels, see ``hwdse/perf/calibrate.py``)
 * **Decode attention** (one query per sequence): streaming the KV cache at
   ``decode_bandwidth_fraction x`` peak, derated by occupancy ``x / (x + h)`` over the
   ``x = batch x kv_heads`` thread blocks (``h = decode_half_bandwidth_ctas``), plus a per-block
-  cost ``decode_cta_us x x / units`` and a fixed overhead. Every term is affine in the KV length
+  cost ``decode_cta_us x x / units`` and a fixed overhead. Groups of more than ``decode_max_group``
+  query heads per KV head (TensorRT-LLM's XQA tensor-core kernel takes at most 32) fall back to a
+  kernel with one block per query head (``x = batch x heads``) that does its dot products on the
+  CUDA cores: compute = attention FLOPs / (``decode_vector_fraction x`` vector peak), overlapped
+  with the KV streaming (K/V re-reads hit L2). Every term is affine in the KV length
   (the exact decode average of ``hwdse.perf.phases`` relies on it); nonlinear factors depend on
   batch and heads only.
 * **Vector** operators (norms, activations, adds, embedding): traffic at
@@ -75,6 +79,10 @@ class GemmEfficiency(Spec):
     overlap_exponent: quantity(ge=1, unit="1") = Field(description="p of the p-norm joining compute and memory")
     split_k_us: _Us = Field(description="extra time when the kernel splits K (partial-sum reduction)")
     overhead_us: dict[str, _Us] = Field(description="fixed time per kernel, per class")
+    k_step_ns: dict[str, quantity(ge=0, unit="ns")] = Field(
+        default_factory=dict, description="per class: least time per k of one output tile (the main loop's "
+        "pipeline bound when a tile's operand and block-scale loads are latency-limited); unlisted: 0")
+    no_split_k: tuple[str, ...] = Field(default=(), description="classes whose kernels never split K")
     quantize_passes: dict[str, quantity(ge=0, unit="passes")] = Field(
         default_factory=dict, description="dynamic activation quantisation per low-precision class: effective passes "
         "over the activations (read 2 B, write the operand width); 0 = static scales")
@@ -89,8 +97,13 @@ class AttentionEfficiency(Spec):
     decode_bandwidth_fraction: _Frac
     decode_half_bandwidth_ctas: quantity(ge=0, unit="thread blocks") = Field(
         description="batch x kv_heads at which decode reaches half its bandwidth")
-    decode_cta_us: _Us = Field(description="per (sequence, kv head) block and SM")
+    decode_cta_us: _Us = Field(description="per thread block and SM")
     decode_overhead_us: _Us
+    decode_max_group: quantity(ge=1, unit="query heads per kv head") | None = Field(
+        default=None, description="largest GQA group the tensor-core decode kernel takes (a software limit, "
+        "TensorRT-LLM XQA: 32); larger groups run one CUDA-core block per query head. None: no limit")
+    decode_vector_fraction: _Frac | None = Field(
+        default=None, description="of the vector (FP32) peak reached by the per-query-head CUDA-core kernel")
 
 
 class VectorEfficiency(Spec):
@@ -133,17 +146,20 @@ def class_value(table: dict[str, Any], cls: str, where: str) -> Any:
 
 
 def gemm_s(m: Number, n: Number, k: Number, groups: Number, peak_ops_per_s: Number, units: int,
-           compute_fraction: Number, l2_Bps: Number, bytes_per_element: Number, split_k_s: Number = 0.0) -> Number:
-    """Compute time (s) of the best tile/split-K choice; whole waves over ``units`` SMs."""
+           compute_fraction: Number, l2_Bps: Number, bytes_per_element: Number, split_k_s: Number = 0.0,
+           k_step_s: Number = 0.0, split_k: bool = True) -> Number:
+    """Compute time (s) of the best tile/split-K choice; whole waves over ``units`` SMs. A tile takes the
+    longest of its math, its L2 operand stream and ``k_step_s`` per k (main-loop pipeline bound)."""
     best: Number = np.inf
     per_sm = peak_ops_per_s * compute_fraction / units
     l2_per_sm = l2_Bps / units
     for tm, tn in TILES:
         tiles = np.ceil(m / tm) * np.ceil(n / tn) * groups
-        split = np.maximum(1.0, np.minimum(np.floor(units / tiles), np.floor(k / SPLIT_K_MIN)))
+        split = np.maximum(1.0, np.minimum(np.floor(units / tiles), np.floor(k / SPLIT_K_MIN))) if split_k else 1.0
         waves = np.ceil(tiles * split / units)
         k_split = k / split
-        tile_s = np.maximum(2 * tm * tn * k_split / per_sm, (tm + tn) * k_split * bytes_per_element / l2_per_sm)
+        tile_s = np.maximum(np.maximum(2 * tm * tn * k_split / per_sm, (tm + tn) * k_split * bytes_per_element
+                                       / l2_per_sm), k_split * k_step_s)
         best = np.minimum(best, waves * tile_s + where(split > 1, split_k_s, 0.0))
     return best
 
@@ -173,7 +189,8 @@ def _gemm(gpu: "GPU", t: Timing, m: Number, n: Number, k: Number, groups: Number
     g, op, cls = gpu.efficiency.gemm, t.op, t.compute_class
     ctx = f"arch {gpu.name}: efficiency.gemm"
     compute = gemm_s(m, n, k, groups, t.peak_ops_per_s, gpu.compute.units, class_value(g.compute_fraction, cls, ctx),
-                     g.l2_bandwidth_TBps * 1e12, _element_bytes(op), g.split_k_us * US)
+                     g.l2_bandwidth_TBps * 1e12, _element_bytes(op), g.split_k_us * US,
+                     g.k_step_ns.get(cls, 0.0) * 1e-9, cls not in g.no_split_k)
     memory = op.bytes / (g.bandwidth_fraction * t.bandwidth_Bps)
     serial = {"overhead": class_value(g.overhead_us, cls, ctx) * US,
               "overlap": _overlap(compute, memory, g.overlap_exponent)}
@@ -188,11 +205,16 @@ def _attention(gpu: "GPU", t: Timing) -> Timing:
     a, op, s = gpu.efficiency.attention, t.op, t.op.shape
     units, bw = gpu.compute.units, t.bandwidth_Bps
     if _is_decode(op):
-        ctas = s["batch"] * s["kv_heads"]
+        ctas, compute = s["batch"] * s["kv_heads"], op.flops / t.peak_ops_per_s
+        if a.decode_max_group is not None and a.decode_vector_fraction is not None:
+            fallback = s["heads"] / s["kv_heads"] > a.decode_max_group
+            ctas = where(fallback, s["batch"] * s["heads"], ctas)
+            vector_s = op.flops / (a.decode_vector_fraction * gpu.compute.vector_TFLOPS * 1e12)
+            compute = where(fallback, vector_s, compute)
         occupancy = 1 + a.decode_half_bandwidth_ctas / ctas
         memory = op.bytes / (a.decode_bandwidth_fraction * bw) * occupancy
         serial = {"overhead": a.decode_overhead_us * US + a.decode_cta_us * US * ctas / units}
-        return replace(t, compute_s=op.flops / t.peak_ops_per_s, memory_s=memory, serial_s=serial)
+        return replace(t, compute_s=compute, memory_s=memory, serial_s=serial)
     groups = s["batch"] * s["heads"]
     if op.name == "qk_matmul":
         return _gemm(gpu, t, s["q_len"], s["kv_len"], s["head_dim"], groups)

@@ -38,6 +38,14 @@ __all__ = ["calibrate", "predict", "errors", "kernel_points", "kernel_table", "w
 
 ARCHS = ("a100-sxm-80gb", "h100-sxm", "h200", "b200")
 WIDE = ("fp32", "tf32", "bf16", "fp16")  # classes whose measured GEMMs quantise nothing
+# Largest GQA group of a framework's tensor-core decode kernel (not fit: read from its source).
+# TensorRT-LLM XQA (HMMA and Hopper QGMMA): head_grp_size x beam_width <= 32
+# (cpp/tensorrt_llm/kernels/decoderMaskedMultiheadAttention/decoderXQAImplJIT/kernelUtils.cpp);
+# larger groups run the masked multi-head attention kernel. vLLM's flash-attn decode has no limit.
+DECODE_MAX_GROUP = {"trtllm": 32.0}
+# Classes whose measured GEMMs never split K (TensorRT-LLM 1.3 NVFP4: at one wave of tiles the time is
+# independent of N and linear in K, so one tile marches through all of K); they get a fitted k_step_ns.
+NO_SPLIT_K = ("fp4",)
 BORROW = {"h200": {"attention": "h100-sxm", "collective": "h100-sxm"}, "b200": {"attention": "h100-sxm"}}
 START: dict[str, Any] = {
     "source": "starting point",
@@ -54,14 +62,15 @@ STAGES: dict[str, list[tuple[str, float, float, float]]] = {
     "gemm": [("gemm.compute_fraction.{cls}", 0.8, 0.05, 1.2), ("gemm.overhead_us.{cls}", 4.0, 0.0, 100.0),
              ("gemm.bandwidth_fraction", 0.8, 0.05, 1.2), ("gemm.l2_bandwidth_TBps", 10.0, 0.5, 300.0),
              ("gemm.overlap_exponent", 3.0, 1.0, 30.0), ("gemm.split_k_us", 1.0, 0.0, 100.0),
-             ("gemm.quantize_passes.{lowcls}", 1.0, 0.0, 20.0)],
+             ("gemm.quantize_passes.{lowcls}", 1.0, 0.0, 20.0), ("gemm.k_step_ns.{scaledcls}", 1.0, 0.0, 50.0)],
     "prefill_attention": [("attention.prefill_compute_fraction.{cls}", 0.5, 0.02, 1.2),
                           ("attention.prefill_overhead_us", 10.0, 0.0, 200.0),
                           ("attention.prefill_wave_us", 1.0, 0.0, 200.0)],
     "decode_attention": [("attention.decode_bandwidth_fraction", 0.8, 0.05, 1.2),
                          ("attention.decode_half_bandwidth_ctas", 10.0, 0.0, 1e4),
                          ("attention.decode_cta_us", 1.0, 0.0, 100.0),
-                         ("attention.decode_overhead_us", 8.0, 0.0, 200.0)],
+                         ("attention.decode_overhead_us", 8.0, 0.0, 200.0),
+                         ("attention.decode_vector_fraction", 0.1, 0.005, 1.0)],
     "vector": [("vector.bandwidth_fraction", 0.7, 0.05, 1.2)],
     "all_reduce": [("collective.bandwidth_fraction", 0.8, 0.05, 1.2), ("collective.latency_us", 10.0, 0.0, 500.0),
                    ("collective.latency_per_peer_us", 1.0, 0.0, 100.0)],
@@ -133,11 +142,11 @@ def _fit_stage(gpu: Any, data: dict, family: str, sets: Sequence[KernelSet]) -> 
     """Fit one stage's parameters on the training rows of ``sets``; returns the updated data."""
     specs = []
     for path, x0, lo, hi in STAGES[family]:
-        if "{cls}" in path or "{lowcls}" in path:
-            low = "{lowcls}" in path
-            specs += [(path.format(cls=c, lowcls=c), x0, lo, hi) for c in _classes(gpu, sets)
-                      if not low or c not in WIDE]
-        else:
+        if "{" in path:
+            keep = {"{cls}": lambda c: True, "{lowcls}": lambda c: c not in WIDE, "{scaledcls}": lambda c: c in NO_SPLIT_K}
+            test = next(f for key, f in keep.items() if key in path)
+            specs += [(path.format(cls=c, lowcls=c, scaledcls=c), x0, lo, hi) for c in _classes(gpu, sets) if test(c)]
+        elif path != "attention.decode_vector_fraction" or data["attention"].get("decode_max_group"):
             specs.append((path, x0, lo, hi))
     if family == "all_reduce" and data.get("collective") is None:
         data["collective"] = {}
@@ -181,6 +190,15 @@ def calibrate(archs: Sequence[str] = ARCHS) -> dict[str, dict]:
             borrowed = {"prefill_attention": "attention", "decode_attention": "attention",
                         "all_reduce": "collective"}.get(family)
             if group:
+                unsplit = [c for c in _classes(gpu, group) if c in NO_SPLIT_K]
+                if family == "gemm" and unsplit:
+                    data["gemm"]["no_split_k"] = unsplit
+                    notes.append(f"{', '.join(unsplit)} GEMMs never split K (time independent of N within one wave)")
+                if family == "decode_attention":
+                    limits = {v for k, v in DECODE_MAX_GROUP.items() if any(k in s.name for s in group)}
+                    if limits:
+                        data["attention"]["decode_max_group"] = min(limits)
+                        notes.append(f"decode_max_group {min(limits):g} = TensorRT-LLM XQA limit (not fit)")
                 data = _fit_stage(gpu, data, family, group)
             elif borrowed and borrowed in BORROW.get(name, {}):
                 donor = BORROW[name][borrowed]
