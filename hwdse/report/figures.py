@@ -45,7 +45,7 @@ def pareto_figure(ds: xr.Dataset, x: str, y: str, *, x_direction: str = "minimiz
     if (ok & ref).any():
         ax.scatter(xs[ok & ref], ys[ok & ref], s=120, marker="*", c="gold", edgecolors="k", label="reference",
                    zorder=4)
-    for axis, vals, setter in ((x, xs[ok], ax.set_xscale), (y, ys[ok], ax.set_yscale)):
+    for vals, setter in ((xs[ok], ax.set_xscale), (ys[ok], ax.set_yscale)):
         if vals.size and vals.min() > 0 and vals.max() / vals.min() > 50:
             setter("log")
     ax.set_xlabel(_label(ds, x))
@@ -83,7 +83,7 @@ def roofline_figure(detail: xr.Dataset, title: str = "") -> Figure:
             sel = ok[i]
             ax.scatter(intensity[i][sel], attained[i][sel], marker=markers.get(str(phase), "s"), s=28,
                        label=str(phase), zorder=3)
-            for name, xi, yi in zip(detail.op.values[sel], intensity[i][sel], attained[i][sel]):
+            for name, xi, yi in zip(detail.op.values[sel], intensity[i][sel], attained[i][sel], strict=True):
                 ax.annotate(str(name), (xi, yi), fontsize=6, xytext=(3, 2), textcoords="offset points")
         ax.set_xscale("log")
         ax.set_yscale("log")

@@ -54,7 +54,8 @@ def study_figures(ds: xr.Dataset, study: optuna.Study | None = None,
             except (ValueError, RuntimeError, ZeroDivisionError):
                 pass  # too few completed trials (or one distinct value) for an importance estimate
     if detail is not None:
-        figs["roofline"] = roofline_figure(detail, title=f"best design: per-operator roofline ({detail.attrs.get('arch', '')})")
+        arch = detail.attrs.get("arch", "")
+        figs["roofline"] = roofline_figure(detail, title=f"best design: per-operator roofline ({arch})")
     return figs
 
 

@@ -9,6 +9,7 @@ import importlib.util
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import xarray as xr
 
 from hwdse._catalog import validate
@@ -96,8 +97,14 @@ def _check_metrics(space: Space, probe: xr.Dataset) -> None:
             raise HwdseError(where, f"objectives[{i}].metric",
                              f"{o.metric!r} varies per scenario of the mix; use mix_{o.metric.removeprefix('mix_')}")
     for i, c in enumerate(spec.constraints):
-        if c.metric is not None and c.resolved_kind in ("max", "min") and c.metric not in probe.data_vars:
+        if c.metric is None or c.resolved_kind not in ("max", "min"):
+            continue
+        if c.metric not in probe.data_vars:
             raise HwdseError(where, f"constraints[{i}].metric", f"unknown evaluator output {c.metric!r}; known: {hint}")
+        if np.isnan(np.asarray(probe[c.metric].values, dtype=float)).all():
+            raise HwdseError(where, f"constraints[{i}].metric", f"{c.metric} is NaN for arch {spec.arch!r} (the "
+                                                                "device kind does not model it); every design would "
+                                                                "be infeasible")
 
 
 def _check_enqueue(space: Space) -> None:

@@ -119,12 +119,12 @@ def evaluate_grid(space: Space, coords: Mapping[str, np.ndarray] | None = None) 
     numeric = {k: np.asarray(coords[k], dtype=float) for k in space.vectorized}
     parts = []
     for combo in itertools.product(*[list(coords[k]) for k in looped]):
-        fixed = dict(zip(looped, map(_python, combo)))
+        fixed = dict(zip(looped, map(_python, combo), strict=True))
         ds = _evaluate_block(space, fixed, numeric, {k: k for k in numeric}, {k: len(v) for k, v in numeric.items()})
         parts.append(ds.expand_dims({k: [v] for k, v in fixed.items()}))
     if looped:
         nested = np.empty([len(coords[k]) for k in looped], dtype=object)
-        for i, part in zip(itertools.product(*[range(len(coords[k])) for k in looped]), parts):
+        for i, part in zip(itertools.product(*[range(len(coords[k])) for k in looped]), parts, strict=True):
             nested[i] = part
         out = xr.combine_nested(nested.tolist(), concat_dim=looped, combine_attrs="drop_conflicts")
     else:

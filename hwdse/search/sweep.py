@@ -37,7 +37,7 @@ def sweep(space: Space, *, dask: str | None = None, chunk: int = 256, processes:
         raise HwdseError("--dask", None, "needs dask.distributed: pip install 'hwdse[dask]'") from None
     numeric = list(space.vectorized)
     pieces = {k: [coords[k][i:i + chunk] for i in range(0, len(coords[k]), chunk)] for k in numeric}
-    blocks = [{**coords, **dict(zip(numeric, combo))} for combo in itertools.product(*pieces.values())]
+    blocks = [{**coords, **dict(zip(numeric, combo, strict=True))} for combo in itertools.product(*pieces.values())]
     cluster = None
     try:
         if dask == "local":
@@ -58,7 +58,7 @@ def sweep(space: Space, *, dask: str | None = None, chunk: int = 256, processes:
     nested: Any = np.empty(shape, dtype=object) if shape else None
     if not shape:
         return results[0]
-    for idx, ds in zip(itertools.product(*[range(n) for n in shape]), results):
+    for idx, ds in zip(itertools.product(*[range(n) for n in shape]), results, strict=True):
         nested[idx] = ds
     out = xr.combine_nested(nested.tolist(), concat_dim=numeric, combine_attrs="drop_conflicts")
     return out.transpose(*space.params, ...)

@@ -26,7 +26,8 @@ CASES = {
                        "search.scenario.weights", "unknown formats entry 'fp7'"),
     "unknown-scenario-field": ('[search."scenario.speed"]\nlow = 1.0\nhigh = 2.0\n' + TAIL,
                                "search.scenario.speed", "unknown scenario field"),
-    "enqueue-outside": ('[search."arch.memory.count"]\nlow = 1\nhigh = 3\n' + TAIL + '[[enqueue]]\n"arch.memory.count" = 9\n',
+    "enqueue-outside": ('[search."arch.memory.count"]\nlow = 1\nhigh = 3\n' + TAIL
+                        + '[[enqueue]]\n"arch.memory.count" = 9\n',
                         "enqueue[0].arch.memory.count", "outside"),
 }
 
@@ -59,4 +60,16 @@ def test_missing_torch_names_the_sampler(tmp_path: Path) -> None:
     code, _, err = cli("study", "run", str(path), "--out", str(tmp_path / "out"), "--quiet")
     assert code == 2
     assert "sampler 'gp' needs the 'torch' package" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_constraint_on_an_unmodelled_metric_fails_at_load(tmp_path: Path) -> None:
+    """A GPU without a die area has area_mm2 = NaN: an area budget would make every design infeasible."""
+    arch = (Path(__file__).resolve().parents[2] / "arch" / "h100-sxm.yaml").read_text()
+    (tmp_path / "noarea.yaml").write_text("\n".join(line for line in arch.splitlines() if "die_area" not in line))
+    path = tmp_path / "x.toml"
+    path.write_text(TINY.replace('arch = "a6000"', f'arch = "{tmp_path / "noarea.yaml"}"').split("[[enqueue]]")[0]
+                    + '\n[[constraints]]\nname = "area"\nmetric = "area_mm2"\nmax = 800.0\n')
+    code, _, err = cli("study", "run", str(path), "--out", str(tmp_path / "out"), "--quiet")
+    assert code == 2 and f"{path}: constraints[1].metric: area_mm2 is NaN" in err
     assert not (tmp_path / "out").exists()

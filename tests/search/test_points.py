@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 import xarray as xr
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -46,8 +47,8 @@ def test_constraint_values_are_relative_excess(tiny: Path) -> None:
     from hwdse.search import evaluate_points
 
     space = load_study(tiny)
-    ds = evaluate_points(space, {"arch.memory.bandwidth_GBps": [768.0, 400.0], "arch.compute.peak_TOPS.fp16": [154.8, 60.0],
-                                 "scenario.kv": ["fp16", "fp8-e4m3"]})
+    ds = evaluate_points(space, {"arch.memory.bandwidth_GBps": [768.0, 400.0],
+                                 "arch.compute.peak_TOPS.fp16": [154.8, 60.0], "scenario.kv": ["fp16", "fp8-e4m3"]})
     np.testing.assert_allclose(ds.constraint_ttft.values, (ds.ttft_s.values - 0.5) / 0.5)
     np.testing.assert_array_equal(ds.feasible.values, ds.ttft_s.values <= 0.5)
 
@@ -55,16 +56,32 @@ def test_constraint_values_are_relative_excess(tiny: Path) -> None:
 def test_quality_constraint_uses_format_qsnr(tmp_path: Path) -> None:
     from hwdse.formats import get, qsnr_db, sources
     from hwdse.search import evaluate_points
-
     from tests.search.conftest import TINY
 
     path = tmp_path / "q.toml"
     path.write_text(TINY + '\n[[constraints]]\nname = "quality"\nkind = "quality"\nmin_qsnr_db = 35.0\n'
                            'tensors = ["kv"]\n')
     space = load_study(path)
-    ds = evaluate_points(space, {"arch.memory.bandwidth_GBps": [768.0, 768.0], "arch.compute.peak_TOPS.fp16": [100.0, 100.0],
-                                 "scenario.kv": ["fp16", "fp8-e4m3"]})
+    ds = evaluate_points(space, {"arch.memory.bandwidth_GBps": [768.0, 768.0],
+                                 "arch.compute.peak_TOPS.fp16": [100.0, 100.0], "scenario.kv": ["fp16", "fp8-e4m3"]})
     x = sources.llm_activations(64, 1024, seed=0)
     expected = [(35.0 - qsnr_db(x, get(f).quantize(x, axis=-1))) / 35.0 for f in ("fp16", "fp8-e4m3")]
     np.testing.assert_allclose(ds.constraint_quality.values, expected)
-    assert ds.constraint_quality.values[0] < 0 < ds.constraint_quality.values[1]  # fp8 KV (31.5 dB) misses a 35 dB floor
+    # fp8 KV (31.5 dB) misses a 35 dB floor
+    assert ds.constraint_quality.values[0] < 0 < ds.constraint_quality.values[1]
+
+
+@pytest.mark.parametrize("sampler", ["tpe", "nsga2", "random", "qmc", "cmaes"])
+def test_every_sampler_runs_a_constrained_study(tiny: Path, tmp_path: Path, sampler: str) -> None:
+    from hwdse.search import run_study
+
+    text = tiny.read_text().replace('name = "tpe"', f'name = "{sampler}"')
+    if sampler == "cmaes":
+        pytest.importorskip("cmaes")
+        text = text.replace('[search."scenario.kv"]\nchoices = ["fp16", "fp8-e4m3"]\n', "")
+        text = text.split("[[enqueue]]")[0]
+    tiny.write_text(text)
+    run = run_study(load_study(tiny), tmp_path / sampler, n_trials=12, batch=4)
+    assert run.results.sizes["trial"] == 12
+    assert all(t.constraints.keys() == {"ttft"} for t in run.study.trials)
+    assert run.results.pareto.values.any()
