@@ -21,7 +21,15 @@ Timing on one chip (weight-stationary spatial mapping):
 * prefill: prompt tokens stream through the operators, keeping every region busy: the plain
   roofline at the chip's full SRAM bandwidth and PE peak.
 * every matrix operator adds the PE array's fill and drain latency, ``(rows + cols)`` cycles
-  (a vector enters one edge of the array and its result leaves the other).
+  (a vector enters one edge of the array and its result leaves the other);
+* and, with a ``fabric``, the on-chip traversal of its operands and results (``serial["fabric"]``):
+  ``(hops x hop_cycles + sync_cycles) / clock`` where ``topology: mesh`` (a 2-D mesh of cores,
+  Cerebras) counts ``2 sqrt(cores of the operator's region) + op_hops`` hops (the input vector is
+  broadcast along the region's rows and the partial sums reduced along its columns, one side of
+  the square region each) and ``topology: fixed`` (Groq's slices, Graphcore's exchange) counts
+  ``op_hops``, a chip constant. ``sync_cycles`` is a per-operator barrier (a BSP superstep).
+  Vector operators are chained onto the stream of the neighbouring matrix operator (no traversal
+  of their own). The region is the operator's PE share in decode and prefill alike.
 
 Per-token latency is then compute at SRAM bandwidth + TP all-reduces + stage hops; the shares
 are fixed at binding (allocation for the final context), so every term stays affine in the KV
@@ -49,9 +57,24 @@ from hwdse.hardware.multi import is_decode_table, schedule_sharded
 from hwdse.hardware.pe import PEArray
 from hwdse.workload.ops import Op
 
-__all__ = ["Spatial"]
+__all__ = ["Spatial", "Fabric"]
 
 MiB = 2**20
+
+
+class Fabric(Spec):
+    """On-chip traversal latency per matrix operator (see the module docstring)."""
+
+    topology: Literal["mesh", "fixed"] = Field(description="mesh: hops grow with sqrt(region cores); "
+                                                "fixed: op_hops per operator")
+    hop_cycles: quantity(gt=0, unit="cycle") = Field(1.0, description="cycles per hop")
+    op_hops: quantity(ge=0, unit="hop") = Field(0.0, description="hops per operator (mesh: added to the region's)")
+    sync_cycles: quantity(ge=0, unit="cycle") = Field(0.0, description="barrier per operator (BSP superstep)")
+
+    def cycles(self, region_cores: Number) -> Number:
+        """Traversal cycles of one operator instance whose region holds ``region_cores`` cores."""
+        hops = self.op_hops + (2 * np.sqrt(region_cores) if self.topology == "mesh" else 0.0)
+        return hops * self.hop_cycles + self.sync_cycles
 
 
 class Spatial(Spec):
@@ -69,6 +92,7 @@ class Spatial(Spec):
     microbatches: count() | None = Field(None, description="sequences pipelined over the stages; None: "
                                          "min(batch, stages), one microbatch per stage at most")
     interconnect: Interconnect
+    fabric: Fabric | None = Field(None, description="on-chip traversal per matrix operator; None: none")
     die_area_mm2: quantity(gt=0, unit="mm^2") = Field(description="per chip")
     chip_power_W: quantity(gt=0, unit="W") | None = Field(None, description="per chip (card/system share)")
     sources: dict[str, str]
@@ -76,6 +100,7 @@ class Spatial(Spec):
     _resident_total: Number = PrivateAttr(default=np.nan)
     _flops: dict[str, Number] = PrivateAttr(default_factory=dict)
     _flops_total: Number = PrivateAttr(default=np.nan)
+    _unsupported: tuple[str, ...] = PrivateAttr(default=())
 
     # -- sizing ----------------------------------------------------------------------------
     @property
@@ -123,7 +148,18 @@ class Spatial(Spec):
         bound._resident_total = resident
         bound._flops = {op.name: op.flops for op in matrix}
         bound._flops_total = sum(op.count * op.flops for op in matrix)
+        wanted = {operand_class(op.operands) for op in matrix}
+        bound._unsupported = tuple(sorted(c for c in wanted if self.pe.pe.native_class(c) is None))
         return bound
+
+    @property
+    def infeasible_reason(self) -> str:
+        """Why the PEs cannot run the bound workload (a class with ``unsupported: infeasible``); "" if they can."""
+        if not self._unsupported:
+            return ""
+        pe = self.pe.pe
+        return (f"PE {pe.name} cannot compute {', '.join(self._unsupported)} operands (unsupported: infeasible; "
+                f"it runs {', '.join(pe.rate)})")
 
     def footprint_shares(self, model: Any) -> tuple[Number, Number, Number]:
         """One chip holds 1/chips of weights and KV cache and its share of one microbatch's activations."""
@@ -156,7 +192,8 @@ class Spatial(Spec):
             raise HwdseError(f"arch {self.name}", "mode", f"{mode!r} needs calibrated efficiencies; use 'roofline'")
         if not self._resident:
             raise HwdseError(f"arch {self.name}", None, "not sized for a workload: call for_workload(model, scenario)")
-        chip = _Chip(self, *self._shares()) if is_decode_table(ops) else _Chip(self, {}, {})
+        mem, pes = self._shares()
+        chip = _Chip(self, mem, pes, pes) if is_decode_table(ops) else _Chip(self, {}, {}, pes)
         return schedule_sharded(chip, self.interconnect, ops, self.tp, self.stages, self.microbatches, mode)
 
 
@@ -167,11 +204,13 @@ class _Chip:
     spec: Spatial
     memory_shares: Mapping[str, Number]
     compute_shares: Mapping[str, Number]
+    region_shares: Mapping[str, Number]
 
     def schedule(self, ops: Sequence[Op], mode: Mode) -> list[Timing]:
         s, pe = self.spec, self.spec.pe
         bw = s.sram_bandwidth_TBps * 1e12
-        fill = (pe.pe.rows + pe.pe.cols) / (pe.clock_GHz * 1e9)
+        hz = pe.clock_GHz * 1e9
+        fill = (pe.pe.rows + pe.pe.cols) / hz
         sram_J_per_B = load_memory("sram").energy_pJ_per_bit * 8e-12
         out = []
         for op in ops:
@@ -185,6 +224,8 @@ class _Chip:
                 compute = op.flops * np.inf if native is None else op.flops / (peak * pe_share)
                 mac_J = op.flops / 2 * pe.pe.mac_energy_pJ(wanted) * 1e-12
                 serial["array_fill"] = fill
+                if s.fabric is not None:
+                    serial["fabric"] = s.fabric.cycles(pe.count * self.region_shares.get(op.name, 1.0)) / hz
             else:
                 cls, peak = "vector", pe.vector_ops_per_s
                 compute = op.flops / peak

@@ -83,6 +83,7 @@ def evaluate(model: Any, arch: Any, scenario: Scenario | str | None = None, *, m
         mem = Footprint(mem.weights_bytes * w_share, mem.kv_cache_bytes * kv_share, mem.activation_bytes * act_share)
     devices = getattr(arch, "devices", 1)
     capacity = arch.capacity_bytes
+    infeasible = getattr(arch, "infeasible_reason", "")  # e.g. a PE that cannot compute a format
     p_cu, p_bu = _utilization(prefill, ttft)
     d_cu, d_bu = _utilization(decode, tpot)
     energy = prefill.total(prefill.energy_J) + scen.gen * decode.total(decode.energy_J)
@@ -99,6 +100,8 @@ def evaluate(model: Any, arch: Any, scenario: Scenario | str | None = None, *, m
         "activation_bytes": (mem.activation_bytes, "B", "peak activations"),
         "capacity_bytes": (capacity, "B", "device memory capacity"),
         "fits": (mem.total_bytes <= capacity, "", "footprint fits in memory"),
+        "feasible": (~np.isinf(ttft) & ~np.isinf(tpot) & (infeasible == ""), "",
+                     "the hardware can run every operator (attrs['infeasible_reason'] says why not)"),
         "prefill_compute_util": (p_cu, "1", "achieved / peak matrix ops, prefill"),
         "prefill_bw_util": (p_bu, "1", "achieved / peak memory bandwidth, prefill"),
         "decode_compute_util": (d_cu, "1", "achieved / peak matrix ops, decode"),
@@ -117,6 +120,7 @@ def evaluate(model: Any, arch: Any, scenario: Scenario | str | None = None, *, m
     if detail:
         ds = ds.merge(_detail(prefill, decode))
     ds.attrs.update(hwdse_version=__version__, model=model.name, arch=arch.name, mode=mode,
+                    infeasible_reason=infeasible,
                     scenario=json.dumps(_jsonable(scen.model_dump())),
                     overrides=json.dumps({k: _jsonable(v) for k, v in (overrides or {}).items()}))
     return ds
