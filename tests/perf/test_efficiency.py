@@ -15,6 +15,7 @@ from hwdse.hardware import load_arch, with_overrides
 from hwdse.hardware.gpu_efficiency import TILES, class_value, gpu_collective_s, gemm_s
 from hwdse.perf import evaluate, op_time
 from hwdse.workload import Scenario, load_model, operator_table
+from hwdse.workload.ops import Op
 
 CALIBRATED = ["a100-sxm-80gb", "h100-sxm", "h200", "b200"]
 
@@ -158,3 +159,47 @@ def test_achieved_mode_keeps_the_dequantisation_cost():
     plain = gpu.schedule(operator_table(model, Scenario(batch=16, prompt=512, weights="fp16"), "prefill"),
                          "achieved")[gemm]
     assert a.compute_s - plain.compute_s == pytest.approx(extra, rel=0.05)
+
+
+def _decode_attention(heads: float, kv_heads: float, kv_len: float, batch: float = 8.0) -> Op:
+    """One decode-attention op (bf16 KV, head_dim 128) as the workload builds it."""
+    d = 128
+    return Op("flash_attention", "attention", 1, batch * heads * kv_len * 4 * d, act_in_bytes=batch * heads * d * 2,
+              act_out_bytes=batch * heads * d * 2, kv_read_bytes=2 * batch * kv_len * kv_heads * d * 2,
+              operands=("bf16", "bf16"), shape={"batch": batch, "heads": heads, "kv_heads": kv_heads, "q_len": 1,
+                                                "kv_len": kv_len, "head_dim": d})
+
+
+def test_large_gqa_groups_run_the_cuda_core_decode_kernel():
+    """H100 (TensorRT-LLM fit): groups > decode_max_group are compute-bound on the vector units with one
+    block per query head; at the limit the kernel streams KV. Terms stay affine in the KV length."""
+    gpu = load_arch("h100-sxm")
+    a = gpu.efficiency.attention
+    assert a.decode_max_group == 32 and 0 < a.decode_vector_fraction < 1
+    big = gpu.schedule([_decode_attention(128, 1, 8192)], "achieved")[0]
+    assert big.compute_s == pytest.approx(big.op.flops / (a.decode_vector_fraction * gpu.compute.vector_TFLOPS * 1e12))
+    assert big.compute_s > big.memory_s
+    at_limit = gpu.schedule([_decode_attention(32, 1, 8192)], "achieved")[0]
+    assert at_limit.memory_s > at_limit.compute_s
+    # per-block cost counts query heads above the limit, kv heads at it
+    assert big.serial_s["overhead"] - at_limit.serial_s["overhead"] == pytest.approx(
+        a.decode_cta_us * 1e-6 * 8 * (128 - 1) / gpu.compute.units)
+    times = [_terms(gpu.schedule([_decode_attention(128, 1, kv)], "achieved")[0]) for kv in (300, 301, 557)]
+    for key in times[0]:
+        assert np.isclose(times[2][key], times[0][key] + (times[1][key] - times[0][key]) * 257, rtol=1e-9), key
+    # the A100 was fit on vLLM (no group limit): no fallback
+    assert load_arch("a100-sxm-80gb").efficiency.attention.decode_max_group is None
+
+
+def test_unsplit_gemm_walks_all_of_k():
+    """B200 NVFP4 (no split-K, k_step_ns): within one wave a skinny GEMM's time is independent of N and grows
+    by k_step_ns per k; with split-K the same shape is far faster."""
+    gpu = load_arch("b200")
+    g = gpu.efficiency.gemm
+    assert "fp4" in g.no_split_k and g.k_step_ns["fp4"] > 0
+    peak, units, l2 = gpu.compute.peak_TOPS["fp4"] * 1e12, gpu.compute.units, g.l2_bandwidth_TBps * 1e12
+    args = (peak, units, g.compute_fraction["fp4"], l2, 0.5625, 0.0, g.k_step_ns["fp4"] * 1e-9)
+    t = {(n, k): gemm_s(1.0, n, k, 1, *args, split_k=False) for n in (512.0, 4096.0) for k in (8192.0, 65536.0)}
+    assert t[512.0, 65536.0] == pytest.approx(t[4096.0, 65536.0])
+    assert t[512.0, 65536.0] - t[512.0, 8192.0] == pytest.approx((65536 - 8192) * g.k_step_ns["fp4"] * 1e-9)
+    assert gemm_s(1.0, 512.0, 65536.0, 1, *args, split_k=True) < t[512.0, 65536.0] / 10
