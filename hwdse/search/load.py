@@ -56,34 +56,35 @@ def _check_sampler(spec: StudySpec, where: str) -> None:
         raise HwdseError(where, "sampler.name", "cmaes samples numeric ranges only; categorical paths need tpe")
 
 
-def _probe_values(space: Space, vectorized: tuple[str, ...]) -> dict[str, Any]:
+def _probe_values(space: Space, vectorized: tuple[str, ...], labelled: bool = True) -> dict[str, Any]:
+    """low/high of the ``vectorized`` paths as arrays (named dims, or plain numpy of length 2); others scalar."""
     values: dict[str, Any] = {}
     for k, p in space.params.items():
         if k in vectorized:
-            values[k] = xr.DataArray([float(p.low), float(p.high)], dims=k)
+            pair = np.array([float(p.low), float(p.high)])
+            values[k] = xr.DataArray(pair, dims=k) if labelled else pair
         else:
             values[k] = p.choices[0] if p.choices is not None else p.low
     return values
 
 
-def _scalar_only(space: Space) -> tuple[str, ...]:
-    """Numeric paths the device model cannot take as arrays (they are looped like categoricals)."""
+def _vectorizes(space: Space, vectorized: tuple[str, ...]) -> bool:
+    """Whether the device model takes these paths as arrays, in both forms the evaluation uses."""
     try:
-        space.evaluate_design(_probe_values(space, space.vectorized))
-        return ()
+        space.evaluate_design(_probe_values(space, vectorized, labelled=True))
+        space.evaluate_design(_probe_values(space, vectorized, labelled=False))
+        return True
     except HwdseError:
         raise
     except Exception:  # noqa: BLE001 - any array failure means: evaluate this path one value at a time
-        pass
-    bad = []
-    for k in space.vectorized:
-        try:
-            space.evaluate_design(_probe_values(space, (k,)))
-        except HwdseError:
-            raise
-        except Exception:  # noqa: BLE001
-            bad.append(k)
-    return tuple(bad)
+        return False
+
+
+def _scalar_only(space: Space) -> tuple[str, ...]:
+    """Numeric paths the device model cannot take as arrays (they are looped like categoricals)."""
+    if _vectorizes(space, space.vectorized):
+        return ()
+    return tuple(k for k in space.vectorized if not _vectorizes(space, (k,)))
 
 
 def _check_metrics(space: Space, probe: xr.Dataset) -> None:

@@ -62,3 +62,28 @@ def test_cli_sweep_writes_grid_and_report(tiny: Path, tmp_path: Path) -> None:
     grid = xr.open_dataset(tmp_path / "s" / "sweep.nc")
     assert grid.tpot_s.dims == ("arch.memory.bandwidth_GBps", "arch.compute.peak_TOPS.fp16", "scenario.kv")
     assert (tmp_path / "s" / "report.html").is_file() and not (tmp_path / "s" / "study.db").exists()
+
+
+
+def test_paths_the_model_cannot_vectorize_are_looped(tiny: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A path whose device model needs a Python number is found at load time and evaluated value by value."""
+    from hwdse.search.space import Space
+
+    original = Space.evaluate_design
+    path = "arch.compute.peak_TOPS.fp16"
+
+    def scalar_peak(self, values, detail=False):
+        if np.ndim(values.get(path, 0.0)) > 0:
+            raise TypeError("only length-1 arrays can be converted to Python scalars")
+        return original(self, values, detail)
+
+    monkeypatch.setattr(Space, "evaluate_design", scalar_peak)
+    space = load_study(tiny)
+    assert space.looped == ("scenario.kv", path)
+    grid = sweep(space)
+    assert grid.tpot_s.dims == tuple(space.params)
+    flat = grid.stack(p=list(space.params)).reset_index("p")
+    pts = evaluate_points(space, {k: flat[k].values for k in space.params})
+    np.testing.assert_allclose(flat.tpot_s.values, pts.tpot_s.values, rtol=1e-12)
+    monkeypatch.undo()
+    xr.testing.assert_allclose(grid.drop_attrs(), sweep(load_study(tiny)).drop_attrs())
