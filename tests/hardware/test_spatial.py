@@ -136,6 +136,13 @@ def test_user_written_pe_and_chip_run_from_yaml_with_dotted_overrides(tmp_path):
     # the PE has no fp16 datapath and must not upcast: fp16 operands make the design infeasible
     bad = evaluate("llama-2-7b", str(path), batch=1, prompt=64, gen=4)
     assert float(bad.ttft_s) == np.inf
+    # the design fits in SRAM but cannot run: `feasible` says so, and why
+    assert bool(bad.fits) and not bool(bad.feasible)
+    assert "cannot compute fp16" in bad.attrs["infeasible_reason"] and "my-pe" in bad.attrs["infeasible_reason"]
+    assert bool(more_sram.feasible) and more_sram.attrs["infeasible_reason"] == ""
+    assert base["feasible"] is True
+    upcast = evaluate("llama-2-7b", str(path), overrides={"pe.type": "groq-mxm"}, batch=1, prompt=64, gen=4)
+    assert bool(upcast.feasible) and np.isfinite(float(upcast.tpot_s))
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c["name"] for c in CASES])
@@ -156,3 +163,71 @@ def test_a_batch_pipelines_over_the_stages():
     assert float(eight.decode_tok_s) == pytest.approx(8 * float(eight.tok_s_per_user))
     lockstep = evaluate("llama-2-70b", "groq-lpu", batch=8, **{**run, "overrides": {"chips": 576, "microbatches": 1}})
     assert float(lockstep.tpot_s) > float(eight.tpot_s)
+
+
+def _decode_timings(arch_name, model_name, scen, overrides=None, kv=None):
+    arch = hwdse.load_arch(arch_name)
+    if overrides:
+        arch = hwdse.with_overrides(arch, overrides)
+    model = load_model(model_name)
+    bound = arch.for_workload(model, scen)
+    kv = scen.prompt if kv is None else kv
+    return bound, {t.op.name: t for t in bound.schedule(operator_table(model, scen, "decode", kv))}
+
+
+def test_mesh_fabric_counts_the_region_side_twice_per_matrix_operator():
+    scen = Scenario(batch=1, prompt=256, gen=16, weights="bf16", activations="bf16", kv="bf16")
+    wse, t = _decode_timings("cerebras-wse-3", "llama-3-8b", scen)
+    _, pes = wse._shares()
+    hz = wse.pe.clock_GHz * 1e9
+    for name in ("q_proj", "down_proj", "lm_head"):
+        cores = wse.pe.count * pes[name]
+        assert 1 < cores < wse.pe.count  # a region, not the whole wafer
+        assert t[name].serial_s["fabric"] == pytest.approx(2 * np.sqrt(cores) / hz)
+    # a larger operator owns a larger region: a longer broadcast and reduction
+    assert t["down_proj"].serial_s["fabric"] > t["q_proj"].serial_s["fabric"]
+    assert "fabric" not in t["attn_norm"].serial_s  # vector operators are chained onto the stream
+    slow, t2 = _decode_timings("cerebras-wse-3", "llama-3-8b", scen, {"fabric.hop_cycles": 3})
+    assert t2["q_proj"].serial_s["fabric"] == pytest.approx(3 * t["q_proj"].serial_s["fabric"])
+
+
+def test_fixed_fabric_is_a_per_operator_constant_from_the_catalog():
+    scen = Scenario(batch=1, prompt=256, gen=16, weights="int8", flash_attention=True)
+    groq, t = _decode_timings("groq-lpu", "llama-2-7b", scen)
+    # 2 x 44 MEM slices out and back + 19 superlanes of instruction skew, one cycle each, at 0.9 GHz
+    assert groq.fabric.op_hops == 107
+    for name in ("q_proj", "flash_attention", "down_proj"):
+        assert t[name].serial_s["fabric"] == pytest.approx(107 / 0.9e9)
+    ipu, t = _decode_timings("graphcore-gc200", "llama-2-7b", scen)
+    assert t["q_proj"].serial_s["fabric"] == pytest.approx(ipu.fabric.sync_cycles / 1.35e9)
+
+
+def test_the_fabric_term_adds_exactly_its_per_operator_latency_to_tpot():
+    run = dict(batch=1, prompt=512, gen=32, weights="bf16", activations="bf16", kv="bf16", flash_attention=True)
+    with_fabric = evaluate("llama-3-8b", "cerebras-wse-3", detail=True, **run)
+    without = evaluate("llama-3-8b", "cerebras-wse-3", overrides={"fabric": None}, **run)
+    scen = Scenario(**run)
+    _, t = _decode_timings("cerebras-wse-3", "llama-3-8b", scen)
+    d = with_fabric.sel(phase="decode")
+    added = sum(float(d.op_count.sel(op=name)) * timing.serial_s.get("fabric", 0.0) for name, timing in t.items())
+    assert added > 0
+    assert float(with_fabric.tpot_s) - float(without.tpot_s) == pytest.approx(added, rel=1e-9)
+
+
+def test_mesh_fabric_keeps_the_decode_mean_exact():
+    model, scen = load_model("llama-2-7b"), Scenario(batch=1, prompt=300, gen=17, weights="bf16")
+    arch = hwdse.load_arch("cerebras-wse-2").for_workload(model, scen)
+    ds = evaluate(model, "cerebras-wse-2", scen)
+    steps = [sum(t.op.count * op_time(t) for t in arch.schedule(operator_table(model, scen, "decode", kv)))
+             for kv in range(300, 317)]
+    assert float(ds.tpot_s) == pytest.approx(np.mean(steps), rel=1e-12)
+
+
+def test_sixteen_bit_weights_cannot_fit_the_576_chip_groq_system():
+    # the precision decision of validation/spatial_cases.yaml: 69 B params x 2 B > 576 x 220 MiB
+    model, arch = load_model("llama-2-70b"), hwdse.load_arch("groq-lpu")
+    assert model.num_params * 2 > 576 * arch.sram_MiB * 2**20
+    fp16 = evaluate("llama-2-70b", "groq-lpu", batch=1, prompt=550, gen=150, weights="fp16", flash_attention=True)
+    assert int(fp16.chips) > 576
+    int8 = evaluate("llama-2-70b", "groq-lpu", batch=1, prompt=550, gen=150, weights="int8", flash_attention=True)
+    assert int(int8.chips) < 576
