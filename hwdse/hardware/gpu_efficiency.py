@@ -12,7 +12,9 @@ fit by ``hwdse calibrate`` on measured kernels, see ``hwdse/perf/calibrate.py``)
   runs at ``bandwidth_fraction x`` peak. Compute and memory overlap imperfectly: the kernel takes
   the p-norm ``(c^p + m^p)^(1/p)`` (p = ``overlap_exponent``; p -> infinity is the roofline max),
   plus ``split_k_us`` when K is split (the partial-sum reduction), a fixed ``overhead_us``
-  (launch, prologue) and, for low-precision classes, ``quantize_passes`` over the activations
+  (launch, prologue). Classes in ``no_split_k`` (the measured NVFP4 kernels) never split K: one tile
+  walks all of K, at least ``k_step_ns`` per k (its main loop's latency-bound pipeline step). For
+  low-precision classes the kernel also pays ``quantize_passes`` over the activations
   (dynamic quantisation, as the measured FP8/NVFP4 kernels do; set 0 for static scales).
 * **Prefill attention** (fused, causal): causal FLOPs at ``prefill_compute_fraction x peak``,
   quantised to waves of (sequence, head, 128-query tile) blocks, plus a per-wave tile overhead

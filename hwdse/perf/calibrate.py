@@ -4,9 +4,13 @@ Per GPU, in order (each stage holds the earlier ones fixed), on the training row
 five, by shape hash) of every kernel set marked ``fit`` in :mod:`hwdse.perf.calibration_data`:
 
 1. GEMM: compute fraction and fixed overhead per arithmetic class, off-chip bandwidth fraction,
-   L2 operand bandwidth, compute/memory overlap exponent;
+   L2 operand bandwidth, compute/memory overlap exponent, dynamic-quantisation passes per
+   low-precision class, and for classes whose kernels never split K (``NO_SPLIT_K``) a per-k
+   main-loop step;
 2. prefill attention: compute fraction per class, fixed and per-wave overheads;
-3. decode attention: bandwidth fraction, half-bandwidth occupancy, per-block and fixed overheads;
+3. decode attention: bandwidth fraction, half-bandwidth occupancy, per-block and fixed overheads,
+   and where the framework's tensor-core kernel has a GQA group limit (``DECODE_MAX_GROUP``, read
+   from its source, not fit) the vector-peak fraction of its per-query-head fallback kernel;
 4. vector: bandwidth fraction (A100: LLMCompass kernels; else the GPU's GEMM streaming fraction);
    the per-kernel overhead is the GEMM's (CUDA-graph timed; LLMCompass host timing adds its own);
 5. all-reduce: bandwidth fraction of the scale-up link and latency (NCCL tables).
@@ -198,7 +202,9 @@ def calibrate(archs: Sequence[str] = ARCHS) -> dict[str, dict]:
                     limits = {v for k, v in DECODE_MAX_GROUP.items() if any(k in s.name for s in group)}
                     if limits:
                         data["attention"]["decode_max_group"] = min(limits)
-                        notes.append(f"decode_max_group {min(limits):g} = TensorRT-LLM XQA limit (not fit)")
+                        notes.append(f"decode_max_group {min(limits):g} = TensorRT-LLM XQA limit, not fit (head_grp_size x "
+                                     "beam_width <= 32 in cpp/tensorrt_llm/kernels/decoderMaskedMultiheadAttention/"
+                                     "decoderXQAImplJIT/kernelUtils.cpp)")
                 data = _fit_stage(gpu, data, family, group)
             elif borrowed and borrowed in BORROW.get(name, {}):
                 donor = BORROW[name][borrowed]
