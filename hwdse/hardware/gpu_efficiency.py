@@ -46,7 +46,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from hwdse._array import where
 from hwdse._catalog import Spec
@@ -106,6 +106,12 @@ class AttentionEfficiency(Spec):
         "TensorRT-LLM XQA: 32); larger groups run one CUDA-core block per query head. None: no limit")
     decode_vector_fraction: _Frac | None = Field(
         default=None, description="of the vector (FP32) peak reached by the per-query-head CUDA-core kernel")
+
+    @model_validator(mode="after")
+    def _fallback_pair(self) -> "AttentionEfficiency":
+        if (self.decode_max_group is None) != (self.decode_vector_fraction is None):
+            raise ValueError("decode_max_group and decode_vector_fraction are set together or not at all")
+        return self
 
 
 class VectorEfficiency(Spec):
@@ -208,7 +214,7 @@ def _attention(gpu: "GPU", t: Timing) -> Timing:
     units, bw = gpu.compute.units, t.bandwidth_Bps
     if _is_decode(op):
         ctas, compute = s["batch"] * s["kv_heads"], op.flops / t.peak_ops_per_s
-        if a.decode_max_group is not None and a.decode_vector_fraction is not None:
+        if a.decode_max_group is not None:
             fallback = s["heads"] / s["kv_heads"] > a.decode_max_group
             ctas = where(fallback, s["batch"] * s["heads"], ctas)
             vector_s = op.flops / (a.decode_vector_fraction * gpu.compute.vector_TFLOPS * 1e12)

@@ -203,3 +203,12 @@ def test_unsplit_gemm_walks_all_of_k():
     assert t[512.0, 65536.0] == pytest.approx(t[4096.0, 65536.0])
     assert t[512.0, 65536.0] - t[512.0, 8192.0] == pytest.approx((65536 - 8192) * g.k_step_ns["fp4"] * 1e-9)
     assert gemm_s(1.0, 512.0, 65536.0, 1, *args, split_k=True) < t[512.0, 65536.0] / 10
+
+
+def test_decode_fallback_parameters_come_in_pairs():
+    with pytest.raises(HwdseError, match="decode_max_group and decode_vector_fraction"):
+        with_overrides(load_arch("a100-sxm-80gb"), {"efficiency.attention.decode_max_group": 32.0})
+    sweep = xr.DataArray([16.0, 64.0], dims="limit")  # a 32-head group: fallback at the low limit only
+    gpu = with_overrides(load_arch("h100-sxm"), {"efficiency.attention.decode_max_group": sweep})
+    t = gpu.schedule([_decode_attention(32, 1, 4096)], "achieved")[0]
+    assert float(op_time(t)[0]) > 2 * float(op_time(t)[1])
