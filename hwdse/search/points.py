@@ -147,7 +147,10 @@ def qsnr_of(fmt: str, tensor: str) -> float:
 
 
 def score(space: Space, ds: xr.Dataset, values: Mapping[str, Any]) -> xr.Dataset:
-    """Add one ``constraint_<name>`` variable per constraint (feasible when <= 0) and ``feasible``."""
+    """Add one ``constraint_<name>`` variable per constraint (feasible when <= 0) and ``feasible``.
+
+    The evaluator's own ``feasible`` output (the hardware can run every operator) becomes the
+    implicit constraint ``hardware``; ``feasible`` is then every constraint <= 0."""
     fields = space.split_fields(values)
     cons = {}
     for c in space.spec.constraints:
@@ -161,6 +164,10 @@ def score(space: Space, ds: xr.Dataset, values: Mapping[str, Any]) -> xr.Dataset
             q = min(qsnr_of(fields[t], t) for t in c.tensors)
             val = xr.DataArray((c.min_qsnr_db - q) / c.min_qsnr_db)
         cons[f"constraint_{c.name}"] = val.assign_attrs(units="1", long_name=f"constraint {c.name} (feasible <= 0)")
+    if "feasible" in ds:  # the evaluator's own verdict (e.g. a PE that cannot compute a format) is a constraint too
+        ok = ds.feasible.all("scenario") if "scenario" in ds.feasible.dims else ds.feasible
+        cons["constraint_hardware"] = xr.where(ok, -1.0, 1.0).assign_attrs(
+            units="1", long_name="the hardware runs every operator (-1) or not (+1); see attrs infeasible_reason")
     out = ds.assign(cons)
     feasible = xr.DataArray(True)
     for v in cons.values():

@@ -128,7 +128,7 @@ def write_results(ds: xr.Dataset, out: Path, space: Space) -> dict[str, Path]:
     clean.to_netcdf(paths["results"], engine="netcdf4")
     best = best_rows(ds, limit=10**9)
     cols = ["trial", *space.params, *ds.attrs["objectives"].split(),
-            *[f"constraint_{c.name}" for c in space.spec.constraints], "feasible"]
+            *[str(k) for k in ds.data_vars if str(k).startswith("constraint_")], "feasible"]
     lines = [",".join(cols)]
     for i in range(best.sizes["trial"]):
         row = best.isel(trial=i)

@@ -35,8 +35,8 @@ def outcomes(space: Space, ds: xr.Dataset) -> tuple[np.ndarray, dict[str, np.nda
     """Per point: objective values (N x k), constraint values, and a failure reason ('' when fine)."""
     metrics = [o.metric for o in space.spec.objectives]
     values = np.stack([np.asarray(ds[m].values, dtype=float).reshape(-1) for m in metrics], axis=1)
-    cons = {c.name: np.asarray(ds[f"constraint_{c.name}"].values, dtype=float).reshape(-1)
-            for c in space.spec.constraints}
+    cons = {str(k).removeprefix("constraint_"): np.array(ds[k].values, dtype=float).reshape(-1)
+            for k in ds.data_vars if str(k).startswith("constraint_")}
     reasons = [""] * len(values)
     for i in np.flatnonzero(~np.all(np.isfinite(values), axis=1)):  # bookkeeping of failed points only
         bad = [m for m, v in zip(metrics, values[i], strict=True) if not np.isfinite(v)]

@@ -83,5 +83,5 @@ def test_every_sampler_runs_a_constrained_study(tiny: Path, tmp_path: Path, samp
     tiny.write_text(text)
     run = run_study(load_study(tiny), tmp_path / sampler, n_trials=12, batch=4)
     assert run.results.sizes["trial"] == 12
-    assert all(t.constraints.keys() == {"ttft"} for t in run.study.trials)
+    assert all(t.constraints.keys() == {"ttft", "hardware"} for t in run.study.trials)
     assert run.results.pareto.values.any()
