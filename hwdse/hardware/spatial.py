@@ -29,7 +29,10 @@ Timing on one chip (weight-stationary spatial mapping):
   the square region each) and ``topology: fixed`` (Groq's slices, Graphcore's exchange) counts
   ``op_hops``, a chip constant. ``sync_cycles`` is a per-operator barrier (a BSP superstep).
   Vector operators are chained onto the stream of the neighbouring matrix operator (no traversal
-  of their own). The region is the operator's PE share in decode and prefill alike.
+  of their own: a norm's scale is a scalar that commutes with the next GEMV, so its reduction
+  overlaps it). The region is the operator's PE share in decode and prefill alike.
+* a fused ``flash_attention`` operator holds two dependent matrix steps (scores = q K^T, then
+  P V): it pays the array fill and the traversal twice, as the unfused qk/sv pair does.
 
 Per-token latency is then compute at SRAM bandwidth + TP all-reduces + stage hops; the shares
 are fixed at binding (allocation for the final context), so every term stays affine in the KV
@@ -223,9 +226,10 @@ class _Chip:
                 cls, peak = native or f"{wanted}-unsupported", pe.peak_ops_per_s(wanted)
                 compute = op.flops * np.inf if native is None else op.flops / (peak * pe_share)
                 mac_J = op.flops / 2 * pe.pe.mac_energy_pJ(wanted) * 1e-12
-                serial["array_fill"] = fill
+                steps = 2 if op.name == "flash_attention" else 1
+                serial["array_fill"] = steps * fill
                 if s.fabric is not None:
-                    serial["fabric"] = s.fabric.cycles(pe.count * self.region_shares.get(op.name, 1.0)) / hz
+                    serial["fabric"] = steps * s.fabric.cycles(pe.count * self.region_shares.get(op.name, 1.0)) / hz
             else:
                 cls, peak = "vector", pe.vector_ops_per_s
                 compute = op.flops / peak

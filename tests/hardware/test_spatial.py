@@ -196,8 +196,14 @@ def test_fixed_fabric_is_a_per_operator_constant_from_the_catalog():
     groq, t = _decode_timings("groq-lpu", "llama-2-7b", scen)
     # 2 x 44 MEM slices out and back + 19 superlanes of instruction skew, one cycle each, at 0.9 GHz
     assert groq.fabric.op_hops == 107
-    for name in ("q_proj", "flash_attention", "down_proj"):
+    for name in ("q_proj", "down_proj"):
         assert t[name].serial_s["fabric"] == pytest.approx(107 / 0.9e9)
+    # fused attention = two dependent matrix steps: the same fill and traversal as the unfused qk/sv pair
+    assert t["flash_attention"].serial_s["fabric"] == pytest.approx(2 * 107 / 0.9e9)
+    _, unfused = _decode_timings("groq-lpu", "llama-2-7b", scen.with_(flash_attention=False))
+    for term in ("fabric", "array_fill"):
+        assert t["flash_attention"].serial_s[term] == pytest.approx(
+            unfused["qk_matmul"].serial_s[term] + unfused["sv_matmul"].serial_s[term])
     ipu, t = _decode_timings("graphcore-gc200", "llama-2-7b", scen)
     assert t["q_proj"].serial_s["fabric"] == pytest.approx(ipu.fabric.sync_cycles / 1.35e9)
 
