@@ -26,22 +26,27 @@ def _flag(ds: xr.Dataset, name: str, default: bool) -> np.ndarray:
 
 
 def pareto_figure(ds: xr.Dataset, x: str, y: str, *, x_direction: str = "minimize",
-                  y_direction: str = "minimize", title: str = "") -> Figure:
+                  y_direction: str = "minimize", title: str = "", front: str = "pareto",
+                  best: str | None = None) -> Figure:
     """Scatter of ``y`` against ``x`` over dim ``trial``: infeasible points grey, feasible blue,
-    the ``pareto`` points red and joined by their staircase; ``reference`` points starred."""
+    the ``front`` flag's points red and joined by their staircase, ``best`` flag's points ringed,
+    ``reference`` points starred."""
     with plt.style.context("default"):  # optuna's plots switch the global style to ggplot
         fig, ax = plt.subplots(figsize=(6.4, 4.6), layout="constrained")
     xs, ys = (np.asarray(ds[v].values, dtype=float).reshape(-1) for v in (x, y))
-    feasible, pareto, ref = _flag(ds, "feasible", True), _flag(ds, "pareto", False), _flag(ds, "reference", False)
+    feasible, pareto, ref = _flag(ds, "feasible", True), _flag(ds, front, False), _flag(ds, "reference", False)
     ok = np.isfinite(xs) & np.isfinite(ys)
     many = ok.sum() > 20000
     ax.scatter(xs[ok & ~feasible], ys[ok & ~feasible], s=6, c="0.75", label="infeasible", rasterized=many)
     ax.scatter(xs[ok & feasible & ~pareto], ys[ok & feasible & ~pareto], s=8, c="tab:blue", alpha=0.6,
                label="feasible", rasterized=many)
-    front = ok & pareto
-    order = np.argsort(xs[front] if x_direction == "minimize" else -xs[front])
-    ax.step(xs[front][order], ys[front][order], where="post", c="tab:red", lw=1)
-    ax.scatter(xs[front], ys[front], s=22, c="tab:red", label="Pareto / best", zorder=3)
+    on = ok & pareto
+    order = np.argsort(xs[on] if x_direction == "minimize" else -xs[on])
+    ax.step(xs[on][order], ys[on][order], where="post", c="tab:red", lw=1)
+    ax.scatter(xs[on], ys[on], s=22, c="tab:red", label="Pareto front", zorder=3)
+    if best is not None:
+        top = ok & _flag(ds, best, False)
+        ax.scatter(xs[top], ys[top], s=70, facecolors="none", edgecolors="k", label="best", zorder=4)
     if (ok & ref).any():
         ax.scatter(xs[ok & ref], ys[ok & ref], s=120, marker="*", c="gold", edgecolors="k", label="reference",
                    zorder=4)

@@ -15,6 +15,7 @@ import xarray as xr
 from matplotlib.figure import Figure
 
 from hwdse.report.figures import pareto_figure, roofline_figure
+from hwdse.search.points import pareto_mask
 
 __all__ = ["study_figures", "write_report"]
 
@@ -39,8 +40,17 @@ def study_figures(ds: xr.Dataset, study: optuna.Study | None = None,
     spec = json.loads(ds.attrs["study_spec"])
     x, y, xd, yd = _axes(ds, spec)
     plot_ds = ds.assign(trial_number=ds.trial) if x == "trial" else ds
-    figs = {"pareto": pareto_figure(plot_ds, "trial_number" if x == "trial" else x, y, x_direction=xd,
-                                    y_direction=yd, title=f"{spec['name']}: {y} vs {x}")}
+    x = "trial_number" if x == "trial" else x
+    kwargs: dict[str, Any] = {}
+    if len(spec["objectives"]) == 1:  # the trade-off of the objective against the other axis, best ringed
+        pts = np.stack([plot_ds[x].values.astype(float), plot_ds[y].values.astype(float)], axis=1)
+        valid = plot_ds.feasible.values.astype(bool)
+        if "state" in plot_ds.coords:
+            valid &= plot_ds.state.values == "COMPLETE"
+        plot_ds = plot_ds.assign(axes_front=("trial", pareto_mask(pts, [xd, yd], valid)))
+        kwargs = {"front": "axes_front", "best": "pareto"}
+    figs = {"pareto": pareto_figure(plot_ds, x, y, x_direction=xd, y_direction=yd,
+                                    title=f"{spec['name']}: {y} vs {x}", **kwargs)}
     if study is not None and any(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials):
         multi = len(spec["objectives"]) > 1
         target = {"target": (lambda t: t.values[0]), "target_name": spec["objectives"][0]["metric"]} if multi else {}

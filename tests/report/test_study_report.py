@@ -27,10 +27,10 @@ def test_pareto_figure_marks_feasible_infeasible_and_front(tmp_path: Path) -> No
     assert isinstance(fig, Figure)
     ax = fig.axes[0]
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
-    assert {"infeasible", "feasible", "Pareto / best"} <= set(labels)
+    assert {"infeasible", "feasible", "Pareto front"} <= set(labels)
     counts = {c.get_label(): len(c.get_offsets()) for c in ax.collections}
     assert counts["infeasible"] == int((~ds.feasible.values.astype(bool)).sum())
-    assert counts["Pareto / best"] == int(ds.pareto.values.sum())
+    assert counts["Pareto front"] == int(ds.pareto.values.sum())
 
 
 def test_roofline_figure_has_a_point_per_operator(tmp_path: Path) -> None:
