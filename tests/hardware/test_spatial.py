@@ -66,6 +66,8 @@ def test_decode_latency_is_region_time_plus_all_reduces_plus_hops():
     d = ds.sel(phase="decode")
     hops = d.op_count.sel(op="pp_send")
     assert float(hops) == 576 / 8 - 1
+    # one token (batch 1) passes every stage in turn: all 80 layers and their all-reduces are on its path
+    assert float(d.op_count.sel(op="q_proj")) == 80 and float(d.op_count.sel(op="tp_allreduce_mlp")) == 80
     link = hwdse.with_overrides(arch, {"chips": 576}).interconnect
     h = load_model("llama-2-70b").hidden_size
     assert float(d.op_time_s.sel(op="pp_send")) == pytest.approx(h * 2 / link.bandwidth_Bps + link.latency_s)
@@ -218,6 +220,10 @@ def test_the_fabric_term_adds_exactly_its_per_operator_latency_to_tpot():
     added = sum(float(d.op_count.sel(op=name)) * timing.serial_s.get("fabric", 0.0) for name, timing in t.items())
     assert added > 0
     assert float(with_fabric.tpot_s) - float(without.tpot_s) == pytest.approx(added, rel=1e-9)
+    sweep = evaluate("llama-3-8b", "cerebras-wse-3", overrides={"fabric.hop_cycles": xr.DataArray([1, 2, 4], dims="h")},
+                     **run)
+    assert float(sweep.tpot_s[0]) == pytest.approx(float(with_fabric.tpot_s), rel=1e-12)
+    assert float(sweep.tpot_s[2]) - float(sweep.tpot_s[0]) == pytest.approx(3 * added, rel=1e-9)
 
 
 def test_mesh_fabric_keeps_the_decode_mean_exact():
