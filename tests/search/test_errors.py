@@ -73,3 +73,19 @@ def test_constraint_on_an_unmodelled_metric_fails_at_load(tmp_path: Path) -> Non
     code, _, err = cli("study", "run", str(path), "--out", str(tmp_path / "out"), "--quiet")
     assert code == 2 and f"{path}: constraints[1].metric: area_mm2 is NaN" in err
     assert not (tmp_path / "out").exists()
+
+
+def test_schema_is_json_schema_of_study_files() -> None:
+    import json
+
+    code, out, _ = cli("study", "schema")
+    assert code == 0
+    schema = json.loads(out)
+    assert {"workload", "arch", "search", "objectives", "constraints", "sampler"} <= set(schema["properties"])
+    assert schema["additionalProperties"] is False
+
+
+def test_worker_on_a_missing_study_is_one_line(tmp_path: Path) -> None:
+    code, _, err = cli("study", "worker", "--storage", f"sqlite:///{tmp_path / 'none.db'}", "--study", "nope",
+                       "--trials", "1", "--quiet")
+    assert code == 2 and err.strip() == "hwdse: error: --study: no study named 'nope' in the storage"
