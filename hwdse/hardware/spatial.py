@@ -38,9 +38,10 @@ Per-token latency is then the sum over every stage's operators (a batch-1 token 
 turn) of region time + array fill + fabric traversal, plus TP all-reduces and stage hops; the
 shares and regions are fixed at binding (allocation for the final context), so every term stays
 affine in the KV length. ``infeasible_reason`` names the operand classes the PE cannot compute
-(``unsupported: infeasible``); evaluate() reports it as ``feasible = false``. Outputs: ``chips``, ``area_mm2`` = die x chips, ``power_W`` = chip power x chips.
-Energy per operator: MACs x the PE's pJ/MAC + bytes x the ``memory/sram.yaml`` pJ/bit (45 nm,
-not scaled to the chip's node). An MoE expert operator's share counts the experts it reads.
+(``unsupported: infeasible``); evaluate() reports it as ``feasible = false``. Outputs: ``chips``,
+``area_mm2`` = die x chips, ``power_W`` = chip power x chips. Energy per operator: MACs x the
+PE's pJ/MAC + bytes x the ``memory/sram.yaml`` pJ/bit (45 nm, not scaled to the chip's node).
+An MoE expert operator's share counts the experts it reads.
 """
 
 from __future__ import annotations
