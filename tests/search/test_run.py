@@ -122,3 +122,32 @@ def test_sigkill_loses_no_committed_trial_and_leaves_none_running(tiny: Path, tm
     code, _, err = cli("study", "run", str(tiny), "--trials", "3", "--out", str(out), "--quiet")
     assert code == 0, err
     assert len(_stored(out, "tiny")) == len(trials) + 3
+
+
+def test_optuna_dashboard_reads_the_study(tiny: Path, tmp_path: Path) -> None:
+    """`optuna-dashboard sqlite:///OUT/study.db` serves the study: its API lists it with its metric names."""
+    import io
+    import json
+    from wsgiref.util import setup_testing_defaults
+
+    import pytest
+
+    dashboard = pytest.importorskip("optuna_dashboard")
+    from optuna_dashboard._storage_url import get_storage
+
+    out = tmp_path / "d"
+    assert cli("study", "run", str(tiny), "--trials", "3", "--out", str(out), "--quiet")[0] == 0
+    app = dashboard.wsgi(get_storage(f"sqlite:///{out / 'study.db'}"))
+
+    def get(path: str) -> dict:
+        environ: dict = {"PATH_INFO": path, "REQUEST_METHOD": "GET", "wsgi.input": io.BytesIO()}
+        setup_testing_defaults(environ)
+        status: list[str] = []
+        body = b"".join(app(environ, lambda s, h, *a: status.append(s)))
+        assert status[0].startswith("200"), status
+        return json.loads(body)
+
+    studies = get("/api/studies")["study_summaries"]
+    assert [s["study_name"] for s in studies] == ["tiny"]
+    detail = get(f"/api/studies/{studies[0]['study_id']}")
+    assert detail["objective_names"] == ["tpot_s"] and len(detail["trials"]) == 3
