@@ -105,6 +105,7 @@ def evaluate(arch: Arch = "h100-sxm", model: Model = "llama-2-7b",
     out.update({k: ds[k].item() for k in ds.data_vars if ds[k].ndim == 0})
     out["fits"] = bool(out["fits"])
     out["fit_reason"] = fit_reason(ds)
+    out["infeasible_reason"] = ds.attrs.get("infeasible_reason", "")
     for key, phase in (("placement", "decode"), ("prefill_placement", "prefill")):  # op -> unit (gpu, pim, ...)
         out[key] = {str(o): str(u) for o, u in zip(ds.op.values, ds.op_unit.sel(phase=phase).values)}
     if as_json:

@@ -190,7 +190,8 @@ class PIM(Spec):
             cls, peak, bw = "vector", self.vector_Bps, self.vector_Bps  # 1 op per byte-rate cycle
             streamed = op.bytes
         else:
-            cls, peak, bw = operand_class(op.operands), self.peak_ops_per_s, self.internal_Bps
+            cls, bw = operand_class(op.operands), self.internal_Bps
+            peak = self.peak_ops_per_s
             if work == "gemv":  # one weight element per MAC, re-streamed for every row (sequence)
                 from hwdse.formats import get
 
@@ -209,7 +210,8 @@ class PIM(Spec):
         mac_pJ = self.units.mac_pJ if work != "elementwise" else self.units.mac_pJ / 2
         energy = (compute_energy_J(op.flops, mac_pJ) + dram_energy_J(streamed, self.units.internal_pJ_per_bit)
                   + dram_energy_J(link_bytes, self.link.energy_pJ_per_bit))
-        return Timing(op, "pim", cls, op.flops / peak, streamed / bw,
+        runs = work == "elementwise" or cls in self.units.formats  # no datapath for cls: infinite time
+        return Timing(op, "pim", cls, op.flops / peak if runs else np.inf, streamed / bw,
                       {"communication": comm, "mode_switch": switches},
                       peak_ops_per_s=peak, bandwidth_Bps=bw, energy_J=energy)
 
@@ -234,11 +236,11 @@ class PIM(Spec):
 
 
 def pim_work(pim: PIM, op: Op, required: bool) -> bool:
-    """Whether ``op`` goes to PIM; a ``required`` op the units cannot run is a one-line error."""
-    if pim.runnable(op):
+    """Whether ``op`` goes to PIM. A ``required`` op of a kind the units cannot run is a one-line
+    configuration error; one whose operand format the units lack goes to PIM with infinite time
+    (the design is infeasible for that workload: an answer, not a crash)."""
+    if pim.runnable(op) or (required and _WORK_OF_KIND.get(op.kind) in pim.units.runs):
         return True
-    if required and _WORK_OF_KIND.get(op.kind) in pim.units.runs:
-        raise HwdseError(f"arch {pim.name}", "units.formats", pim.why_not(op))
     if required and op.kind in ("gemm", "attention"):
         raise HwdseError(f"arch {pim.name}", "units.runs", pim.why_not(op))
     return False

@@ -83,7 +83,7 @@ def evaluate(model: Any, arch: Any, scenario: Scenario | str | None = None, *, m
         mem = Footprint(mem.weights_bytes * w_share, mem.kv_cache_bytes * kv_share, mem.activation_bytes * act_share)
     devices = getattr(arch, "devices", 1)
     capacity = arch.capacity_bytes
-    infeasible = getattr(arch, "infeasible_reason", "")  # e.g. a PE that cannot compute a format
+    infeasible = getattr(arch, "infeasible_reason", "") or _unrunnable(prefill, decode)
     p_cu, p_bu = _utilization(prefill, ttft)
     d_cu, d_bu = _utilization(decode, tpot)
     energy = prefill.total(prefill.energy_J) + scen.gen * decode.total(decode.energy_J)
@@ -100,7 +100,7 @@ def evaluate(model: Any, arch: Any, scenario: Scenario | str | None = None, *, m
         "activation_bytes": (mem.activation_bytes, "B", "peak activations"),
         "capacity_bytes": (capacity, "B", "device memory capacity"),
         "fits": (mem.total_bytes <= capacity, "", "footprint fits in memory"),
-        "feasible": (~np.isinf(ttft) & ~np.isinf(tpot) & (infeasible == ""), "",
+        "feasible": (np.isfinite(ttft) & np.isfinite(tpot) & (infeasible == ""), "",
                      "the hardware can run every operator (attrs['infeasible_reason'] says why not)"),
         "prefill_compute_util": (p_cu, "1", "achieved / peak matrix ops, prefill"),
         "prefill_bw_util": (p_bu, "1", "achieved / peak memory bandwidth, prefill"),
@@ -124,6 +124,18 @@ def evaluate(model: Any, arch: Any, scenario: Scenario | str | None = None, *, m
                     scenario=json.dumps(_jsonable(scen.model_dump())),
                     overrides=json.dumps({k: _jsonable(v) for k, v in (overrides or {}).items()}))
     return ds
+
+
+def _unrunnable(*phases: PhaseOps) -> str:
+    """Operators a unit cannot run (infinite time), e.g. a format its datapath lacks; "" if none."""
+    names = []
+    for phase in phases:
+        for t in phase.timings:
+            if np.isinf(np.asarray(t.compute_s)).any() or np.isinf(np.asarray(t.memory_s)).any():
+                label = f"{t.op.name} on {t.unit} ({t.compute_class})"
+                if label not in names:
+                    names.append(label)
+    return f"cannot run {', '.join(names)}" if names else ""
 
 
 def _jsonable(value: Any) -> Any:

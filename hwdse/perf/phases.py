@@ -95,12 +95,14 @@ def decode_phase(schedule: Callable[[Number], list[Timing]], prompt: Number, gen
 
     time_s, compute_s, memory_s, flops, nbytes, energy = [], [], [], [], [], []
     for a, b in zip(t0, t1):
-        t = mean(a.compute_s, b.compute_s, (a.memory_s, b.memory_s))
-        for key, extra in a.serial_s.items():
-            t = t + mean(extra, b.serial_s[key])
-        time_s.append(t)
-        compute_s.append(mean(a.compute_s, b.compute_s))
-        memory_s.append(mean(a.memory_s, b.memory_s))
+        runs = np.isfinite(a.compute_s) & np.isfinite(a.memory_s)  # a unit without a datapath: infinite
+        with np.errstate(invalid="ignore"):
+            t = mean(a.compute_s, b.compute_s, (a.memory_s, b.memory_s))
+            for key, extra in a.serial_s.items():
+                t = t + mean(extra, b.serial_s[key])
+            time_s.append(where(runs, t, np.inf))
+            compute_s.append(where(runs, mean(a.compute_s, b.compute_s), np.inf))
+            memory_s.append(mean(a.memory_s, b.memory_s))
         flops.append(mean(a.op.flops, b.op.flops))
         nbytes.append(mean(a.op.bytes, b.op.bytes))
         energy.append(mean(a.energy_J, b.energy_J))

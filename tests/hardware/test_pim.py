@@ -140,12 +140,15 @@ def test_policy_the_pim_cannot_run_is_one_line(tmp_path):
     assert "\n" not in str(err.value)
 
 
-def test_format_the_pim_cannot_compute_is_one_line():
-    with pytest.raises(HwdseError, match="needs fp16 arithmetic; the PIM units compute bf16"):
-        evaluate("llama-2-7b", "gddr6-aim", batch=1, prompt=128, gen=8)
+def test_format_the_pim_cannot_compute_is_infeasible_not_an_error():
+    # a workload format the PIM datapath lacks is an answer (infeasible, with the reason), not a crash
+    ds = evaluate("llama-2-7b", "gddr6-aim", batch=1, prompt=128, gen=8)
+    assert not bool(ds.feasible) and "q_proj on pim (fp16)" in ds.attrs["infeasible_reason"]
+    assert bool(evaluate("llama-2-7b", "gddr6-aim", batch=1, prompt=128, gen=8, weights="bf16",
+                         activations="bf16", kv="bf16").feasible)
     attacc = with_overrides(load_arch("dgx-a100-attacc"), {"fc": "pim"})
-    with pytest.raises(HwdseError, match="q_proj needs fp8 arithmetic; the PIM units compute fp16"):
-        evaluate("gpt3-175b", attacc, batch=1, prompt=128, gen=8, weights="fp8-e4m3", activations="fp8-e4m3")
+    ds = evaluate("gpt3-175b", attacc, batch=1, prompt=128, gen=8, weights="fp8-e4m3", activations="fp8-e4m3")
+    assert not bool(ds.feasible) and "q_proj on pim (fp8)" in ds.attrs["infeasible_reason"]
     # fc: faster only picks PIM where it can: an fp8 GEMM stays on the GPUs
     faster = with_overrides(load_arch("dgx-a100-attacc"), {"fc": "faster"})
     ds = evaluate("gpt3-175b", faster, batch=1, prompt=128, gen=8, weights="fp8-e4m3", activations="fp8-e4m3",
