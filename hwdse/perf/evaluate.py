@@ -203,6 +203,7 @@ def evaluate_mix(model: Any, arch: Any, mix: Mapping[str | Scenario, float], *, 
     ds["mix_tpot_s"] = (w * gen * ds.tpot_s).sum("scenario") / (w * gen).sum("scenario")
     ds["mix_e2e_s"] = (w * ds.e2e_s).sum("scenario")
     ds["mix_throughput_tok_s"] = (w * batch * gen).sum("scenario") / (w * ds.e2e_s).sum("scenario")
+    ds["mix_energy_j_per_token"] = (w * ds.energy_j).sum("scenario") / (w * batch * gen).sum("scenario")
     ds["mix_fits"] = ds.fits.all("scenario")
     return ds
 
