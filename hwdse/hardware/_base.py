@@ -9,7 +9,7 @@ from typing import Literal, Protocol
 from hwdse._params import Number
 from hwdse.workload.ops import Op
 
-__all__ = ["Timing", "Device", "Mode", "COMPUTE_CLASSES", "operand_class"]
+__all__ = ["Timing", "Device", "Mode", "COMPUTE_CLASSES", "join_classes", "operand_class"]
 
 Mode = Literal["roofline", "achieved"]
 
@@ -53,9 +53,28 @@ class Device(Protocol):
         ...
 
 
+# The narrowest float class holding every value of an integer class exactly (int4: -8..7 needs
+# three significant bits, which both FP8 variants have; int8 needs seven: BF16 has eight).
+INT_IN_FLOAT = {"int2": "fp4", "int4": "fp8", "int8": "bf16"}
+
+
+def join_classes(classes: Sequence[str]) -> str:
+    """The narrowest class that multiplies operands of all these classes without loss.
+
+    Same family: the widest. Integers with floats: each integer class maps to the narrowest float
+    holding it exactly (``INT_IN_FLOAT``), then the widest float (int8 x fp8 -> bf16, not fp8).
+    FP16 with BF16 runs in BF16 (the FP16 operand is cast, as frameworks do).
+    """
+    floats = {c for c in classes if not c.startswith("int")}
+    ints = [c for c in classes if c.startswith("int")]
+    if not floats:
+        return min(ints, key=COMPUTE_CLASSES.index)
+    floats |= {"fp16" if INT_IN_FLOAT[c] == "bf16" and "fp16" in floats else INT_IN_FLOAT[c] for c in ints}
+    return min(floats, key=COMPUTE_CLASSES.index)
+
+
 def operand_class(formats: Sequence[str]) -> str:
-    """The arithmetic class multiplying these formats needs: the widest of their classes."""
+    """The arithmetic class multiplying these formats needs (see :func:`join_classes`)."""
     from hwdse.formats import get
 
-    classes = [get(f).compute for f in formats]
-    return min(classes, key=COMPUTE_CLASSES.index)
+    return join_classes([get(f).compute for f in formats])

@@ -48,7 +48,7 @@ from typing import Any, Literal
 
 from hwdse._errors import HwdseError
 from hwdse._params import Number
-from hwdse.hardware._base import COMPUTE_CLASSES
+from hwdse.hardware._base import join_classes
 from hwdse.workload.ops import Op
 
 __all__ = ["Dequant", "BlockScaled", "CLASS_BYTES", "needs", "ops_per_element", "plan", "gpu_plan"]
@@ -98,10 +98,6 @@ def _in_dot_block(fmt: Any) -> int | None:
     return None
 
 
-def _widest(classes: Collection[str]) -> str:
-    return min(classes, key=COMPUTE_CLASSES.index)
-
-
 def needs(formats: tuple[str, ...], native_class: Callable[[str], str], block_scaled: Collection[str] = (),
           decodes: Collection[str] = ()) -> tuple[str, tuple[str, ...]]:
     """The class an operand pair runs in and the operands (format names) that must be converted.
@@ -122,10 +118,10 @@ def needs(formats: tuple[str, ...], native_class: Callable[[str], str], block_sc
             cls = DECODED_CLASS.get(cls, "fp16")
         scaled = _in_dot_block(f) is None or cls in block_scaled
         if not scaled:
-            cls = _widest((cls, wide16))
+            cls = join_classes((cls, wide16))
         wanted.append(cls)
         as_stored.append(decoded and scaled)
-    run = native_class(_widest(wanted))
+    run = native_class(join_classes(wanted))
     family = run in block_scaled
     converted = tuple(f.name for f, ok in zip(fmts, as_stored)
                       if not (ok and (f.compute == run or (family and f.compute in block_scaled))))
