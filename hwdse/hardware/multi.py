@@ -20,6 +20,14 @@ slots), and of a decode step ``L + (max(m, pp) - pp) ceil(L/pp)`` (a microbatch'
 cannot start before its previous one left the last stage). With ``m = 1`` both are ``L``: one
 static batch passes the stages one after the other. Activations cross ``(pp-1)/pp`` of the stage
 slots as point-to-point sends (``pp_send``). TP = PP = 1 reproduces the member device exactly.
+
+Work versus time: an op's ``count`` is its critical-path slots (time), but every microbatch does
+the work of a whole pass, ``m x count`` instances (``m (pp-1)`` sends), and re-reads the
+weights. Each returned Timing therefore charges ``energy_J`` = all ``tp`` devices' energy of
+one instance x work / slots, so ``count x energy_J`` is the energy of all the work; and its
+``op`` carries ``flops`` and byte fields x work / (pp x slots), so ``count x flops`` is one
+device's mean share of the work (utilization = that / (time x one device's peak)). Times
+(compute_s, memory_s, serial) are those of one critical-path instance, as timed.
 """
 
 from __future__ import annotations
@@ -31,6 +39,7 @@ from typing import Annotated, Any, Literal
 import numpy as np
 from pydantic import Field, TypeAdapter, model_validator
 
+from hwdse._array import where
 from hwdse._catalog import Spec, load, validate
 from hwdse._errors import HwdseError
 from hwdse._params import Number, count
@@ -56,6 +65,7 @@ _AFTER = {"o_proj": ("tp_allreduce_attn", "all_reduce"), "down_proj": ("tp_allre
           "fc2": ("tp_allreduce_mlp", "all_reduce"), "embedding": ("tp_allreduce_embed", "all_reduce"),
           "lm_head": ("tp_allgather_logits", "all_gather")}
 _BATCHED = ("flops", "act_in_bytes", "act_out_bytes", "kv_read_bytes", "kv_write_bytes")
+_WORK = ("flops", "weight_bytes", *_BATCHED[1:])
 
 
 def _scaled(op: Op, div: dict[str, Number], shape: dict[str, Number]) -> Op:
@@ -216,19 +226,34 @@ def schedule_sharded(device: Any, link: Interconnect, ops: Sequence[Op], tp: Num
     compute = [op for op, _ in plan if op.name != "pp_send"]
     timed = iter(device.schedule(compute, mode))
     timings: list[Timing] = []
-    for op, after in plan:
-        if op.name == "pp_send":
-            timings.append(_collective(op, link, "p2p", op.shape["bytes"], pp, device, mode))
+    for (op, after), full in zip(plan, [*ops, None]):
+        if full is None:  # pp_send: each microbatch crosses pp - 1 stage boundaries
+            t = _collective(op, link, "p2p", op.shape["bytes"], pp, device, mode)
+            timings.append(replace(t, energy_J=t.energy_J * _ratio(m * (pp - 1), op.count)))
             continue
         t = next(timed)
-        timings.append(replace(t, energy_J=t.energy_J * tp))
+        work = _ratio(full.count * m, op.count)  # instances done per critical-path slot
+        timings.append(replace(t, op=_per_device(t.op, work / pp), energy_J=t.energy_J * tp * work))
         if after is not None:
             name, kind = after
             # row-parallel outputs are full-size partial sums; an all-gather's buffer is tp shards
             nbytes = op.act_out_bytes * (tp if kind == "all_gather" else 1)
             coll = Op(name, "collective", op.count, 0.0, shape={"bytes": nbytes, "devices": tp})
-            timings.append(_collective(coll, link, kind, nbytes, tp, device, mode))
+            t = _collective(coll, link, kind, nbytes, tp, device, mode)
+            timings.append(replace(t, energy_J=t.energy_J * work))
     return timings
+
+
+def _ratio(work: Number, slots: Number) -> Number:
+    """Work instances per critical-path slot (1 where there are no slots, e.g. no sends at pp = 1)."""
+    return where(slots > 0, work / where(slots > 0, slots, 1.0), 1.0)
+
+
+def _per_device(op: Op, share: Number) -> Op:
+    """``op`` with flops and bytes x ``share`` (one device's mean work per slot; 1: unchanged)."""
+    if np.ndim(share) == 0 and float(share) == 1:
+        return op
+    return replace(op, **{k: getattr(op, k) * share for k in _WORK})
 
 
 def _collective(op: Op, link: Interconnect, kind: Collective, nbytes: Number, p: Number, device: Any,

@@ -2,9 +2,11 @@
 
 A chip = ``pe`` (PE type x count x clock) + ``sram_MiB`` of on-chip SRAM at
 ``sram_bandwidth_TBps``; no DRAM. The model lives in SRAM, so it is partitioned over as many
-chips as its weights + KV cache need (``chips: null``; else the given count): chips =
-``ceil(resident / (tp x usable_sram_fraction x SRAM)) x tp``, where ``resident`` = weights (in
-the scenario's weight format) + the KV cache allocated for the whole context. ``tp`` chips
+chips as it needs (``chips: null``; else the given count): the fewest groups of ``tp`` chips
+such that each chip's share of ``resident`` (weights in the scenario's weight format + the KV
+cache allocated for the whole context) fits in ``usable_sram_fraction`` of its SRAM and that
+share plus its share of one microbatch's peak prefill activations fits in all of it (the
+``fits`` check of evaluate; both from :func:`hwdse.workload.footprint.footprint`). ``tp`` chips
 split every layer (Megatron rules, :mod:`hwdse.hardware.multi`); the ``chips / tp`` stages
 hold consecutive layers and pass activations point to point over ``interconnect``. By default a
 batch's sequences are pipelined over the stages (``microbatches = min(batch, stages)``), so a
@@ -53,6 +55,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field, PrivateAttr
 
+from hwdse._array import where
 from hwdse._catalog import Spec
 from hwdse._errors import HwdseError
 from hwdse._params import Number, count, quantity
@@ -134,16 +137,15 @@ class Spatial(Spec):
 
     def for_workload(self, model: Any, scenario: Any) -> "Spatial":
         """A copy sized for ``model`` x ``scenario``: chip count (if automatic) and operator shares."""
-        from hwdse.formats import get
         from hwdse.workload import operator_table
+        from hwdse.workload.footprint import footprint
 
-        wb, kb = (get(f).bits_per_element / 8 for f in (scenario.weights, scenario.kv))
+        need = footprint(model, scenario)
+        resident = need.weights_bytes + need.kv_cache_bytes
         context = np.minimum(scenario.prompt + scenario.gen, model.sliding_window or np.inf)
-        resident = model.num_params * wb + scenario.batch * context * model.num_layers * 2 * model.kv_dim * kb
         chips = self.chips
         if chips is None:
-            per_group = self.tp * self.usable_sram_fraction * self.sram_MiB * MiB
-            chips = np.ceil(resident / per_group) * self.tp
+            chips = self._groups(resident, need.activation_bytes, scenario.batch) * self.tp
         micro = self.microbatches
         if micro is None:
             micro = np.minimum(scenario.batch, np.ceil(chips / self.tp))
@@ -157,6 +159,29 @@ class Spatial(Spec):
         wanted = {operand_class(op.operands) for op in matrix}
         bound._unsupported = tuple(sorted(c for c in wanted if self.pe.pe.native_class(c) is None))
         return bound
+
+    def _groups(self, resident: Number, activations: Number, batch: Number) -> Number:
+        """Fewest TP groups (stages) ``g`` whose chips hold the workload (bytes in, see the module docstring).
+
+        Two conditions per chip: weights + KV ``resident / (tp g)`` within ``usable_sram_fraction``
+        of the SRAM, and with one microbatch's activation share ``activations / (tp micro)`` within
+        all of it (the ``fits`` check of evaluate), where ``micro = min(batch, g)`` unless set.
+        Where no count holds one sequence's activations, ``g`` is the smallest at which they are
+        smallest (evaluate then reports ``fits = false``).
+        """
+        sram = self.tp * self.sram_MiB * MiB  # one group's SRAM
+        usable = np.ceil(resident / (self.usable_sram_fraction * sram))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            if self.microbatches is not None:
+                room = sram - activations / self.microbatches
+                fit = where(room > 0, np.ceil(resident / where(room > 0, room, 1.0)), 1.0)
+            else:
+                # g <= batch: each stage holds one microbatch of batch/g sequences: (resident + act) / g
+                few = np.ceil((resident + activations) / sram)
+                room = sram - activations / batch  # g > batch: one sequence per microbatch
+                many = where(room > 0, np.ceil(resident / where(room > 0, room, 1.0)), np.ceil(batch))
+                fit = where(few <= batch, few, np.maximum(many, np.ceil(batch)))
+        return np.maximum(np.maximum(usable, fit), 1.0)
 
     @property
     def infeasible_reason(self) -> str:

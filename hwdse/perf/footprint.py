@@ -1,48 +1,8 @@
-"""Memory footprint of a static batch: weights, KV cache, peak activations."""
+"""Memory footprint of a static batch: weights, KV cache, peak activations.
 
-from __future__ import annotations
+The formula lives in :mod:`hwdse.workload.footprint` (spatial chips size themselves with it too).
+"""
 
-from dataclasses import dataclass
+from hwdse.workload.footprint import LOGIT_BYTES, Footprint, footprint
 
-import numpy as np
-
-from hwdse._params import Number
-from hwdse.formats import get as get_format
-from hwdse.workload import ModelConfig, Scenario
-
-__all__ = ["Footprint", "footprint"]
-
-LOGIT_BYTES = 4  # logits are kept in fp32 for sampling
-
-
-@dataclass(frozen=True)
-class Footprint:
-    weights_bytes: Number
-    kv_cache_bytes: Number
-    activation_bytes: Number
-
-    @property
-    def total_bytes(self) -> Number:
-        return self.weights_bytes + self.kv_cache_bytes + self.activation_bytes
-
-
-def footprint(model: ModelConfig, scenario: Scenario) -> Footprint:
-    """Bytes resident during the run.
-
-    KV cache: ``batch x min(prompt + gen, window) x layers x 2 x kv_dim`` elements in the KV
-    format. Activations: the largest live set of one prefill layer (the residual stream plus
-    the widest intermediate: QKV output, FFN intermediate(s), or, without FlashAttention, the
-    score matrix in and out of softmax) plus fp32 logits for one token per sequence.
-    """
-    m, s = model, scenario
-    wb, ab, kb = (get_format(f).bits_per_element / 8 for f in (s.weights, s.activations, s.kv))
-    window = m.sliding_window or np.inf
-    context = np.minimum(s.prompt + s.gen, window)
-    kv = s.batch * context * m.num_layers * 2 * m.kv_dim * kb
-    tokens = s.batch * s.prompt
-    widest = np.maximum(tokens * (m.q_dim + 2 * m.kv_dim),
-                        tokens * m.experts_per_token * m.intermediate_size * (2 if m.gated_ffn else 1))
-    if not s.flash_attention:
-        widest = np.maximum(widest, 2 * s.batch * m.num_heads * s.prompt * np.minimum(s.prompt, window))
-    activations = (tokens * m.hidden_size + widest) * ab + s.batch * m.vocab_size * LOGIT_BYTES
-    return Footprint(m.num_params * wb, kv, activations)
+__all__ = ["Footprint", "footprint", "LOGIT_BYTES"]
