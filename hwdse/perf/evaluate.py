@@ -114,7 +114,10 @@ def evaluate(model: Any, arch: Any, scenario: Scenario | str | None = None, *, m
         "chips": (getattr(arch, "chips", devices), "1", "chips of the system"),
         "tok_s_per_user": (1 / tpot, "token/s", "decode rate one sequence sees (1 / TPOT)"),
         "energy_j": (energy, "J", "energy of the static batch (NaN where the device has no energy model)"),
-        "energy_j_per_token": (energy / (scen.batch * scen.gen), "J/token", "energy per generated token"),
+        "energy_j_per_token": (energy / (scen.batch * scen.gen), "J/token",
+                               "energy per generated token (prefill included)"),
+        "decode_energy_j_per_token": (decode.total(decode.energy_J) / scen.batch, "J/token",
+                                      "energy per generated token of the decode phase alone"),
     }
     ds = xr.Dataset({k: to_dataarray(v).assign_attrs(units=u, long_name=d) for k, (v, u, d) in data.items()})
     if detail:

@@ -17,11 +17,8 @@ import xarray as xr
 
 from hwdse._errors import HwdseError
 from hwdse.perf import evaluate
-from hwdse.perf.evaluate import resolve
-from hwdse.perf.phases import decode_phase
-from hwdse.workload import operator_table
 
-__all__ = ["SYSTEMS", "MODELS", "LIMITS", "decode_energy_per_token", "study_grid", "pim_vs_gpu", "crossovers"]
+__all__ = ["SYSTEMS", "MODELS", "LIMITS", "study_grid", "pim_vs_gpu", "crossovers"]
 
 # label -> (arch, 16-bit format the system computes in); capacity-matched at 1280 GiB
 SYSTEMS: dict[str, tuple[str, str]] = {
@@ -33,14 +30,6 @@ MODELS = ("llama-2-70b", "llama-3-70b", "gpt3-175b")
 # "host" is everything not on the PIM units: the GPUs and their collectives, or a PIM controller
 LIMITS = ("capacity", "pim compute", "pim memory", "pim communication", "host compute", "host memory",
           "host communication")
-
-
-def decode_energy_per_token(model: Any, arch: Any, mode: str = "roofline", **fields: Any) -> Any:
-    """Joules per generated token of the decode phase alone (exact mean over the KV lengths)."""
-    m, a, s = resolve(model, arch, None, None, **fields)
-    decode = decode_phase(lambda kv: a.schedule(operator_table(m, s, "decode", kv), mode), s.prompt, s.gen,
-                          m.sliding_window)
-    return decode.total(decode.energy_J) / s.batch
 
 
 def study_grid(study: str | Path) -> dict[str, Any]:
@@ -79,7 +68,8 @@ def pim_vs_gpu(batch: Sequence[float], prompt: Sequence[float], gen: int = 128,
     systems = dict(systems or SYSTEMS)
     b = xr.DataArray(np.asarray(batch, dtype=float), dims="batch", coords={"batch": np.asarray(batch, dtype=float)})
     p = xr.DataArray(np.asarray(prompt, dtype=float), dims="prompt", coords={"prompt": np.asarray(prompt, dtype=float)})
-    keep = ("tpot_s", "ttft_s", "decode_tok_s", "throughput_tok_s", "energy_j_per_token", "fits")
+    keep = ("tpot_s", "ttft_s", "decode_tok_s", "throughput_tok_s", "energy_j_per_token", "decode_energy_j_per_token",
+            "fits")
     per_model = []
     for model in models:
         rows = []
@@ -87,7 +77,6 @@ def pim_vs_gpu(batch: Sequence[float], prompt: Sequence[float], gen: int = 128,
             fields = dict(batch=b, prompt=p, gen=gen, weights=fmt, activations=fmt, kv=fmt)
             ds = evaluate(model, arch, mode=mode, detail=True, **fields)
             out = ds[list(keep)].copy()
-            out["decode_energy_j_per_token"] = decode_energy_per_token(model, arch, mode, **fields)
             out["limit"] = _limit(ds)
             rows.append(out.drop_vars([c for c in out.coords if c not in ("batch", "prompt")]))
         per_model.append(xr.concat(rows, dim="system", coords="minimal", compat="override"))

@@ -9,7 +9,6 @@ import yaml
 
 from hwdse.hardware import load_arch
 from hwdse.perf import evaluate
-from hwdse.report.pim_study import decode_energy_per_token
 from hwdse.workload import Scenario, load_model, operator_table
 
 CASES = yaml.safe_load((Path(__file__).resolve().parents[2] / "validation" / "pim_cases.yaml").read_text())
@@ -36,8 +35,7 @@ def attacc():
     out = {}
     for role in ("system", "baseline"):
         batch, ds = _largest_fitting(case, case[role])
-        energy = decode_energy_per_token(case["model"], case[role], batch=batch, prompt=case["prompt"], gen=case["gen"])
-        out[role] = (batch, float(ds.decode_tok_s), float(energy))
+        out[role] = (batch, float(ds.decode_tok_s), float(ds.decode_energy_j_per_token))
     return out
 
 
@@ -89,7 +87,7 @@ def test_attacc_placements_rank_bank_over_bank_group_over_buffer():
     tok_s, energy = {}, {}
     for name in ("hbm3-pim", "hbm3-pim-bg", "hbm3-pim-buffer"):
         system = with_overrides(base, {"pim": {"base": name, "devices": 8}})
-        tok_s[name] = float(evaluate("gpt3-175b", system, batch=64, prompt=2048, gen=128).decode_tok_s)
-        energy[name] = float(decode_energy_per_token("gpt3-175b", system, batch=64, prompt=2048, gen=128))
+        ds = evaluate("gpt3-175b", system, batch=64, prompt=2048, gen=128)
+        tok_s[name], energy[name] = float(ds.decode_tok_s), float(ds.decode_energy_j_per_token)
     assert tok_s["hbm3-pim"] > tok_s["hbm3-pim-bg"] > tok_s["hbm3-pim-buffer"]
     assert energy["hbm3-pim"] < energy["hbm3-pim-bg"] < energy["hbm3-pim-buffer"]
