@@ -169,3 +169,43 @@ def test_degree_one_inserts_no_collectives():
     assert list(multi.op.values) == list(single.op.values)
     piped = evaluate("llama-2-7b", with_parallelism(hwdse.load_arch("h100-sxm"), 1, 2), detail=True, **SCEN)
     assert "pp_send" in piped.op.values and "tp_allreduce_mlp" not in piped.op.values
+
+
+def _pp_send_energy_per_token(arch, model, scen):
+    """Every sequence's residual stream crosses pp - 1 stage boundaries per token it reads or writes."""
+    h, ab = load_model(model).hidden_size, 2  # fp16 activations
+    per_seq = (arch.pp - 1) * h * ab * (scen["prompt"] + scen["gen"]) * arch.link.energy_J_per_byte
+    return per_seq / scen["gen"]
+
+
+def test_pipeline_energy_charges_every_microbatch_pass():
+    # time counts critical-path stage slots; energy must count the work: each microbatch reads the weights
+    scen = dict(batch=16, prompt=256, gen=32)
+    h100 = hwdse.load_arch("h100-sxm")
+    single = evaluate("llama-2-7b", h100, **scen)
+    for m in (1, 2, 4, 8):
+        arch = with_parallelism(h100, tp=1, pp=4, microbatches=m)
+        piped = evaluate("llama-2-7b", arch, **scen)
+        # m microbatches of batch/m = m passes of the single device at batch/m, plus the stage sends
+        alone = single if m == 1 else evaluate("llama-2-7b", h100, **{**scen, "batch": scen["batch"] // m})
+        sends = _pp_send_energy_per_token(arch, "llama-2-7b", scen)
+        assert sends > 0
+        assert float(piped.energy_j_per_token) == pytest.approx(float(alone.energy_j_per_token) + sends, rel=1e-9)
+    four = evaluate("llama-2-7b", with_parallelism(h100, tp=1, pp=4, microbatches=4), **scen)
+    assert float(four.energy_j_per_token) > 2 * float(single.energy_j_per_token)  # weights read 4x per step
+
+
+def test_pipeline_utilization_is_the_mean_over_devices():
+    scen = dict(batch=16, prompt=256, gen=32)
+    h100 = hwdse.load_arch("h100-sxm")
+    single = evaluate("llama-2-7b", h100, **scen)
+    for m in (1, 4):
+        piped = evaluate("llama-2-7b", with_parallelism(h100, tp=1, pp=4, microbatches=m), **scen)
+        # flops: one device's mean share of the work (all of it, split over 4 stages)
+        assert float(piped.decode_flops) == pytest.approx(float(single.decode_flops) / 4, rel=1e-9)
+        assert float(piped.prefill_flops) == pytest.approx(float(single.prefill_flops) / 4, rel=1e-9)
+        for var in ("decode_bw_util", "decode_compute_util", "prefill_bw_util", "prefill_compute_util"):
+            assert 0 < float(piped[var]) <= 1 + 1e-9, var
+    lockstep = evaluate("llama-2-7b", with_parallelism(h100, tp=1, pp=4, microbatches=1), **scen)
+    # one static batch visits the 4 stages in turn: each device is busy about a quarter of the step
+    assert float(lockstep.decode_bw_util) == pytest.approx(float(single.decode_bw_util) / 4, rel=0.02)

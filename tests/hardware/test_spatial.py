@@ -10,9 +10,10 @@ import yaml
 from typer.testing import CliRunner
 
 import hwdse
+import hwdse.hardware.memory
 from hwdse._catalog import locate
 from hwdse.cli import app
-from hwdse.perf import evaluate
+from hwdse.perf import evaluate, fit_reason
 from hwdse.perf.roofline import op_time
 from hwdse.workload import Scenario, load_model, operator_table
 
@@ -243,3 +244,49 @@ def test_sixteen_bit_weights_cannot_fit_the_576_chip_groq_system():
     assert int(fp16.chips) > 576
     int8 = evaluate("llama-2-70b", "groq-lpu", batch=1, prompt=550, gen=150, weights="int8", flash_attention=True)
     assert int(int8.chips) < 576
+
+
+def test_energy_per_token_does_not_fall_with_batch_by_counting_only_critical_path_slots():
+    # 72 stages; up to 72 sequences, each its own microbatch: every sequence's pass reads the weights
+    run = dict(prompt=512, gen=64, weights="int8", flash_attention=True)
+    one = evaluate("llama-2-70b", "groq-lpu", batch=1, overrides={"chips": 576}, **run)
+    for batch in (8, 64):
+        many = evaluate("llama-2-70b", "groq-lpu", batch=batch, overrides={"chips": 576}, **run)
+        assert float(many.energy_j_per_token) == pytest.approx(float(one.energy_j_per_token), rel=1e-9)
+    # 144 sequences in 72 microbatches of 2 = 72 passes of the 2-sequence lockstep batch
+    wide = evaluate("llama-2-70b", "groq-lpu", batch=144, overrides={"chips": 576}, **run)
+    pair = evaluate("llama-2-70b", "groq-lpu", batch=2, overrides={"chips": 576, "microbatches": 1}, **run)
+    assert float(wide.energy_j_per_token) == pytest.approx(float(pair.energy_j_per_token), rel=1e-9)
+    # at least every chip's weights are read once per token: 69 GB x the SRAM pJ/bit
+    sram_J_per_B = hwdse.hardware.memory.load_memory("sram").energy_pJ_per_bit * 8e-12
+    assert float(one.decode_energy_j_per_token) > float(one.weights_bytes) * 576 * sram_J_per_B
+
+
+def _fits_all_but_headroom(ds, arch):
+    """Evaluate's fit check and the usable-SRAM share for weights + KV cache (the sizing rule)."""
+    return bool(ds.fits) and float(ds.weights_bytes + ds.kv_cache_bytes) <= (
+        arch.usable_sram_fraction * float(ds.capacity_bytes) * (1 + 1e-12))
+
+
+@pytest.mark.parametrize("name", SPATIAL)
+def test_auto_sized_systems_fit_with_the_fewest_chip_groups(name):
+    arch = hwdse.load_arch(name)
+    activation_bound = 0
+    for model in hwdse._catalog.names("models"):
+        for batch, extra in ((1, {}), (8, {}), (8, {"microbatches": 1})):
+            run = dict(batch=batch, prompt=1024, gen=128)
+            ds = evaluate(model, name, overrides=extra, **run)
+            chips = int(ds.chips)
+            if float(ds.activation_bytes) > float(ds.capacity_bytes):
+                # a lockstep batch's activations alone exceed a chip's SRAM: no chip count fits
+                assert extra and not bool(ds.fits)
+                continue
+            assert _fits_all_but_headroom(ds, arch), (model, batch, extra, fit_reason(ds))
+            if chips == arch.tp:
+                continue
+            fewer = evaluate(model, name, overrides={**extra, "chips": chips - arch.tp}, **run)
+            assert not _fits_all_but_headroom(fewer, arch), (model, batch, extra)
+            activation_bound += float(fewer.weights_bytes + fewer.kv_cache_bytes) <= (
+                arch.usable_sram_fraction * float(fewer.capacity_bytes))
+    if name == "groq-lpu":  # 16-bit 70B at prompt 1024: the prefill activations need more chips
+        assert activation_bound > 0
