@@ -129,6 +129,25 @@ class GpuPim(Spec):
         return self.xpu.capacity_bytes * getattr(self.xpu, "devices", 1) + self.pim.capacity_bytes
 
     @property
+    def fit_rule(self) -> str:
+        """How :meth:`fits` checks the footprint (reported with results)."""
+        if self.attach == "shared" or self.attention != "pim":
+            return "footprint <= pooled capacity"
+        weights = ("weights + activations <= xPU capacity" if self.fc == "xpu"
+                   else "footprint <= pooled capacity (FC weights may sit in either memory)")
+        return f"KV cache <= PIM capacity (attention runs where the KV cache lives) and {weights}"
+
+    def fits(self, weights_bytes: Number, kv_cache_bytes: Number, activation_bytes: Number) -> Number:
+        """Whether the footprint fits; with separate PIM devices running attention (AttAcc), the KV
+        cache must fit in them, since attention runs where the KV cache lives."""
+        pooled = weights_bytes + kv_cache_bytes + activation_bytes <= self.capacity_bytes
+        if self.attach == "shared" or self.attention != "pim":
+            return pooled
+        if self.fc == "xpu":
+            pooled = weights_bytes + activation_bytes <= self.xpu.capacity_bytes * getattr(self.xpu, "devices", 1)
+        return (kv_cache_bytes <= self.pim.capacity_bytes) & pooled
+
+    @property
     def onchip_bytes(self) -> float:
         return self.xpu.onchip_bytes
 

@@ -99,7 +99,7 @@ def evaluate(model: Any, arch: Any, scenario: Scenario | str | None = None, *, m
         "kv_cache_bytes": (mem.kv_cache_bytes, "B", "KV cache at the end of generation"),
         "activation_bytes": (mem.activation_bytes, "B", "peak activations"),
         "capacity_bytes": (capacity, "B", "device memory capacity"),
-        "fits": (mem.total_bytes <= capacity, "", "footprint fits in memory"),
+        "fits": (_fits(arch, mem, capacity), "", "footprint fits in memory"),
         "feasible": (np.isfinite(ttft) & np.isfinite(tpot) & (infeasible == ""), "",
                      "the hardware can run every operator (attrs['infeasible_reason'] says why not)"),
         "prefill_compute_util": (p_cu, "1", "achieved / peak matrix ops, prefill"),
@@ -123,10 +123,18 @@ def evaluate(model: Any, arch: Any, scenario: Scenario | str | None = None, *, m
     if detail:
         ds = ds.merge(_detail(prefill, decode))
     ds.attrs.update(hwdse_version=__version__, model=model.name, arch=arch.name, mode=mode,
-                    infeasible_reason=infeasible,
+                    infeasible_reason=infeasible, fit_rule=getattr(arch, "fit_rule", "footprint <= capacity"),
                     scenario=json.dumps(_jsonable(scen.model_dump())),
                     overrides=json.dumps({k: _jsonable(v) for k, v in (overrides or {}).items()}))
     return ds
+
+
+def _fits(arch: Any, mem: Footprint, capacity: Any) -> Any:
+    """Footprint against capacity; a system with several memories checks them its own way (``fits``)."""
+    rule = getattr(arch, "fits", None)
+    if rule is None:
+        return mem.total_bytes <= capacity
+    return rule(mem.weights_bytes, mem.kv_cache_bytes, mem.activation_bytes)
 
 
 def _unrunnable(*phases: PhaseOps) -> str:
@@ -215,6 +223,8 @@ def fit_reason(ds: xr.Dataset) -> str:
     """Why a (scalar) result does not fit, in GB; empty when it fits."""
     if bool(ds.fits):
         return ""
+    if float(ds.memory_bytes) <= float(ds.capacity_bytes):
+        return f"fails the system's placement rule: {ds.attrs.get('fit_rule', '')}"
     f = {k: float(ds[k]) / GB for k in ("memory_bytes", "weights_bytes", "kv_cache_bytes", "activation_bytes",
                                          "capacity_bytes")}
     return (f"needs {f['memory_bytes']:.1f} GB (weights {f['weights_bytes']:.1f} + KV cache "
