@@ -43,6 +43,8 @@ affine in the KV length. ``infeasible_reason`` names the operand classes the PE 
 (``unsupported: infeasible``); evaluate() reports it as ``feasible = false``. Outputs: ``chips``,
 ``area_mm2`` = die x chips, ``power_W`` = chip power x chips. Energy per operator: MACs x the
 PE's pJ/MAC + bytes x the ``memory/sram.yaml`` pJ/bit (45 nm, not scaled to the chip's node).
+Every microbatch's pass is charged (energy, and utilization as the mean over chips), not only
+the critical-path stage slots that set the time (:mod:`hwdse.hardware.multi`).
 An MoE expert operator's share counts the experts it reads.
 """
 
