@@ -9,7 +9,6 @@ from pydantic import Field, TypeAdapter
 
 from hwdse._catalog import load, validate
 from hwdse._errors import HwdseError
-from hwdse._params import is_array
 from hwdse.hardware._base import COMPUTE_CLASSES, Device, Mode, Timing
 from hwdse.hardware.gpu import GPU
 from hwdse.hardware.memory import MemorySystem, MemoryTechnology, load_memory

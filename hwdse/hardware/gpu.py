@@ -10,7 +10,7 @@ from pydantic import Field, model_validator
 from hwdse._catalog import Spec
 from hwdse._errors import HwdseError
 from hwdse._params import Number, count, quantity
-from hwdse.hardware._base import COMPUTE_CLASSES, Mode, Timing, operand_class
+from hwdse.hardware._base import COMPUTE_CLASSES, Mode, Timing
 from hwdse.hardware.memory import MemorySystem
 from hwdse.hardware.dequant import BlockScaled, gpu_plan
 from hwdse.hardware.gpu_efficiency import GPUEfficiency, achieved_timings

@@ -8,7 +8,7 @@ where compute and memory time cross, sum each arithmetic series. No loop over to
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np

@@ -145,7 +145,7 @@ def write_report(data: xr.Dataset, out: str | Path, title: str = "PIM versus GPU
           f"Mode: {data.attrs.get('mode')}; {int(data.attrs.get('gen', 0))} generated tokens; decode metrics "
           "are exact means over the generated tokens. Systems (capacity-matched, 1280 GiB):", ""]
     md += [f"- **{label}**: `{arch}` ({fmt})" for label, (arch, fmt) in systems.items()]
-    md += ["", f"![TPOT, throughput and energy over batch](curves.png)", "",
+    md += ["", "![TPOT, throughput and energy over batch](curves.png)", "",
            "![Winner and binding limit over batch x context](winners.png)", "",
            f"## TPOT / decode energy per token at context {int(prompt)} (binding limit in parentheses)", "",
            *_table(data, prompt), "", "Limits: " + ", ".join(f"{_short(x)} = {x}" for x in LIMITS) + ". "
