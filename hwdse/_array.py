@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-__all__ = ["where", "maximum_of", "total", "to_dataarray"]
+__all__ = ["where", "maximum_of", "to_dataarray"]
 
 
 def _has_xr(*values: Any) -> bool:
@@ -25,10 +25,6 @@ def where(cond: Any, a: Any, b: Any) -> Any:
 
 def maximum_of(values: list[Any]) -> Any:
     return reduce(np.maximum, values)
-
-
-def total(values: list[Any]) -> Any:
-    return reduce(lambda a, b: a + b, values, 0.0)
 
 
 def to_dataarray(value: Any) -> xr.DataArray:
