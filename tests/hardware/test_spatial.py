@@ -290,3 +290,16 @@ def test_auto_sized_systems_fit_with_the_fewest_chip_groups(name):
                 arch.usable_sram_fraction * float(fewer.capacity_bytes))
     if name == "groq-lpu":  # 16-bit 70B at prompt 1024: the prefill activations need more chips
         assert activation_bound > 0
+
+
+def test_cerebras_peaks_are_dense_simd_rates_not_the_sparse_marketing_figure():
+    # WSE-3: 8-wide FP16 SIMD per core, WSE-2: 4-wide (arch/pe/cerebras-core*.yaml sources)
+    wse3, wse2 = hwdse.load_arch("cerebras-wse-3"), hwdse.load_arch("cerebras-wse-2")
+    assert wse3.pe.peak_ops_per_s("bf16") == pytest.approx(900_000 * 8 * 2 * 1.1e9)
+    assert wse2.pe.peak_ops_per_s("fp16") == pytest.approx(850_000 * 4 * 2 * 1.1e9)
+    # the published 125 PFLOPS "AI compute" is a sparse figure, ~8x the dense peak
+    assert 7 < 125e15 / wse3.pe.peak_ops_per_s("fp16") < 9
+    # batch-1 decode of an 8B model on one WSE-3 is then PE-bound, not SRAM-bound, in every GEMV region
+    _, t = _decode_timings("cerebras-wse-3", "llama-3-8b", Scenario(batch=1, prompt=1000, gen=150, weights="bf16",
+                                                                  activations="bf16", kv="bf16"))
+    assert all(t[name].compute_s > t[name].memory_s for name in ("q_proj", "gate_proj", "down_proj"))
