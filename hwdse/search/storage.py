@@ -7,6 +7,7 @@ only the storage URL and the study name.
 from __future__ import annotations
 
 import json
+import time
 import warnings
 from typing import Any
 
@@ -35,7 +36,7 @@ def make_storage(url: str, *, heartbeat_interval: int | None = None, grace_perio
     if url.startswith("sqlite"):
         engine["connect_args"] = {"timeout": 60}
     try:
-        storage = optuna.storages.RDBStorage(url, engine_kwargs=engine, **kwargs)
+        storage = _open(url, engine, kwargs)
     except (ImportError, ModuleNotFoundError) as exc:
         raise HwdseError("--storage", None, f"{url.split(':')[0]}: driver missing ({exc.name}); "
                                             "pip install 'hwdse[postgres]'") from None
@@ -45,6 +46,21 @@ def make_storage(url: str, *, heartbeat_interval: int | None = None, grace_perio
         event.listen(storage.engine, "connect", _sqlite_pragmas)
         storage.engine.dispose()
     return storage
+
+
+def _open(url: str, engine: dict[str, Any], kwargs: dict[str, Any], attempts: int = 5) -> optuna.storages.RDBStorage:
+    """``RDBStorage(url)``, retried when another process is creating the same database's tables at
+    the same moment (Optuna's table creation is not atomic: the loser sees "table ... already exists")."""
+    from sqlalchemy.exc import OperationalError
+
+    for attempt in range(attempts):
+        try:
+            return optuna.storages.RDBStorage(url, engine_kwargs=engine, **kwargs)
+        except OperationalError as exc:
+            if "already exists" not in str(exc) or attempt == attempts - 1:
+                raise
+            time.sleep(0.2 * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

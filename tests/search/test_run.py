@@ -97,6 +97,20 @@ def test_jobs_run_worker_processes_on_sqlite(tiny: Path, tmp_path: Path) -> None
     assert xr.open_dataset(out / "results.nc").sizes["trial"] == 6
 
 
+def _completed(db: Path) -> int:
+    """Completed trials, read through a read-only SQLite connection: an Optuna storage opened here
+    while the run creates its tables would race it for the write lock."""
+    import sqlite3
+
+    if not db.exists():
+        return 0
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1) as con:
+            return con.execute("SELECT count(*) FROM trials WHERE state = 'COMPLETE'").fetchone()[0]
+    except sqlite3.Error:  # tables not created yet
+        return 0
+
+
 def test_sigkill_loses_no_committed_trial_and_leaves_none_running(tiny: Path, tmp_path: Path) -> None:
     import signal
     import subprocess
@@ -107,14 +121,8 @@ def test_sigkill_loses_no_committed_trial_and_leaves_none_running(tiny: Path, tm
     proc = subprocess.Popen([sys.executable, "-m", "hwdse.cli", "study", "run", str(tiny), "--trials", "100000",
                              "--out", str(out), "--quiet"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
-    seen = 0
-    while time.time() < deadline and seen < 5:
+    while time.time() < deadline and _completed(out / "study.db") < 5:
         time.sleep(0.2)
-        if (out / "study.db").exists():
-            try:
-                seen = len(_stored(out, "tiny"))
-            except Exception:  # noqa: BLE001 - the study may not be created yet
-                seen = 0
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
     trials = _stored(out, "tiny")
