@@ -50,14 +50,16 @@ def make_storage(url: str, *, heartbeat_interval: int | None = None, grace_perio
 
 def _open(url: str, engine: dict[str, Any], kwargs: dict[str, Any], attempts: int = 5) -> optuna.storages.RDBStorage:
     """``RDBStorage(url)``, retried when another process is creating the same database's tables at
-    the same moment (Optuna's table creation is not atomic: the loser sees "table ... already exists")."""
-    from sqlalchemy.exc import OperationalError
+    the same moment (Optuna's table creation and version stamp are not atomic: the loser sees
+    "table ... already exists" or a unique-constraint failure on the alembic version)."""
+    from sqlalchemy.exc import DatabaseError
 
+    races = ("already exists", "UNIQUE constraint failed", "duplicate key")
     for attempt in range(attempts):
         try:
             return optuna.storages.RDBStorage(url, engine_kwargs=engine, **kwargs)
-        except OperationalError as exc:
-            if "already exists" not in str(exc) or attempt == attempts - 1:
+        except DatabaseError as exc:
+            if not any(r in str(exc) for r in races) or attempt == attempts - 1:
                 raise
             time.sleep(0.2 * (attempt + 1))
     raise AssertionError("unreachable")
