@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
+
+import numpy as np
 
 from hwdse._params import Number
 from hwdse.workload.ops import Op
 
-__all__ = ["Timing", "Device", "Mode", "COMPUTE_CLASSES", "join_classes", "operand_class"]
+__all__ = ["Timing", "Device", "Mode", "COMPUTE_CLASSES", "join_classes", "operand_class", "UPCAST", "upcast"]
 
 Mode = Literal["roofline", "achieved"]
 
@@ -38,6 +40,14 @@ class Timing:
     bandwidth_Bps: Number = float("nan")
     energy_J: Number = float("nan")
 
+    @property
+    def seconds(self) -> Number:
+        """Seconds per instance: the larger of compute and memory time, plus every serial term."""
+        time = np.maximum(self.compute_s, self.memory_s)
+        for extra in self.serial_s.values():
+            time = time + extra
+        return time
+
 
 class Device(Protocol):
     """The contract every ``arch/`` kind fulfils (GPU, spatial chip, PIM, composite system)."""
@@ -56,6 +66,21 @@ class Device(Protocol):
 # The narrowest float class holding every value of an integer class exactly (int4: -8..7 needs
 # three significant bits, which both FP8 variants have; int8 needs seven: BF16 has eight).
 INT_IN_FLOAT = {"int2": "fp4", "int4": "fp8", "int8": "bf16"}
+
+
+# Where a class goes when a datapath lacks it (the survey's INT4-on-H100 case).
+UPCAST = {"int2": "int4", "int4": "int8", "int8": "fp16", "fp4": "fp6", "fp6": "fp8", "fp8": "fp16",
+          "fp16": "fp32", "bf16": "fp32", "tf32": "fp32"}
+
+
+def upcast(wanted: str, native: Collection[str]) -> str | None:
+    """The first class along the UPCAST chain from ``wanted`` that is in ``native`` (None: none is)."""
+    cls = wanted
+    while cls not in native:
+        if cls not in UPCAST:
+            return None
+        cls = UPCAST[cls]
+    return cls
 
 
 def join_classes(classes: Sequence[str]) -> str:

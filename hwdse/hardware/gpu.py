@@ -10,18 +10,15 @@ from pydantic import Field, model_validator
 from hwdse._catalog import Spec
 from hwdse._errors import HwdseError
 from hwdse._params import Number, count, quantity
-from hwdse.hardware._base import COMPUTE_CLASSES, Mode, Timing
+from hwdse.hardware._base import COMPUTE_CLASSES, Mode, Timing, upcast
 from hwdse.hardware.memory import MemorySystem
 from hwdse.hardware.dequant import BlockScaled, gpu_plan
 from hwdse.hardware.gpu_efficiency import GPUEfficiency, achieved_timings
 from hwdse.hardware.energy import gpu_op_energy_J
 from hwdse.workload.ops import Op
 
-__all__ = ["GPU", "Compute", "OnChip", "Link", "UPCAST"]
+__all__ = ["GPU", "Compute", "OnChip", "Link"]
 
-# Where an operand pair goes when a class has no native datapath (the survey's INT4-on-H100 case).
-UPCAST = {"int2": "int4", "int4": "int8", "int8": "fp16", "fp4": "fp6", "fp6": "fp8", "fp8": "fp16",
-          "fp16": "fp32", "bf16": "fp32", "tf32": "fp32"}
 
 _TOPS = quantity(gt=0, unit="10^12 ops/s")
 
@@ -96,11 +93,9 @@ class GPU(Spec):
 
     def native_class(self, wanted: str) -> str:
         """The class an operand pair of class ``wanted`` actually runs in (upcast if not native)."""
-        cls = wanted
-        while cls not in self.compute.peak_TOPS:
-            if cls not in UPCAST:
-                raise HwdseError(f"arch {self.name}", "compute.peak_TOPS", f"no datapath for {wanted} or any wider class")
-            cls = UPCAST[cls]
+        cls = upcast(wanted, self.compute.peak_TOPS)
+        if cls is None:
+            raise HwdseError(f"arch {self.name}", "compute.peak_TOPS", f"no datapath for {wanted} or any wider class")
         return cls
 
     def peak_ops_per_s(self, cls: str) -> Number:

@@ -31,7 +31,7 @@ from hwdse._catalog import Spec, catalog_dir, read, validate
 from hwdse._errors import HwdseError
 from hwdse._params import Number, count, quantity
 from hwdse.hardware._base import COMPUTE_CLASSES
-from hwdse.hardware.gpu import UPCAST
+from hwdse.hardware._base import upcast
 
 __all__ = ["PEType", "PEArray", "load_pe", "pe_names", "DEFAULT_COST_FORMAT"]
 
@@ -74,12 +74,9 @@ class PEType(Spec):
 
     def native_class(self, wanted: str) -> str | None:
         """The class ``wanted`` runs in here: itself, a wider one (upcast), or None (infeasible)."""
-        cls = wanted
-        while cls not in self.rate:
-            if self.unsupported == "infeasible" or cls not in UPCAST:
-                return None
-            cls = UPCAST[cls]
-        return cls
+        if wanted in self.rate:
+            return wanted
+        return None if self.unsupported == "infeasible" else upcast(wanted, self.rate)
 
     def macs_per_cycle(self, cls: str) -> Number:
         """MACs per cycle of the whole array in the class ``cls`` runs in (0 if infeasible)."""

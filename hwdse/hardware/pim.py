@@ -41,7 +41,7 @@ from hwdse.hardware.energy import compute_energy_J, dram_energy_J
 from hwdse.hardware.memory import MemorySystem
 from hwdse.workload.ops import Op
 
-__all__ = ["PIM", "PIMUnits", "PIMLink", "Controller", "pim_work", "boundaries", "merge", "op_seconds"]
+__all__ = ["PIM", "PIMUnits", "PIMLink", "Controller", "pim_work", "boundaries", "merge"]
 
 Work = Literal["gemv", "attention", "elementwise"]
 _WORK_OF_KIND = {"gemm": "gemv", "attention": "attention", "elementwise": "elementwise"}
@@ -289,10 +289,3 @@ def merge(on_pim: Any, pim: Timing, host: Timing) -> Timing:
                   pick(pim.peak_ops_per_s, host.peak_ops_per_s), pick(pim.bandwidth_Bps, host.bandwidth_Bps),
                   pick(pim.energy_J, host.energy_J))
 
-
-def op_seconds(t: Timing) -> Number:
-    """Seconds of one instance: the larger of compute and memory time plus the serial terms."""
-    time = np.maximum(t.compute_s, t.memory_s)
-    for extra in t.serial_s.values():
-        time = time + extra
-    return time

@@ -35,7 +35,7 @@ from hwdse.hardware._base import Mode, Timing
 from hwdse.hardware.energy import dram_energy_J
 from hwdse.hardware.gpu import GPU
 from hwdse.hardware.multi import MultiGPU
-from hwdse.hardware.pim import PIM, boundaries, merge, op_seconds, pim_work
+from hwdse.hardware.pim import PIM, boundaries, merge, pim_work
 from hwdse.workload.ops import Op
 
 __all__ = ["GpuPim", "XPU_KINDS"]
@@ -192,8 +192,8 @@ class GpuPim(Spec):
             credit_a = credit_f = 0.0
         else:
             r = 1.0 / attn[0].op.shape.get("heads", 1)
-            credit_a = -(1 - r) * sum(op_seconds(t) for t in attn)
-            credit_f = -(1 - r) * sum(op_seconds(t) for t in proj)
+            credit_a = -(1 - r) * sum(t.seconds for t in attn)
+            credit_f = -(1 - r) * sum(t.seconds for t in proj)
         count = proj[-1].op.count if proj else 1
         credit = Timing(Op("pim_overlap", "collective", count, 0.0), "gpu+pim" if decode else "gpu", "overlap",
                         credit_a, credit_f,
@@ -219,7 +219,7 @@ class GpuPim(Spec):
             return rows <= self.fc_batch_threshold
         if not self.pim.runnable(op):
             return False
-        return op_seconds(self.pim.timing(op, True, True)) < op_seconds(gpu)
+        return self.pim.timing(op, True, True).seconds < gpu.seconds
 
     def _kv_to_pim(self, t: Timing, op: Op) -> Timing:
         """The K/V rows an xPU op writes also cross the link into the PIM devices (parallel links)."""
@@ -236,7 +236,7 @@ def _split(xpu: Timing, pim: Timing) -> Timing:
     """An FFN GEMM split between xPU and PIM running at once, in proportion to their speeds
     (AttAcc --ffopt, attacc_simulator src/system.py ``_ff_parallel``): the xPU keeps the share
     ``t_pim / (t_xpu + t_pim)`` of the work, so both finish after ``t_xpu t_pim / (t_xpu + t_pim)``."""
-    t_x, t_p = op_seconds(xpu), op_seconds(pim)
+    t_x, t_p = xpu.seconds, pim.seconds
     share = t_p / (t_x + t_p)
     return Timing(xpu.op, "gpu+pim", xpu.compute_class, xpu.compute_s * share, xpu.memory_s * share,
                   {k: v * share for k, v in xpu.serial_s.items()}, xpu.peak_ops_per_s, xpu.bandwidth_Bps,

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
-
 from hwdse._array import where
 from hwdse._params import Number
 from hwdse.hardware import Timing
@@ -13,10 +11,7 @@ __all__ = ["op_time", "bound", "attainable"]
 
 def op_time(t: Timing) -> Number:
     """Seconds per instance: the larger of compute and memory time, plus serial terms."""
-    time = np.maximum(t.compute_s, t.memory_s)
-    for extra in t.serial_s.values():
-        time = time + extra
-    return time
+    return t.seconds
 
 
 def bound(t: Timing) -> Number:
