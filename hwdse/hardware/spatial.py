@@ -12,29 +12,35 @@ hold consecutive layers and pass activations point to point over ``interconnect`
 batch's sequences are pipelined over the stages (``microbatches = min(batch, stages)``), so a
 batch adds throughput without adding stage slots to a decode step.
 
-Timing on one chip (weight-stationary spatial mapping):
+Timing on one chip (``mapping``):
 
-* decode: every matrix operator owns the SRAM banks that hold its data (weights, allocated KV),
-  a share ``resident_op / resident_chip`` of the chip's SRAM bandwidth, and PEs in proportion
-  to its work, a share ``flops_op / flops_chip`` of the PE peak (a balanced static
-  allocation). A token visits the operators one after another, so each runs at its shares;
-  an operator larger than a chip (share > 1) passes its chips in sequence, i.e. runs at one
-  chip's rate. Vector operators use the whole chip's vector units and bandwidth.
+* decode, ``stationary`` (Cerebras, Graphcore): a layer's cores hold its data (weights, allocated
+  KV) and compute on it, each core a slice of every matrix of its layer (the WaferLLM mapping,
+  OSDI 2025). A block of operators repeated alike (one layer; the LM head alone) owns a region of
+  ``resident_block / resident_chip`` of the chip's cores: that share of its SRAM bandwidth and PE
+  peak serves each of the block's operators in turn, as a batch-1 token visits them. A block
+  larger than a chip (share > 1) passes its chips in sequence, i.e. runs at one chip's rate.
+* decode, ``streaming`` (Groq): operands stream from every SRAM bank to every PE, so each
+  operator has the whole chip.
 * prefill: prompt tokens stream through the operators, keeping every region busy: the plain
-  roofline at the chip's full SRAM bandwidth and PE peak.
+  roofline at the chip's full SRAM bandwidth and PE peak. Vector operators use the whole chip.
 * every matrix operator adds the PE array's fill and drain latency, ``(rows + cols)`` cycles
   (a vector enters one edge of the array and its result leaves the other);
 * and, with a ``fabric``, the on-chip traversal of its operands and results (``serial["fabric"]``):
   ``(hops x hop_cycles + sync_cycles) / clock`` where ``topology: mesh`` (a 2-D mesh of cores,
-  Cerebras) counts ``2 sqrt(cores of the operator's region) + op_hops`` hops (the input vector is
+  Cerebras) counts ``2 sqrt(cores of the region) + op_hops`` hops (the input vector is
   broadcast along the region's rows and the partial sums reduced along its columns, one side of
   the square region each) and ``topology: fixed`` (Groq's slices, Graphcore's exchange) counts
   ``op_hops``, a chip constant. ``sync_cycles`` is a per-operator barrier (a BSP superstep).
   Vector operators are chained onto the stream of the neighbouring matrix operator (no traversal
   of their own: a norm's scale is a scalar that commutes with the next GEMV, so its reduction
-  overlaps it). The region is the operator's PE share in decode and prefill alike.
+  overlaps it).
 * a fused ``flash_attention`` operator holds two dependent matrix steps (scores = q K^T, then
   P V): it pays the array fill and the traversal twice, as the unfused qk/sv pair does.
+* ``achieved`` mode (an ``efficiency`` block, fitted to measured decode kernels by
+  :mod:`hwdse.perf.spatial_calibration`): decode matrix operators stream at ``sram_fraction`` of
+  their bandwidth and pay ``op_cycles`` per step (+ ``hop_cycles`` per mesh hop) in place of the
+  array fill and traversal. Prefill keeps the roofline terms.
 
 Per-token latency is then the sum over every stage's operators (a batch-1 token passes them in
 turn) of region time + array fill + fabric traversal, plus TP all-reduces and stage hops; the
@@ -82,10 +88,29 @@ class Fabric(Spec):
     op_hops: quantity(ge=0, unit="hop") = Field(0.0, description="hops per operator (mesh: added to the region's)")
     sync_cycles: quantity(ge=0, unit="cycle") = Field(0.0, description="barrier per operator (BSP superstep)")
 
+    def hops(self, region_cores: Number) -> Number:
+        """Hops one operator instance's operands and results travel in a region of ``region_cores`` cores."""
+        return self.op_hops + (2 * np.sqrt(region_cores) if self.topology == "mesh" else 0.0)
+
     def cycles(self, region_cores: Number) -> Number:
         """Traversal cycles of one operator instance whose region holds ``region_cores`` cores."""
-        hops = self.op_hops + (2 * np.sqrt(region_cores) if self.topology == "mesh" else 0.0)
-        return hops * self.hop_cycles + self.sync_cycles
+        return self.hops(region_cores) * self.hop_cycles + self.sync_cycles
+
+
+class SpatialEfficiency(Spec):
+    """Achieved batch-1 decode rates of a chip, fitted to measured kernels (:mod:`hwdse.perf.spatial_calibration`).
+
+    In ``achieved`` mode a decode matrix operator streams its bytes at ``sram_fraction`` of its
+    SRAM bandwidth share and pays ``op_cycles`` per dependent matrix step plus, on a mesh,
+    ``hop_cycles`` per hop of its region (these replace the roofline's array fill and traversal).
+    Prefill and vector operators keep their roofline terms: the data holds decode kernels only.
+    """
+
+    sram_fraction: quantity(gt=0, le=1) = Field(description="achieved share of the SRAM bandwidth, decode GEMV")
+    op_cycles: quantity(ge=0, unit="cycle") = Field(description="fixed cycles per dependent matrix step")
+    hop_cycles: quantity(ge=0, unit="cycle") | None = Field(None, description="mesh: cycles per region hop; "
+                                                            "None: no traversal term (in op_cycles)")
+    source: str
 
 
 class Spatial(Spec):
@@ -103,14 +128,16 @@ class Spatial(Spec):
     microbatches: count() | None = Field(None, description="sequences pipelined over the stages; None: "
                                          "min(batch, stages), one microbatch per stage at most")
     interconnect: Interconnect
+    mapping: Literal["stationary", "streaming"] = Field(
+        "stationary", description="stationary: a layer's cores hold its data and compute on it (decode runs an "
+        "operator on its layer's region); streaming: operands stream from all SRAM to all PEs (Groq)")
     fabric: Fabric | None = Field(None, description="on-chip traversal per matrix operator; None: none")
+    efficiency: SpatialEfficiency | None = Field(None, description="calibrated decode rates (achieved mode)")
     die_area_mm2: quantity(gt=0, unit="mm^2") = Field(description="per chip")
     chip_power_W: quantity(gt=0, unit="W") | None = Field(None, description="per chip (card/system share)")
     sources: dict[str, str]
     _resident: dict[str, Number] = PrivateAttr(default_factory=dict)
     _resident_total: Number = PrivateAttr(default=np.nan)
-    _flops: dict[str, Number] = PrivateAttr(default_factory=dict)
-    _flops_total: Number = PrivateAttr(default=np.nan)
     _unsupported: tuple[str, ...] = PrivateAttr(default=())
 
     # -- sizing ----------------------------------------------------------------------------
@@ -154,10 +181,11 @@ class Spatial(Spec):
         bound = self.model_copy(update={"chips": chips, "microbatches": micro})
         ops = operator_table(model, scenario, "decode", context)
         matrix = [op for op in ops if op.operands]
-        bound._resident = {op.name: op.weight_bytes + op.kv_read_bytes for op in matrix}
+        block: dict[Number, Number] = {}  # resident bytes of one instance of each block (ops repeated alike)
+        for op in matrix:
+            block[op.count] = block.get(op.count, 0.0) + op.weight_bytes + op.kv_read_bytes
+        bound._resident = {op.name: block[op.count] for op in matrix}
         bound._resident_total = resident
-        bound._flops = {op.name: op.flops for op in matrix}
-        bound._flops_total = sum(op.count * op.flops for op in matrix)
         wanted = {operand_class(op.operands) for op in matrix}
         bound._unsupported = tuple(sorted(c for c in wanted if self.pe.pe.native_class(c) is None))
         return bound
@@ -213,56 +241,82 @@ class Spatial(Spec):
         return self.pe.area_mm2
 
     # -- timing ----------------------------------------------------------------------------
-    def _shares(self) -> tuple[dict[str, Number], dict[str, Number]]:
-        """Per operator instance: (share of the chip's SRAM banks, share of its PEs), at most 1."""
-        n = self._count()
-        mem = {k: np.minimum(1.0, (r / self.tp) / (self._resident_total / n)) for k, r in self._resident.items()}
-        pes = {k: np.minimum(1.0, (f / self.tp) / (self._flops_total / n)) for k, f in self._flops.items()}
-        return mem, pes
+    def _shares(self) -> dict[str, Number]:
+        """Per matrix operator: the share of a chip's cores (SRAM banks and PEs) its layer's region holds.
+
+        Stationary mapping only (streaming operators use the whole chip): a block's resident bytes
+        over one chip's, at most 1 (a block larger than a chip passes its chips in sequence).
+        """
+        if self.mapping == "streaming":
+            return {}
+        per_chip = self._resident_total / self._count()
+        return {k: np.minimum(1.0, (r / self.tp) / per_chip) for k, r in self._resident.items()}
 
     def schedule(self, ops: Sequence[Op], mode: Mode = "roofline") -> list[Timing]:
-        if mode != "roofline":
-            raise HwdseError(f"arch {self.name}", "mode", f"{mode!r} needs calibrated efficiencies; use 'roofline'")
+        self._check_mode(mode)
         if not self._resident:
             raise HwdseError(f"arch {self.name}", None, "not sized for a workload: call for_workload(model, scenario)")
-        mem, pes = self._shares()
-        chip = _Chip(self, mem, pes, pes) if is_decode_table(ops) else _Chip(self, {}, {}, pes)
+        chip = _Chip(self, self._shares(), is_decode_table(ops), mode)
         return schedule_sharded(chip, self.interconnect, ops, self.tp, self.stages, self.microbatches, mode)
+
+    def chip_schedule(self, ops: Sequence[Op], mode: Mode = "roofline") -> list[Timing]:
+        """Decode ``ops`` on one chip whose every core holds a slice of each (no sharding, no links).
+
+        The kernel-level view calibration uses: a layer mapped onto the whole chip.
+        """
+        self._check_mode(mode)
+        return _Chip(self, {}, True, mode).schedule(ops, mode)
+
+    def _check_mode(self, mode: Mode) -> None:
+        if mode == "achieved" and self.efficiency is None:
+            raise HwdseError(f"arch {self.name}", "efficiency", "achieved mode needs calibrated decode rates; "
+                             "use mode 'roofline'")
+        if mode not in ("roofline", "achieved"):
+            raise HwdseError(f"arch {self.name}", "mode", f"must be roofline or achieved, got {mode!r}")
 
 
 @dataclass(frozen=True)
 class _Chip:
-    """One chip timing tensor-parallel shards: region shares in decode, the full chip in prefill."""
+    """One chip timing tensor-parallel shards: operators on their regions in decode, the full chip in prefill."""
 
     spec: Spatial
-    memory_shares: Mapping[str, Number]
-    compute_shares: Mapping[str, Number]
-    region_shares: Mapping[str, Number]
+    shares: Mapping[str, Number]
+    decode: bool
+    mode: Mode
 
     def schedule(self, ops: Sequence[Op], mode: Mode) -> list[Timing]:
         s, pe = self.spec, self.spec.pe
+        eff = s.efficiency if self.mode == "achieved" and self.decode else None
         bw = s.sram_bandwidth_TBps * 1e12
         hz = pe.clock_GHz * 1e9
         fill = (pe.pe.rows + pe.pe.cols) / hz
         sram_J_per_B = load_memory("sram").energy_pJ_per_bit * 8e-12
         out = []
         for op in ops:
-            share, pe_share = self.memory_shares.get(op.name, 1.0), self.compute_shares.get(op.name, 1.0)
+            region = self.shares.get(op.name, 1.0)
+            share = region if self.decode else 1.0
             serial: dict[str, Number] = {}
-            mac_J = 0.0
+            mac_J, op_bw = 0.0, bw
             if op.operands:
                 wanted = operand_class(op.operands)
                 native = pe.pe.native_class(wanted)
                 cls, peak = native or f"{wanted}-unsupported", pe.peak_ops_per_s(wanted)
-                compute = op.flops * np.inf if native is None else op.flops / (peak * pe_share)
+                compute = op.flops * np.inf if native is None else op.flops / (peak * share)
                 mac_J = op.flops / 2 * pe.pe.mac_energy_pJ(wanted) * 1e-12
                 steps = 2 if op.name == "flash_attention" else 1
-                serial["array_fill"] = steps * fill
-                if s.fabric is not None:
-                    serial["fabric"] = steps * s.fabric.cycles(pe.count * self.region_shares.get(op.name, 1.0)) / hz
+                if eff is None:
+                    serial["array_fill"] = steps * fill
+                    if s.fabric is not None:
+                        serial["fabric"] = steps * s.fabric.cycles(pe.count * region) / hz
+                else:
+                    op_bw = bw * eff.sram_fraction
+                    serial["overhead"] = steps * eff.op_cycles / hz
+                    if eff.hop_cycles is not None and s.fabric is not None:
+                        serial["fabric"] = steps * s.fabric.hops(pe.count * region) * eff.hop_cycles / hz
             else:
                 cls, peak = "vector", pe.vector_ops_per_s
                 compute = op.flops / peak
-            out.append(Timing(op, "spatial", cls, compute, op.bytes / (bw * share), serial, peak_ops_per_s=peak,
-                              bandwidth_Bps=bw, energy_J=mac_J + op.bytes * sram_J_per_B))
+                share = 1.0
+            out.append(Timing(op, "spatial", cls, compute, op.bytes / (op_bw * share), serial, peak_ops_per_s=peak,
+                              bandwidth_Bps=op_bw, energy_J=mac_J + op.bytes * sram_J_per_B))
         return out
