@@ -256,7 +256,7 @@ class Spatial(Spec):
         self._check_mode(mode)
         if not self._resident:
             raise HwdseError(f"arch {self.name}", None, "not sized for a workload: call for_workload(model, scenario)")
-        chip = _Chip(self, self._shares(), is_decode_table(ops), mode)
+        chip = _Chip(self, self._shares(), is_decode_table(ops))
         return schedule_sharded(chip, self.interconnect, ops, self.tp, self.stages, self.microbatches, mode)
 
     def chip_schedule(self, ops: Sequence[Op], mode: Mode = "roofline") -> list[Timing]:
@@ -265,7 +265,7 @@ class Spatial(Spec):
         The kernel-level view calibration uses: a layer mapped onto the whole chip.
         """
         self._check_mode(mode)
-        return _Chip(self, {}, True, mode).schedule(ops, mode)
+        return _Chip(self, {}, True).schedule(ops, mode)
 
     def _check_mode(self, mode: Mode) -> None:
         if mode == "achieved" and self.efficiency is None:
@@ -282,11 +282,10 @@ class _Chip:
     spec: Spatial
     shares: Mapping[str, Number]
     decode: bool
-    mode: Mode
 
     def schedule(self, ops: Sequence[Op], mode: Mode) -> list[Timing]:
         s, pe = self.spec, self.spec.pe
-        eff = s.efficiency if self.mode == "achieved" and self.decode else None
+        eff = s.efficiency if mode == "achieved" and self.decode else None
         bw = s.sram_bandwidth_TBps * 1e12
         hz = pe.clock_GHz * 1e9
         fill = (pe.pe.rows + pe.pe.cols) / hz
