@@ -170,19 +170,15 @@ def calibrate(arch: Annotated[Optional[list[str]], typer.Option("--arch", help="
                                                     "validation/spatial_kernels.yaml and print them (no GPU fit)")]
               = False) -> None:
     """Fit achieved-mode GPU efficiencies to measured kernels ($HWDSE_VALIDATION_DIR, default ../shared/validation)."""
+    if spatial:
+        from hwdse.perf.spatial_calibration import report as spatial_report
+
+        print("\n".join(spatial_report()))
+        return
     from pathlib import Path
 
     from hwdse.perf import calibrate as cal
 
-    if spatial:
-        from hwdse.perf.spatial_calibration import fits
-
-        for f in fits():
-            print(f"{f.summary()} -> arch {f.arch} efficiency: " +
-                  ", ".join(f"{k} {v}" for k, v in f.efficiency.items() if k != "source"))
-            for label, err, held in zip(f.labels, f.errors, f.held_out):
-                print(f"  {label}: {err * 100:+.1f} %{' (held out)' if held else ''}")
-        return
     if not report or write:
         names = arch or list(cal.ARCHS)
         unknown = sorted(set(names) - set(cal.ARCHS))

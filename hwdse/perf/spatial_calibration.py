@@ -31,7 +31,7 @@ from hwdse.workload import Scenario, operator_table
 from hwdse.workload.config import ModelConfig
 from hwdse.workload.ops import Op
 
-__all__ = ["SpatialFit", "fit", "fits", "kernel_rows"]
+__all__ = ["SpatialFit", "fit", "fits", "kernel_rows", "report"]
 
 KERNELS = Path(__file__).resolve().parents[2] / "validation" / "spatial_kernels.yaml"
 
@@ -66,84 +66,90 @@ def _efficiency(params: Sequence[float], names: Sequence[str], source: str) -> d
     return {**dict(zip(names, (float(p) for p in params))), "source": source}
 
 
-def _layer(row: dict[str, Any]) -> tuple[list[Op], float]:
-    """The decode operators of one WaferLLM layer (count 2 in a two-layer table: no LM head) and its KV length."""
-    d = int(row["dim"])
-    config = ModelConfig(name=row["model"], family="llama", hidden_size=d, num_layers=2, num_heads=1, num_kv_heads=1,
-                         head_dim=d, intermediate_size=int(row["ffn_dim"]), activation="silu", gated_ffn=True,
-                         norm="rmsnorm", vocab_size=1, tie_embeddings=False)
-    kv = float(row["seq_len"])
-    scenario = Scenario(batch=1, prompt=int(kv), gen=1, flash_attention=True)
-    return [op for op in operator_table(config, scenario, "decode", kv) if op.count == 2], kv
+@cache
+def _layer(model: str, dim: int, ffn: int, seq_len: int) -> tuple[Op, ...]:
+    """The decode operators of one WaferLLM layer (count 2 in a two-layer table: no LM head)."""
+    config = ModelConfig(name=model, family="llama", hidden_size=dim, num_layers=2, num_heads=1, num_kv_heads=1,
+                         head_dim=dim, intermediate_size=ffn, activation="silu", gated_ffn=True, norm="rmsnorm",
+                         vocab_size=1, tie_embeddings=False)
+    scenario = Scenario(batch=1, prompt=seq_len, gen=1, flash_attention=True)
+    return tuple(op for op in operator_table(config, scenario, "decode", float(seq_len)) if op.count == 2)
 
 
-def _waferllm_cycles(arch: Any, params: Sequence[float], entry: dict[str, Any]) -> np.ndarray:
-    """Model cycles per layer for every WaferLLM row (grid of P x P cores, per-core SRAM bandwidth kept)."""
-    eff = _efficiency(params, ("sram_fraction", "op_cycles", "hop_cycles"), "fit")
-    out = []
-    for row in entry["rows"]:
-        cores = float(row["P"]) ** 2
-        grid = with_overrides(arch, {"pe.count": cores, "efficiency": eff,
-                                     "sram_bandwidth_TBps": arch.sram_bandwidth_TBps * cores / arch.pe.count})
-        ops, _ = _layer(row)
-        seconds = sum(float(t.seconds) for t in grid.chip_schedule(ops, "achieved"))
-        out.append(seconds * arch.pe.clock_GHz * 1e9)
-    return np.array(out)
+def _waferllm_seconds(chip: Any, row: dict[str, Any]) -> float:
+    """Model seconds of one layer on a P x P grid of ``chip``'s cores (per-core SRAM bandwidth kept)."""
+    cores = float(row["P"]) ** 2
+    bandwidth = chip.sram_bandwidth_TBps * cores / chip.pe.count
+    grid = with_overrides(chip, {"pe.count": cores, "sram_bandwidth_TBps": bandwidth})
+    ops = _layer(row["model"], int(row["dim"]), int(row["ffn_dim"]), int(row["seq_len"]))
+    return sum(float(t.seconds) for t in grid.chip_schedule(ops, "achieved"))
 
 
-def _lstm_op(row: dict[str, Any]) -> Op:
-    """One LSTM step's four gate GEMVs as one int8 GEMM of [batch, input + hidden] x [input + hidden, 4 hidden]."""
+def _lstm_seconds(chip: Any, row: dict[str, Any]) -> float:
+    """Model seconds of one LSTM step's four gate GEMVs, an int8 [batch, in + hidden] x [in + hidden, 4 hidden]."""
     k, n, b = int(row["input"]) + int(row["hidden"]), 4 * int(row["hidden"]), int(row["batch"])
-    return Op("lstm_gates", "gemm", 1, 2.0 * b * k * n, weight_bytes=k * n, act_in_bytes=b * k, act_out_bytes=4 * b * n,
-              operands=("int8", "int8"), shape={"m": b, "n": n, "k": k, "groups": 1})
+    op = Op("lstm_gates", "gemm", 1, 2.0 * b * k * n, weight_bytes=k * n, act_in_bytes=b * k, act_out_bytes=4 * b * n,
+            operands=("int8", "int8"), shape={"m": b, "n": n, "k": k, "groups": 1})
+    return float(chip.chip_schedule([op], "achieved")[0].seconds)
 
 
-def _lstm_cycles(arch: Any, params: Sequence[float], entry: dict[str, Any]) -> np.ndarray:
-    eff = _efficiency(params, ("sram_fraction", "op_cycles"), "fit")
-    chip = with_overrides(arch, {"efficiency": eff})
-    return np.array([float(chip.chip_schedule([_lstm_op(r)], "achieved")[0].seconds) * arch.pe.clock_GHz * 1e9
-                     for r in entry["rows"]])
+@dataclass(frozen=True)
+class _Kernels:
+    """How one kernel set is fitted: parameters, their start and bounds, model seconds and measured cycles per row."""
+
+    names: tuple[str, ...]
+    start: tuple[float, ...]
+    lower: tuple[float, ...]
+    upper: tuple[float, ...]
+    seconds: Callable[[Any, dict[str, Any]], float]
+    measured_cycles: Callable[[dict[str, Any], float], float]  # (row, the authors' clock in Hz)
 
 
-def _measured_cycles(name: str, entry: dict[str, Any]) -> np.ndarray:
-    hz = entry["clock_GHz"] * 1e9
-    if name == "waferllm-wse2":
-        return np.array([hz / (r["tok_s_per_request"] * r["layers"]) for r in entry["rows"]])
-    return np.array([float(r["cycles"]) for r in entry["rows"]])
-
-
-# name -> (model cycles, parameter names, start, lower bounds, upper bounds)
-_SETS: dict[str, tuple[Callable[..., np.ndarray], tuple[str, ...], tuple, tuple, tuple]] = {
-    "waferllm-wse2": (_waferllm_cycles, ("sram_fraction", "op_cycles", "hop_cycles"), (0.1, 100.0, 1.0),
-                      (1e-3, 0.0, 0.0), (1.0, 1e5, 100.0)),
-    "groq-lstm": (_lstm_cycles, ("sram_fraction", "op_cycles"), (0.1, 100.0), (1e-3, 0.0), (1.0, 1e5)),
+_SETS = {
+    "waferllm-wse2": _Kernels(("sram_fraction", "op_cycles", "hop_cycles"), (0.1, 100.0, 1.0), (1e-3, 0.0, 0.0),
+                              (1.0, 1e5, 100.0), _waferllm_seconds,
+                              lambda row, hz: hz / (row["tok_s_per_request"] * row["layers"])),
+    "groq-lstm": _Kernels(("sram_fraction", "op_cycles"), (0.1, 100.0), (1e-3, 0.0), (1.0, 1e5), _lstm_seconds,
+                          lambda row, hz: float(row["cycles"])),
 }
 
 
 def fit(name: str) -> SpatialFit:
     """Fit one kernel set's arch efficiency block (see the module docstring)."""
     entry = kernel_rows()[name]
-    model, names, start, lower, upper = _SETS[name]
+    kernels, rows = _SETS[name], entry["rows"]
     arch = load_arch(entry["arch"])
-    measured = _measured_cycles(name, entry)
-    held = np.array([r.get("P") == entry["held_out_P"] if "held_out_P" in entry else False for r in entry["rows"]])
+    measured = np.array([kernels.measured_cycles(r, entry["clock_GHz"] * 1e9) for r in rows])
+    held = np.array([r.get("P") == entry["held_out_P"] if "held_out_P" in entry else False for r in rows])
     train = ~held
 
-    def residual(p: np.ndarray) -> np.ndarray:
-        return np.log(model(arch, p, entry)[train] / measured[train])
+    def cycles(params: Sequence[float]) -> np.ndarray:
+        chip = with_overrides(arch, {"efficiency": _efficiency(params, kernels.names, "fit")})
+        return np.array([kernels.seconds(chip, r) for r in rows]) * arch.pe.clock_GHz * 1e9
 
-    best = least_squares(residual, np.array(start), bounds=(lower, upper), x_scale="jac")
+    best = least_squares(lambda p: np.log(cycles(p)[train] / measured[train]), np.array(kernels.start),
+                         bounds=(kernels.lower, kernels.upper), x_scale="jac")
     params = [float(f"{p:.3g}") for p in best.x]
     labels = tuple(" ".join([r.get("model", "lstm")] + [f"{k}={r[k]}" for k in entry["columns"][:3] if k != "model"])
-                   for r in entry["rows"])
-    errors = model(arch, params, entry) / measured - 1
+                   for r in rows)
+    errors = cycles(params) / measured - 1
     source = (f"hwdse calibrate --spatial (hwdse/perf/spatial_calibration.py) on validation/{KERNELS.name} '{name}': "
-              f"{len(measured[train])} rows fitted, max |error| "
-              f"{np.abs(errors[train]).max() * 100:.1f} %" +
+              f"{train.sum()} rows fitted, max |error| {np.abs(errors[train]).max() * 100:.1f} %" +
               (f", held-out max {np.abs(errors[held]).max() * 100:.1f} %" if held.any() else ""))
-    return SpatialFit(name, entry["arch"], _efficiency(params, names, source), labels, errors, held)
+    return SpatialFit(name, entry["arch"], _efficiency(params, kernels.names, source), labels, errors, held)
 
 
 def fits() -> list[SpatialFit]:
     """Every kernel set's fit."""
     return [fit(name) for name in kernel_rows()]
+
+
+def report() -> list[str]:
+    """Per kernel set: the fit summary, the efficiency it gives its arch, and every row's error."""
+    lines = []
+    for f in fits():
+        lines.append(f"{f.summary()} -> arch {f.arch} efficiency: " +
+                     ", ".join(f"{k} {v}" for k, v in f.efficiency.items() if k != "source"))
+        lines += [f"  {label}: {err * 100:+.1f} %{' (held out)' if held else ''}"
+                  for label, err, held in zip(f.labels, f.errors, f.held_out)]
+    return lines
