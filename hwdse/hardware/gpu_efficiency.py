@@ -6,9 +6,10 @@ fit by ``hwdse calibrate`` on measured kernels, see ``hwdse/perf/calibrate.py``)
 
 * **GEMM** (``m x k`` by ``k x n``, ``groups`` independent problems): the output is cut into
   tiles, one per SM at a time; like cuBLAS/CUTLASS heuristics the kernel picks the fastest tile of
-  a small menu (``TILES``) and split-K when there are fewer tiles than SMs. A tile streams its
-  operands from L2 at ``l2_bandwidth_TBps / units`` per SM and computes at
-  ``compute_fraction x peak / units``; the kernel takes whole waves of tiles. Off-chip traffic
+  a small menu (``TILES``) and split-K when there are fewer tiles than SMs. A tile computes at
+  ``compute_fraction x peak / units``; the kernel takes whole waves of tiles. (No L2 operand-stream
+  limit: on every GPU's data the fit is best with such a term inactive, see ``hwdse/perf/calibrate.py``.)
+  Off-chip traffic
   runs at ``bandwidth_fraction x`` peak. Compute and memory overlap imperfectly: the kernel takes
   the p-norm ``(c^p + m^p)^(1/p)`` (p = ``overlap_exponent``; p -> infinity is the roofline max),
   plus ``split_k_us`` when K is split (the partial-sum reduction), a fixed ``overhead_us``
@@ -77,7 +78,6 @@ class GemmEfficiency(Spec):
 
     compute_fraction: dict[str, _Frac] = Field(description="of the class's peak, full waves of large tiles")
     bandwidth_fraction: _Frac = Field(description="of peak off-chip bandwidth")
-    l2_bandwidth_TBps: quantity(gt=0, unit="TB/s") = Field(description="L2 -> SMs operand bandwidth, all SMs")
     overlap_exponent: quantity(ge=1, unit="1") = Field(description="p of the p-norm joining compute and memory")
     split_k_us: _Us = Field(description="extra time when the kernel splits K (partial-sum reduction)")
     overhead_us: dict[str, _Us] = Field(description="fixed time per kernel, per class")
@@ -154,20 +154,18 @@ def class_value(table: dict[str, Any], cls: str, where: str) -> Any:
 
 
 def gemm_s(m: Number, n: Number, k: Number, groups: Number, peak_ops_per_s: Number, units: int,
-           compute_fraction: Number, l2_Bps: Number, bytes_per_element: Number, split_k_s: Number = 0.0,
-           k_step_s: Number = 0.0, split_k: bool = True) -> Number:
+           compute_fraction: Number, split_k_s: Number = 0.0, k_step_s: Number = 0.0,
+           split_k: bool = True) -> Number:
     """Compute time (s) of the best tile/split-K choice; whole waves over ``units`` SMs. A tile takes the
-    longest of its math, its L2 operand stream and ``k_step_s`` per k (main-loop pipeline bound)."""
+    longer of its math and ``k_step_s`` per k (main-loop pipeline bound)."""
     best: Number = np.inf
     per_sm = peak_ops_per_s * compute_fraction / units
-    l2_per_sm = l2_Bps / units
     for tm, tn in TILES:
         tiles = np.ceil(m / tm) * np.ceil(n / tn) * groups
         split = np.maximum(1.0, np.minimum(np.floor(units / tiles), np.floor(k / SPLIT_K_MIN))) if split_k else 1.0
         waves = np.ceil(tiles * split / units)
         k_split = k / split
-        tile_s = np.maximum(np.maximum(2 * tm * tn * k_split / per_sm, (tm + tn) * k_split * bytes_per_element
-                                       / l2_per_sm), k_split * k_step_s)
+        tile_s = np.maximum(2 * tm * tn * k_split / per_sm, k_split * k_step_s)
         best = np.minimum(best, waves * tile_s + where(split > 1, split_k_s, 0.0))
     return best
 
@@ -197,8 +195,7 @@ def _gemm(gpu: "GPU", t: Timing, m: Number, n: Number, k: Number, groups: Number
     g, op, cls = gpu.efficiency.gemm, t.op, t.compute_class
     ctx = f"arch {gpu.name}: efficiency.gemm"
     compute = gemm_s(m, n, k, groups, t.peak_ops_per_s, gpu.compute.units, class_value(g.compute_fraction, cls, ctx),
-                     g.l2_bandwidth_TBps * 1e12, _element_bytes(op), g.split_k_us * US,
-                     g.k_step_ns.get(cls, 0.0) * 1e-9, cls not in g.no_split_k)
+                     g.split_k_us * US, g.k_step_ns.get(cls, 0.0) * 1e-9, cls not in g.no_split_k)
     memory = op.bytes / (g.bandwidth_fraction * t.bandwidth_Bps)
     serial = {"overhead": class_value(g.overhead_us, cls, ctx) * US,
               "overlap": _overlap(compute, memory, g.overlap_exponent)}

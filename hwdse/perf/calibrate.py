@@ -4,7 +4,7 @@ Per GPU, in order (each stage holds the earlier ones fixed), on the training row
 five, by shape hash) of every kernel set marked ``fit`` in :mod:`hwdse.perf.calibration_data`:
 
 1. GEMM: compute fraction and fixed overhead per arithmetic class, off-chip bandwidth fraction,
-   L2 operand bandwidth, compute/memory overlap exponent, dynamic-quantisation passes per
+   compute/memory overlap exponent, split-K reduction cost, dynamic-quantisation passes per
    low-precision class, and for classes whose kernels never split K (``NO_SPLIT_K``) a per-k
    main-loop step;
 2. prefill attention: compute fraction per class, fixed and per-wave overheads;
@@ -17,13 +17,22 @@ five, by shape hash) of every kernel set marked ``fit`` in :mod:`hwdse.perf.cali
 
 A GPU without data for a stage takes the stage from a sibling (H200 and B200 attention from H100,
 H200 all-reduce from H100) and says so in ``efficiency.source``. The fit minimises a robust
-(soft-L1) loss of ``log(predicted / measured)`` with ``scipy.optimize.least_squares``.
+(soft-L1) loss of ``log(predicted / measured)`` with ``scipy.optimize.least_squares``, from several
+start points (the tile/wave model is piecewise, so a single run can stop at a kink), and reports
+each parameter's standard error from the Jacobian (:class:`Estimate`).
+
+Well-posedness: every fitted parameter must be determined by the data (relative standard error
+<= ``DETERMINED``, not at a bound), otherwise the fit wanders between machines. An L2 operand-stream
+limit per GEMM tile was dropped for that reason: on all four GPUs the fit with it re-optimised over a
+grid of L2 bandwidths (5-300 TB/s) is best where it never binds, so its fitted value (20-120 TB/s,
+3-17x the physical L2 bandwidth) was a flat direction that traded off against the compute fractions.
 """
 
 from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +47,7 @@ from hwdse.hardware.gpu_efficiency import GPUEfficiency, gpu_collective_s
 from hwdse.perf.calibration_data import KernelSet, kernel_sets
 from hwdse.perf.roofline import op_time
 
-__all__ = ["calibrate", "predict", "errors", "kernel_points", "kernel_table", "write_catalog", "host_floors", "ARCHS"]
+__all__ = ["calibrate", "Calibration", "Estimate", "estimate_lines", "predict", "errors", "kernel_points", "kernel_table", "write_catalog", "host_floors", "ARCHS"]
 
 ARCHS = ("a100-sxm-80gb", "h100-sxm", "h200", "b200")
 WIDE = ("fp32", "tf32", "bf16", "fp16")  # classes whose measured GEMMs quantise nothing
@@ -53,7 +62,7 @@ NO_SPLIT_K = ("fp4",)
 BORROW = {"h200": {"attention": "h100-sxm", "collective": "h100-sxm"}, "b200": {"attention": "h100-sxm"}}
 START: dict[str, Any] = {
     "source": "starting point",
-    "gemm": {"compute_fraction": {}, "bandwidth_fraction": 0.8, "l2_bandwidth_TBps": 10.0, "overlap_exponent": 3.0,
+    "gemm": {"compute_fraction": {}, "bandwidth_fraction": 0.8, "overlap_exponent": 3.0,
              "split_k_us": 1.0, "overhead_us": {}},
     "attention": {"prefill_compute_fraction": {}, "prefill_overhead_us": 10.0, "prefill_wave_us": 1.0,
                   "decode_bandwidth_fraction": 0.8, "decode_half_bandwidth_ctas": 10.0, "decode_cta_us": 1.0,
@@ -61,24 +70,31 @@ START: dict[str, Any] = {
     "vector": {"bandwidth_fraction": 0.7, "overhead_us": 4.0},
     "collective": None,
 }
-# (path, start, low, high); "{cls}" expands to every arithmetic class of the stage's data.
+# (path, start, low, high); "{cls}" expands to every arithmetic class of the stage's data. Fractions of a
+# datasheet peak are bounded by 1 (the peaks are at boost clock: no kernel exceeds them).
 STAGES: dict[str, list[tuple[str, float, float, float]]] = {
-    "gemm": [("gemm.compute_fraction.{cls}", 0.8, 0.05, 1.2), ("gemm.overhead_us.{cls}", 4.0, 0.0, 100.0),
-             ("gemm.bandwidth_fraction", 0.8, 0.05, 1.2), ("gemm.l2_bandwidth_TBps", 10.0, 0.5, 300.0),
+    "gemm": [("gemm.compute_fraction.{cls}", 0.8, 0.05, 1.0), ("gemm.overhead_us.{cls}", 4.0, 0.0, 100.0),
+             ("gemm.bandwidth_fraction", 0.8, 0.05, 1.0),
              ("gemm.overlap_exponent", 3.0, 1.0, 30.0), ("gemm.split_k_us", 1.0, 0.0, 100.0),
              ("gemm.quantize_passes.{lowcls}", 1.0, 0.0, 20.0), ("gemm.k_step_ns.{scaledcls}", 1.0, 0.0, 50.0)],
-    "prefill_attention": [("attention.prefill_compute_fraction.{cls}", 0.5, 0.02, 1.2),
+    "prefill_attention": [("attention.prefill_compute_fraction.{cls}", 0.5, 0.02, 1.0),
                           ("attention.prefill_overhead_us", 10.0, 0.0, 200.0),
                           ("attention.prefill_wave_us", 1.0, 0.0, 200.0)],
-    "decode_attention": [("attention.decode_bandwidth_fraction", 0.8, 0.05, 1.2),
+    "decode_attention": [("attention.decode_bandwidth_fraction", 0.8, 0.05, 1.0),
                          ("attention.decode_half_bandwidth_ctas", 10.0, 0.0, 1e4),
                          ("attention.decode_cta_us", 1.0, 0.0, 100.0),
                          ("attention.decode_overhead_us", 8.0, 0.0, 200.0),
                          ("attention.decode_vector_fraction", 0.1, 0.005, 1.0)],
-    "vector": [("vector.bandwidth_fraction", 0.7, 0.05, 1.2)],
-    "all_reduce": [("collective.bandwidth_fraction", 0.8, 0.05, 1.2), ("collective.latency_us", 10.0, 0.0, 500.0),
+    "vector": [("vector.bandwidth_fraction", 0.7, 0.05, 1.0)],
+    "all_reduce": [("collective.bandwidth_fraction", 0.8, 0.05, 1.0), ("collective.latency_us", 10.0, 0.0, 500.0),
                    ("collective.latency_per_peer_us", 1.0, 0.0, 100.0)],
 }
+
+
+F_SCALE = 0.05             # soft-L1 scale of the log residuals (errors past ~5 % count linearly, not squared)
+TOL = 1e-10                # ftol = xtol = gtol of each least-squares run
+STARTS = (1.0, 0.6, 1.6)   # multi-start: the start point scaled by each factor (clipped to the bounds)
+DETERMINED = 0.25          # relative standard error above which a parameter is reported as not determined
 
 
 def _set(data: dict, path: str, value: float) -> None:
@@ -142,8 +158,40 @@ def _predict_host(gpu: Any, kset: KernelSet, mode: str = "achieved") -> np.ndarr
     return pred + host_floors(gpu)[key]
 
 
-def _fit_stage(gpu: Any, data: dict, family: str, sets: Sequence[KernelSet]) -> dict:
-    """Fit one stage's parameters on the training rows of ``sets``; returns the updated data."""
+@dataclass(frozen=True)
+class Estimate:
+    """One fitted parameter: value, standard error (same unit; ``inf`` where the data leave it free)."""
+
+    path: str
+    value: float
+    sd: float
+    at_bound: bool
+
+    @property
+    def determined(self) -> bool:
+        """Fixed by the data to better than ``DETERMINED`` (relative standard error), not at a bound."""
+        return not self.at_bound and self.sd <= DETERMINED * abs(self.value)
+
+
+def _standard_errors(result: Any) -> np.ndarray:
+    """Standard errors of a robust least-squares fit from its Jacobian: ``s^2 (J'WJ)^-1`` with the
+    soft-L1 weights ``W``; a parameter with any weight in a (near-)null direction of ``J'WJ`` gets ``inf``."""
+    z = (result.fun / F_SCALE) ** 2
+    w = 1 / np.sqrt(1 + z)
+    jw = result.jac * np.sqrt(w)[:, None]
+    dof = max(1, result.fun.size - result.x.size)
+    s2 = float(np.sum(w * result.fun**2) / dof)
+    _, sv, vt = np.linalg.svd(jw, full_matrices=False)
+    null = sv <= sv[0] * 1e-8
+    cov = (vt[~null].T / sv[~null] ** 2) @ vt[~null] * s2
+    free = np.any(np.abs(vt[null]) > 1e-6, axis=0) if null.any() else np.zeros(result.x.size, bool)
+    return np.where(free, np.inf, np.sqrt(np.diag(cov)))
+
+
+def _fit_stage(gpu: Any, data: dict, family: str, sets: Sequence[KernelSet]) -> tuple[dict, list[Estimate]]:
+    """Fit one stage's parameters on the training rows of ``sets``: the best of ``STARTS`` (deterministic
+    multi-start against local optima of the piecewise tile/wave model). Returns the updated data and the
+    parameters' estimates."""
     specs = []
     for path, x0, lo, hi in STAGES[family]:
         if "{" in path:
@@ -165,10 +213,17 @@ def _fit_stage(gpu: Any, data: dict, family: str, sets: Sequence[KernelSet]) -> 
         g = with_efficiency(gpu, build(x))
         return np.concatenate([np.log(_predict_host(g, s)[s.train] / s.measured_s[s.train]) for s in sets])
 
-    x0 = np.array([s[1] for s in specs])
-    result = least_squares(residuals, x0, bounds=([s[2] for s in specs], [s[3] for s in specs]),
-                           loss="soft_l1", f_scale=0.05, x_scale="jac")
-    return build(result.x)
+    x0, lo, hi = (np.array([s[i] for s in specs], dtype=float) for i in (1, 2, 3))
+    pad = (hi - lo) * 1e-6
+    best = None
+    for factor in STARTS:
+        result = least_squares(residuals, np.clip(x0 * factor, lo + pad, hi - pad), bounds=(lo, hi), loss="soft_l1",
+                               f_scale=F_SCALE, x_scale="jac", ftol=TOL, xtol=TOL, gtol=TOL)
+        if best is None or result.cost < best.cost * (1 - 1e-9):
+            best = result
+    sd = _standard_errors(best)
+    at_bound = np.minimum(best.x - lo, hi - best.x) <= pad
+    return build(best.x), [Estimate(p[0], float(v), float(e), bool(b)) for p, v, e, b in zip(specs, best.x, sd, at_bound)]
 
 
 def _summary(gpu: Any, sets: Sequence[KernelSet]) -> str:
@@ -179,15 +234,24 @@ def _summary(gpu: Any, sets: Sequence[KernelSet]) -> str:
     return "; ".join(parts)
 
 
-def calibrate(archs: Sequence[str] = ARCHS) -> dict[str, dict]:
-    """Fitted ``efficiency`` data per arch name (not written; see :func:`write_catalog`)."""
+@dataclass(frozen=True)
+class Calibration:
+    """One GPU's fit: the ``efficiency`` block (rounded) and the estimate of every fitted parameter."""
+
+    efficiency: dict
+    estimates: tuple[Estimate, ...]
+
+
+def calibrate(archs: Sequence[str] = ARCHS) -> dict[str, Calibration]:
+    """Fitted efficiencies per arch name (not written; see :func:`write_catalog`)."""
     sets = [s for s in kernel_sets() if s.fit]
     fitted: dict[str, dict] = {}
+    estimates: dict[str, list[Estimate]] = {}
     vector_sets = [s for s in sets if s.family == "vector"]
     order = sorted(set(archs) | {b for a in archs for b in BORROW.get(a, {}).values()}, key=ARCHS.index)
     for name in order:
         gpu = load_arch(name).model_copy(update={"efficiency": None})
-        data, notes = copy.deepcopy(START), []
+        data, notes, mine_estimates = copy.deepcopy(START), [], []
         mine = [s for s in sets if s.arch == name]
         for family in ("gemm", "prefill_attention", "decode_attention", "all_reduce"):
             group = [s for s in mine if s.family == family]
@@ -205,7 +269,8 @@ def calibrate(archs: Sequence[str] = ARCHS) -> dict[str, dict]:
                         notes.append(f"decode_max_group {min(limits):g} = TensorRT-LLM XQA limit, not fit (head_grp_size x "
                                      "beam_width <= 32 in cpp/tensorrt_llm/kernels/decoderMaskedMultiheadAttention/"
                                      "decoderXQAImplJIT/kernelUtils.cpp)")
-                data = _fit_stage(gpu, data, family, group)
+                data, found = _fit_stage(gpu, data, family, group)
+                mine_estimates += found
             elif borrowed and borrowed in BORROW.get(name, {}):
                 donor = BORROW[name][borrowed]
                 data[borrowed] = copy.deepcopy(fitted[donor][borrowed])
@@ -213,7 +278,8 @@ def calibrate(archs: Sequence[str] = ARCHS) -> dict[str, dict]:
                     notes.append(f"{borrowed} from {donor} (no {name} data)")
         data["vector"]["overhead_us"] = data["gemm"]["overhead_us"].get("bf16", 4.0)
         if name == "a100-sxm-80gb":
-            data = _fit_stage(gpu, data, "vector", vector_sets)
+            data, found = _fit_stage(gpu, data, "vector", vector_sets)
+            mine_estimates += found
             notes.append("vector bandwidth from LLMCompass A100 kernels (plus their host-timing floor, "
                          "see calibrate.host_floor_s)")
         else:
@@ -223,8 +289,18 @@ def calibrate(archs: Sequence[str] = ARCHS) -> dict[str, dict]:
         data["source"] = (f"hwdse calibrate (hwdse/perf/calibrate.py) on shared/validation {', '.join(s.source for s in mine)}"
                           f"; train = 4 of 5 rows by shape hash; held-out median/p90 |rel. error| %: "
                           f"{_summary(g, mine)}; " + "; ".join(notes))
-        fitted[name] = _rounded(data)
-    return {a: fitted[a] for a in archs}
+        fitted[name], estimates[name] = _rounded(data), mine_estimates
+    return {a: Calibration(fitted[a], tuple(estimates[a])) for a in archs}
+
+
+def estimate_lines(cal: Calibration) -> list[str]:
+    """One line per fitted parameter: value +- standard error, and whether the data determine it."""
+    out = []
+    for e in cal.estimates:
+        sd = "free" if not np.isfinite(e.sd) else f"{e.sd:.2g} ({e.sd / abs(e.value) * 100:.2g} %)" if e.value else f"{e.sd:.2g}"
+        flag = "" if e.determined else ("  at bound" if e.at_bound else "  not determined by the data")
+        out.append(f"  {e.path} = {e.value:.4g} +- {sd}{flag}")
+    return out
 
 
 def _rounded(data: Any) -> Any:

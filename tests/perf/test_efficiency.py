@@ -72,17 +72,17 @@ def test_large_gemm_runs_at_its_compute_fraction():
     g = gpu.efficiency.gemm
     m = n = k = 16384.0
     peak = gpu.compute.peak_TOPS["bf16"] * 1e12
-    t = gemm_s(m, n, k, 1, peak, gpu.compute.units, g.compute_fraction["bf16"], g.l2_bandwidth_TBps * 1e12, 2)
+    t = gemm_s(m, n, k, 1, peak, gpu.compute.units, g.compute_fraction["bf16"])
     ideal = 2 * m * n * k / (peak * g.compute_fraction["bf16"])
     assert ideal <= t <= ideal * 1.05
 
 
 def test_wave_quantisation_steps_up_past_a_full_wave():
     """One output tile more than the SMs can hold costs a second wave (no split-K: k is small)."""
-    units, peak, l2 = 100, 100e12, 1e18
+    units, peak = 100, 100e12
     tm, tn = max(TILES, key=lambda t: t[0] * t[1])
-    full = gemm_s(tm * 10.0, tn * 10.0, 128.0, 1, peak, units, 1.0, l2, 2)
-    over = gemm_s(tm * 10.0 + 1, tn * 10.0, 128.0, 1, peak, units, 1.0, l2, 2)
+    full = gemm_s(tm * 10.0, tn * 10.0, 128.0, 1, peak, units, 1.0)
+    over = gemm_s(tm * 10.0 + 1, tn * 10.0, 128.0, 1, peak, units, 1.0)
     assert over > full * 1.05
 
 
@@ -197,8 +197,8 @@ def test_unsplit_gemm_walks_all_of_k():
     gpu = load_arch("b200")
     g = gpu.efficiency.gemm
     assert "fp4" in g.no_split_k and g.k_step_ns["fp4"] > 0
-    peak, units, l2 = gpu.compute.peak_TOPS["fp4"] * 1e12, gpu.compute.units, g.l2_bandwidth_TBps * 1e12
-    args = (peak, units, g.compute_fraction["fp4"], l2, 0.5625, 0.0, g.k_step_ns["fp4"] * 1e-9)
+    peak, units = gpu.compute.peak_TOPS["fp4"] * 1e12, gpu.compute.units
+    args = (peak, units, g.compute_fraction["fp4"], 0.0, g.k_step_ns["fp4"] * 1e-9)
     t = {(n, k): gemm_s(1.0, n, k, 1, *args, split_k=False) for n in (512.0, 4096.0) for k in (8192.0, 65536.0)}
     assert t[512.0, 65536.0] == pytest.approx(t[4096.0, 65536.0])
     assert t[512.0, 65536.0] - t[512.0, 8192.0] == pytest.approx((65536 - 8192) * g.k_step_ns["fp4"] * 1e-9)
