@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import json
 import sys
-from functools import wraps
-from typing import Annotated, Any, Callable, Optional
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Annotated, Any, Optional
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from hwdse._cli_support import (OneLineGroup, check_formats, check_scenario, duration, gigabytes, loaded,
+                                model_and_arch, one_line_errors, si)
 from hwdse._errors import HwdseError
 
 app = typer.Typer(help="Hardware design-space exploration for LLM inference.", no_args_is_help=True,
-                  pretty_exceptions_enable=False, add_completion=False)
+                  pretty_exceptions_enable=False, add_completion=False, cls=OneLineGroup)
 catalog_app = typer.Typer(help="List and show catalog entries.", no_args_is_help=True)
 app.add_typer(catalog_app, name="catalog")
 console = Console()
@@ -22,27 +25,6 @@ console = Console()
 Arch = Annotated[str, typer.Option("--arch", help="arch catalog name or YAML path")]
 Model = Annotated[str, typer.Option("--model", help="bundled model name or a config.json path")]
 AsJson = Annotated[bool, typer.Option("--json", help="print JSON")]
-
-
-def one_line_errors(func: Callable) -> Callable:
-    """Turn input errors into ``hwdse: error: file: field: reason`` on stderr and exit code 2."""
-
-    @wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except HwdseError as exc:
-            print(f"hwdse: error: {exc}", file=sys.stderr)
-            raise typer.Exit(2) from None
-
-    return wrapper
-
-
-def _si(value: float, unit: str = "") -> str:
-    for factor, prefix in ((1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "K")):
-        if abs(value) >= factor:
-            return f"{value / factor:.3g}{prefix}{unit}"
-    return f"{value:.3g}{unit}"
 
 
 @app.command()
@@ -57,7 +39,8 @@ def roofline(arch: Arch = "a6000", model: Model = "llama-2-7b", batch: int = 1, 
 
     if phase not in (None, "prefill", "decode"):
         raise HwdseError("--phase", None, f"must be prefill or decode, got {phase!r}")
-    ds = run(model, arch, batch=batch, seq=seq, weights=weights, activations=activations, kv=kv,
+    check_scenario(dict(batch=batch, prompt=seq, weights=weights, activations=activations, kv=kv), {"prompt": "--seq"})
+    ds = run(*model_and_arch(model, arch), batch=batch, seq=seq, weights=weights, activations=activations, kv=kv,
              flash_attention=flash)
     rows = roofline_rows(ds, phase)
     if as_json:
@@ -66,10 +49,11 @@ def roofline(arch: Arch = "a6000", model: Model = "llama-2-7b", batch: int = 1, 
     table = Table(title=f"{ds.attrs['model']} on {ds.attrs['arch']}, batch {batch}, seq {seq} (per instance; "
                         "layer ops are per layer)")
     for col in ("op", "phase", "ops", "bytes", "intensity", "attainable", "bound", "time"):
-        table.add_column(col, justify="left" if col in ("op", "phase", "bound") else "right")
+        text = col in ("op", "phase", "bound")
+        table.add_column(col, justify="left" if text else "right", no_wrap=not text)
     for r in rows:
-        table.add_row(r["name"], r["phase"], _si(r["ops"]), _si(r["bytes"], "B"), f"{r['intensity']:.3g}",
-                      _si(r["attainable_ops_per_s"], "op/s"), r["bound"], _si(r["time_s"] * 1e6) + " us")
+        table.add_row(r["name"], r["phase"], si(r["ops"]), si(r["bytes"], "B"), f"{r['intensity']:.3g}",
+                      si(r["attainable_ops_per_s"], "op/s"), r["bound"], duration(r["time_s"]))
     console.print(table)
 
 
@@ -86,20 +70,21 @@ def evaluate(arch: Arch = "h100-sxm", model: Model = "llama-2-7b",
              pp: Annotated[Optional[int], typer.Option("--pp", help="pipeline stages (multi-gpu system)")] = None,
              as_json: AsJson = False) -> None:
     """TTFT, TPOT, end-to-end latency, throughput and memory of one static batch."""
+    from hwdse.hardware.multi import with_parallelism
     from hwdse.perf import evaluate as run, fit_reason
+    from hwdse.workload import scenario as named_scenario
 
-    if tp is not None or pp is not None:  # wrap a GPU (or re-degree a multi-gpu arch) on the fly
-        from hwdse.hardware import load_arch
-        from hwdse.hardware.multi import with_parallelism
-
-        arch = with_parallelism(load_arch(arch), tp, pp)
-
-    fields = dict(batch=batch, weights=weights, activations=activations, kv=kv, flash_attention=flash)
-    if scenario is None:
-        fields.update(prompt=prompt, gen=gen)
     if mode not in ("roofline", "achieved", "auto"):
         raise HwdseError("--mode", None, f"must be roofline, achieved or auto, got {mode!r}")
-    ds = run(model, arch, scenario, mode=mode, detail=True, **fields)
+    fields = dict(batch=batch, prompt=prompt, gen=gen, weights=weights, activations=activations, kv=kv)
+    check_scenario(fields)
+    spec, system = model_and_arch(model, arch)
+    if tp is not None or pp is not None:  # wrap a GPU (or re-degree a multi-gpu arch) on the fly
+        system = with_parallelism(system, tp, pp)
+    if scenario is not None:  # a named scenario keeps its own prompt and gen lengths
+        scenario = loaded("--scenario", named_scenario, scenario)
+        fields = {k: v for k, v in fields.items() if k not in ("prompt", "gen")}
+    ds = run(spec, system, scenario, mode=mode, detail=True, flash_attention=flash, **fields)
     mode = ds.attrs["mode"]  # auto resolved
     out: dict[str, Any] = {"model": ds.attrs["model"], "arch": ds.attrs["arch"], "mode": mode}
     out.update({k: ds[k].item() for k in ds.data_vars if ds[k].ndim == 0})
@@ -112,12 +97,12 @@ def evaluate(arch: Arch = "h100-sxm", model: Model = "llama-2-7b",
         print(json.dumps(out, indent=1))
         return
     table = Table(title=f"{out['model']} on {out['arch']} ({mode})", show_header=False)
-    for key, fmt in (("ttft_s", "{:.4g} s"), ("tpot_s", "{:.4g} s"), ("e2e_s", "{:.4g} s"),
-                     ("throughput_tok_s", "{:.4g} tok/s"), ("tok_s_per_user", "{:.4g} tok/s"),
-                     ("devices", "{:g}"), ("memory_bytes", "{:.4g} B"),
-                     ("capacity_bytes", "{:.4g} B"), ("fits", "{}"), ("decode_bw_util", "{:.3f}"),
-                     ("prefill_compute_util", "{:.3f}"), ("energy_j_per_token", "{:.4g} J")):
-        table.add_row(key, fmt.format(out[key]))
+    time, rate, util = (lambda s: duration(s, 4)), "{:.4g} tok/s".format, "{:.3f}".format
+    for key, fmt in (("ttft_s", time), ("tpot_s", time), ("e2e_s", time), ("throughput_tok_s", rate),
+                     ("tok_s_per_user", rate), ("devices", "{:g}".format), ("memory_bytes", gigabytes),
+                     ("capacity_bytes", gigabytes), ("fits", str), ("decode_bw_util", util),
+                     ("prefill_compute_util", util), ("energy_j_per_token", "{:.4g} J".format)):
+        table.add_row(key, fmt(out[key]))
     if out["fit_reason"]:
         table.add_row("fit_reason", out["fit_reason"])
     console.print(table)
@@ -185,10 +170,11 @@ def calibrate(arch: Annotated[Optional[list[str]], typer.Option("--arch", help="
         if unknown:
             raise HwdseError("--arch", None, f"no calibration data for {unknown[0]!r}; calibrated: {', '.join(cal.ARCHS)}")
         fitted = cal.calibrate(names)
-        for name, data in fitted.items():
-            print(f"{name}: {data['source']}")
+        for name, fit in fitted.items():
+            print(f"{name}: {fit.efficiency['source']}")
+            print("\n".join(cal.estimate_lines(fit)))
         if write:
-            for path in cal.write_catalog(fitted):
+            for path in cal.write_catalog({name: fit.efficiency for name, fit in fitted.items()}):
                 print(f"wrote {path}")
     if report:
         from hwdse.report.validation import write_report
@@ -216,22 +202,28 @@ def _quiet_optuna() -> None:
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 
 
-def _study_progress(total: int, label: str, quiet: bool):
-    """A rich progress bar with the best feasible first objective so far."""
-    from contextlib import nullcontext
-
+@contextmanager
+def _study_progress(total: int, label: str, quiet: bool) -> Iterator[Optional[Callable[[int, Optional[float]], None]]]:
+    """A rich progress bar with the best feasible first objective so far; drawn from the first update on
+    (a study that fails to start prints its error alone)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     if quiet:
-        return nullcontext(None), None
+        yield None
+        return
     bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                    TextColumn("{task.fields[best]}"), console=Console(stderr=True))
     task = bar.add_task(label, total=total, best="")
 
     def update(done: int, best: Optional[float]) -> None:
+        bar.start()
         bar.update(task, completed=done, **({"best": f"best {best:.4g}"} if best is not None else {}))
 
-    return bar, update
+    try:
+        yield update
+    finally:
+        if bar.live.is_started:
+            bar.stop()
 
 
 def _finish_study(run: Any) -> None:
@@ -250,7 +242,8 @@ def _finish_study(run: Any) -> None:
 @study_app.command("run")
 @one_line_errors
 def study_run(study: Annotated[str, typer.Argument(help="study TOML path or studies/ catalog name")],
-              trials: Annotated[Optional[int], typer.Option("--trials", help="trials to add (default: n_trials)")] = None,
+              trials: Annotated[Optional[int], typer.Option("--trials", min=0, help="trials to add (default: n_trials; "
+                                                            "0: rebuild the outputs of a stored study)")] = None,
               storage: Annotated[Optional[str], typer.Option(help="Optuna storage URL (default sqlite:///OUT/study.db)")] = None,
               out: Annotated[Optional[str], typer.Option("--out", help="output folder (default results/<study name>)")] = None,
               jobs: Annotated[int, typer.Option("--jobs", min=1, help="worker processes on the storage")] = 1,
@@ -262,10 +255,10 @@ def study_run(study: Annotated[str, typer.Argument(help="study TOML path or stud
 
     _quiet_optuna()
     space = load_study(study)
-    total = grid_size(space) if space.spec.sampler.name == "grid" else (trials or space.spec.n_trials)
-    bar, update = _study_progress(total, space.spec.name, quiet or space.spec.sampler.name == "grid")
+    grid = space.spec.sampler.name == "grid"
+    total = grid_size(space) if grid else space.spec.n_trials if trials is None else trials
     try:
-        with bar:
+        with _study_progress(total, space.spec.name, quiet or grid) as update:
             run = run_study(space, out, n_trials=trials, storage=storage, jobs=jobs, batch=batch, dask=dask,
                             progress=update)
     except KeyboardInterrupt:
@@ -280,16 +273,15 @@ def study_worker(storage: Annotated[str, typer.Option(help="shared storage, e.g.
                  study: Annotated[str, typer.Option("--study", help="study name (created by `hwdse study run`)")],
                  trials: Annotated[int, typer.Option("--trials", min=1, help="trials this worker runs")] = 100,
                  heartbeat: Annotated[int, typer.Option(min=1, help="heartbeat interval, s")] = 60,
-                 grace: Annotated[Optional[int], typer.Option(help="grace period before a trial is stale, s "
-                                                                    "(default 2 x heartbeat)")] = None,
-                 seed: Annotated[Optional[int], typer.Option(help="sampler seed (default: none)")] = None,
+                 grace: Annotated[Optional[int], typer.Option(min=1, help="grace period before a trial is stale, s "
+                                                                           "(default 2 x heartbeat)")] = None,
+                 seed: Annotated[Optional[int], typer.Option(min=0, help="sampler seed (default: none)")] = None,
                  quiet: Annotated[bool, typer.Option("--quiet")] = False) -> None:
     """Join a stored study from any machine (the spec is read from the storage)."""
     from hwdse.search import run_worker
 
     _quiet_optuna()
-    bar, update = _study_progress(trials, f"{study} worker", quiet)
-    with bar:
+    with _study_progress(trials, f"{study} worker", quiet) as update:
         run_worker(storage, study, trials, heartbeat_interval=heartbeat, grace_period=grace, seed=seed,
                    progress=update)
 
@@ -334,7 +326,10 @@ def report_pim_vs_gpu(
     """TPOT, throughput and energy/token of GPU, GPU+HBM-PIM and AiM over batch x context; crossovers, limits."""
     from hwdse.report.pim import write_report
     from hwdse.report.pim_study import MODELS, pim_vs_gpu, study_grid
+    from hwdse.workload import load_model
 
+    for name in model or ():
+        loaded("--model", load_model, name)
     grid = study_grid(study)
     data = pim_vs_gpu(grid["batch"], grid["prompt"], int(grid["gen"]), model or MODELS, mode=grid["mode"])
     path = write_report(data, out)
@@ -378,10 +373,13 @@ def formats_report(
                               floor_tensors=a.get("floor_tensors", tuple(_format_list(floor) or ())),
                               mode=a["mode"], scenario=a["scenario"], **a["fields"])
     else:
-        common = _format_list(formats)
-        lists = [_format_list(v) or common or list(DEFAULT_CHOICES[t])
-                 for t, v in (("weights", weights), ("activations", activations), ("kv", kv))]
-        ds = format_selection(model, arch, candidates(*lists), min_qsnr_db=min_qsnr,
+        check_scenario(dict(batch=batch, prompt=prompt, gen=gen))
+        given = {t: _format_list(v) for t, v in (("formats", formats), ("weights", weights),
+                                                 ("activations", activations), ("kv", kv))}
+        for option, names in given.items():
+            check_formats(f"--{option}", names or ())
+        lists = [given[t] or given["formats"] or list(DEFAULT_CHOICES[t]) for t in ("weights", "activations", "kv")]
+        ds = format_selection(*model_and_arch(model, arch), candidates(*lists), min_qsnr_db=min_qsnr,
                               floor_tensors=tuple(_format_list(floor) or ()), mode=mode, batch=batch, prompt=prompt,
                               gen=gen)
     files = write_format_report(ds, out)

@@ -91,3 +91,27 @@ def test_config_json_missing_field(tmp_path):
 @pytest.mark.parametrize("option", [["--phase", "both"], ["--weights", "fp7"]])
 def test_bad_options(option):
     assert cli_error("roofline", *option)
+
+
+def test_text_output_units():
+    """Memory in GB and times in s/ms/µs/ns in the tables; JSON keeps SI base units."""
+    table = run("evaluate", "--arch", "h100-sxm", "--tp", "2", "--model", "llama-2-70b").output
+    assert " GB " in table and " ms " in table and "e+" not in table
+    roof = run("roofline", "--arch", "a6000", "--model", "llama-2-7b").output
+    assert "1.19 ms" in roof and " µs " in roof and "K us" not in roof and " us " not in roof
+    data = json.loads(run("roofline", "--arch", "a6000", "--model", "llama-2-7b", "--json").output)
+    assert {"time_s", "bytes"} <= set(data[0])
+
+
+@pytest.mark.parametrize("seconds, text", [(1.19e-3, "1.19 ms"), (850e-6, "850 µs"), (12.3e-9, "12.3 ns"),
+                                           (0.99996e-3, "1 ms"), (3.9925, "3.99 s"), (0.0, "0 s")])
+def test_duration(seconds, text):
+    from hwdse._cli_support import duration
+
+    assert duration(seconds) == text
+
+
+def test_gigabytes():
+    from hwdse._cli_support import gigabytes
+
+    assert gigabytes(1.486e11) == "148.6 GB"

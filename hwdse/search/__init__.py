@@ -11,13 +11,14 @@ from typing import Callable
 import optuna
 import xarray as xr
 
+from hwdse._errors import HwdseError
 from hwdse.search.load import load_study, space_from_spec
 from hwdse.search.points import evaluate_grid, evaluate_points, pareto_mask
 from hwdse.search.results import grid_as_trials, trials_dataset, write_results
 from hwdse.search.runner import default_storage, run_trials, run_worker, spawn_workers
 from hwdse.search.space import Space
 from hwdse.search.spec import StudySpec, schema
-from hwdse.search.storage import create_or_load, make_storage
+from hwdse.search.storage import create_or_load, has_study, make_storage
 from hwdse.search.sweep import grid_size, sweep
 
 __all__ = ["StudyRun", "Space", "StudySpec", "load_study", "space_from_spec", "run_study", "run_worker", "sweep",
@@ -56,10 +57,14 @@ def run_study(study: str | Path | Space, out: str | Path | None = None, *, n_tri
         files["sweep"] = out / "sweep.nc"
         return StudyRun(ds, None, out, space, files)
     n = n_trials if n_trials is not None else spec.n_trials
-    out.mkdir(parents=True, exist_ok=True)
     url = storage or spec.storage or default_storage(out)
+    origin = (space.where, "storage") if storage is None and spec.storage else ("--storage", None)
+    if n == 0 and not has_study(url, spec.name, origin):
+        raise HwdseError("--trials", None, f"0 on a new study ({spec.name!r} is not stored in {url}): nothing was "
+                                           "run or created")
+    out.mkdir(parents=True, exist_ok=True)
     if jobs > 1:
-        st = make_storage(url, heartbeat_interval=heartbeat_interval)
+        st = make_storage(url, heartbeat_interval=heartbeat_interval, origin=origin)
         opt = create_or_load(space, st, spec.name, optuna.samplers.RandomSampler())
         for design in spec.enqueue:
             opt.enqueue_trial(design, user_attrs={"reference": True}, skip_if_exists=True)
@@ -74,7 +79,7 @@ def run_study(study: str | Path | Space, out: str | Path | None = None, *, n_tri
         if any(p.returncode for p in procs):
             raise RuntimeError(f"{sum(bool(p.returncode) for p in procs)} of {jobs} workers failed")
     else:
-        opt = run_trials(space, make_storage(url), spec.name, n, batch or spec.batch, progress)
+        opt = run_trials(space, make_storage(url, origin=origin), spec.name, n, batch or spec.batch, progress)
     ds = trials_dataset(space, opt)
     return StudyRun(ds, opt, out, space, write_results(ds, out, space))
 

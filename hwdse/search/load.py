@@ -12,10 +12,9 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from hwdse._catalog import validate
 from hwdse._errors import HwdseError
 from hwdse.search.space import Space
-from hwdse.search.spec import StudySpec, parse_study
+from hwdse.search.spec import StudySpec, check_spec, parse_study
 
 __all__ = ["load_study", "space_from_spec"]
 
@@ -31,7 +30,7 @@ def load_study(path_or_name: str | Path) -> Space:
 def space_from_spec(spec: StudySpec | dict[str, Any], where: str = "study") -> Space:
     """Check a parsed spec (or its JSON mapping, e.g. recovered from a storage) and bind it."""
     if not isinstance(spec, StudySpec):
-        spec = validate(StudySpec, spec, where)
+        spec = check_spec(spec, where)
     _check_sampler(spec, where)
     space = Space(spec, where, tuple(k for k, p in spec.search.items() if p.kind == "categorical"))
     for path, p in spec.search.items():

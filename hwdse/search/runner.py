@@ -21,10 +21,11 @@ import numpy as np
 import optuna
 import xarray as xr
 
+from hwdse._errors import HwdseError
 from hwdse.search.load import space_from_spec
 from hwdse.search.points import evaluate_points
 from hwdse.search.space import Space
-from hwdse.search.storage import create_or_load, distributions, make_sampler, make_storage, stored_spec
+from hwdse.search.storage import create_or_load, distributions, has_study, make_sampler, make_storage, stored_spec
 
 __all__ = ["outcomes", "run_trials", "run_worker", "spawn_workers", "suggest"]
 
@@ -70,6 +71,8 @@ def run_trials(space: Space, storage: Any, name: str, n_trials: int, batch: int,
         mirror.enqueue_trial(design, user_attrs={"reference": True}, skip_if_exists=True)
     dists = distributions(space)
     done, best = 0, None
+    if progress:  # the storage is open and the study checked: show the bar
+        progress(0, None)
     while done < n_trials:
         trials = [mirror.ask(dists) for _ in range(min(batch, n_trials - done))]
         values, cons, reasons = outcomes(space, evaluate_points(space, {k: [t.params[k] for t in trials]
@@ -110,11 +113,15 @@ def suggest(trial: optuna.Trial, space: Space) -> dict[str, Any]:
 def run_worker(url: str, name: str, n_trials: int, *, heartbeat_interval: int = 60, grace_period: int | None = None,
                seed: int | None = None, progress: Progress | None = None) -> optuna.Study:
     """Join a stored study from any machine: the spec is read from the storage; heartbeats on."""
+    if not has_study(url, name):
+        raise HwdseError("--study", None, f"no study named {name!r} in the storage")
     storage = make_storage(url, heartbeat_interval=heartbeat_interval, grace_period=grace_period)
     space = space_from_spec(stored_spec(storage, name), f"study {name}")
     study = optuna.load_study(study_name=name, storage=storage, sampler=make_sampler(space, seed))
     _fail_orphans(study, storage.get_heartbeat_interval() or heartbeat_interval, grace_period or 2 * heartbeat_interval)
     count = [0]
+    if progress:
+        progress(0, None)
 
     def objective(trial: optuna.Trial) -> Any:
         params = suggest(trial, space)

@@ -1,21 +1,27 @@
 """The study file (``studies/*.toml``): workload, base arch, search space, objectives, constraints, sampler.
 
-Parsed at the boundary into frozen pydantic models; :func:`hwdse.search.space.check` then applies
-every path once so a bad study fails before anything is written.
+Parsed at the boundary into frozen pydantic models whose references (arch, model, scenarios, formats)
+are loaded once; :func:`hwdse.search.load.space_from_spec` then applies every search path once, so a
+bad study fails before anything is written.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
 from hwdse._catalog import Spec, locate, read, validate
+from hwdse._errors import HwdseError
+from hwdse.formats import get
+from hwdse.hardware import load_arch
+from hwdse.workload import load_model, scenario as named_scenario
 
 __all__ = ["Param", "MixEntry", "Workload", "Objective", "Constraint", "SamplerSpec", "StudySpec", "SAMPLERS",
-           "parse_study", "spec_json", "schema"]
+           "parse_study", "check_spec", "spec_json", "schema"]
 
 SAMPLERS = ("tpe", "nsga2", "gp", "cmaes", "random", "grid", "qmc")
 Scalar = str | bool | int | float
@@ -174,7 +180,26 @@ def parse_study(path_or_name: str | Path) -> tuple[StudySpec, str]:
     where = str(path) if Path(path_or_name).suffix else str(path_or_name)
     data = read(path)
     data.setdefault("name", path.stem)
-    return validate(StudySpec, data, where), where
+    return check_spec(data, where), where
+
+
+def check_spec(data: dict[str, Any], where: str) -> StudySpec:
+    """Validate a study mapping and load every catalog name or path of its base design; an error names
+    the field holding the bad reference (``where: arch: file not found: arch/x.yaml``)."""
+    spec = validate(StudySpec, data, where)
+    w = spec.workload
+    refs: list[tuple[str, Callable[[str], Any], str]] = [
+        ("arch", load_arch, spec.arch), ("workload.model", load_model, w.model)]
+    refs += [(f"workload.{t}", get, getattr(w, t)) for t in ("weights", "activations", "kv")]
+    refs += [("workload.scenario", named_scenario, w.scenario)] if w.scenario is not None else []
+    refs += [(f"workload.mix[{i}].scenario", named_scenario, m.scenario)
+             for i, m in enumerate(w.mix or []) if m.scenario is not None]
+    for field, load, value in refs:
+        try:
+            load(value)
+        except HwdseError as exc:
+            raise exc.referenced_by(where, field) from None
+    return spec
 
 
 def spec_json(spec: StudySpec) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import time
 import warnings
+from pathlib import Path
 from typing import Any
 
 import optuna
@@ -18,16 +19,17 @@ from hwdse._errors import HwdseError
 from hwdse.search.space import Space, distribution, grid_values
 from hwdse.search.spec import spec_json
 
-__all__ = ["make_storage", "make_sampler", "distributions", "create_or_load", "stored_spec", "SPEC_ATTR"]
+__all__ = ["make_storage", "has_study", "make_sampler", "distributions", "create_or_load", "stored_spec", "SPEC_ATTR"]
 
 SPEC_ATTR = "hwdse_spec"
 
 
 def make_storage(url: str, *, heartbeat_interval: int | None = None, grace_period: int | None = None,
-                 max_retry: int = 2) -> optuna.storages.RDBStorage:
+                 max_retry: int = 2, origin: tuple[str, str | None] = ("--storage", None),
+                 ) -> optuna.storages.RDBStorage:
     """An RDB storage. SQLite runs in WAL mode with ``synchronous=NORMAL`` (a committed trial survives a
     killed process); with ``heartbeat_interval`` (seconds) stale trials of dead workers are failed
-    and retried up to ``max_retry`` times."""
+    and retried up to ``max_retry`` times. Errors name ``origin`` (where the URL came from)."""
     kwargs: dict[str, Any] = {}
     if heartbeat_interval:
         kwargs.update(heartbeat_interval=heartbeat_interval, grace_period=grace_period or 2 * heartbeat_interval,
@@ -38,14 +40,21 @@ def make_storage(url: str, *, heartbeat_interval: int | None = None, grace_perio
     try:
         storage = _open(url, engine, kwargs)
     except (ImportError, ModuleNotFoundError) as exc:
-        raise HwdseError("--storage", None, f"{url.split(':')[0]}: driver missing ({exc.name}); "
-                                            "pip install 'hwdse[postgres]'") from None
+        raise HwdseError(*origin, f"{url.split(':')[0]}: driver missing ({exc.name}); "
+                                  "pip install 'hwdse[postgres]'") from None
     except Exception as exc:  # noqa: BLE001 - connection errors of any driver become one line
-        raise HwdseError("--storage", None, f"cannot open {url}: {str(exc).splitlines()[0]}") from None
+        raise HwdseError(*origin, f"cannot open {url}: {str(exc).splitlines()[0]}") from None
     if url.startswith("sqlite"):
         event.listen(storage.engine, "connect", _sqlite_pragmas)
         storage.engine.dispose()
     return storage
+
+
+def has_study(url: str, name: str, origin: tuple[str, str | None] = ("--storage", None)) -> bool:
+    """Whether the storage at ``url`` holds study ``name``, without creating a SQLite file that is not there."""
+    if url.startswith("sqlite") and not Path(url.split("///", 1)[-1].split("?", 1)[0]).is_file():
+        return False
+    return name in optuna.get_all_study_names(make_storage(url, origin=origin))
 
 
 def _open(url: str, engine: dict[str, Any], kwargs: dict[str, Any], attempts: int = 5) -> optuna.storages.RDBStorage:
@@ -131,11 +140,7 @@ def _search_identity(text: str) -> str:
 
 def stored_spec(storage: Any, name: str) -> dict[str, Any]:
     """The spec JSON a study was created with (workers recover the study from the storage alone)."""
-    try:
-        study = optuna.load_study(study_name=name, storage=storage)
-    except KeyError:
-        raise HwdseError("--study", None, f"no study named {name!r} in the storage") from None
-    text = study.user_attrs.get(SPEC_ATTR)
+    text = optuna.load_study(study_name=name, storage=storage).user_attrs.get(SPEC_ATTR)
     if text is None:
         raise HwdseError("--study", None, f"study {name!r} was not created by hwdse (no {SPEC_ATTR} user attr)")
     return json.loads(text)

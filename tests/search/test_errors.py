@@ -89,3 +89,4 @@ def test_worker_on_a_missing_study_is_one_line(tmp_path: Path) -> None:
     code, _, err = cli("study", "worker", "--storage", f"sqlite:///{tmp_path / 'none.db'}", "--study", "nope",
                        "--trials", "1", "--quiet")
     assert code == 2 and err.strip() == "hwdse: error: --study: no study named 'nope' in the storage"
+    assert not (tmp_path / "none.db").exists()  # a mistyped storage path leaves no empty database
