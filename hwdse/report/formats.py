@@ -9,7 +9,6 @@ schema: categorical ``scenario.weights/activations/kv``, a ``quality`` constrain
 from __future__ import annotations
 
 import html
-import math
 from pathlib import Path
 from typing import Any
 
@@ -24,37 +23,30 @@ from matplotlib.figure import Figure  # noqa: E402
 
 from hwdse import __version__  # noqa: E402
 from hwdse._errors import HwdseError  # noqa: E402
+from hwdse.report.labels import axis_label, format_value, metric, quantity, scenario_text  # noqa: E402
+from hwdse.workload import Scenario, scenario  # noqa: E402
 
 __all__ = ["format_figures", "format_markdown", "format_html", "write_format_report", "study_arguments"]
 
-_COLUMNS = (  # (variable, header, formatter)
-    ("bits_weights", "W bits", "{:.3g}"), ("bits_activations", "A bits", "{:.3g}"), ("bits_kv", "KV bits", "{:.3g}"),
-    ("quality_weights_db", "W QSNR dB", "{:.1f}"), ("quality_activations_db", "A QSNR dB", "{:.1f}"),
-    ("quality_kv_db", "KV QSNR dB", "{:.1f}"), ("matmul_rel_error", "matmul err", "{:.3g}"),
-    ("mac_area_um2", "MAC um2", "{:.0f}"), ("mac_energy_pj", "MAC pJ", "{:.2f}"),
-    ("gemm_class_decode", "GEMM class", "{}"), ("ttft_s", "TTFT ms", "ms"), ("tpot_s", "TPOT ms", "ms"),
-    ("memory_bytes", "memory GB", "GB"), ("energy_j_per_token", "J/token", "{:.3g}"),
+_COLUMNS = (  # (variable, number format); headers and units from hwdse.report.labels
+    ("bits_weights", "{:.3g}"), ("bits_activations", "{:.3g}"), ("bits_kv", "{:.3g}"),
+    ("quality_weights_db", "{:.1f}"), ("quality_activations_db", "{:.1f}"), ("quality_kv_db", "{:.1f}"),
+    ("matmul_rel_error", "{:.3g}"), ("mac_area_um2", "{:.0f}"), ("mac_energy_pj", "{:.2f}"),
+    ("gemm_class_decode", "{}"), ("ttft_s", "{:.3g}"), ("tpot_s", "{:.3g}"), ("memory_bytes", "{:.2f}"),
+    ("energy_j_per_token", "{:.3g}"),
 )
 
 
-def _cell(value: Any, fmt: str) -> str:
-    if isinstance(value, (bool, np.bool_)):
-        return "yes" if value else "no"
-    if isinstance(value, (float, np.floating)):
-        if math.isnan(value):
-            return "n/a"
-        if math.isinf(value):
-            return "inf"
-        if fmt == "ms":
-            return f"{value * 1e3:.3g}"
-        if fmt == "GB":
-            return f"{value / 1e9:.2f}"
-    return fmt.format(value)
-
-
 def _scenario_line(ds: xr.Dataset) -> str:
-    s = ds.attrs.get("scenario", "")
-    return f"{ds.attrs.get('model')} on {ds.attrs.get('arch')}" + (f" ({s})" if s else "")
+    """Model on arch and the scenario with its lengths, from the ``scenario`` attr (``"rag, batch=16"``)."""
+    parts = [p for p in ds.attrs.get("scenario", "").split(", ") if p]
+    fields = dict(p.split("=", 1) for p in parts if "=" in p)
+    name = next((p for p in parts if "=" not in p), None)
+    lengths = {k: float(fields[k]) for k in ("batch", "prompt", "gen") if k in fields}
+    scen = scenario(name, **lengths) if name else Scenario(**lengths)
+    flash = ", flash attention" if fields.get("flash_attention") == "True" else ""
+    return (f"{ds.attrs.get('model')} on {ds.attrs.get('arch')}, "
+            f"{scenario_text(scen.name, scen.batch, scen.prompt, scen.gen)}{flash}")
 
 
 def _clusters(x: np.ndarray, y: np.ndarray) -> list[list[int]]:
@@ -78,7 +70,8 @@ def _annotate(ax: Any, x: np.ndarray, y: np.ndarray, names: list[str], labels: l
         key = next((i for i in group if rec[i]), next((i for i in group if full[i]), None))
         text = f"{shown}: {labels[key]}" if key is not None else shown
         right = k % 2 == 0 or key is not None
-        ax.annotate(text, (x[group[0]], y[group[0]]), xytext=(6 if right else -6, -3), textcoords="offset points",
+        gap = 11 if rec[group].any() else 6  # clear of the recommendation's star
+        ax.annotate(text, (x[group[0]], y[group[0]]), xytext=(gap if right else -9, -3), textcoords="offset points",
                     ha="left" if right else "right", fontsize=7 if key is not None else 6.5,
                     color="k" if key is not None else "0.35")
 
@@ -110,7 +103,7 @@ def _quality_scatter(ds: xr.Dataset, x: np.ndarray, q: np.ndarray, flags: dict[s
     ax.set_ylabel(f"quality: worst QSNR over {ds.attrs['floor_tensors'].replace(',', ', ')} (dB, higher is better)")
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
-    fig.legend(loc="outside right upper", fontsize=8)
+    fig.legend(loc="outside lower center", ncol=3, fontsize=8)
     return fig
 
 
@@ -121,10 +114,11 @@ def _flags(ds: xr.Dataset, front: str) -> dict[str, np.ndarray]:
 
 def _speed_figure(ds: xr.Dataset) -> Figure:
     n = ds.sizes["candidate"]
-    return _quality_scatter(ds, ds.tpot_s.values.astype(float) * 1e3, ds.quality_db.values.astype(float),
+    return _quality_scatter(ds, ds.tpot_s.values.astype(float) * metric("tpot_s").scale,
+                            ds.quality_db.values.astype(float),
                             _flags(ds, "pareto_speed"), [str(i + 1) for i in range(n)],
                             [str(c) for c in ds.candidate.values],
-                            "decode time per output token, TPOT (ms, lower is faster)",
+                            f"decode time per output token: {axis_label('tpot_s')}, lower is faster",
                             f"Quality vs decode speed: {_scenario_line(ds)}\nnumbers: rows of the report table; "
                             "named: Pareto front and recommendation (weights/activations/KV)")
 
@@ -140,7 +134,8 @@ def _silicon_figure(ds: xr.Dataset) -> Figure:
     labels = [f"MAC {ds.mac_format.values[g[0]]}" for g in pairs.values()]
     return _quality_scatter(ds, ds.mac_area_um2.values[first].astype(float), ds.quality_db.values[first].astype(float),
                             flags, [f"{w}/{a}" for w, a in pairs], labels,
-                            "MAC area at 45 nm of a PE multiplying weights x activations natively (um^2)",
+                            f"{axis_label('mac_area_um2')} at 45 nm of a PE multiplying weights x activations "
+                            "natively",
                             "Quality vs silicon cost (hwdse.formats.mac_cost, multiplier sized by the wider operand)"
                             "\none point per weights/activations pair")
 
@@ -175,12 +170,12 @@ def format_figures(ds: xr.Dataset) -> dict[str, Figure]:
 
 def _rows(ds: xr.Dataset) -> tuple[list[str], list[list[str]]]:
     cols = [c for c in _COLUMNS if c[0] in ds]
-    head = ["#", "weights/activations/KV"] + [h for _, h, _ in cols] + ["fits", "meets floor", "recommended"]
+    flags = ("fits", "meets_floor", "recommended")
+    head = ["#", "weights/activations/KV"] + [axis_label(v) for v, _ in cols] + [axis_label(k) for k in flags]
     rows = []
     for i, cand in enumerate(ds.candidate.values):
-        r = [str(i + 1), str(cand)] + [_cell(ds[v].values[i].item() if hasattr(ds[v].values[i], "item")
-                                             else ds[v].values[i], f) for v, _, f in cols]
-        r += [_cell(bool(ds[k].values[i]), "") for k in ("fits", "meets_floor", "recommended")]
+        r = [str(i + 1), str(cand)] + [format_value(v, ds[v].values[i], f) for v, f in cols]
+        r += [format_value(k, bool(ds[k].values[i])) for k in flags]
         rows.append(r)
     return head, rows
 
@@ -191,10 +186,10 @@ def _summary(ds: xr.Dataset) -> str:
     if not rec:
         return f"No candidate meets the quality floor ({floor}) and fits in memory."
     i = list(ds.candidate.values).index(rec)
-    return (f"Recommended: **{rec}** (weights/activations/KV) -- the fastest TPOT "
-            f"({ds.tpot_s.values[i] * 1e3:.3g} ms, TTFT {ds.ttft_s.values[i] * 1e3:.3g} ms, "
-            f"{ds.memory_bytes.values[i] / 1e9:.2f} GB) among the candidates that meet the floor ({floor}) "
-            "and fit in memory; ties go to the smaller footprint.")
+    tpot, ttft = (quantity(k, ds[k].values[i], "{:.3g}") for k in ("tpot_s", "ttft_s"))
+    return (f"Recommended: **{rec}** (weights/activations/KV) -- the fastest TPOT ({tpot}, TTFT {ttft}, "
+            f"{quantity('memory_bytes', ds.memory_bytes.values[i], '{:.2f}')}) among the candidates that meet the "
+            f"floor ({floor}) and fit in memory; ties go to the smaller footprint.")
 
 
 _NOTES = ("QSNR: seeded synthetic sources quantized along the reduction axis; weight formats are judged on "

@@ -13,12 +13,13 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from hwdse.report import labels
 from hwdse.report.pim_study import LIMITS, crossovers
 
 __all__ = ["curves_figure", "winner_figure", "write_report"]
 
-_METRICS = (("tpot_s", "TPOT (ms)", 1e3), ("decode_tok_s", "decode throughput (token/s)", 1.0),
-            ("decode_energy_j_per_token", "decode energy (J/token)", 1.0))
+_METRICS = ("tpot_s", "decode_tok_s", "decode_energy_j_per_token")
+_NONE_FITS = {"facecolor": "0.92", "edgecolor": "0.6", "hatch": "///"}  # neutral: no system's colour
 
 
 def _matplotlib() -> Any:
@@ -28,6 +29,12 @@ def _matplotlib() -> Any:
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def _colors(systems: list[str]) -> dict[str, Any]:
+    """One colour per system (tab10 order), the same in every figure."""
+    cmap = _matplotlib().get_cmap("tab10")
+    return {s: cmap(k % 10) for k, s in enumerate(systems)}
 
 
 def reference_prompt(data: xr.Dataset) -> float:
@@ -40,56 +47,65 @@ def curves_figure(data: xr.Dataset, prompt: float | None = None) -> Any:
     """TPOT, decode throughput and decode energy/token over batch (rows) per model (columns)."""
     plt = _matplotlib()
     prompt = reference_prompt(data) if prompt is None else prompt
-    models = list(data.model.values)
+    models, systems = list(data.model.values), [str(s) for s in data.system.values]
+    colors = _colors(systems)
     fig, axes = plt.subplots(len(_METRICS), len(models), figsize=(4.2 * len(models), 3.2 * len(_METRICS)),
                              squeeze=False, sharex=True)
     for j, model in enumerate(models):
-        for i, (var, label, scale) in enumerate(_METRICS):
+        for i, var in enumerate(_METRICS):
             ax = axes[i, j]
-            for system in data.system.values:
+            for system in systems:
                 sel = data.sel(model=model, system=system, prompt=prompt)
-                y = (sel[var] * scale).where(sel.fits)
-                ax.plot(sel.batch.values, y.values, marker="o", ms=3, label=str(system))
+                y = (sel[var] * labels.metric(var).scale).where(sel.fits)
+                ax.plot(sel.batch.values, y.values, marker="o", ms=3, label=system, color=colors[system])
             ax.set_xscale("log", base=2)
+            ax.set_xticks(data.batch.values, [f"{b:g}" for b in data.batch.values], fontsize=7)
             ax.set_yscale("log")
             ax.grid(True, which="both", alpha=0.3)
             if i == 0:
                 ax.set_title(f"{model}, context {int(prompt)}")
             if j == 0:
-                ax.set_ylabel(label)
+                ax.set_ylabel(labels.axis_label(var))
             if i == len(_METRICS) - 1:
                 ax.set_xlabel("batch (sequences)")
-    axes[0, 0].legend(fontsize=8)
+    axes[0, 0].legend(fontsize=8, title="missing points: does not fit", title_fontsize=7)
     fig.tight_layout()
     return fig
 
 
 def winner_figure(data: xr.Dataset, metric: str = "decode_tok_s") -> Any:
-    """Per model: which system has the highest ``metric`` at each (batch, context), and what binds it."""
+    """Per model: which system has the highest ``metric`` at each (batch, context), and what binds it;
+    cells where no system fits are grey and hatched."""
     plt = _matplotlib()
-    models, systems = list(data.model.values), list(data.system.values)
+    from matplotlib.colors import ListedColormap
+
+    models, systems = list(data.model.values), [str(s) for s in data.system.values]
+    colors = _colors(systems)
     score = data[metric].where(data.fits, -np.inf)
-    best = score.argmax("system")
-    none = ~data.fits.any("system")
+    best = score.argmax("system").where(data.fits.any("system"))  # NaN: none fits
     fig, axes = plt.subplots(1, len(models), figsize=(4.6 * len(models), 4.0), squeeze=False)
-    cmap = plt.get_cmap("tab10", len(systems) + 1)
+    cmap = ListedColormap([colors[s] for s in systems])
     for j, model in enumerate(models):
         ax = axes[0, j]
-        grid = best.sel(model=model).where(~none.sel(model=model), len(systems)).transpose("prompt", "batch")
-        ax.imshow(grid.values, origin="lower", cmap=cmap, vmin=-0.5, vmax=len(systems) + 0.5, aspect="auto")
+        grid = best.sel(model=model).transpose("prompt", "batch")
+        ax.imshow(np.ma.masked_invalid(grid.values), origin="lower", cmap=cmap, vmin=-0.5, vmax=len(systems) - 0.5,
+                  aspect="auto")
         limit = data.limit.sel(model=model)
         for yi, prompt in enumerate(grid.prompt.values):
             for xi, batch in enumerate(grid.batch.values):
-                k = int(grid.values[yi, xi])
-                if k < len(systems):
-                    tag = str(limit.sel(system=systems[k], batch=batch, prompt=prompt).values)
+                k = grid.values[yi, xi]
+                if np.isnan(k):
+                    ax.add_patch(plt.Rectangle((xi - 0.5, yi - 0.5), 1, 1, lw=0, **_NONE_FITS))
+                else:
+                    tag = str(limit.sel(system=systems[int(k)], batch=batch, prompt=prompt).values)
                     ax.text(xi, yi, _short(tag), ha="center", va="center", fontsize=6)
         ax.set_xticks(range(grid.batch.size), [f"{int(b)}" for b in grid.batch.values], fontsize=7)
         ax.set_yticks(range(grid.prompt.size), [f"{int(p)}" for p in grid.prompt.values], fontsize=7)
         ax.set_xlabel("batch")
         ax.set_ylabel("context (prompt tokens)")
-        ax.set_title(f"{model}: best {metric}")
-    handles = [plt.Rectangle((0, 0), 1, 1, color=cmap(k)) for k in range(len(systems) + 1)]
+        ax.set_title(f"{model}: highest {labels.metric(metric).inline}", fontsize=10)
+    handles = [plt.Rectangle((0, 0), 1, 1, color=colors[s]) for s in systems] + [plt.Rectangle((0, 0), 1, 1,
+                                                                                               **_NONE_FITS)]
     fig.legend(handles, systems + ["none fits"], loc="lower center", ncol=len(systems) + 1, fontsize=8)
     fig.text(0.01, 0.01, "binding limit: " + ", ".join(f"{_short(x)}={x}" for x in LIMITS[:4]) + "\n"
              + ", ".join(f"{_short(x)}={x}" for x in LIMITS[4:]) + " (host: GPUs or PIM controller)", fontsize=7)
@@ -113,7 +129,9 @@ def _table(data: xr.Dataset, prompt: float) -> list[str]:
     for model in data.model.values:
         for system in data.system.values:
             sel = data.sel(model=model, system=system, prompt=prompt)
-            cells = [f"{float(t) * 1e3:.1f} ms / {float(e):.2f} J ({_short(str(lim))})" if bool(f) else "does not fit"
+            cells = [f"{labels.format_value('tpot_s', t, '{:.1f}')} / "
+                     f"{labels.format_value('decode_energy_j_per_token', e, '{:.2f}')} ({_short(str(lim))})"
+                     if bool(f) else "does not fit"
                      for t, e, f, lim in zip(sel.tpot_s.values, sel.decode_energy_j_per_token.values,
                                              sel.fits.values, sel.limit.values)]
             lines.append(f"| {model} | {system} | " + " | ".join(cells) + " |")
@@ -147,7 +165,8 @@ def write_report(data: xr.Dataset, out: str | Path, title: str = "PIM versus GPU
     md += [f"- **{label}**: `{arch}` ({fmt})" for label, (arch, fmt) in systems.items()]
     md += ["", "![TPOT, throughput and energy over batch](curves.png)", "",
            "![Winner and binding limit over batch x context](winners.png)", "",
-           f"## TPOT / decode energy per token at context {int(prompt)} (binding limit in parentheses)", "",
+           f"## {labels.axis_label('tpot_s')} / {labels.axis_label('decode_energy_j_per_token')} at context "
+           f"{int(prompt)} (binding limit in parentheses)", "",
            *_table(data, prompt), "", "Limits: " + ", ".join(f"{_short(x)} = {x}" for x in LIMITS) + ". "
            "'pim communication' is the host link (and blocked-mode switches); 'host' is the GPUs (their collectives "
            "in 'host communication') or, for AiM, its controller.", "",

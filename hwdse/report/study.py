@@ -7,83 +7,142 @@ import html
 import json
 import warnings
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import optuna
 import xarray as xr
 from matplotlib.figure import Figure
 
-from hwdse.report.figures import pareto_figure, roofline_figure
+from hwdse.report.figures import history_figure, importance_figure, pareto_figure, roofline_figure
+from hwdse.report.labels import axis_label, cut_note, format_value, metric, quantity, scenario_text
 from hwdse.search.points import pareto_mask
+from hwdse.search.results import best_rows
+from hwdse.search.spec import Constraint, Param, StudySpec
+from hwdse.workload import Scenario, scenario
 
-__all__ = ["study_figures", "write_report"]
+__all__ = ["study_figures", "param_importances", "write_report"]
+
+TABLE_ROWS = 10  # Pareto rows the report shows (best.csv holds them all)
 
 
-def _axes(ds: xr.Dataset, spec: dict[str, Any]) -> tuple[str, str, str, str]:
+def _spec(ds: xr.Dataset) -> StudySpec:
+    return StudySpec.model_validate(json.loads(ds.attrs["study_spec"]))
+
+
+def _axes(ds: xr.Dataset, spec: StudySpec) -> tuple[str, str, str, str]:
     """The two axes of the Pareto plot: two objectives, or the objective against a constraint metric."""
-    objs = spec["objectives"]
+    objs = spec.objectives
     if len(objs) >= 2:
-        return objs[0]["metric"], objs[1]["metric"], objs[0]["direction"], objs[1]["direction"]
-    candidates = [c["metric"] for c in spec.get("constraints", []) if c.get("metric")] + ["memory_bytes"]
+        return objs[0].metric, objs[1].metric, objs[0].direction, objs[1].direction
+    candidates = [c.metric for c in spec.constraints if c.metric] + ["memory_bytes"]
     for m in candidates:
-        if m != objs[0]["metric"] and m in ds and np.isfinite(ds[m].values.astype(float)).any() \
-                and np.unique(ds[m].values).size > 1:
-            return m, objs[0]["metric"], "minimize", objs[0]["direction"]
-    return "trial", objs[0]["metric"], "minimize", objs[0]["direction"]
+        if m in ds and ds[m].dims != ("trial",):  # per scenario of a mix: its mix aggregate, if any
+            m = f"mix_{m}"
+        if m != objs[0].metric and m in ds and ds[m].dims == ("trial",) \
+                and np.isfinite(ds[m].values.astype(float)).any() and np.unique(ds[m].values).size > 1:
+            return m, objs[0].metric, "minimize", objs[0].direction
+    return "trial", objs[0].metric, "minimize", objs[0].direction
+
+
+def param_importances(study: optuna.Study, spec: StudySpec) -> xr.DataArray:
+    """Importance of each search parameter for each objective (Optuna's default PED-ANOVA: how much
+    the parameter sets the top 10 % of trials apart, normalized to sum 1), over dims ``(param, metric)``."""
+    from optuna.importance import PedAnovaImportanceEvaluator, get_param_importances
+
+    metrics = [o.metric for o in spec.objectives]
+    columns = []
+    for i in range(len(metrics)):
+        imp = get_param_importances(study, evaluator=PedAnovaImportanceEvaluator(),
+                                    target=lambda t, i=i: t.values[i])
+        columns.append([imp.get(p, 0.0) for p in spec.search])
+    return xr.DataArray(np.array(columns).T, dims=("param", "metric"),
+                        coords={"param": list(spec.search), "metric": metrics}, attrs={"evaluator": "PED-ANOVA"})
 
 
 def study_figures(ds: xr.Dataset, study: optuna.Study | None = None,
                   detail: xr.Dataset | None = None) -> dict[str, Figure]:
-    """Figures of a study: ``pareto`` (from ``ds``), ``history`` and ``importances`` (Optuna's
-    matplotlib plots, when ``study`` is given), ``roofline`` of the best design (``detail``)."""
-    spec = json.loads(ds.attrs["study_spec"])
+    """Figures of a study: ``pareto`` and ``history`` (from ``ds``), ``importances`` (when ``study``
+    has enough completed trials), ``roofline`` of the best design (``detail``)."""
+    spec = _spec(ds)
     x, y, xd, yd = _axes(ds, spec)
     plot_ds = ds.assign(trial_number=ds.trial) if x == "trial" else ds
     x = "trial_number" if x == "trial" else x
-    kwargs: dict[str, Any] = {}
-    if len(spec["objectives"]) == 1:  # the trade-off of the objective against the other axis, best ringed
+    kwargs: dict[str, str] = {}
+    if len(spec.objectives) == 1:  # the trade-off of the objective against the other axis, best ringed
         pts = np.stack([plot_ds[x].values.astype(float), plot_ds[y].values.astype(float)], axis=1)
         valid = plot_ds.feasible.values.astype(bool)
         if "state" in plot_ds.coords:
             valid &= plot_ds.state.values == "COMPLETE"
         plot_ds = plot_ds.assign(axes_front=("trial", pareto_mask(pts, [xd, yd], valid)))
         kwargs = {"front": "axes_front", "best": "pareto"}
+    elif len(spec.objectives) > 2:
+        kwargs = {"color": spec.objectives[2].metric}
     figs = {"pareto": pareto_figure(plot_ds, x, y, x_direction=xd, y_direction=yd,
-                                    title=f"{spec['name']}: {y} vs {x}", **kwargs)}
+                                    title=f"{spec.name}: {metric(y).text} vs {metric(x).text}", **kwargs),
+            "history": history_figure(ds, [(o.metric, o.direction) for o in spec.objectives])}
     if study is not None and any(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials):
-        multi = len(spec["objectives"]) > 1
-        target = {"target": (lambda t: t.values[0]), "target_name": spec["objectives"][0]["metric"]} if multi else {}
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            from optuna.visualization import matplotlib as ovm
-
-            figs["history"] = ovm.plot_optimization_history(study, **target).figure
             try:
-                figs["importances"] = ovm.plot_param_importances(study, **target).figure
+                figs["importances"] = importance_figure(param_importances(study, spec))
             except (ValueError, RuntimeError, ZeroDivisionError):
                 pass  # too few completed trials (or one distinct value) for an importance estimate
     if detail is not None:
         arch = detail.attrs.get("arch", "")
-        figs["roofline"] = roofline_figure(detail, title=f"best design: per-operator roofline ({arch})")
+        figs["roofline"] = roofline_figure(detail, title=f"Best design ({arch}): per-operator roofline")
     return figs
 
 
-def _fmt(v: Any) -> str:
-    v = v.item() if hasattr(v, "item") else v
-    return f"{v:.4g}" if isinstance(v, float) else str(v)
+def _searched(param: Param) -> str:
+    span = "/".join(map(str, param.choices)) if param.choices else f"{param.low:g}-{param.high:g}"
+    return f"searched {span}"
 
 
-def _best_table(ds: xr.Dataset, spec: dict[str, Any], limit: int = 10) -> tuple[list[str], list[list[str]]]:
-    metrics = [o["metric"] for o in spec["objectives"]]
-    front = ds.isel(trial=np.flatnonzero(ds.pareto.values.astype(bool)))
-    order = np.argsort(front[metrics[0]].values)
-    if spec["objectives"][0]["direction"] == "maximize":
-        order = order[::-1]
-    front = front.isel(trial=order[:limit])
-    cols = ["trial", *spec["search"], *metrics]
-    rows = [[_fmt(front[c].values[i]) for c in cols] for i in range(front.sizes["trial"])]
-    return cols, rows
+def _workload(spec: StudySpec) -> str:
+    """What the study evaluates: model, scenario or mix with its lengths, formats; searched fields say so."""
+    w = spec.workload
+    searched = {k.removeprefix("scenario."): p for k, p in spec.search.items() if k.startswith("scenario.")}
+
+    def value(field: str, default: object) -> object:
+        return _searched(searched[field]) if field in searched else default
+
+    formats = ", ".join(f"{k} {value(k, getattr(w, k))}" for k in ("weights", "activations", "kv"))
+    if w.mix is None:
+        lengths = {k: getattr(w, k) for k in ("prompt", "gen") if getattr(w, k) is not None}
+        scen = scenario(w.scenario, **lengths) if w.scenario else Scenario(**lengths)
+        text = scenario_text(scen.name, value("batch", w.batch), value("prompt", scen.prompt), value("gen", scen.gen))
+        return f"{w.model}, {text}; {formats}"
+    total = sum(m.weight for m in w.mix)
+    entries = []
+    for i, m in enumerate(w.mix):
+        lengths = {k: getattr(m, k) for k in ("prompt", "gen") if getattr(m, k) is not None}
+        scen = scenario(m.scenario, **lengths) if m.scenario else Scenario(name=f"mix{i}", **lengths)
+        entries.append(f"{scen.name} {m.weight / total:.0%} (prompt {scen.prompt:g}, gen {scen.gen:g})")
+    return f"{w.model}, batch {value('batch', f'{w.batch:g}')}, mix of {len(entries)} scenarios: " \
+           f"{', '.join(entries)}; {formats}"
+
+
+def _constraint(c: Constraint) -> str:
+    kind = c.resolved_kind
+    if kind == "fit":
+        return f"{c.name} (footprint fits in memory)"
+    if kind == "quality":
+        return f"{c.name} (QSNR ≥ {c.min_qsnr_db:g} dB on {', '.join(c.tensors)})"
+    bound = c.max if kind == "max" else c.min
+    return f"{c.name} ({metric(c.metric).text} {'≤' if kind == 'max' else '≥'} {quantity(c.metric, bound)})"
+
+
+def _best_table(ds: xr.Dataset, spec: StudySpec) -> tuple[list[str], list[list[str]], str]:
+    """Header, the first :data:`TABLE_ROWS` Pareto rows by the first objective, and the cut note."""
+    metrics = [o.metric for o in spec.objectives]
+    front = best_rows(ds, limit=ds.sizes["trial"])
+    shown = front.isel(trial=slice(0, TABLE_ROWS))
+    cols = ["trial", *spec.search, *metrics]
+    head = ["trial", *spec.search, *map(axis_label, metrics)]
+    rows = [[format_value(c, shown[c].values[i]) for c in cols] for i in range(shown.sizes["trial"])]
+    order = f"by {metric(metrics[0]).text}"
+    note = cut_note(shown.sizes["trial"], front.sizes["trial"], f"Pareto rows ({order})", "best.csv")
+    return head, rows, note
 
 
 def write_report(ds: xr.Dataset, out: Path, study: optuna.Study | None = None,
@@ -93,7 +152,7 @@ def write_report(ds: xr.Dataset, out: Path, study: optuna.Study | None = None,
 
     out = Path(out)
     (out / "figures").mkdir(parents=True, exist_ok=True)
-    spec = json.loads(ds.attrs["study_spec"])
+    spec = _spec(ds)
     paths: dict[str, Path] = {}
     for name, fig in study_figures(ds, study, detail).items():
         paths[name] = out / "figures" / f"{name}.png"
@@ -102,33 +161,29 @@ def write_report(ds: xr.Dataset, out: Path, study: optuna.Study | None = None,
     n = ds.sizes["trial"]
     feasible = int(np.asarray(ds.feasible.values).astype(bool).sum())
     complete = int((ds.state.values == "COMPLETE").sum()) if "state" in ds.coords else n
-    cols, rows = _best_table(ds, spec)
-    w = spec["workload"]
-    facts = [("study", spec["name"]), ("workload", f"{w['model']}, batch {w['batch']:g}, "
-                                                   + (f"mix of {len(w['mix'])} scenarios" if w.get("mix") else
-                                                      f"scenario {w.get('scenario') or 'custom'} prompt "
-                                                      f"{w.get('prompt')} gen {w.get('gen')}")),
-             ("base arch", spec["arch"]), ("mode", spec["mode"]),
-             ("evaluation", f"{ds.attrs.get('evaluation')} (sampler {spec['sampler']['name']}, seed "
-                            f"{spec['sampler']['seed']})"),
+    cols, rows, note = _best_table(ds, spec)
+    facts = [("study", spec.name), ("workload", _workload(spec)), ("base arch", spec.arch), ("mode", spec.mode),
+             ("evaluation", f"{ds.attrs.get('evaluation')} (sampler {spec.sampler.name}, seed {spec.sampler.seed})"),
              ("points", f"{n} ({complete} complete, {feasible} feasible, {int(ds.pareto.values.sum())} Pareto)"),
-             ("objectives", ", ".join(f"{o['direction']} {o['metric']}" for o in spec["objectives"])),
-             ("constraints", ", ".join(c["name"] for c in spec.get("constraints", [])) or "none"),
+             ("objectives", ", ".join(f"{o.direction} {metric(o.metric).text} ({o.metric})"
+                                      for o in spec.objectives)),
+             ("constraints", ", ".join(map(_constraint, spec.constraints)) or "none"),
              ("hwdse", f"{ds.attrs.get('hwdse_version')} (git {ds.attrs.get('git_sha') or 'unknown'}), "
                        f"{ds.attrs.get('created_utc')}")]
-    md = [f"# Study report: {spec['name']}", "", spec.get("description", ""), ""]
+    md = [f"# Study report: {spec.name}", "", spec.description, ""]
     md += [f"- **{k}**: {v}" for k, v in facts]
-    md += ["", "## Best designs (Pareto front)", "", "| " + " | ".join(cols) + " |",
-           "|" + "---|" * len(cols)] + ["| " + " | ".join(r) + " |" for r in rows]
+    md += ["", "## Best designs (Pareto front)", ""] + ([note, ""] if note else [])
+    md += ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)] + ["| " + " | ".join(r) + " |" for r in rows]
     if not rows:
         md += ["", "No feasible design: relax a constraint or widen the search space."]
     md += ["", "## Figures", ""] + [f"![{k}](figures/{p.name})" for k, p in paths.items()]
     md += ["", "Results: `results.nc` (xarray, one row per trial), `best.csv`; "
                "`optuna-dashboard sqlite:///study.db` opens the study when it ran on the default storage.", ""]
     (out / "report.md").write_text("\n".join(md))
-    page = [f"<h1>Study report: {html.escape(spec['name'])}</h1>", f"<p>{html.escape(spec.get('description', ''))}</p>",
+    page = [f"<h1>Study report: {html.escape(spec.name)}</h1>", f"<p>{html.escape(spec.description)}</p>",
             "<ul>" + "".join(f"<li><b>{html.escape(k)}</b>: {html.escape(str(v))}</li>" for k, v in facts) + "</ul>",
-            "<h2>Best designs (Pareto front)</h2>", "<table border='1' cellspacing='0' cellpadding='3'><tr>"
+            "<h2>Best designs (Pareto front)</h2>", f"<p>{html.escape(note)}</p>" if note else "",
+            "<table border='1' cellspacing='0' cellpadding='3'><tr>"
             + "".join(f"<th>{html.escape(c)}</th>" for c in cols) + "</tr>"
             + "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows) + "</table>",
             "<h2>Figures</h2>"]
@@ -136,7 +191,7 @@ def write_report(ds: xr.Dataset, out: Path, study: optuna.Study | None = None,
         data = base64.b64encode(p.read_bytes()).decode()
         page.append(f"<figure><img alt='{k}' src='data:image/png;base64,{data}'/><figcaption>{k}</figcaption></figure>")
     (out / "report.html").write_text("<!doctype html><html><head><meta charset='utf-8'><title>"
-                                     f"{html.escape(spec['name'])}</title></head><body>" + "\n".join(page)
+                                     f"{html.escape(spec.name)}</title></head><body>" + "\n".join(page)
                                      + "</body></html>\n")
     paths["report_md"], paths["report_html"] = out / "report.md", out / "report.html"
     return paths

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 import xarray as xr
@@ -13,7 +14,7 @@ from hwdse.cli import app
 from hwdse.formats import get, mac_cost
 from hwdse.perf import evaluate
 from hwdse.perf.format_selection import SOURCES, candidates, format_selection, pareto, recommend
-from hwdse.report.formats import format_markdown, study_arguments, write_format_report
+from hwdse.report.formats import format_figures, format_markdown, study_arguments, write_format_report
 
 TRIPLES = [("bf16", "bf16", "bf16"), ("fp8-e4m3", "fp8-e4m3", "fp8-e4m3"), ("int4", "bf16", "bf16"),
            ("mxfp6-e2m3", "fp8-e4m3", "fp8-e4m3")]
@@ -137,3 +138,34 @@ def test_readme_format_commands_run(tmp_path, monkeypatch) -> None:
             argv[argv.index("--out") + 1] = str(tmp_path / argv[argv.index("--out") + 1])
         result = CliRunner().invoke(app, argv[1:])
         assert result.exit_code == 0, (argv, result.output)
+
+
+def _overlap(a, b) -> bool:  # two display-space Bboxes
+    return a.x0 < b.x1 and b.x0 < a.x1 and a.y0 < b.y1 and b.y0 < a.y1
+
+
+@pytest.mark.parametrize("attr, line", [
+    ("batch=1.0, prompt=512, gen=128, flash_attention=False", "llama-3-8b on h100-sxm, batch 1, prompt 512, gen 128"),
+    ("rag, batch=16", "llama-3-8b on h100-sxm, scenario rag (batch 16, prompt 4096, gen 256)"),
+    ("", "llama-3-8b on h100-sxm, batch 1, prompt 512, gen 128"),
+])
+def test_figures_are_readable(ds: xr.Dataset, attr: str, line: str) -> None:
+    """Titles print the scenario as words (``batch 1``, not ``batch=1.0``); no legend covers a title or
+    leaves the figure."""
+    figs = format_figures(ds.assign_attrs(scenario=attr))
+    assert line in figs["quality_vs_tpot"].axes[0].get_title()
+    for name, fig in figs.items():
+        fig.canvas.draw()
+        page = fig.bbox
+        title = fig.axes[0].title.get_window_extent()
+        for legend in fig.legends + [a.get_legend() for a in fig.axes if a.get_legend()]:
+            box = legend.get_window_extent()
+            assert not _overlap(box, title), name
+            assert page.x0 <= box.x0 and box.x1 <= page.x1 and page.y0 <= box.y0 and box.y1 <= page.y1, name
+        plt.close(fig)
+
+
+def test_table_headers_carry_units(ds: xr.Dataset) -> None:
+    head = format_markdown(ds).split("\n| ", 1)[1].split("\n", 1)[0]
+    for label in ("TTFT (ms)", "TPOT (ms)", "Memory (GB)", "Energy (J/token)", "MAC area (µm²)", "W QSNR (dB)"):
+        assert label in head

@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from hwdse.cli import app
-from hwdse.report.pim import write_report
+from hwdse.report.pim import curves_figure, winner_figure, write_report
 from hwdse.report.pim_study import LIMITS, SYSTEMS, crossovers, pim_vs_gpu, study_grid
 
 STUDY = Path(__file__).resolve().parents[2] / "studies" / "pim-vs-gpu-decode.toml"
@@ -54,6 +54,30 @@ def test_write_report(small, tmp_path):
     assert "| llama-2-70b | AiM |" in text and "## Crossovers" in text
     for name in ("curves.png", "winners.png", "results.nc", "report.html"):
         assert (tmp_path / "out" / name).stat().st_size > 0
+
+
+def test_winner_colours_are_distinct_and_none_fits_is_neutral(small):
+    """Each system keeps one colour in both figures; "none fits" is hatched grey, not a system's hue."""
+    from matplotlib.colors import to_rgb
+
+    fig = winner_figure(small.sel(prompt=[512]).assign(fits=small.fits.sel(prompt=[512]) & (small.batch < 512)))
+    legend = fig.legends[0]
+    names = [t.get_text() for t in legend.get_texts()]
+    assert names == [*SYSTEMS, "none fits"]
+    patches = dict(zip(names, legend.get_patches()))
+    colours = {n: to_rgb(p.get_facecolor()) for n, p in patches.items()}
+    assert len(set(colours.values())) == len(names)
+    r, g, b = colours["none fits"]
+    assert max(r, g, b) - min(r, g, b) < 0.02 and patches["none fits"].get_hatch()  # grey and hatched
+    for system in SYSTEMS:  # far from every system colour
+        assert sum((x - y) ** 2 for x, y in zip(colours[system], colours["none fits"])) > 0.05
+    assert any(p.get_hatch() for p in fig.axes[0].patches)  # the batch-512 cells are drawn hatched
+    curves = curves_figure(small)
+    lines = {line.get_label(): to_rgb(line.get_color()) for line in curves.axes[0].lines}
+    assert all(lines[s] == colours[s] for s in SYSTEMS)
+    titles = [ax.get_title() for ax in fig.axes] + [ax.get_ylabel() for ax in curves.axes]
+    assert all("_" not in t for t in titles) and "highest decode throughput" in titles[0]
+    assert curves.axes[0].get_ylabel() == "TPOT (ms)"
 
 
 def test_cli_report(tmp_path):
