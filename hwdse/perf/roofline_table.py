@@ -21,13 +21,16 @@ def roofline(model: Any, arch: Any, *, batch: Any = 1, seq: Any = 2048, weights:
              mode: Mode = "roofline", overrides: Mapping[str, Any] | None = None) -> xr.Dataset:
     """Per-operator roofline over dims ``(phase, op)``: prefill of ``batch x seq`` tokens and one
     decode step over a KV cache of ``seq`` positions. Values are per instance (per layer for
-    layer operators); ``op_count`` gives the multiplicity."""
+    layer operators); ``op_count`` gives the multiplicity. Attention is unfused by default here, on
+    purpose: the table reproduces the survey's Table 1 (``attrs["attention"]`` says which)."""
     model, arch, scen = resolve(model, arch, None, overrides, batch=batch, prompt=seq, gen=1, weights=weights,
                                 activations=activations, kv=kv, flash_attention=flash_attention)
     phases = [prefill_phase(arch.schedule(operator_table(model, scen, p, seq), mode))
               for p in ("prefill", "decode")]
     ds = _detail(*phases)
-    ds.attrs.update(model=model.name, arch=arch.name, mode=mode, batch=str(batch), seq=str(seq))
+    ds.attrs.update(model=model.name, arch=arch.name, mode=mode, batch=str(batch), seq=str(seq),
+                    attention="fused (FlashAttention)" if flash_attention else
+                    "unfused: the score matrix is written and read (survey Table 1 convention; --flash fuses it)")
     return ds
 
 

@@ -92,7 +92,7 @@ class Workload(Spec):
     weights: str = "fp16"
     activations: str = "fp16"
     kv: str = "fp16"
-    flash_attention: bool = False
+    flash_attention: bool = True
     mix: list[MixEntry] | None = Field(None, min_length=1)
 
 

@@ -19,7 +19,9 @@ class Scenario(Spec):
     """One static batch: ``batch`` sequences of ``prompt`` tokens, each generating ``gen`` tokens.
 
     Lengths may be numbers, numpy arrays or ``xarray.DataArray`` (a sweep). ``weights``,
-    ``activations`` and ``kv`` name formats from the ``formats/`` catalog.
+    ``activations`` and ``kv`` name formats from the ``formats/`` catalog. ``flash_attention``
+    (default True) is the fused kernel every serving engine runs; False materialises the score matrix
+    (the LLM-Viewer convention of the survey's Table 1, kept by ``hwdse roofline``).
     """
 
     name: str = "custom"
@@ -29,7 +31,7 @@ class Scenario(Spec):
     weights: str = "fp16"
     activations: str = "fp16"
     kv: str = "fp16"
-    flash_attention: bool = False
+    flash_attention: bool = True  # fused attention, as serving engines run it; False: the unfused convention
     source: str = ""
 
     def with_(self, **changes) -> "Scenario":

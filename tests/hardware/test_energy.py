@@ -46,7 +46,7 @@ def test_gpu_op_energy_by_hand():
 def test_pim_attention_energy_advantage_is_computed_not_assumed():
     """Bank-level PIM reads the KV cache at 0.55 pJ/bit instead of 3.59 + on-chip: attention energy drops;
     a buffer-die placement (3.29 pJ/bit internal) loses most of that advantage."""
-    model, scen = load_model("gpt3-175b"), Scenario(batch=16, prompt=2048)
+    model, scen = load_model("gpt3-175b"), Scenario(batch=16, prompt=2048, flash_attention=False)
     ops = operator_table(model, scen, "decode", 2048)
     attacc = load_arch("dgx-a100-attacc")
 

@@ -47,7 +47,7 @@ def test_tp_all_reduce_grows_with_degree_as_the_ring_formula_says():
 
 
 def test_megatron_shards_divide_weights_and_kv_and_insert_two_all_reduces_per_layer():
-    model, scen = load_model("llama-2-70b"), Scenario(**SCEN)
+    model, scen = load_model("llama-2-70b"), Scenario(**SCEN, flash_attention=False)
     ops = operator_table(model, scen, "decode", 600)
     plan = shard_ops(ops, 8, 1, 1)
     by_name = {op.name: op for op, _ in plan}

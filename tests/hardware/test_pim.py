@@ -27,7 +27,7 @@ def _write(tmp_path: Path, name: str, data: dict) -> Path:
 
 
 def test_attacc_places_decode_attention_in_pim_and_prefill_on_gpus():
-    ds = evaluate("gpt3-175b", "dgx-a100-attacc", batch=8, prompt=2048, gen=128, detail=True)
+    ds = evaluate("gpt3-175b", "dgx-a100-attacc", batch=8, prompt=2048, gen=128, detail=True, flash_attention=False)
     units = {str(o): str(u) for o, u in zip(ds.op.values, ds.op_unit.sel(phase="decode").values)}
     assert all(units[o] == "pim" for o in ATTENTION)
     assert units["q_proj"] == "gpu" and units["fc1"] == "gpu+pim"  # AttAcc --ffopt: FFN split
@@ -92,7 +92,7 @@ def test_communication_limit_moves_the_crossover():
 
 def test_blocked_mode_pays_a_switch_at_each_host_pim_boundary():
     pim = with_overrides(load_arch("hbm-pim"), {"mode_switch_us": 2.0})
-    model, scen = load_model("llama-2-7b"), Scenario(batch=1, prompt=512)
+    model, scen = load_model("llama-2-7b"), Scenario(batch=1, prompt=512, flash_attention=False)
     timings = pim.schedule(operator_table(model, scen, "decode", 512))
     switches = {t.op.name: float(t.serial_s.get("mode_switch", 0.0)) for t in timings}
     assert switches["qk_matmul"] == 0.0  # PIM -> PIM: no switch

@@ -6,7 +6,7 @@ from hwdse.workload import Scenario, load_model, operator_table
 
 
 def ops(model, phase="decode", kv_len=None, **fields):
-    return {op.name: op for op in operator_table(load_model(model), Scenario(**fields), phase, kv_len)}
+    return {op.name: op for op in operator_table(load_model(model), Scenario(**{"flash_attention": False, **fields}), phase, kv_len)}
 
 
 def test_gqa_reads_kv_heads_only():
