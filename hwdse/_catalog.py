@@ -116,6 +116,25 @@ def load(kind: str, name_or_path: str | Path, schema: Any) -> Any:
 _loaded: dict[tuple, Any] = {}
 
 
+def load_in(folder: str, label: str, name_or_path: str, schema: Any) -> Any:
+    """An entry of a catalog subfolder (``arch/links``, ``arch/engines``) by name, or a YAML path;
+    an unknown name lists the known ones (``label`` names the kind of entry in the message)."""
+    key = (folder, str(name_or_path), id(schema))
+    if key not in _loaded:
+        kind, sub = folder.split("/", 1)
+        base = catalog_dir(kind) / sub
+        path = Path(name_or_path)
+        if path.suffix not in (".yaml", ".yml") or not path.is_file():
+            path = base / f"{name_or_path}.yaml"
+            if not path.is_file():
+                known = ", ".join(sorted(p.stem for p in base.glob("*.yaml")))
+                raise HwdseError(f"{label} catalog", "name", f"unknown {label} {name_or_path!r}; known: {known}")
+        data = read(path)
+        data.setdefault("name", path.stem)
+        _loaded[key] = validate(schema, data, f"{folder}/{path.name}")
+    return _loaded[key]
+
+
 def _display(path: Path) -> Path:
     """A short path for messages: relative to the catalog root or the working directory."""
     for base in (Path.cwd(), Path(__file__).resolve().parent.parent, Path(__file__).resolve().parent / "_data"):

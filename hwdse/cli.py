@@ -63,7 +63,8 @@ def evaluate(arch: Arch = "h100-sxm", model: Model = "llama-2-7b",
              batch: int = 1, prompt: int = 512, gen: int = 128,
              scenario: Annotated[Optional[str], typer.Option(help="named scenario (chat, rag, ...)")] = None,
              weights: str = "fp16", activations: str = "fp16", kv: str = "fp16",
-             flash: Annotated[bool, typer.Option("--flash", help="fused FlashAttention")] = False,
+             flash: Annotated[bool, typer.Option("--flash/--unfused", help="fused attention (default, as engines run it) "
+                                              "or the unfused convention")] = True,
              mode: Annotated[str, typer.Option(help="roofline, achieved, or auto: achieved for calibrated GPUs "
                                                "(arch efficiency block), else roofline")] = "auto",
              tp: Annotated[Optional[int], typer.Option("--tp", help="tensor-parallel GPUs (multi-gpu system)")] = None,
@@ -153,8 +154,17 @@ def calibrate(arch: Annotated[Optional[list[str]], typer.Option("--arch", help="
               out: Annotated[str, typer.Option(help="report directory")] = "validation",
               spatial: Annotated[bool, typer.Option("--spatial", help="fit the spatial chips' decode efficiencies to "
                                                     "validation/spatial_kernels.yaml and print them (no GPU fit)")]
-              = False) -> None:
+              = False,
+              serving: Annotated[bool, typer.Option("--serving", help="serving engines on aic_silicon_dev.csv: fit "
+                                                    "(--write) or score; --report writes serving.md")] = False) -> None:
     """Fit achieved-mode GPU efficiencies to measured kernels ($HWDSE_VALIDATION_DIR, default ../shared/validation)."""
+    if serving:
+        from pathlib import Path
+
+        from hwdse.serving.validation import calibrate_serving
+
+        print("\n".join(calibrate_serving(write, Path(out) if report else None)))
+        return
     if spatial:
         from hwdse.perf.spatial_calibration import report as spatial_report
 
@@ -387,6 +397,11 @@ def formats_report(
     print(f"recommended (weights/activations/KV): {rec}")
     print(f"wrote {files['markdown'].name}, {files['html'].name}, {len(files) - 3} PNG figures and "
           f"{files['data'].name} in {out}")
+
+
+from hwdse._cli_serve import serve  # noqa: E402  (registered here, defined beside the CLI helpers)
+
+app.command()(serve)
 
 
 def main() -> None:  # pragma: no cover - console entry point alias

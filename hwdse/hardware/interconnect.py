@@ -28,7 +28,6 @@ With ``p = 1`` every collective costs exactly 0. All costs are affine in ``nbyte
 
 from __future__ import annotations
 
-from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
@@ -37,8 +36,7 @@ import numpy as np
 from hwdse._array import where
 from pydantic import Field
 
-from hwdse._catalog import Spec, catalog_dir, validate
-from hwdse._catalog import read as read_file
+from hwdse._catalog import Spec, catalog_dir, load_in
 from hwdse._errors import HwdseError
 from hwdse._params import Number, quantity
 
@@ -70,18 +68,9 @@ def link_names() -> list[str]:
     return sorted(p.stem for p in _links_dir().glob("*.yaml"))
 
 
-@lru_cache(maxsize=None)
 def load_link(name_or_path: str) -> LinkSpec:
     """A link from ``arch/links/`` by name, or a YAML path."""
-    path = Path(name_or_path)
-    if path.suffix not in (".yaml", ".yml") or not path.is_file():
-        path = _links_dir() / f"{name_or_path}.yaml"
-        if not path.is_file():
-            raise HwdseError("link catalog", "name",
-                             f"unknown link {name_or_path!r}; known: {', '.join(link_names())}")
-    data = read_file(path)
-    data.setdefault("name", path.stem)
-    return validate(LinkSpec, data, f"arch/links/{path.name}")
+    return load_in("arch/links", "link", name_or_path, LinkSpec)
 
 
 class Interconnect(Spec):

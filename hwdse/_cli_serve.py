@@ -1,0 +1,60 @@
+"""``hwdse serve``: one serving point (continuous batching) of a model on a system."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Optional
+
+import typer
+
+from hwdse._cli_support import duration, model_and_arch, one_line_errors
+from hwdse._errors import HwdseError
+
+__all__ = ["serve"]
+
+Positive = dict(min=1)
+
+
+@one_line_errors
+def serve(arch: Annotated[str, typer.Option("--arch", help="arch catalog name or YAML path")] = "h100-sxm",
+          model: Annotated[str, typer.Option("--model", help="bundled model name or a config.json path")] = "llama-3-8b",
+          concurrency: Annotated[Optional[float], typer.Option(help="closed loop: requests in flight", min=1)] = None,
+          arrival_rate: Annotated[Optional[float], typer.Option(help="open loop: Poisson requests/s", min=0)] = None,
+          isl: Annotated[int, typer.Option(help="input tokens per request", **Positive)] = 1024,
+          osl: Annotated[int, typer.Option(help="output tokens per request", min=2)] = 1024,
+          engine: Annotated[str, typer.Option(help="arch/engines entry: trtllm, vllm, sglang")] = "trtllm",
+          tp: Annotated[Optional[int], typer.Option("--tp", help="tensor-parallel GPUs", **Positive)] = None,
+          weights: str = "bf16", activations: Optional[str] = None, kv: Optional[str] = None,
+          ttft_slo_ms: Annotated[float, typer.Option(help="TTFT objective for goodput (ms)", min=0)] = float("inf"),
+          tpot_slo_ms: Annotated[float, typer.Option(help="TPOT objective for goodput (ms)", min=0)] = float("inf"),
+          mode: Annotated[str, typer.Option(help="roofline, achieved or auto")] = "auto",
+          as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False) -> None:
+    """Steady-state serving: TTFT, TPOT, throughput per device and goodput under SLOs."""
+    from hwdse.serving import load_engine, serve as run
+
+    if (concurrency is None) == (arrival_rate is None):
+        raise HwdseError("--concurrency/--arrival-rate", None, "give exactly one")
+    model_spec, system = model_and_arch(model, arch)
+    if tp is not None:
+        from hwdse.hardware.multi import with_parallelism
+
+        system = with_parallelism(system, tp)
+    try:
+        eng = load_engine(engine)
+    except HwdseError as exc:
+        raise exc.referenced_by("--engine", None) from None
+    ds = run(model_spec, system, concurrency=concurrency, arrival_rate=arrival_rate, isl=isl, osl=osl, engine=eng,
+             weights=weights, activations=activations, kv=kv, mode=mode, ttft_slo_s=ttft_slo_ms / 1e3,
+             tpot_slo_s=tpot_slo_ms / 1e3)
+    out = {"model": ds.attrs["model"], "arch": ds.attrs["arch"], "engine": ds.attrs["engine"], "mode": ds.attrs["mode"],
+           "traffic": ds.attrs["traffic"], **{k: ds[k].item() for k in ds.data_vars}}
+    out.update(stable=bool(out["stable"]), meets_slo=bool(out["meets_slo"]))
+    if as_json:
+        print(json.dumps(out, indent=1))
+        return
+    print(f"{out['model']} on {out['arch']} ({out['engine']}, {out['mode']}, {out['traffic']} loop)")
+    print(f"  TTFT {duration(out['ttft_s'])}, TPOT {duration(out['tpot_s'])}, {out['tok_s_per_user']:.4g} tok/s/user")
+    print(f"  throughput {out['throughput_tok_s']:.4g} tok/s ({out['tok_s_per_device']:.4g} per device), "
+          f"goodput {out['goodput_tok_s_per_device']:.4g} tok/s/device")
+    print(f"  {out['requests_decoding']:.3g} requests decoding (limit {out['max_requests']:.0f}), "
+          f"prefill chunks in {out['prefill_step_share'] * 100:.0f} % of steps")

@@ -1,0 +1,107 @@
+"""Disaggregated serving: a prefill pool and a decode pool, each any system of the catalog.
+
+``prefill_instances`` copies of the prefill system each serve prompts one at a time (M/D/1 queue of
+whole-prompt prefills); the KV cache of a prompt (``isl`` tokens in the KV format) then crosses a
+link (``link_latency_us + bytes / link_bandwidth_GBps``) to one of ``decode_instances`` copies of
+the decode system, whose steps are decode-only (no prefill chunks interfere). The first output
+token comes from the prefill pool, so TTFT = queue + prefill + transfer; TPOT is the decode system's
+step at its requests in flight. Closed loop: Little's law over the ``concurrency`` requests, as in
+:mod:`hwdse.serving.steady`. Pool sizes may be arrays: the pool ratio is a searchable field.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from hwdse._array import where
+from hwdse._errors import HwdseError
+from hwdse.hardware.gpu_efficiency import resolve_mode
+from hwdse.perf.evaluate import resolve
+from hwdse.serving.engine import Engine, load_engine
+from hwdse.serving.steady import ITERATIONS, client_wait, dataset, kv_limit, relax
+from hwdse.serving.step import StepModel
+from hwdse.workload.footprint import footprint
+
+__all__ = ["serve_disaggregated", "LINK_BANDWIDTH_GBPS", "LINK_LATENCY_US"]
+
+# One 400 Gb/s NIC per GPU (ConnectX-7, as in DGX H100: 8 x 400 Gb/s) = 50 GB/s; RDMA one-way latency.
+LINK_BANDWIDTH_GBPS = 50.0
+LINK_LATENCY_US = 10.0  # assumption: RDMA write of a registered buffer, one switch hop (a few us) plus setup
+
+
+def _pool(model: Any, arch: Any, overrides: Mapping[str, Any] | None, fields: dict, mode: str, engine: Engine):
+    model, arch, scen = resolve(model, arch, None, overrides, **fields)
+    return StepModel(model, arch, scen, resolve_mode(arch, mode), engine)
+
+
+def serve_disaggregated(model: Any, prefill_arch: Any, decode_arch: Any, *, concurrency: Any = None,
+                        arrival_rate: Any = None, isl: Any = 1024, osl: Any = 1024, prefill_instances: Any = 1,
+                        decode_instances: Any = 1, engine: str | Engine = "trtllm", weights: str = "bf16",
+                        activations: str | None = None, kv: str | None = None, mode: str = "auto",
+                        link_bandwidth_GBps: Any = LINK_BANDWIDTH_GBPS, link_latency_us: Any = LINK_LATENCY_US,
+                        prefill_overrides: Mapping[str, Any] | None = None,
+                        decode_overrides: Mapping[str, Any] | None = None, ttft_slo_s: Any = np.inf,
+                        tpot_slo_s: Any = np.inf, client_wait_intervals: Any = 0.0) -> xr.Dataset:
+    """Serving metrics of a prefill pool + decode pool (see the module docstring); throughput per
+    device counts the devices of both pools."""
+    if (concurrency is None) == (arrival_rate is None):
+        raise HwdseError("traffic", None, "give exactly one of concurrency (closed loop) and arrival_rate (open loop)")
+    eng = load_engine(engine)
+    fields = dict(batch=1, prompt=isl, gen=osl, weights=weights, activations=activations or weights,
+                  kv=kv or activations or weights, flash_attention=True)
+    pre = _pool(model, prefill_arch, prefill_overrides, fields, mode, eng)
+    dec = _pool(model, decode_arch, decode_overrides, fields, mode, eng)
+    decode_steps = osl - 1.0
+    kv_len = isl + osl / 2
+    prefill_s = pre.step_s(0.0, isl, isl, isl)
+    kv_bytes = footprint(pre.model, pre.scenario.with_(batch=1, prompt=isl, gen=1)).kv_cache_bytes * isl / (isl + 1)
+    transfer_s = link_latency_us * 1e-6 + kv_bytes / (link_bandwidth_GBps * 1e9)
+    cap = np.minimum(eng.max_batch, kv_limit(dec.model, dec.arch, dec.scenario, eng, isl, osl)) * decode_instances
+    closed = concurrency is not None
+
+    def ttft_at(rate: Any) -> Any:
+        rho = rate / prefill_instances * prefill_s
+        with np.errstate(divide="ignore"):
+            queue = np.where(rho < 1, rho / (2 * (1 - rho)), np.inf)
+        if closed:
+            queue = np.minimum(queue, concurrency)
+        return prefill_s * (1 + queue) + transfer_s, rho
+
+    g = np.minimum(concurrency if closed else 1.0, cap) * 1.0
+    for _ in range(ITERATIONS):
+        tpot = dec.step_s(g / decode_instances, 0.0, isl, kv_len)
+        if closed:
+            rate = g / (decode_steps * tpot)
+            ttft, _ = ttft_at(rate)
+            cycle = ttft + decode_steps * tpot
+            rate = concurrency / (client_wait(client_wait_intervals, cycle, concurrency) + cycle)
+        else:
+            rate = arrival_rate
+        g = relax(g, rate * decode_steps * tpot, cap)
+    tpot = dec.step_s(g / decode_instances, 0.0, isl, kv_len)
+    if closed:
+        ttft, rho = ttft_at(g / (decode_steps * tpot))
+        cycle = ttft + decode_steps * tpot
+        wait = client_wait(client_wait_intervals, cycle, concurrency)
+        rate = np.minimum(concurrency / (wait + cycle), g / (decode_steps * tpot))
+        ttft = np.maximum(wait + ttft, concurrency / rate - decode_steps * tpot)
+        stable = np.isfinite(ttft) & np.isfinite(tpot)
+    else:
+        rate = arrival_rate * 1.0
+        ttft, rho = ttft_at(rate)
+        stable = (rho < 1) & (rate * decode_steps * tpot <= cap) & np.isfinite(tpot)
+        ttft = where(stable, ttft, np.inf)
+    devices = (prefill_instances * getattr(pre.arch, "devices", 1) + decode_instances * getattr(dec.arch, "devices", 1))
+    ds = dataset(ttft, tpot, rate, osl, g, cap, stable, devices, ttft_slo_s, tpot_slo_s, {
+        "prefill_utilization": (rho, "1", "busy share of each prefill instance"),
+        "kv_transfer_s": (transfer_s, "s", "KV cache of one prompt over the prefill -> decode link"),
+        "kv_transfer_bytes": (kv_bytes, "B", "KV cache bytes of one prompt"),
+    })
+    ds.attrs.update(model=pre.model.name, prefill_arch=pre.arch.name, decode_arch=dec.arch.name, arch=
+                    f"{pre.arch.name} -> {dec.arch.name}", mode=f"{pre.mode}/{dec.mode}", engine=eng.name,
+                    traffic="closed" if closed else "open")
+    return ds

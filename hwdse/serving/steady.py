@@ -1,0 +1,170 @@
+"""Steady state of a continuous-batching engine under closed-loop or open-loop traffic.
+
+Requests have ``isl`` prompt and ``osl`` output tokens; the first output token comes with the end of
+the prompt's prefill, the other ``D = osl - 1`` from decode steps. With ``g`` requests decoding, each
+step adds one token to each, and prompts are prefilled in chunks of ``c`` tokens (the step's token
+budget less its decode tokens when ``chunked_prefill``, else a whole prompt) inside some steps. Rate
+balance gives the share of steps that carry a chunk, ``f = g isl / (D c)``; TPOT is the mean step,
+``(1 - f) t(g, 0) + f t(g, c)``. TTFT is half a step (arrival inside a step), the prompt's
+``ceil(isl / c)`` chunk steps, and an M/D/1 wait for the prompts ahead of it (server utilisation
+``f``). Closed loop (``concurrency`` C, as ``aiperf --concurrency``): Little's law on the C requests
+cycling through client wait, TTFT and decode, ``lambda = C / (w + TTFT + D TPOT)``, ``g = lambda D
+TPOT``, solved by a damped fixed point on ``g`` (a fixed number of array iterations, no loop over
+points). Open loop (Poisson ``arrival_rate``): ``g = lambda D TPOT``, stable while ``f < 1`` and ``g``
+fits. Requests in flight are capped by the engine's ``max_batch`` and by the paged KV cache that
+fits next to the weights; extra requests queue (closed loop: TTFT from Little's law).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from hwdse import __version__
+from hwdse._array import to_dataarray, where
+from hwdse._errors import HwdseError
+from hwdse.hardware.gpu_efficiency import resolve_mode
+from hwdse.perf.evaluate import resolve
+from hwdse.serving.engine import Engine, load_engine
+from hwdse.serving.step import StepModel
+from hwdse.workload.footprint import footprint
+
+__all__ = ["serve", "kv_limit", "client_wait", "relax", "dataset"]
+
+ITERATIONS = 10
+DAMPING = 0.5
+
+
+def kv_limit(model: Any, arch: Any, scenario: Any, engine: Engine, isl: Any, osl: Any) -> Any:
+    """Requests whose full paged KV cache (``isl + osl`` tokens) fits in one device's memory share,
+    next to its weights and one step's activations (``token_budget`` tokens)."""
+    shares = getattr(arch, "footprint_shares", None)
+    w_share, kv_share, act_share = shares(model) if shares is not None else (1.0, 1.0, 1.0)
+    per_request = footprint(model, scenario.with_(batch=1, prompt=isl, gen=osl)).kv_cache_bytes * kv_share
+    step = footprint(model, scenario.with_(batch=1, prompt=engine.token_budget, gen=1))
+    free = (arch.capacity_bytes * engine.kv_memory_fraction - step.weights_bytes * w_share
+            - step.activation_bytes * act_share)
+    return np.maximum(np.floor(free / per_request), 0.0)
+
+
+def relax(g: Any, target: Any, cap: Any) -> Any:
+    """One damped fixed-point step of the requests decoding; a point whose step time is not finite (a
+    format its units cannot run) stays at a tiny load and comes out infeasible (infinite TPOT)."""
+    target = where(np.isfinite(target), target, 1e-9)
+    return (1 - DAMPING) * g + DAMPING * np.clip(target, 1e-9, cap)
+
+
+def client_wait(intervals: Any, cycle: Any, concurrency: Any) -> Any:
+    """Closed-loop client wait per request: ``intervals`` inter-completion intervals (``cycle / C``),
+    vanishing for a single client (``1 - 1/C``). Some benchmark harnesses start the TTFT clock when a
+    request is queued at the client, before a concurrency slot frees (measured TTFT then grows with
+    OSL / C); 0 is TTFT as the server sees it."""
+    return intervals * cycle / concurrency * (1 - 1 / concurrency)
+
+
+def serve(model: Any, arch: Any, *, concurrency: Any = None, arrival_rate: Any = None, isl: Any = 1024,
+          osl: Any = 1024, engine: str | Engine = "trtllm", weights: str = "bf16", activations: str | None = None,
+          kv: str | None = None, mode: str = "auto", overrides: Mapping[str, Any] | None = None,
+          engine_overrides: Mapping[str, Any] | None = None, ttft_slo_s: Any = np.inf,
+          tpot_slo_s: Any = np.inf, client_wait_intervals: Any = 0.0) -> xr.Dataset:
+    """Serving metrics of ``model`` on ``arch`` (any kind) under an engine and traffic.
+
+    Exactly one of ``concurrency`` (closed loop, requests in flight at the client) and
+    ``arrival_rate`` (open loop, requests/s) is given. Any number may be an array or DataArray.
+    Goodput counts the tokens of a design point only where mean TTFT <= ``ttft_slo_s`` and TPOT <=
+    ``tpot_slo_s``. Throughputs are output tokens per second. ``client_wait_intervals``: see
+    :func:`client_wait` (closed loop only).
+    """
+    if (concurrency is None) == (arrival_rate is None):
+        raise HwdseError("traffic", None, "give exactly one of concurrency (closed loop) and arrival_rate (open loop)")
+    if np.any(np.asarray(osl) < 2):
+        raise HwdseError("traffic", "osl", f"must be >= 2 (one prefill token and at least one decode step), got {osl}")
+    model, arch, scen = resolve(model, arch, None, overrides, batch=1, prompt=isl, gen=osl, weights=weights,
+                                activations=activations or weights, kv=kv or activations or weights,
+                                flash_attention=True)
+    mode = resolve_mode(arch, mode)
+    eng = load_engine(engine)
+    if engine_overrides:
+        eng = eng.model_copy(update=dict(engine_overrides))
+        eng = Engine.model_validate(eng.model_dump())
+    steps = StepModel(model, arch, scen, mode, eng)
+    decode_steps = osl - 1.0
+    kv_len = isl + osl / 2
+    cap = np.minimum(eng.max_batch, kv_limit(model, arch, scen, eng, isl, osl))
+    prompt_attention = steps.prefill_attention_s(isl)
+    closed = concurrency is not None
+    demand = concurrency if closed else arrival_rate
+
+    def state(g: Any) -> dict[str, Any]:
+        chunk = where(eng.chunked_prefill, np.clip(eng.token_budget - g, 1.0, isl), isl) * np.ones_like(g)
+        t_dec, t_mix = steps.pair_s(g, chunk, isl, kv_len, prompt_attention)
+        share = np.minimum(g * isl / (decode_steps * chunk), 1.0)
+        tpot = (1 - share) * t_dec + share * t_mix
+        service = np.ceil(isl / chunk) * t_mix
+        with np.errstate(divide="ignore"):
+            queue = share / (2 * (1 - share))
+        if closed:
+            queue = np.minimum(queue, concurrency)
+        ttft = tpot / 2 + service + queue * service
+        return {"tpot": tpot, "ttft": ttft, "share": share, "chunk": chunk}
+
+    g = np.minimum(demand if closed else 1.0, cap) * 1.0
+    for _ in range(ITERATIONS):
+        s = state(g)
+        if closed:
+            cycle = s["ttft"] + decode_steps * s["tpot"]
+            wait = client_wait(client_wait_intervals, cycle, concurrency)
+            rate = concurrency / (wait + cycle)
+            target = rate * decode_steps * s["tpot"]
+        else:
+            target = arrival_rate * decode_steps * s["tpot"]
+        g = relax(g, target, cap)
+    s = state(g)
+    if closed:
+        cycle = s["ttft"] + decode_steps * s["tpot"]
+        wait = client_wait(client_wait_intervals, cycle, concurrency)
+        rate = np.minimum(concurrency / (wait + cycle), g / (decode_steps * s["tpot"]))
+        ttft = np.maximum(wait + s["ttft"], concurrency / rate - decode_steps * s["tpot"])
+        stable = np.isfinite(ttft) & np.isfinite(s["tpot"])
+    else:
+        rate = arrival_rate * 1.0
+        stable = (s["share"] < 1) & (rate * decode_steps * s["tpot"] <= cap) & np.isfinite(s["tpot"])
+        ttft = where(stable, s["ttft"], np.inf)
+    ds = dataset(ttft, s["tpot"], rate, osl, g, cap, stable, getattr(arch, "devices", 1), ttft_slo_s, tpot_slo_s, {
+        "prefill_step_share": (s["share"], "1", "share of steps that carry a prefill chunk"),
+        "prefill_chunk_tokens": (s["chunk"], "tokens", "prompt tokens per chunk step"),
+    })
+    ds.attrs.update(model=model.name, arch=arch.name, mode=mode, engine=eng.name,
+                    traffic="closed" if closed else "open", formats=json.dumps(
+                        {"weights": scen.weights, "activations": scen.activations, "kv": scen.kv}))
+    return ds
+
+
+def dataset(ttft: Any, tpot: Any, rate: Any, osl: Any, decoding: Any, cap: Any, stable: Any, devices: Any,
+            ttft_slo_s: Any, tpot_slo_s: Any, extra: Mapping[str, tuple]) -> xr.Dataset:
+    """The serving result: latencies, throughputs, goodput under the SLOs (mean TTFT and TPOT), ``extra``."""
+    throughput = rate * osl
+    meets = stable & (ttft <= ttft_slo_s) & (tpot <= tpot_slo_s)
+    data = {
+        "ttft_s": (ttft, "s", "mean time to first token (queueing, client wait in closed loop, prefill)"),
+        "tpot_s": (tpot, "s", "mean time per output token after the first (mean engine step)"),
+        "throughput_tok_s": (throughput, "token/s", "output tokens per second of the system"),
+        "tok_s_per_device": (throughput / devices, "token/s", "output tokens per second per device"),
+        "tok_s_per_user": (1 / tpot, "token/s", "decode rate one request sees (1 / TPOT)"),
+        "request_rate": (rate, "request/s", "completed requests per second"),
+        "requests_decoding": (decoding, "requests", "mean requests in the decode phase (tokens per step)"),
+        "max_requests": (cap, "requests", "in-flight limit: engine max_batch and the paged KV cache"),
+        "stable": (stable, "", "the engine keeps up with the offered load"),
+        "meets_slo": (meets, "", "mean TTFT and TPOT within their objectives"),
+        "goodput_tok_s": (where(meets, throughput, 0.0), "token/s", "output tokens/s of SLO-meeting operation"),
+        "goodput_tok_s_per_device": (where(meets, throughput, 0.0) / devices, "token/s", "goodput per device"),
+        "devices": (devices, "1", "devices of the system (both pools when disaggregated)"),
+        **extra,
+    }
+    ds = xr.Dataset({k: to_dataarray(v).assign_attrs(units=u, long_name=d) for k, (v, u, d) in data.items()})
+    ds.attrs.update(hwdse_version=__version__)
+    return ds

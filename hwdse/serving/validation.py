@@ -1,0 +1,237 @@
+"""Measured serving runs (``shared/validation/aic_silicon_dev.csv``) against :func:`hwdse.serving.serve`.
+
+Rows: aggregated dense runs on H100/H200/B200 (Llama-3.1-8B/70B, Qwen3-32B). A row's system is the
+catalog GPU, tensor-parallel over ``tp_size`` GPUs; ``precision`` sets the formats ('' = bf16; fp8 =
+FP8 E4M3 weights and activations; fp4 = NVFP4), the KV cache is FP8 for quantized checkpoints (the
+file does not record it; ModelOpt checkpoints quantize it) and BF16 otherwise. The split holds out
+one row in five by a hash of its id; :func:`fit_engines` uses the others only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hwdse.perf.calibration_data import load_rows
+
+__all__ = ["ServingRow", "serving_rows", "predict_rows", "fit", "static_tpot", "error_table", "calibrate_serving",
+           "SYSTEMS", "MODELS"]
+
+SYSTEMS = {"h100_sxm": "h100-sxm", "h200_sxm": "h200", "b200_sxm": "b200"}
+MODELS = {"Llama-3.1-8B": "llama-3-8b", "Llama-3.1-70B": "llama-3-70b", "Qwen3-32B": "qwen3-32b"}
+FORMATS = {"": ("bf16", "bf16"), "fp8": ("fp8-e4m3", "fp8-e4m3"), "fp4": ("nvfp4", "fp8-e4m3")}
+HELD_OUT_EVERY = 5
+
+
+@dataclass(frozen=True)
+class ServingRow:
+    id: str
+    system: str
+    arch: str
+    engine: str
+    model: str
+    precision: str
+    tp: int
+    concurrency: float
+    isl: float
+    osl: float
+    ttft_s: float
+    tpot_s: float
+    held_out: bool
+    harness: str                # "versioned": per-version gap-analysis tables; "dump": the 2026 database dump
+
+
+def _model(path: str) -> str | None:
+    return next((name for key, name in MODELS.items() if key in path), None)
+
+
+def serving_rows(mode: str = "agg") -> list[ServingRow]:
+    """Dense rows of ``mode`` on the catalog GPUs with a single pipeline stage and no attention DP."""
+    out = []
+    for r in load_rows("aic_silicon_dev.csv"):
+        model = _model(r["model_path"])
+        if (r["mode"] != mode or model is None or r["system"] not in SYSTEMS or r["precision"] not in FORMATS
+                or r["pp_size"] not in ("", "1") or r["attention_dp_size"] not in ("", "1")):
+            continue
+        held = int(hashlib.sha256(r["id"].encode()).hexdigest(), 16) % HELD_OUT_EVERY == 0
+        out.append(ServingRow(r["id"], r["system"], SYSTEMS[r["system"]], r["backend"], model, r["precision"],
+                              int(r["tp_size"]), float(r["batch_size"]), float(r["isl"]), float(r["osl"]),
+                              float(r["silicon_ttft_ms"]) / 1e3, float(r["silicon_tpot_ms"]) / 1e3, held,
+                              "versioned" if r["backend_version"] else "dump"))
+    return out
+
+
+def predict_rows(rows: Sequence[ServingRow], engines: Mapping[str, Any] | None = None,
+                 client_wait: Mapping[str, float] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Predicted (TTFT, TPOT) seconds per row; rows of one system/model/format/TP/engine/harness are one
+    call. ``engines``: engine specs by family (default: the catalog); ``client_wait``: by harness."""
+    from hwdse.hardware import load_arch
+    from hwdse.hardware.multi import with_parallelism
+    from hwdse.serving import serve
+
+    groups: dict[tuple, list[int]] = defaultdict(list)
+    for i, r in enumerate(rows):
+        groups[(r.arch, r.model, r.precision, r.tp, r.engine, r.harness)].append(i)
+    ttft, tpot = np.empty(len(rows)), np.empty(len(rows))
+    for (arch, model, precision, tp, engine, harness), idx in groups.items():
+        system = load_arch(arch) if tp == 1 else with_parallelism(load_arch(arch), tp)
+        fmt, kv = FORMATS[precision]
+        pick = lambda f: np.array([getattr(rows[i], f) for i in idx])  # noqa: E731
+        ds = serve(model, system, concurrency=pick("concurrency"), isl=pick("isl"), osl=pick("osl"),
+                   engine=(engines or {}).get(engine, engine), weights=fmt, kv=kv, mode="achieved",
+                   client_wait_intervals=(client_wait or {}).get(harness, 0.0))
+        ttft[idx], tpot[idx] = np.asarray(ds.ttft_s), np.asarray(ds.tpot_s)
+    return ttft, tpot
+
+
+ENGINE_FIT = (("step_overhead_us", 30.0, 0.0, 3000.0), ("kernel_overhead_retained", 0.5, 0.0, 1.0))
+F_SCALE = 0.1  # soft-L1 scale of the log residuals
+
+
+def _least_squares(residuals, specs) -> np.ndarray:
+    from scipy.optimize import least_squares
+
+    x0, lo, hi = (np.array([s[i] for s in specs], dtype=float) for i in (1, 2, 3))
+    return least_squares(residuals, x0, bounds=(lo, hi), loss="soft_l1", f_scale=F_SCALE, diff_step=1e-3,
+                         x_scale=np.maximum(x0, 0.1), max_nfev=30).x
+
+
+def fit(rows: Sequence[ServingRow]) -> tuple[dict[str, Any], dict[str, float]]:
+    """Fitted engines (per family: ``ENGINE_FIT`` on log TPOT) and client wait per harness (on log TTFT),
+    from the training rows only (the held-out rows are never used)."""
+    from hwdse.serving import load_engine
+
+    train = [r for r in rows if not r.held_out]
+    engines = {}
+    for name in sorted({r.engine for r in train}):
+        mine = [r for r in train if r.engine == name]
+        measured = np.log([r.tpot_s for r in mine])
+
+        def tpot_residuals(x: np.ndarray, mine=mine, measured=measured, name=name) -> np.ndarray:
+            eng = load_engine(name).model_copy(update={k: float(v) for (k, *_), v in zip(ENGINE_FIT, x)})
+            return np.log(predict_rows(mine, {name: eng})[1]) - measured
+
+        x = _least_squares(tpot_residuals, ENGINE_FIT)
+        engines[name] = load_engine(name).model_copy(update={k: float(v) for (k, *_), v in zip(ENGINE_FIT, x)})
+    waits = {}
+    for harness in sorted({r.harness for r in train}):
+        mine = [r for r in train if r.harness == harness]
+        measured = np.log([r.ttft_s for r in mine])
+
+        def ttft_residuals(x: np.ndarray, mine=mine, measured=measured, harness=harness) -> np.ndarray:
+            return np.log(predict_rows(mine, engines, {harness: float(x[0])})[0]) - measured
+
+        waits[harness] = float(_least_squares(ttft_residuals, [("client_wait", 0.5, 0.0, 3.0)])[0])
+    return engines, waits
+
+
+def static_tpot(rows: Sequence[ServingRow]) -> np.ndarray:
+    """TPOT of the static-batch evaluator at batch = concurrency (achieved mode, fused attention): the
+    figure serving mode replaces."""
+    from hwdse.hardware import load_arch
+    from hwdse.hardware.multi import with_parallelism
+    from hwdse.perf import evaluate
+
+    out = np.empty(len(rows))
+    groups: dict[tuple, list[int]] = defaultdict(list)
+    for i, r in enumerate(rows):
+        groups[(r.arch, r.model, r.precision, r.tp)].append(i)
+    for (arch, model, precision, tp), idx in groups.items():
+        system = load_arch(arch) if tp == 1 else with_parallelism(load_arch(arch), tp)
+        fmt, kv = FORMATS[precision]
+        pick = lambda f: np.array([getattr(rows[i], f) for i in idx])  # noqa: E731
+        ds = evaluate(model, system, mode="achieved", batch=pick("concurrency"), prompt=pick("isl"),
+                      gen=pick("osl"), weights=fmt, activations=fmt, kv=kv)
+        out[idx] = np.asarray(ds.tpot_s)
+    return out
+
+
+def error_table(rows: Sequence[ServingRow], ttft: np.ndarray, tpot: np.ndarray, static: np.ndarray,
+                held_out_only: bool = True) -> list[dict[str, Any]]:
+    """Per system x engine x precision (and all rows of each system): rows scored, median / p90
+    |relative error| of TPOT and TTFT, and the static-batch TPOT median it replaces."""
+    keys = [(r.system, r.engine, r.precision or "bf16") for r in rows]
+    scored = np.array([r.held_out or not held_out_only for r in rows])
+    measured_tpot = np.array([r.tpot_s for r in rows])
+    measured_ttft = np.array([r.ttft_s for r in rows])
+    groups = sorted(set(keys)) + sorted({(k[0], "all", "all") for k in keys})
+    table = []
+    for key in groups:
+        mask = scored & np.array([k == key or (key[1] == "all" and k[0] == key[0]) for k in keys])
+        if not mask.any():
+            continue
+        e_tpot = np.abs(tpot[mask] / measured_tpot[mask] - 1)
+        e_ttft = np.abs(ttft[mask] / measured_ttft[mask] - 1)
+        e_static = np.abs(static[mask] / measured_tpot[mask] - 1)
+        table.append({"system": key[0], "engine": key[1], "precision": key[2], "rows": int(mask.sum()),
+                      "tpot_median": float(np.median(e_tpot)), "tpot_p90": float(np.percentile(e_tpot, 90)),
+                      "ttft_median": float(np.median(e_ttft)), "ttft_p90": float(np.percentile(e_ttft, 90)),
+                      "static_tpot_median": float(np.median(e_static))})
+    return table
+
+
+FIT_FILE = "serving_fit.yaml"
+
+
+def _write_engine(engine: Any, held: str) -> Path:
+    """Replace the fitted lines (and their sources) of ``arch/engines/<name>.yaml``; other lines kept."""
+    from hwdse._catalog import catalog_dir
+
+    path = catalog_dir("arch") / "engines" / f"{engine.name}.yaml"
+    lines = []
+    for line in path.read_text().splitlines():
+        key = line.strip().split(":")[0]
+        if key in dict((k, 0) for k, *_ in ENGINE_FIT):
+            indent = line[: len(line) - len(line.lstrip())]
+            line = (f"{indent}{key}: {getattr(engine, key):.4g}" if not indent else
+                    f'{indent}{key}: "fitted by hwdse calibrate --serving on shared/validation aic_silicon_dev.csv '
+                    f'(aggregated dense rows, 4 of 5 by id hash, log TPOT, soft-L1); {held}"')
+        lines.append(line)
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def calibrate_serving(write: bool, report: Path | None) -> list[str]:
+    """Fit (``write``: into ``arch/engines/*.yaml`` and ``validation/serving_fit.yaml``) or load the
+    committed parameters, score the held-out rows, and (``report``) write ``serving.md`` and its figure
+    into that folder. Returns the lines to print."""
+    import yaml
+
+    from hwdse._catalog import catalog_dir
+    from hwdse.report.serving import write_serving_report
+    from hwdse.serving import load_engine
+
+    rows = serving_rows()
+    fit_file = catalog_dir("arch").parent / "validation" / FIT_FILE
+    if write or not fit_file.is_file():
+        engines, waits = fit(rows)
+    else:
+        engines = {name: load_engine(name) for name in sorted({r.engine for r in rows})}
+        waits = yaml.safe_load(fit_file.read_text())["client_wait"]
+    ttft, tpot = predict_rows(rows, engines, waits)
+    table = error_table(rows, ttft, tpot, static_tpot(rows))
+    lines = [f"{name}: step_overhead_us {e.step_overhead_us:.4g}, kernel_overhead_retained "
+             f"{e.kernel_overhead_retained:.3g}" for name, e in engines.items()]
+    lines += [f"client wait ({h} harness): {w:.3g} inter-completion intervals" for h, w in waits.items()]
+    lines += [f"{t['system']} {t['engine']} {t['precision']}: {t['rows']} held-out rows, TPOT median/p90 "
+              f"{t['tpot_median'] * 100:.1f}/{t['tpot_p90'] * 100:.0f} %, TTFT {t['ttft_median'] * 100:.1f}/"
+              f"{t['ttft_p90'] * 100:.0f} % (static-batch TPOT {t['static_tpot_median'] * 100:.0f} %)" for t in table]
+    if write:
+        totals = "; ".join(f"{t['system']} TPOT {t['tpot_median'] * 100:.1f} %" for t in table if t["engine"] == "all")
+        for e in engines.values():
+            lines.append(f"wrote {_write_engine(e, 'held-out median |error| ' + totals)}")
+        fit_file.write_text(yaml.safe_dump({"source": "hwdse calibrate --serving (training rows of aic_silicon_dev.csv)",
+                                            "client_wait": {h: float(f"{w:.4g}") for h, w in waits.items()}}))
+        lines.append(f"wrote {fit_file}")
+    if report is not None:
+        report.mkdir(parents=True, exist_ok=True)
+        write_serving_report(report / "serving.md", report / "figures" / "serving.png", rows, ttft, tpot, table,
+                             engines, waits)
+        lines.append(f"wrote {report / 'serving.md'}")
+    return lines

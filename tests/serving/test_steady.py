@@ -1,0 +1,88 @@
+"""Serving steady state: checked against a step-level simulation, capacity limits, SLOs, sweeps, CLI."""
+
+import json
+
+import numpy as np
+import pytest
+import xarray as xr
+from typer.testing import CliRunner
+
+from hwdse.cli import app
+from hwdse.serving import StepModel, load_engine, serve
+from hwdse.perf.evaluate import resolve
+
+from ._des import simulate
+
+
+
+@pytest.mark.parametrize("concurrency, isl, osl", [(8, 512, 200), (32, 256, 400), (96, 1024, 300)])
+def test_closed_form_matches_a_step_level_simulation(concurrency, isl, osl):
+    """Throughput and TPOT within 5 % of a discrete-event simulation of the same engine (same step times)."""
+    engine = load_engine("vllm")
+    model, arch, scen = resolve("llama-3-8b", "h100-sxm", None, None, batch=1, prompt=isl, gen=osl,
+                                weights="bf16", activations="bf16", kv="bf16", flash_attention=True)
+    steps = StepModel(model, arch, scen, "achieved", engine)
+    g = np.arange(concurrency + 1, dtype=float)
+    kv_len = isl + osl / 2
+    sim = simulate(np.asarray(steps.step_s(g, 0.0, isl, kv_len)), np.asarray(steps.step_s(g, float(isl), isl, kv_len)),
+                   concurrency, osl)
+    ds = serve("llama-3-8b", "h100-sxm", concurrency=concurrency, isl=isl, osl=osl, engine=engine, mode="achieved")
+    assert float(ds.throughput_tok_s) == pytest.approx(sim["throughput_tok_s"], rel=0.05)
+    assert float(ds.tpot_s) == pytest.approx(sim["tpot_s"], rel=0.05)
+
+
+def test_kv_capacity_caps_requests_in_flight():
+    """Llama-3-70B in FP8 on one H100: ~70 GB of weights leave room for few 32k-token requests; beyond
+    them requests queue (TTFT grows with the excess, as Little's law says), decode does not."""
+    c = xr.DataArray([4.0, 64.0, 256.0], dims="concurrency")
+    ds = serve("llama-3-70b", "h100-sxm", concurrency=c, isl=30000, osl=2000, weights="fp8-e4m3", engine="vllm")
+    cap = float(ds.max_requests)
+    assert 1 <= cap < 64
+    assert np.all(ds.requests_decoding <= ds.max_requests + 1e-9)
+    assert float(ds.requests_decoding[2]) == pytest.approx(cap, rel=1e-3)
+    assert float(ds.tpot_s[2]) == pytest.approx(float(ds.tpot_s[1]), rel=1e-3)
+    cycle = 256 / float(ds.request_rate[2])
+    assert float(ds.ttft_s[2]) == pytest.approx(cycle - 1999 * float(ds.tpot_s[2]), rel=1e-6)
+
+
+def test_goodput_is_monotone_in_the_slo():
+    slo = xr.DataArray(np.linspace(0.002, 0.05, 25), dims="tpot_slo")
+    ds = serve("llama-3-8b", "h100-sxm", concurrency=xr.DataArray([4.0, 16.0, 128.0], dims="c"),
+               isl=1024, osl=512, tpot_slo_s=slo, ttft_slo_s=5.0)
+    good = ds.goodput_tok_s.transpose("c", "tpot_slo").values
+    assert np.all(np.diff(good, axis=1) >= 0) and good[:, 0].max() == 0 and good[:, -1].min() > 0
+
+
+def test_a_sweep_is_the_points_evaluated_one_by_one():
+    c = xr.DataArray([2.0, 48.0], dims="c")
+    rate = xr.DataArray([0.5, 4.0], dims="rate")
+    grid = serve("llama-3-8b", "h200", concurrency=c, isl=2048, osl=256, engine="sglang")
+    assert grid.tpot_s.dims == ("c",)
+    for i, ci in enumerate(c.values):
+        one = serve("llama-3-8b", "h200", concurrency=float(ci), isl=2048, osl=256, engine="sglang")
+        assert float(grid.tpot_s[i]) == pytest.approx(float(one.tpot_s), rel=1e-9)
+    open_loop = serve("llama-3-8b", "h200", arrival_rate=rate, isl=2048, osl=256)
+    assert open_loop.ttft_s.dims == ("rate",) and float(open_loop.ttft_s[1]) > float(open_loop.ttft_s[0])
+
+
+def test_open_loop_past_capacity_is_unstable_not_a_number():
+    ds = serve("llama-3-8b", "h100-sxm", arrival_rate=xr.DataArray([1.0, 1e4], dims="rate"), isl=1024, osl=128)
+    assert bool(ds.stable[0]) and not bool(ds.stable[1]) and np.isinf(float(ds.ttft_s[1]))
+    assert float(ds.goodput_tok_s[1]) == 0
+
+
+def test_more_load_costs_latency_and_buys_throughput():
+    ds = serve("llama-3-8b", "h100-sxm", concurrency=xr.DataArray([1.0, 8.0, 64.0], dims="c"), isl=1024, osl=1024)
+    assert np.all(np.diff(ds.tpot_s) > 0) and np.all(np.diff(ds.throughput_tok_s) > 0)
+
+
+def test_serve_cli_json_and_open_loop():
+    runner = CliRunner()
+    result = runner.invoke(app, ["serve", "--arch", "h100-sxm", "--model", "llama-3-8b", "--concurrency", "64",
+                                 "--isl", "1024", "--osl", "1024", "--json"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.output)
+    assert {"ttft_s", "tpot_s", "tok_s_per_device", "goodput_tok_s_per_device"} <= set(out)
+    assert 0.005 < out["tpot_s"] < 0.05 and out["stable"]
+    result = runner.invoke(app, ["serve", "--arrival-rate", "2", "--tpot-slo-ms", "1"])
+    assert result.exit_code == 0 and "goodput 0 tok/s/device" in result.output

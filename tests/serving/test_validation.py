@@ -1,0 +1,44 @@
+"""Serving validation on the dev set: the split, and the held-out errors of the committed parameters.
+
+Needs ``shared/validation/aic_silicon_dev.csv`` (skips with the reason when absent). The pinned figures
+are the held-out medians of ``validation/serving.md``: a change of the serving model that moves them
+must regenerate that report (``hwdse calibrate --serving --report``).
+"""
+
+import numpy as np
+import pytest
+
+from hwdse.perf import calibration_data as data
+from hwdse.serving import validation as v
+
+needs_data = pytest.mark.skipif(not (data.validation_dir() / "aic_silicon_dev.csv").is_file(),
+                                reason=f"aic_silicon_dev.csv not found at {data.validation_dir()}")
+
+
+@needs_data
+def test_rows_and_split():
+    rows = v.serving_rows()
+    assert len(rows) > 700 and {r.arch for r in rows} == {"h100-sxm", "h200", "b200"}
+    assert 0.15 < np.mean([r.held_out for r in rows]) < 0.25
+    assert [r.held_out for r in rows] == [r.held_out for r in v.serving_rows()]
+    assert {r.harness for r in rows} == {"versioned", "dump"}
+
+
+@needs_data
+def test_committed_engines_reproduce_the_reported_held_out_errors():
+    """Serving mode replaces the static-batch figure: on held-out rows its TPOT error is a third to a
+    half of the static evaluator's, per GPU (values of validation/serving.md, +-1.5 points)."""
+    import yaml
+
+    from hwdse._catalog import catalog_dir
+
+    rows = v.serving_rows()
+    waits = yaml.safe_load((catalog_dir("arch").parent / "validation" / "serving_fit.yaml").read_text())["client_wait"]
+    ttft, tpot = v.predict_rows(rows, None, waits)
+    table = {t["system"]: t for t in v.error_table(rows, ttft, tpot, v.static_tpot(rows)) if t["engine"] == "all"}
+    for system, (tpot_median, ttft_median) in {"h100_sxm": (0.127, 0.399), "h200_sxm": (0.109, 0.608),
+                                               "b200_sxm": (0.114, 0.609)}.items():
+        t = table[system]
+        assert t["tpot_median"] == pytest.approx(tpot_median, abs=0.015), system
+        assert t["ttft_median"] == pytest.approx(ttft_median, abs=0.03), system
+        assert t["tpot_median"] < 0.5 * t["static_tpot_median"], system
