@@ -24,13 +24,21 @@ def serve(arch: Annotated[str, typer.Option("--arch", help="arch catalog name or
           osl: Annotated[int, typer.Option(help="output tokens per request", min=2)] = 1024,
           engine: Annotated[str, typer.Option(help="arch/engines entry: trtllm, vllm, sglang")] = "trtllm",
           tp: Annotated[Optional[int], typer.Option("--tp", help="tensor-parallel GPUs", **Positive)] = None,
+          decode_arch: Annotated[Optional[str], typer.Option(help="disaggregated: the decode pool's system "
+                                                             "(--arch is then the prefill pool)")] = None,
+          prefill_instances: Annotated[int, typer.Option(help="disaggregated: prefill pool size", **Positive)] = 1,
+          decode_instances: Annotated[int, typer.Option(help="disaggregated: decode pool size", **Positive)] = 1,
+          link_GBps: Annotated[Optional[float], typer.Option("--link-GBps", help="disaggregated: KV link GB/s",
+                                                            min=0)] = None,
           weights: str = "bf16", activations: Optional[str] = None, kv: Optional[str] = None,
           ttft_slo_ms: Annotated[float, typer.Option(help="TTFT objective for goodput (ms)", min=0)] = float("inf"),
           tpot_slo_ms: Annotated[float, typer.Option(help="TPOT objective for goodput (ms)", min=0)] = float("inf"),
           mode: Annotated[str, typer.Option(help="roofline, achieved or auto")] = "auto",
           as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False) -> None:
-    """Steady-state serving: TTFT, TPOT, throughput per device and goodput under SLOs."""
-    from hwdse.serving import load_engine, serve as run
+    """Steady-state serving: TTFT, TPOT, throughput per device and goodput under SLOs (aggregated, or
+    disaggregated with --decode-arch)."""
+    from hwdse.serving import load_engine, serve as run, serve_disaggregated
+    from hwdse.serving.disagg import LINK_BANDWIDTH_GBPS
 
     if (concurrency is None) == (arrival_rate is None):
         raise HwdseError("--concurrency/--arrival-rate", None, "give exactly one")
@@ -43,9 +51,15 @@ def serve(arch: Annotated[str, typer.Option("--arch", help="arch catalog name or
         eng = load_engine(engine)
     except HwdseError as exc:
         raise exc.referenced_by("--engine", None) from None
-    ds = run(model_spec, system, concurrency=concurrency, arrival_rate=arrival_rate, isl=isl, osl=osl, engine=eng,
-             weights=weights, activations=activations, kv=kv, mode=mode, ttft_slo_s=ttft_slo_ms / 1e3,
-             tpot_slo_s=tpot_slo_ms / 1e3)
+    common = dict(concurrency=concurrency, arrival_rate=arrival_rate, isl=isl, osl=osl, engine=eng, weights=weights,
+                  activations=activations, kv=kv, mode=mode, ttft_slo_s=ttft_slo_ms / 1e3, tpot_slo_s=tpot_slo_ms / 1e3)
+    if decode_arch is None:
+        ds = run(model_spec, system, **common)
+    else:
+        _, decode_system = model_and_arch(model, decode_arch)
+        ds = serve_disaggregated(model_spec, system, decode_system, prefill_instances=prefill_instances,
+                                 decode_instances=decode_instances, link_bandwidth_GBps=link_GBps or LINK_BANDWIDTH_GBPS,
+                                 **common)
     out = {"model": ds.attrs["model"], "arch": ds.attrs["arch"], "engine": ds.attrs["engine"], "mode": ds.attrs["mode"],
            "traffic": ds.attrs["traffic"], **{k: ds[k].item() for k in ds.data_vars}}
     out.update(stable=bool(out["stable"]), meets_slo=bool(out["meets_slo"]))
@@ -56,5 +70,6 @@ def serve(arch: Annotated[str, typer.Option("--arch", help="arch catalog name or
     print(f"  TTFT {duration(out['ttft_s'])}, TPOT {duration(out['tpot_s'])}, {out['tok_s_per_user']:.4g} tok/s/user")
     print(f"  throughput {out['throughput_tok_s']:.4g} tok/s ({out['tok_s_per_device']:.4g} per device), "
           f"goodput {out['goodput_tok_s_per_device']:.4g} tok/s/device")
-    print(f"  {out['requests_decoding']:.3g} requests decoding (limit {out['max_requests']:.0f}), "
-          f"prefill chunks in {out['prefill_step_share'] * 100:.0f} % of steps")
+    where = (f"prefill chunks in {out['prefill_step_share'] * 100:.0f} % of steps" if decode_arch is None else
+             f"prefill pool {out['prefill_utilization'] * 100:.0f} % busy, KV transfer {duration(out['kv_transfer_s'])}")
+    print(f"  {out['requests_decoding']:.3g} requests decoding (limit {out['max_requests']:.0f}), {where}")

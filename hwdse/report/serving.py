@@ -73,10 +73,28 @@ def error_markdown(table: Sequence[Mapping[str, Any]]) -> list[str]:
     return lines
 
 
+def _disagg_markdown(rows: Sequence[Any], ttft: np.ndarray, tpot: np.ndarray) -> list[str]:
+    """Every disaggregated dense row (none was fit on): pools, measured and predicted TTFT / TPOT."""
+    lines = ["## Disaggregated dense rows (predicted with the aggregated fit; none enters a fit)", "",
+             "| system | engine | model | precision | ISL/OSL | prefill workers x TP | decode workers x TP | "
+             "in flight | TTFT ms: measured / hwdse (err %) | TPOT ms: measured / hwdse (err %) |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for r, a, b in zip(rows, ttft, tpot):
+        lines.append(f"| {r.system} | {r.engine} | {r.model} | {r.precision} | {r.isl:.0f}/{r.osl:.0f} | "
+                     f"{r.prefill_workers} x {r.prefill_tp} | {r.decode_workers} x {r.decode_tp} | {r.concurrency:.0f} | "
+                     f"{r.ttft_s * 1e3:.0f} / {a * 1e3:.0f} ({(a / r.ttft_s - 1) * 100:+.0f}) | "
+                     f"{r.tpot_s * 1e3:.1f} / {b * 1e3:.1f} ({(b / r.tpot_s - 1) * 100:+.0f}) |")
+    if len(rows):
+        e_tpot, e_ttft = np.abs(tpot / [r.tpot_s for r in rows] - 1), np.abs(ttft / [r.ttft_s for r in rows] - 1)
+        lines += ["", f"Median |error| over the {len(rows)} rows: TPOT {np.median(e_tpot) * 100:.0f} %, TTFT "
+                  f"{np.median(e_ttft) * 100:.0f} % (goal: TPOT median <= 15 %)."]
+    return lines
+
+
 def write_serving_report(path: Path, figure: Path, rows: Sequence[Any], ttft: np.ndarray, tpot: np.ndarray,
                          table: Sequence[Mapping[str, Any]], engines: Mapping[str, Any],
-                         waits: Mapping[str, float]) -> None:
-    """``path`` (Markdown) and ``figure`` (PNG)."""
+                         waits: Mapping[str, float], disagg: tuple[Sequence[Any], np.ndarray, np.ndarray]) -> None:
+    """``path`` (Markdown) and ``figure`` (PNG); ``disagg``: disaggregated rows with predicted TTFT, TPOT."""
     figure.parent.mkdir(parents=True, exist_ok=True)
     fig = throughput_latency_figure(rows, ttft, tpot)
     fig.savefig(figure, dpi=110)
@@ -98,5 +116,6 @@ def write_serving_report(path: Path, figure: Path, rows: Sequence[Any], ttft: np
             *[f"| {h} | {w:.3g} |" for h, w in waits.items()], "",
             "The harness term: rows from the per-version gap-analysis tables count the client's wait for a "
             "concurrency slot in TTFT (their TTFT grows with OSL / concurrency); the 2026 database dump does not.", "",
+            *_disagg_markdown(*disagg), "",
             f"![throughput vs latency]({figure.relative_to(path.parent)})", ""]
     path.write_text("\n".join(text))

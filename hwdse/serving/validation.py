@@ -20,7 +20,7 @@ import numpy as np
 
 from hwdse.perf.calibration_data import load_rows
 
-__all__ = ["ServingRow", "serving_rows", "predict_rows", "fit", "static_tpot", "error_table", "calibrate_serving",
+__all__ = ["ServingRow", "DisaggRow", "serving_rows", "disagg_rows", "predict_disagg", "predict_rows", "fit", "static_tpot", "error_table", "calibrate_serving",
            "SYSTEMS", "MODELS"]
 
 SYSTEMS = {"h100_sxm": "h100-sxm", "h200_sxm": "h200", "b200_sxm": "b200"}
@@ -87,6 +87,61 @@ def predict_rows(rows: Sequence[ServingRow], engines: Mapping[str, Any] | None =
                    engine=(engines or {}).get(engine, engine), weights=fmt, kv=kv, mode="achieved",
                    client_wait_intervals=(client_wait or {}).get(harness, 0.0))
         ttft[idx], tpot[idx] = np.asarray(ds.ttft_s), np.asarray(ds.tpot_s)
+    return ttft, tpot
+
+
+@dataclass(frozen=True)
+class DisaggRow:
+    """A measured disaggregated run: pools of ``*_workers`` copies of the GPU at ``*_tp``."""
+
+    id: str
+    system: str
+    arch: str
+    engine: str
+    model: str
+    precision: str
+    isl: float
+    osl: float
+    prefill_tp: int
+    prefill_workers: int
+    decode_tp: int
+    decode_workers: int
+    concurrency: float          # decode batch x decode workers (read as per worker; the file leaves batch_size empty)
+    ttft_s: float
+    tpot_s: float
+
+
+def disagg_rows() -> list[DisaggRow]:
+    """Dense disaggregated rows on the catalog GPUs."""
+    out = []
+    for r in load_rows("aic_silicon_dev.csv"):
+        model = _model(r["model_path"])
+        if r["mode"] != "disagg" or model is None or r["system"] not in SYSTEMS or r["precision"] not in FORMATS:
+            continue
+        out.append(DisaggRow(r["id"], r["system"], SYSTEMS[r["system"]], r["backend"], model, r["precision"],
+                             float(r["isl"]), float(r["osl"]), int(r["prefill_tp_size"]), int(r["prefill_num_workers"]),
+                             int(r["decode_tp_size"]), int(r["decode_num_workers"]),
+                             float(r["decode_batch_size"]) * int(r["decode_num_workers"]),
+                             float(r["silicon_ttft_ms"]) / 1e3, float(r["silicon_tpot_ms"]) / 1e3))
+    return out
+
+
+def predict_disagg(rows: Sequence[DisaggRow]) -> tuple[np.ndarray, np.ndarray]:
+    """Predicted (TTFT, TPOT) seconds of disaggregated rows with the committed engines (never fit on them)."""
+    from hwdse.hardware import load_arch
+    from hwdse.hardware.multi import with_parallelism
+    from hwdse.serving import serve_disaggregated
+
+    def system(arch: str, tp: int) -> Any:
+        return load_arch(arch) if tp == 1 else with_parallelism(load_arch(arch), tp)
+
+    ttft, tpot = np.empty(len(rows)), np.empty(len(rows))
+    for i, r in enumerate(rows):
+        fmt, kv = FORMATS[r.precision]
+        ds = serve_disaggregated(r.model, system(r.arch, r.prefill_tp), system(r.arch, r.decode_tp),
+                                 concurrency=r.concurrency, isl=r.isl, osl=r.osl, prefill_instances=r.prefill_workers,
+                                 decode_instances=r.decode_workers, engine=r.engine, weights=fmt, kv=kv, mode="achieved")
+        ttft[i], tpot[i] = float(ds.ttft_s), float(ds.tpot_s)
     return ttft, tpot
 
 
@@ -231,7 +286,8 @@ def calibrate_serving(write: bool, report: Path | None) -> list[str]:
         lines.append(f"wrote {fit_file}")
     if report is not None:
         report.mkdir(parents=True, exist_ok=True)
+        drows = disagg_rows()
         write_serving_report(report / "serving.md", report / "figures" / "serving.png", rows, ttft, tpot, table,
-                             engines, waits)
+                             engines, waits, (drows, *predict_disagg(drows)))
         lines.append(f"wrote {report / 'serving.md'}")
     return lines

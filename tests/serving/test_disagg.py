@@ -54,3 +54,18 @@ def test_a_pim_decode_pool_runs_next_to_a_gpu_prefill_pool():
                              weights="fp16")
     assert bool(ds.stable) and float(ds.tpot_s) > 0 and ds.attrs["decode_arch"] == "dgx-a100-attacc"
     assert ds.attrs["mode"] == "achieved/roofline"  # the GPU pool is calibrated, the PIM pool is not
+
+
+def test_serve_cli_disaggregated_with_a_pim_decode_pool():
+    import json
+
+    from typer.testing import CliRunner
+
+    from hwdse.cli import app
+
+    result = CliRunner().invoke(app, ["serve", "--arch", "dgx-h100", "--decode-arch", "dgx-a100-attacc", "--model",
+                                      "llama-2-70b", "--weights", "fp16", "--concurrency", "32", "--isl", "2048",
+                                      "--osl", "256", "--prefill-instances", "2", "--json"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.output)
+    assert out["arch"] == "dgx-h100 -> dgx-a100-attacc" and out["stable"] and out["kv_transfer_s"] > 0
