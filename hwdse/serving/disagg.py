@@ -22,7 +22,7 @@ from hwdse._errors import HwdseError
 from hwdse.hardware.gpu_efficiency import resolve_mode
 from hwdse.perf.evaluate import resolve
 from hwdse.serving.engine import Engine, load_engine
-from hwdse.serving.steady import ITERATIONS, client_wait, dataset, kv_limit, relax
+from hwdse.serving.steady import client_wait, dataset, kv_limit, solve
 from hwdse.serving.step import StepModel
 from hwdse.workload.footprint import footprint
 
@@ -71,17 +71,14 @@ def serve_disaggregated(model: Any, prefill_arch: Any, decode_arch: Any, *, conc
             queue = np.minimum(queue, concurrency)
         return prefill_s * (1 + queue) + transfer_s, rho
 
-    g = np.minimum(concurrency if closed else 1.0, cap) * 1.0
-    for _ in range(ITERATIONS):
+    def load(g: Any) -> Any:
         tpot = dec.step_s(g / decode_instances, 0.0, isl, kv_len)
-        if closed:
-            rate = g / (decode_steps * tpot)
-            ttft, _ = ttft_at(rate)
-            cycle = ttft + decode_steps * tpot
-            rate = concurrency / (client_wait(client_wait_intervals, cycle, concurrency) + cycle)
-        else:
-            rate = arrival_rate
-        g = relax(g, rate * decode_steps * tpot, cap)
+        if not closed:
+            return arrival_rate * decode_steps * tpot
+        cycle = ttft_at(g / (decode_steps * tpot))[0] + decode_steps * tpot
+        return concurrency / (client_wait(client_wait_intervals, cycle, concurrency) + cycle) * decode_steps * tpot
+
+    g = solve(load, np.minimum(concurrency, cap) if closed else cap)
     tpot = dec.step_s(g / decode_instances, 0.0, isl, kv_len)
     if closed:
         ttft, rho = ttft_at(g / (decode_steps * tpot))

@@ -18,7 +18,7 @@ fits next to the weights; extra requests queue (closed loop: TTFT from Little's 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -33,10 +33,9 @@ from hwdse.serving.engine import Engine, load_engine
 from hwdse.serving.step import StepModel
 from hwdse.workload.footprint import footprint
 
-__all__ = ["serve", "kv_limit", "client_wait", "relax", "dataset"]
+__all__ = ["serve", "kv_limit", "client_wait", "solve", "dataset"]
 
-ITERATIONS = 10
-DAMPING = 0.5
+BISECTIONS = 16   # the requests decoding are found to 2^-16 of their range
 
 
 def kv_limit(model: Any, arch: Any, scenario: Any, engine: Engine, isl: Any, osl: Any) -> Any:
@@ -51,11 +50,18 @@ def kv_limit(model: Any, arch: Any, scenario: Any, engine: Engine, isl: Any, osl
     return np.maximum(np.floor(free / per_request), 0.0)
 
 
-def relax(g: Any, target: Any, cap: Any) -> Any:
-    """One damped fixed-point step of the requests decoding; a point whose step time is not finite (a
-    format its units cannot run) stays at a tiny load and comes out infeasible (infinite TPOT)."""
-    target = where(np.isfinite(target), target, 1e-9)
-    return (1 - DAMPING) * g + DAMPING * np.clip(target, 1e-9, cap)
+def solve(target: Callable[[Any], Any], hi: Any) -> Any:
+    """The requests decoding ``g`` in ``(0, hi]`` where ``target(g)`` (the load the traffic puts on the
+    decode phase at ``g``) crosses ``g``, by bisection: a fixed number of array steps, robust where a
+    plain fixed point oscillates (prefill server near saturation). A point whose step time is not finite
+    (a format its units cannot run) goes to zero load and comes out infeasible."""
+    lo = np.zeros_like(hi * 1.0)
+    hi = hi * 1.0
+    for _ in range(BISECTIONS):
+        mid = (lo + hi) / 2
+        up = target(mid) > mid
+        lo, hi = where(up, mid, lo), where(up, hi, mid)
+    return (lo + hi) / 2
 
 
 def client_wait(intervals: Any, cycle: Any, concurrency: Any) -> Any:
@@ -97,7 +103,6 @@ def serve(model: Any, arch: Any, *, concurrency: Any = None, arrival_rate: Any =
     cap = np.minimum(eng.max_batch, kv_limit(model, arch, scen, eng, isl, osl))
     prompt_attention = steps.prefill_attention_s(isl)
     closed = concurrency is not None
-    demand = concurrency if closed else arrival_rate
 
     def state(g: Any) -> dict[str, Any]:
         chunk = where(eng.chunked_prefill, np.clip(eng.token_budget - g, 1.0, isl), isl) * np.ones_like(g)
@@ -112,17 +117,15 @@ def serve(model: Any, arch: Any, *, concurrency: Any = None, arrival_rate: Any =
         ttft = tpot / 2 + service + queue * service
         return {"tpot": tpot, "ttft": ttft, "share": share, "chunk": chunk}
 
-    g = np.minimum(demand if closed else 1.0, cap) * 1.0
-    for _ in range(ITERATIONS):
+    def load(g: Any) -> Any:
         s = state(g)
         if closed:
             cycle = s["ttft"] + decode_steps * s["tpot"]
-            wait = client_wait(client_wait_intervals, cycle, concurrency)
-            rate = concurrency / (wait + cycle)
-            target = rate * decode_steps * s["tpot"]
-        else:
-            target = arrival_rate * decode_steps * s["tpot"]
-        g = relax(g, target, cap)
+            rate = concurrency / (client_wait(client_wait_intervals, cycle, concurrency) + cycle)
+            return rate * decode_steps * s["tpot"]
+        return arrival_rate * decode_steps * s["tpot"]
+
+    g = solve(load, np.minimum(concurrency, cap) if closed else cap)
     s = state(g)
     if closed:
         cycle = s["ttft"] + decode_steps * s["tpot"]
