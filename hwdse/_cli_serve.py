@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from hwdse._cli_support import duration, model_and_arch, one_line_errors
+from hwdse._cli_support import check_formats, duration, loaded, model_and_arch, one_line_errors
 from hwdse._errors import HwdseError
 
 __all__ = ["serve"]
@@ -42,6 +42,10 @@ def serve(arch: Annotated[str, typer.Option("--arch", help="arch catalog name or
 
     if (concurrency is None) == (arrival_rate is None):
         raise HwdseError("--concurrency/--arrival-rate", None, "give exactly one")
+    if mode not in ("roofline", "achieved", "auto"):
+        raise HwdseError("--mode", None, f"must be roofline, achieved or auto, got {mode!r}")
+    for option, name in (("--weights", weights), ("--activations", activations), ("--kv", kv)):
+        check_formats(option, [name] if name else [])
     model_spec, system = model_and_arch(model, arch)
     if tp is not None:
         from hwdse.hardware.multi import with_parallelism
@@ -56,7 +60,9 @@ def serve(arch: Annotated[str, typer.Option("--arch", help="arch catalog name or
     if decode_arch is None:
         ds = run(model_spec, system, **common)
     else:
-        _, decode_system = model_and_arch(model, decode_arch)
+        from hwdse.hardware import load_arch
+
+        decode_system = loaded("--decode-arch", load_arch, decode_arch)
         ds = serve_disaggregated(model_spec, system, decode_system, prefill_instances=prefill_instances,
                                  decode_instances=decode_instances, link_bandwidth_GBps=link_GBps or LINK_BANDWIDTH_GBPS,
                                  **common)

@@ -49,6 +49,14 @@ OPTIONS = {  # command line -> the start of the reason (after "hwdse: error: ")
     "study worker --storage sqlite:///OUT/w.db --study x --trials 0": "--trials: ",
     "study worker --storage sqlite:///OUT/w.db --study x --heartbeat 0": "--heartbeat: ",
     "calibrate --arch a6000": "--arch: no calibration data for 'a6000'",
+    "serve --concurrency 0": "--concurrency: ",
+    "serve --concurrency 8 --osl 1": "--osl: ",
+    "serve --concurrency 8 --isl 0": "--isl: ",
+    "serve": "--concurrency/--arrival-rate: give exactly one",
+    "serve --concurrency 4 --engine tgi": "--engine: unknown engine 'tgi'",
+    "serve --concurrency 4 --weights fp7": "--weights: unknown formats entry 'fp7'",
+    "serve --concurrency 4 --decode-arch aim": "--decode-arch: unknown arch entry 'aim'",
+    "serve --concurrency 4 --mode fast": "--mode: must be roofline, achieved or auto",
     "catalog list gpus": "catalog: unknown catalog 'gpus'",
 }
 
