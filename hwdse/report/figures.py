@@ -186,7 +186,7 @@ def history_figure(ds: xr.Dataset, objectives: Sequence[tuple[str, str]]) -> Fig
         _scale(ax.yaxis, v[ok])
         ax.set_ylabel(axis_label(name))
         ax.grid(alpha=0.3)
-    axes[0, 0].legend(fontsize=7, loc="upper right")
+    axes[0, 0].legend(fontsize=7, loc="best")
     axes[-1, 0].set_xlabel("trial")
     fig.suptitle("Optimization history", fontsize=10)
     return fig

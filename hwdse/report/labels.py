@@ -67,6 +67,12 @@ LABELS: dict[str, Metric] = {name: Metric(*spec) for name, spec in {
     "meets_floor": ("Meets floor",), "recommended": ("Recommended",),
     # hwdse.report.pim_study
     "limit": ("Binding limit",),
+    # hwdse.serving.serve (tok_s_per_user, ttft_s, tpot_s, throughput_tok_s, devices: above)
+    "tok_s_per_device": ("Throughput per device", "tok/s"), "goodput_tok_s": ("Goodput", "tok/s"),
+    "goodput_tok_s_per_device": ("Goodput per device", "tok/s"), "request_rate": ("Request rate", "req/s"),
+    "requests_decoding": ("Requests decoding",), "max_requests": ("Max requests in flight",),
+    "stable": ("Stable",), "meets_slo": ("Meets SLOs",),
+    "prefill_step_share": ("Steps with a prefill chunk", *_PCT), "prefill_chunk_tokens": ("Prefill chunk", "tokens"),
 }.items()}
 
 # name suffix -> (unit, scale) of a variable LABELS does not know; longest suffix first

@@ -34,7 +34,8 @@ def _axes(ds: xr.Dataset, spec: StudySpec) -> tuple[str, str, str, str]:
     objs = spec.objectives
     if len(objs) >= 2:
         return objs[0].metric, objs[1].metric, objs[0].direction, objs[1].direction
-    candidates = [c.metric for c in spec.constraints if c.metric] + ["memory_bytes"]
+    fallback = ["tpot_s", "ttft_s"] if spec.serving is not None else ["memory_bytes"]
+    candidates = [c.metric for c in spec.constraints if c.metric] + fallback
     for m in candidates:
         if m in ds and ds[m].dims != ("trial",):  # per scenario of a mix: its mix aggregate, if any
             m = f"mix_{m}"
@@ -89,7 +90,11 @@ def study_figures(ds: xr.Dataset, study: optuna.Study | None = None,
                 pass  # too few completed trials (or one distinct value) for an importance estimate
     if detail is not None:
         arch = detail.attrs.get("arch", "")
-        figs["roofline"] = roofline_figure(detail, title=f"Best design ({arch}): per-operator roofline")
+        title = f"Best design ({arch}): per-operator roofline"
+        if spec.serving is not None:  # a static batch of the requests its steady state decodes at once
+            batch = json.loads(detail.attrs.get("scenario", "{}")).get("batch", float("nan"))
+            title += f", static batch of {batch:g} requests"
+        figs["roofline"] = roofline_figure(detail, title=title)
     return figs
 
 
@@ -107,6 +112,8 @@ def _workload(spec: StudySpec) -> str:
         return _searched(searched[field]) if field in searched else default
 
     formats = ", ".join(f"{k} {value(k, getattr(w, k))}" for k in ("weights", "activations", "kv"))
+    if spec.serving is not None:
+        return f"{w.model}, {_serving(spec)}; {formats}"
     if w.mix is None:
         lengths = {k: getattr(w, k) for k in ("prompt", "gen") if getattr(w, k) is not None}
         scen = scenario(w.scenario, **lengths) if w.scenario else Scenario(**lengths)
@@ -122,14 +129,41 @@ def _workload(spec: StudySpec) -> str:
            f"{', '.join(entries)}; {formats}"
 
 
-def _constraint(c: Constraint) -> str:
+def _serving(spec: StudySpec) -> str:
+    """``served by vllm, closed loop (concurrency searched 1-256), isl 1024, osl 256, SLOs TTFT ≤ 500 ms``."""
+    s = spec.serving
+    assert s is not None
+
+    def value(field: str) -> str:
+        p = spec.search.get(f"serving.{field}")
+        return _searched(p) if p is not None else f"{getattr(s, field):g}"
+
+    closed = s.concurrency is not None or "serving.concurrency" in spec.search
+    traffic = f"closed loop (concurrency {value('concurrency')})" if closed else \
+        f"open loop (Poisson arrivals, {value('arrival_rate')} req/s)"
+    engine = _searched(spec.search["serving.engine"]) if "serving.engine" in spec.search else s.engine
+    slos = [f"{name} ≤ {v:g} ms" for name, v in (("TTFT", s.ttft_slo_ms), ("TPOT", s.tpot_slo_ms)) if v is not None]
+    return f"served by {engine}, {traffic}, isl {value('isl')}, osl {value('osl')}, " \
+           f"goodput SLOs {', '.join(slos) or 'none'}"
+
+
+def _constraint(c: Constraint, serving: bool = False) -> str:
     kind = c.resolved_kind
+    if kind == "fit" and serving:
+        return f"{c.name} (one request's KV cache fits next to the weights)"
     if kind == "fit":
         return f"{c.name} (footprint fits in memory)"
     if kind == "quality":
         return f"{c.name} (QSNR ≥ {c.min_qsnr_db:g} dB on {', '.join(c.tensors)})"
     bound = c.max if kind == "max" else c.min
     return f"{c.name} ({metric(c.metric).text} {'≤' if kind == 'max' else '≥'} {quantity(c.metric, bound)})"
+
+
+def _constraints(spec: StudySpec) -> str:
+    serving = spec.serving is not None
+    text = [_constraint(c, serving) for c in spec.constraints]
+    text += ["stable (implicit: the engine keeps up with the offered load)"] if serving else []
+    return ", ".join(text) or "none"
 
 
 def _best_table(ds: xr.Dataset, spec: StudySpec) -> tuple[list[str], list[list[str]], str]:
@@ -167,7 +201,7 @@ def write_report(ds: xr.Dataset, out: Path, study: optuna.Study | None = None,
              ("points", f"{n} ({complete} complete, {feasible} feasible, {int(ds.pareto.values.sum())} Pareto)"),
              ("objectives", ", ".join(f"{o.direction} {metric(o.metric).text} ({o.metric})"
                                       for o in spec.objectives)),
-             ("constraints", ", ".join(map(_constraint, spec.constraints)) or "none"),
+             ("constraints", _constraints(spec)),
              ("hwdse", f"{ds.attrs.get('hwdse_version')} (git {ds.attrs.get('git_sha') or 'unknown'}), "
                        f"{ds.attrs.get('created_utc')}")]
     md = [f"# Study report: {spec.name}", "", spec.description, ""]

@@ -90,9 +90,10 @@ def _check_metrics(space: Space, probe: xr.Dataset) -> None:
     spec, where = space.spec, space.where
     known = sorted(v for v in probe.data_vars if probe[v].dtype.kind in "fiub")
     hint = "mix_* variables (this workload is a mix)" if space.mix else ", ".join(known)
+    source = "serving output" if spec.serving is not None else "evaluator output"
     for i, o in enumerate(spec.objectives):
         if o.metric not in probe.data_vars or probe[o.metric].dtype.kind not in "fiub":
-            raise HwdseError(where, f"objectives[{i}].metric", f"unknown evaluator output {o.metric!r}; known: {hint}")
+            raise HwdseError(where, f"objectives[{i}].metric", f"unknown {source} {o.metric!r}; known: {hint}")
         if "scenario" in probe[o.metric].dims:
             raise HwdseError(where, f"objectives[{i}].metric",
                              f"{o.metric!r} varies per scenario of the mix; use mix_{o.metric.removeprefix('mix_')}")
@@ -100,7 +101,7 @@ def _check_metrics(space: Space, probe: xr.Dataset) -> None:
         if c.metric is None or c.resolved_kind not in ("max", "min"):
             continue
         if c.metric not in probe.data_vars:
-            raise HwdseError(where, f"constraints[{i}].metric", f"unknown evaluator output {c.metric!r}; known: {hint}")
+            raise HwdseError(where, f"constraints[{i}].metric", f"unknown {source} {c.metric!r}; known: {hint}")
         if np.isnan(np.asarray(probe[c.metric].values, dtype=float)).all():
             raise HwdseError(where, f"constraints[{i}].metric", f"{c.metric} is NaN for arch {spec.arch!r} (the "
                                                                 "device kind does not model it); every design would "

@@ -150,7 +150,11 @@ def score(space: Space, ds: xr.Dataset, values: Mapping[str, Any]) -> xr.Dataset
     """Add one ``constraint_<name>`` variable per constraint (feasible when <= 0) and ``feasible``.
 
     The evaluator's own ``feasible`` output (the hardware can run every operator) becomes the
-    implicit constraint ``hardware``; ``feasible`` is then every constraint <= 0."""
+    implicit constraint ``hardware``; a serving result's ``stable`` (the engine keeps up with the
+    offered load, which needs every operator to run) the implicit constraint ``stable``. ``fit`` of
+    a serving result: at least one request's paged KV cache fits next to the weights
+    (``1 - max_requests``; more requests than fit queue, they are no error). ``feasible`` is then
+    every constraint <= 0."""
     fields = space.split_fields(values)
     cons = {}
     for c in space.spec.constraints:
@@ -158,6 +162,8 @@ def score(space: Space, ds: xr.Dataset, values: Mapping[str, Any]) -> xr.Dataset
         if kind in ("max", "min"):
             v = _per_point(ds[c.metric])
             val = (v - c.max) / abs(c.max) if kind == "max" else (c.min - v) / abs(c.min)
+        elif kind == "fit" and "max_requests" in ds:
+            val = 1.0 - ds.max_requests
         elif kind == "fit":
             val = _per_point((ds.memory_bytes - ds.capacity_bytes) / ds.capacity_bytes)
         else:
@@ -168,6 +174,9 @@ def score(space: Space, ds: xr.Dataset, values: Mapping[str, Any]) -> xr.Dataset
         ok = ds.feasible.all("scenario") if "scenario" in ds.feasible.dims else ds.feasible
         cons["constraint_hardware"] = xr.where(ok, -1.0, 1.0).assign_attrs(
             units="1", long_name="the hardware runs every operator (-1) or not (+1); see attrs infeasible_reason")
+    if "stable" in ds:  # serving: the engine keeps up with the offered load (and can run every operator)
+        cons["constraint_stable"] = xr.where(ds.stable, -1.0, 1.0).assign_attrs(
+            units="1", long_name="the engine keeps up with the offered load (-1) or not (+1)")
     out = ds.assign(cons)
     feasible = xr.DataArray(True)
     for v in cons.values():

@@ -41,8 +41,10 @@ def outcomes(space: Space, ds: xr.Dataset) -> tuple[np.ndarray, dict[str, np.nda
     reasons = [""] * len(values)
     for i in np.flatnonzero(~np.all(np.isfinite(values), axis=1)):  # bookkeeping of failed points only
         bad = [m for m, v in zip(metrics, values[i], strict=True) if not np.isfinite(v)]
-        reasons[i] = (f"objective {', '.join(bad)} is not finite (NaN: the device model does not provide it, "
-                      "e.g. energy without an energy model)")
+        why = ("infinite: an unstable serving point, over the engine's capacity or with a format it cannot run"
+               if np.isinf(values[i]).any() and space.spec.serving is not None else
+               "NaN: the device model does not provide it, e.g. energy without an energy model")
+        reasons[i] = f"objective {', '.join(bad)} is not finite ({why})"
     for v in cons.values():
         v[np.isnan(v)] = np.inf  # a constraint that cannot be evaluated is violated, not ignored
     return values, cons, reasons

@@ -20,10 +20,11 @@ from hwdse.formats import get
 from hwdse.hardware import load_arch
 from hwdse.workload import load_model, scenario as named_scenario
 
-__all__ = ["Param", "MixEntry", "Workload", "Objective", "Constraint", "SamplerSpec", "StudySpec", "SAMPLERS",
-           "parse_study", "check_spec", "spec_json", "schema"]
+__all__ = ["Param", "MixEntry", "Workload", "Serving", "Objective", "Constraint", "SamplerSpec", "StudySpec",
+           "SAMPLERS", "SERVING_PATHS", "parse_study", "check_spec", "spec_json", "schema"]
 
 SAMPLERS = ("tpe", "nsga2", "gp", "cmaes", "random", "grid", "qmc")
+SERVING_PATHS = ("engine", "concurrency", "arrival_rate", "isl", "osl")  # searchable as serving.<field>
 Scalar = str | bool | int | float
 
 
@@ -96,8 +97,30 @@ class Workload(Spec):
     mix: list[MixEntry] | None = Field(None, min_length=1)
 
 
+class Serving(Spec):
+    """Continuous-batching serving (:func:`hwdse.serving.serve`) instead of one static batch: each design
+    is served under closed-loop ``concurrency`` or open-loop Poisson ``arrival_rate`` (exactly one, given
+    here or searched as ``serving.<field>``) with ``isl`` prompt and ``osl`` output tokens per request.
+    Goodput counts output tokens only where mean TTFT and TPOT meet the SLOs."""
+
+    engine: str = Field("vllm", description="arch/engines entry (trtllm, vllm, sglang) or a YAML path")
+    concurrency: float | None = Field(None, ge=1, description="closed loop: requests in flight at the client")
+    arrival_rate: float | None = Field(None, gt=0, description="open loop: Poisson arrivals, requests/s")
+    isl: int | None = Field(None, ge=1, description="prompt tokens per request (given here or searched)")
+    osl: int | None = Field(None, ge=2, description="output tokens per request (given here or searched)")
+    ttft_slo_ms: float | None = Field(None, gt=0, description="mean-TTFT objective of goodput (none: any TTFT)")
+    tpot_slo_ms: float | None = Field(None, gt=0, description="mean-TPOT objective of goodput (none: any TPOT)")
+
+    @model_validator(mode="after")
+    def _traffic(self) -> "Serving":
+        if self.concurrency is not None and self.arrival_rate is not None:
+            raise ValueError("give exactly one of concurrency (closed loop) and arrival_rate (open loop); got both")
+        return self
+
+
 class Objective(Spec):
-    metric: str = Field(description="an evaluator output variable (ttft_s, tpot_s, mix_tpot_s, ...)")
+    metric: str = Field(description="an evaluator output variable (ttft_s, tpot_s, mix_tpot_s, ...), or a "
+                                    "serving output with [serving] (goodput_tok_s_per_device, ...)")
     direction: Literal["minimize", "maximize"] = "minimize"
 
 
@@ -152,6 +175,8 @@ class StudySpec(Spec):
     description: str = ""
     mode: Literal["roofline", "achieved"] = "roofline"
     workload: Workload
+    serving: Serving | None = Field(None, description="serve each design (hwdse.serving.serve) instead of "
+                                                      "evaluating one static batch")
     arch: str = Field(description="base architecture: arch catalog name or YAML path (any kind)")
     search: dict[str, Param] = Field(min_length=1)
     objectives: list[Objective] = Field(min_length=1)
@@ -199,7 +224,49 @@ def check_spec(data: dict[str, Any], where: str) -> StudySpec:
             load(value)
         except HwdseError as exc:
             raise exc.referenced_by(where, field) from None
+    if spec.serving is not None:
+        _check_serving(spec, where)
+    elif paths := [k for k in spec.search if k.startswith("serving.")]:
+        raise HwdseError(where, f"search.{paths[0]}", "serving paths need a [serving] table")
     return spec
+
+
+def _check_serving(spec: StudySpec, where: str) -> None:
+    """A serving study: one request shape, one kind of traffic, every length given or searched."""
+    from hwdse.serving import load_engine
+
+    w, s = spec.workload, spec.serving
+    unused = {"mix": w.mix is not None, "scenario": w.scenario is not None, "prompt": w.prompt is not None,
+              "gen": w.gen is not None, "batch": w.batch != 1, "flash_attention": not w.flash_attention}
+    instead = {"mix": "one request shape: serving.isl and serving.osl", "scenario": "serving.isl and serving.osl",
+               "prompt": "serving.isl", "gen": "serving.osl", "flash_attention": "serving always uses it",
+               "batch": "requests in flight follow from serving.concurrency or serving.arrival_rate"}
+    for field, bad in unused.items():
+        if bad:
+            raise HwdseError(where, f"workload.{field}", f"not used by a serving study ({instead[field]})")
+    for i, c in enumerate(spec.constraints):
+        if c.name == "stable":
+            raise HwdseError(where, f"constraints[{i}].name", "'stable' is the serving result's own verdict (the "
+                                                              "implicit constraint_stable); choose another name")
+    try:
+        load_engine(s.engine)
+    except HwdseError as exc:
+        raise exc.referenced_by(where, "serving.engine") from None
+    given = {k for k in SERVING_PATHS if getattr(s, k) is not None}
+    searched = {k.removeprefix("serving.") for k in spec.search if k.startswith("serving.")}
+    if unknown := sorted(searched - set(SERVING_PATHS)):
+        raise HwdseError(where, f"search.serving.{unknown[0]}",
+                         f"unknown serving field; expected one of {', '.join(SERVING_PATHS)}")
+    kinds = {"concurrency", "arrival_rate"}
+    traffic = (given | searched) & kinds
+    if len(traffic) != 1:
+        field = f"search.serving.{min(searched & kinds)}" if searched & kinds else "serving"
+        got = "neither" if not traffic else "both"
+        raise HwdseError(where, field, "give exactly one of concurrency (closed loop) and arrival_rate (open loop), "
+                                       f"in [serving] or searched; got {got}")
+    for field in ("isl", "osl"):
+        if field not in given | searched:
+            raise HwdseError(where, f"serving.{field}", f"required: a number, or search serving.{field}")
 
 
 def spec_json(spec: StudySpec) -> str:

@@ -72,3 +72,14 @@ def hwdse(*args: str, cwd: Path | None = None, timeout: float = 300) -> subproce
     """Run the CLI in a fresh interpreter (as a user would)."""
     return subprocess.run([sys.executable, "-m", "hwdse.cli", *args], capture_output=True, text=True, cwd=cwd,
                           timeout=timeout)
+
+
+def assert_study_refused(path: Path, out: Path, key: str, reason: str) -> None:
+    """``hwdse study run path``: exit 2, one line naming ``path: key``, ``reason`` in it, nothing written."""
+    code, _, err = cli("study", "run", str(path), "--out", str(out), "--quiet")
+    assert code == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith(f"hwdse: error: {path}: {key}: "), lines[0]
+    assert reason in lines[0], lines[0]
+    assert not out.exists()  # no folder, no study.db: the storage was never opened

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.search.conftest import TINY, cli
+from tests.search.conftest import TINY, assert_study_refused, cli
 
 BASE = TINY.split('[search."arch.memory.bandwidth_GBps"]')[0]
 TAIL = '\n[[objectives]]\nmetric = "tpot_s"\n'
@@ -39,14 +39,7 @@ def test_bad_study_is_one_line_exit_2_and_writes_nothing(tmp_path: Path, case: s
     text, key, reason = CASES[case]
     path = tmp_path / "x.toml"
     path.write_text(body.split("[[objectives]]")[0] + text)
-    out = tmp_path / "out"
-    code, _, err = cli("study", "run", str(path), "--out", str(out), "--quiet")
-    assert code == 2, err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith(f"hwdse: error: {path}: {key}: "), lines[0]
-    assert reason in lines[0]
-    assert not out.exists()  # no folder, no study.db: the storage was never opened
+    assert_study_refused(path, tmp_path / "out", key, reason)
 
 
 def test_missing_torch_names_the_sampler(tmp_path: Path) -> None:

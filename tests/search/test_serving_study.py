@@ -1,0 +1,219 @@
+"""Serving studies: a [serving] table makes every trial (and grid point) hwdse.serving.serve instead of a
+static batch; its outputs are the objectives and constraints, and serving.* paths are searched."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pytest
+import xarray as xr
+
+from hwdse._errors import HwdseError
+from hwdse.report.labels import metric
+from hwdse.search import load_study, run_study
+from hwdse.search.points import evaluate_points
+from hwdse.serving import serve
+from tests.search.conftest import assert_study_refused, cli
+
+REPO = Path(__file__).resolve().parents[2]
+
+SERVING = """
+name = "tiny-serving"
+arch = "h100-sxm"
+n_trials = 8
+
+[workload]
+model = "llama-3-8b"
+weights = "bf16"
+activations = "bf16"
+kv = "bf16"
+
+[serving]
+engine = "vllm"
+isl = 512
+osl = 128
+ttft_slo_ms = 500.0
+tpot_slo_ms = 30.0
+
+[search."arch.memory.bandwidth_GBps"]
+low = 2000.0
+high = 8000.0
+
+[search."serving.concurrency"]
+low = 1
+high = 256
+log = true
+
+[search."scenario.weights"]
+choices = ["bf16", "fp8-e4m3"]
+
+[[objectives]]
+metric = "goodput_tok_s_per_device"
+direction = "maximize"
+
+[[constraints]]
+name = "memory"
+kind = "fit"
+
+[[constraints]]
+name = "tpot_slo"
+metric = "tpot_s"
+max = 0.03
+
+[sampler]
+name = "tpe"
+seed = 1
+"""
+
+
+def _study(tmp_path: Path, text: str = SERVING, name: str = "s.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def _served(params: dict, **kw: object) -> xr.Dataset:
+    """serve() called directly with the study's fixed settings and ``params`` (one design)."""
+    args = {"concurrency": None, "isl": 512, "osl": 128, "engine": "vllm", "weights": "bf16", "activations": "bf16",
+            "kv": "bf16", "mode": "roofline", "ttft_slo_s": 0.5, "tpot_slo_s": 0.03}
+    args.update(kw)
+    args["weights"] = params.get("scenario.weights", args["weights"])
+    for k in ("concurrency", "arrival_rate", "isl", "osl", "engine"):
+        if f"serving.{k}" in params:
+            args[k] = params[f"serving.{k}"]
+    over = {k.removeprefix("arch."): v for k, v in params.items() if k.startswith("arch.")}
+    return serve("llama-3-8b", "h100-sxm", overrides=over, **args)
+
+
+def test_serving_study_objective_is_serve_at_the_best_trial(tmp_path: Path) -> None:
+    run = run_study(_study(tmp_path), tmp_path / "out")
+    ds = xr.open_dataset(tmp_path / "out" / "results.nc")
+    assert ds.sizes["trial"] == 8
+    assert {"goodput_tok_s_per_device", "ttft_s", "tpot_s", "max_requests", "constraint_memory",
+            "constraint_tpot_slo", "constraint_stable", "feasible", "pareto"} <= set(ds.data_vars)
+    best = ds.isel(trial=int(np.flatnonzero(ds.pareto.values)[0]))
+    params = {k: best[k].values.item() for k in run.space.params}
+    direct = _served(params)
+    assert float(best.goodput_tok_s_per_device) == pytest.approx(float(direct.goodput_tok_s_per_device), rel=1e-9)
+    assert float(best.tpot_s) == pytest.approx(float(direct.tpot_s), rel=1e-9)
+    assert bool(direct.meets_slo) and float(best.goodput_tok_s_per_device) > 0
+    # the stored Optuna values are the re-evaluated objective of results.nc
+    done = [t for t in run.study.get_trials(deepcopy=False) if t.state == optuna.trial.TrialState.COMPLETE]
+    np.testing.assert_allclose([float(ds.goodput_tok_s_per_device.sel(trial=t.number)) for t in done],
+                               [t.values[0] for t in done], rtol=1e-12)
+    spec = json.loads(ds.attrs["study_spec"])
+    assert spec["serving"]["engine"] == "vllm" and spec["serving"]["tpot_slo_ms"] == 30.0
+
+
+def test_concurrency_search_evaluates_each_trial_at_its_own_concurrency(tmp_path: Path) -> None:
+    space = load_study(_study(tmp_path))
+    assert space.looped == ("scenario.weights",)  # numeric serving paths travel as arrays
+    assert set(space.vectorized) == {"arch.memory.bandwidth_GBps", "serving.concurrency"}
+    points = {"arch.memory.bandwidth_GBps": [3350.0, 3350.0, 6000.0, 3350.0],
+              "serving.concurrency": [1, 16, 64, 256], "scenario.weights": ["bf16", "bf16", "fp8-e4m3", "bf16"]}
+    ds = evaluate_points(space, points)  # one vectorized serve call per weight format
+    for i in range(4):
+        one = _served({k: v[i] for k, v in points.items()})
+        for m in ("ttft_s", "tpot_s", "tok_s_per_device", "goodput_tok_s_per_device"):
+            assert float(ds[m].isel(trial=i)) == pytest.approx(float(one[m]), rel=1e-9), (i, m)
+    assert np.all(np.diff(ds.tok_s_per_device.values[[0, 1, 3]]) > 0)  # more clients, more tokens/s
+    # 256 clients queue for 361 KV slots' worth of prefill: TTFT misses its 500 ms SLO, so no goodput; the
+    # study constrains TPOT only, so the point stays feasible (the SLOs of goodput are no constraints)
+    assert bool(ds.meets_slo.values[0]) and float(ds.ttft_s.values[3]) > 0.5 and float(ds.tpot_s.values[3]) < 0.03
+    assert float(ds.goodput_tok_s_per_device.values[3]) == 0 and bool(ds.feasible.values[3])
+
+
+def test_serving_study_cli_report_and_grid_sweep(tmp_path: Path) -> None:
+    text = SERVING.replace('name = "tpe"', 'name = "grid"').replace("log = true", "log = true\nnum = 3") \
+        .replace("high = 8000.0", "high = 8000.0\nnum = 2")
+    out = tmp_path / "grid"
+    code, _, err = cli("study", "sweep", str(_study(tmp_path, text)), "--out", str(out))
+    assert code == 0, err
+    grid = xr.open_dataset(out / "sweep.nc")
+    assert dict(grid.goodput_tok_s_per_device.sizes) == {"arch.memory.bandwidth_GBps": 2, "serving.concurrency": 3,
+                                                         "scenario.weights": 2}
+    point = {"arch.memory.bandwidth_GBps": 8000.0, "serving.concurrency": int(grid["serving.concurrency"][1]),
+             "scenario.weights": "fp8-e4m3"}
+    sel = grid.sel({k: v for k, v in point.items()})
+    assert float(sel.ttft_s) == pytest.approx(float(_served(point).ttft_s), rel=1e-9)
+    report = (out / "report.md").read_text()
+    assert "served by vllm, closed loop (concurrency searched 1-256)" in report
+    assert "Goodput per device (tok/s)" in report
+    assert (out / "figures" / "pareto.png").is_file() and (out / "figures" / "roofline.png").is_file()
+
+
+def test_fit_and_stable_constraints(tmp_path: Path) -> None:
+    """fit: llama-3-70b in BF16 (~141 GB) cannot hold one request on an 80 GB H100; stable: an open-loop rate
+    past capacity."""
+    big = SERVING.replace('"llama-3-8b"', '"llama-3-70b"').replace('[search."scenario.weights"]\nchoices = '
+                                                                      '["bf16", "fp8-e4m3"]\n', "")
+    space = load_study(_study(tmp_path, big, "big.toml"))
+    ds = evaluate_points(space, {"arch.memory.bandwidth_GBps": [3350.0], "serving.concurrency": [8]})
+    assert ds.max_requests.item() == 0 and ds.constraint_memory.item() > 0 and not ds.feasible.item()
+    open_loop = SERVING.replace('[search."serving.concurrency"]\nlow = 1\nhigh = 256\nlog = true',
+                                '[search."serving.arrival_rate"]\nlow = 0.5\nhigh = 1000.0\nlog = true')
+    space = load_study(_study(tmp_path, open_loop, "open.toml"))
+    ds = evaluate_points(space, {"arch.memory.bandwidth_GBps": [3350.0, 3350.0], "serving.arrival_rate": [0.5, 1000.0],
+                                 "scenario.weights": ["bf16", "bf16"]})
+    assert ds.stable.values.tolist() == [True, False]
+    assert ds.constraint_stable.values.tolist() == [-1.0, 1.0] and ds.feasible.values.tolist() == [True, False]
+
+
+BAD = {
+    "unknown-metric": (SERVING.replace('metric = "goodput_tok_s_per_device"', 'metric = "goodput"'),
+                       "objectives[0].metric", "unknown serving output 'goodput'"),
+    "unknown-constraint-metric": (SERVING.replace('metric = "tpot_s"', 'metric = "tpot"'),
+                                  "constraints[1].metric", "unknown serving output 'tpot'"),
+    "both-traffic": (SERVING.replace('[search."serving.concurrency"]\nlow = 1\nhigh = 256\nlog = true\n', "")
+                     .replace("isl = 512", "concurrency = 8\narrival_rate = 2.0\nisl = 512"),
+                     "serving", "give exactly one of concurrency (closed loop) and arrival_rate (open loop)"),
+    "both-searched": (SERVING.replace("[[objectives]]", '[search."serving.arrival_rate"]\nlow = 1.0\nhigh = 9.0\n\n'
+                                                        "[[objectives]]"),
+                      "search.serving.arrival_rate", "got both"),
+    "no-traffic": (SERVING.replace('[search."serving.concurrency"]\nlow = 1\nhigh = 256\nlog = true\n', ""),
+                   "serving", "got neither"),
+    "unknown-serving-path": (SERVING.replace('"serving.concurrency"', '"serving.clients"'),
+                             "search.serving.clients", "unknown serving field"),
+    "osl-out-of-bounds": (SERVING.replace("osl = 128", "osl = 1"), "serving.osl", "greater than or equal to 2"),
+    "unknown-engine": (SERVING.replace('engine = "vllm"', 'engine = "tgi"'), "serving.engine", "unknown engine 'tgi'"),
+    "static-batch-field": (SERVING.replace('model = "llama-3-8b"', 'model = "llama-3-8b"\nprompt = 512'),
+                           "workload.prompt", "not used by a serving study"),
+    "serving-path-without-table": (SERVING.split("[serving]")[0] + SERVING.split("tpot_slo_ms = 30.0\n")[1],
+                                   "search.serving.concurrency", "need a [serving] table"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_bad_serving_study_is_one_line_exit_2(tmp_path: Path, case: str) -> None:
+    text, key, reason = BAD[case]
+    path = _study(tmp_path, text)
+    assert_study_refused(path, tmp_path / "out", key, reason)
+    with pytest.raises(HwdseError) as exc:  # the API raises the same error
+        load_study(path)
+    assert exc.value.field == key
+
+
+def test_every_serve_output_has_a_label() -> None:
+    ds = serve("llama-3-8b", "h100-sxm", concurrency=8, isl=256, osl=32, engine="vllm")
+    guessed = [str(v) for v in ds.data_vars if metric(str(v)).guessed]
+    assert not guessed, f"add to hwdse.report.labels.LABELS: {guessed}"
+
+
+def test_the_readme_serving_study_runs(tmp_path: Path) -> None:
+    """`hwdse study run studies/serving-goodput.toml` (README, Studies): the enqueued H100 and two trials."""
+    space = load_study(REPO / "studies" / "serving-goodput.toml")
+    assert space.spec.serving is not None and space.spec.serving.engine == "vllm"
+    assert "serving.concurrency" in space.vectorized
+    out = tmp_path / "sg"
+    code, _, err = cli("study", "run", str(REPO / "studies" / "serving-goodput.toml"), "--trials", "3", "--out",
+                       str(out), "--quiet")
+    assert code == 0, err
+    ds = xr.open_dataset(out / "results.nc")
+    ref = ds.isel(trial=int(np.flatnonzero(ds.reference.values)[0]))
+    h100 = serve("llama-3-8b", "h100-sxm", concurrency=64, isl=1024, osl=256, engine="vllm", weights="bf16",
+                 mode="achieved", ttft_slo_s=0.5, tpot_slo_s=0.03)  # the catalog H100 is the reference point
+    assert float(ref.goodput_tok_s_per_device) == pytest.approx(float(h100.goodput_tok_s_per_device), rel=1e-9)
+    assert "served by vllm" in (out / "report.md").read_text() and (out / "figures" / "roofline.png").is_file()
