@@ -120,18 +120,7 @@ class Space:
 
     def _serve(self, values: Mapping[str, Any], detail: bool) -> xr.Dataset:
         """Serve the design; ``detail``: the per-operator detail of one static batch of the requests that
-        decode at once in its steady state (prompt isl, gen osl), for the roofline of the best design.
-
-        DataArray values are broadcast and served as plain arrays, the dims put back on the result: the
-        fixed point evaluates each step model some 30 times, and on plain numpy that is ~50x faster."""
-        labelled = {k: v for k, v in values.items() if isinstance(v, xr.DataArray)}
-        if labelled and not detail:
-            arrays = xr.broadcast(*labelled.values())
-            plain = {**values, **{k: a.values for k, a in zip(labelled, arrays, strict=True)}}
-            names = {f"dim_{i}": d for i, d in enumerate(arrays[0].dims)}
-            ds = self._serve(plain, detail)
-            ds = ds.rename_dims({k: v for k, v in names.items() if k in ds.dims})
-            return ds.assign_coords({k: c for k, c in arrays[0].coords.items() if set(c.dims) <= set(ds.dims)})
+        decode at once in its steady state (prompt isl, gen osl), for the roofline of the best design."""
         arch_over = {k.removeprefix("arch."): v for k, v in values.items() if k.startswith("arch.")}
         fields = self.split_fields(values)
         formats = {k: fields[k] for k in ("weights", "activations", "kv")}

@@ -22,7 +22,7 @@ from hwdse._errors import HwdseError
 from hwdse.hardware.gpu_efficiency import resolve_mode
 from hwdse.perf.evaluate import resolve
 from hwdse.serving.engine import Engine, load_engine
-from hwdse.serving.steady import client_wait, dataset, kv_limit, solve
+from hwdse.serving.steady import client_wait, dataset, kv_limit, on_plain_arrays, solve
 from hwdse.serving.step import StepModel
 from hwdse.workload.footprint import footprint
 
@@ -38,6 +38,7 @@ def _pool(model: Any, arch: Any, overrides: Mapping[str, Any] | None, fields: di
     return StepModel(model, arch, scen, resolve_mode(arch, mode), engine)
 
 
+@on_plain_arrays
 def serve_disaggregated(model: Any, prefill_arch: Any, decode_arch: Any, *, concurrency: Any = None,
                         arrival_rate: Any = None, isl: Any = 1024, osl: Any = 1024, prefill_instances: Any = 1,
                         decode_instances: Any = 1, engine: str | Engine = "trtllm", weights: str = "bf16",
