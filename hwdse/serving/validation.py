@@ -30,115 +30,116 @@ HELD_OUT_EVERY = 5
 
 
 @dataclass(frozen=True)
-class ServingRow:
+class _Run:
+    """What every measured serving run records (seconds; lengths in tokens)."""
+
     id: str
     system: str
     arch: str
     engine: str
     model: str
     precision: str
-    tp: int
-    concurrency: float
     isl: float
     osl: float
+    concurrency: float
     ttft_s: float
     tpot_s: float
+
+
+@dataclass(frozen=True)
+class ServingRow(_Run):
+    """An aggregated run on ``tp`` GPUs."""
+
+    tp: int
     held_out: bool
     harness: str                # "versioned": per-version gap-analysis tables; "dump": the 2026 database dump
+
+
+@dataclass(frozen=True)
+class DisaggRow(_Run):
+    """A disaggregated run: pools of ``*_workers`` copies of the GPU at ``*_tp``; ``concurrency`` is the decode
+    batch x decode workers (read as per worker; the file leaves batch_size empty)."""
+
+    prefill_tp: int
+    prefill_workers: int
+    decode_tp: int
+    decode_workers: int
 
 
 def _model(path: str) -> str | None:
     return next((name for key, name in MODELS.items() if key in path), None)
 
 
-def serving_rows(mode: str = "agg") -> list[ServingRow]:
-    """Dense rows of ``mode`` on the catalog GPUs with a single pipeline stage and no attention DP."""
+def _dense_runs(mode: str) -> list[tuple[dict[str, str], dict[str, Any]]]:
+    """(CSV row, the :class:`_Run` fields but ``concurrency``) of the dense ``mode`` rows on the catalog GPUs."""
     out = []
     for r in load_rows("aic_silicon_dev.csv"):
         model = _model(r["model_path"])
-        if (r["mode"] != mode or model is None or r["system"] not in SYSTEMS or r["precision"] not in FORMATS
-                or r["pp_size"] not in ("", "1") or r["attention_dp_size"] not in ("", "1")):
+        if r["mode"] != mode or model is None or r["system"] not in SYSTEMS or r["precision"] not in FORMATS:
             continue
-        held = int(hashlib.sha256(r["id"].encode()).hexdigest(), 16) % HELD_OUT_EVERY == 0
-        out.append(ServingRow(r["id"], r["system"], SYSTEMS[r["system"]], r["backend"], model, r["precision"],
-                              int(r["tp_size"]), float(r["batch_size"]), float(r["isl"]), float(r["osl"]),
-                              float(r["silicon_ttft_ms"]) / 1e3, float(r["silicon_tpot_ms"]) / 1e3, held,
-                              "versioned" if r["backend_version"] else "dump"))
+        out.append((r, dict(id=r["id"], system=r["system"], arch=SYSTEMS[r["system"]], engine=r["backend"],
+                            model=model, precision=r["precision"], isl=float(r["isl"]), osl=float(r["osl"]),
+                            ttft_s=float(r["silicon_ttft_ms"]) / 1e3, tpot_s=float(r["silicon_tpot_ms"]) / 1e3)))
     return out
+
+
+def serving_rows(mode: str = "agg") -> list[ServingRow]:
+    """Dense rows of ``mode`` on the catalog GPUs with a single pipeline stage and no attention DP."""
+    return [ServingRow(**run, concurrency=float(r["batch_size"]), tp=int(r["tp_size"]),
+                       held_out=int(hashlib.sha256(r["id"].encode()).hexdigest(), 16) % HELD_OUT_EVERY == 0,
+                       harness="versioned" if r["backend_version"] else "dump")
+            for r, run in _dense_runs(mode) if r["pp_size"] in ("", "1") and r["attention_dp_size"] in ("", "1")]
+
+
+def disagg_rows() -> list[DisaggRow]:
+    """Dense disaggregated rows on the catalog GPUs."""
+    return [DisaggRow(**run, concurrency=float(r["decode_batch_size"]) * int(r["decode_num_workers"]),
+                      prefill_tp=int(r["prefill_tp_size"]), prefill_workers=int(r["prefill_num_workers"]),
+                      decode_tp=int(r["decode_tp_size"]), decode_workers=int(r["decode_num_workers"]))
+            for r, run in _dense_runs("disagg")]
+
+
+def _system(arch: str, tp: int) -> Any:
+    """The catalog GPU, tensor-parallel over ``tp`` of them."""
+    from hwdse.hardware import load_arch
+    from hwdse.hardware.multi import with_parallelism
+
+    return load_arch(arch) if tp == 1 else with_parallelism(load_arch(arch), tp)
+
+
+def _grouped(rows: Sequence[ServingRow], *keys: str) -> dict[tuple, tuple[list[int], dict[str, np.ndarray]]]:
+    """Row indices and the (concurrency, isl, osl) columns of the rows sharing ``keys``."""
+    groups: dict[tuple, list[int]] = defaultdict(list)
+    for i, r in enumerate(rows):
+        groups[tuple(getattr(r, k) for k in keys)].append(i)
+    return {key: (idx, {f: np.array([getattr(rows[i], f) for i in idx]) for f in ("concurrency", "isl", "osl")})
+            for key, idx in groups.items()}
 
 
 def predict_rows(rows: Sequence[ServingRow], engines: Mapping[str, Any] | None = None,
                  client_wait: Mapping[str, float] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Predicted (TTFT, TPOT) seconds per row; rows of one system/model/format/TP/engine/harness are one
     call. ``engines``: engine specs by family (default: the catalog); ``client_wait``: by harness."""
-    from hwdse.hardware import load_arch
-    from hwdse.hardware.multi import with_parallelism
     from hwdse.serving import serve
 
-    groups: dict[tuple, list[int]] = defaultdict(list)
-    for i, r in enumerate(rows):
-        groups[(r.arch, r.model, r.precision, r.tp, r.engine, r.harness)].append(i)
     ttft, tpot = np.empty(len(rows)), np.empty(len(rows))
-    for (arch, model, precision, tp, engine, harness), idx in groups.items():
-        system = load_arch(arch) if tp == 1 else with_parallelism(load_arch(arch), tp)
+    for (arch, model, precision, tp, engine, harness), (idx, cols) in _grouped(
+            rows, "arch", "model", "precision", "tp", "engine", "harness").items():
         fmt, kv = FORMATS[precision]
-        pick = lambda f: np.array([getattr(rows[i], f) for i in idx])  # noqa: E731
-        ds = serve(model, system, concurrency=pick("concurrency"), isl=pick("isl"), osl=pick("osl"),
-                   engine=(engines or {}).get(engine, engine), weights=fmt, kv=kv, mode="achieved",
-                   client_wait_intervals=(client_wait or {}).get(harness, 0.0))
+        ds = serve(model, _system(arch, tp), **cols, engine=(engines or {}).get(engine, engine), weights=fmt, kv=kv,
+                   mode="achieved", client_wait_intervals=(client_wait or {}).get(harness, 0.0))
         ttft[idx], tpot[idx] = np.asarray(ds.ttft_s), np.asarray(ds.tpot_s)
     return ttft, tpot
 
 
-@dataclass(frozen=True)
-class DisaggRow:
-    """A measured disaggregated run: pools of ``*_workers`` copies of the GPU at ``*_tp``."""
-
-    id: str
-    system: str
-    arch: str
-    engine: str
-    model: str
-    precision: str
-    isl: float
-    osl: float
-    prefill_tp: int
-    prefill_workers: int
-    decode_tp: int
-    decode_workers: int
-    concurrency: float          # decode batch x decode workers (read as per worker; the file leaves batch_size empty)
-    ttft_s: float
-    tpot_s: float
-
-
-def disagg_rows() -> list[DisaggRow]:
-    """Dense disaggregated rows on the catalog GPUs."""
-    out = []
-    for r in load_rows("aic_silicon_dev.csv"):
-        model = _model(r["model_path"])
-        if r["mode"] != "disagg" or model is None or r["system"] not in SYSTEMS or r["precision"] not in FORMATS:
-            continue
-        out.append(DisaggRow(r["id"], r["system"], SYSTEMS[r["system"]], r["backend"], model, r["precision"],
-                             float(r["isl"]), float(r["osl"]), int(r["prefill_tp_size"]), int(r["prefill_num_workers"]),
-                             int(r["decode_tp_size"]), int(r["decode_num_workers"]),
-                             float(r["decode_batch_size"]) * int(r["decode_num_workers"]),
-                             float(r["silicon_ttft_ms"]) / 1e3, float(r["silicon_tpot_ms"]) / 1e3))
-    return out
-
-
 def predict_disagg(rows: Sequence[DisaggRow]) -> tuple[np.ndarray, np.ndarray]:
     """Predicted (TTFT, TPOT) seconds of disaggregated rows with the committed engines (never fit on them)."""
-    from hwdse.hardware import load_arch
-    from hwdse.hardware.multi import with_parallelism
     from hwdse.serving import serve_disaggregated
-
-    def system(arch: str, tp: int) -> Any:
-        return load_arch(arch) if tp == 1 else with_parallelism(load_arch(arch), tp)
 
     ttft, tpot = np.empty(len(rows)), np.empty(len(rows))
     for i, r in enumerate(rows):
         fmt, kv = FORMATS[r.precision]
-        ds = serve_disaggregated(r.model, system(r.arch, r.prefill_tp), system(r.arch, r.decode_tp),
+        ds = serve_disaggregated(r.model, _system(r.arch, r.prefill_tp), _system(r.arch, r.decode_tp),
                                  concurrency=r.concurrency, isl=r.isl, osl=r.osl, prefill_instances=r.prefill_workers,
                                  decode_instances=r.decode_workers, engine=r.engine, weights=fmt, kv=kv, mode="achieved")
         ttft[i], tpot[i] = float(ds.ttft_s), float(ds.tpot_s)
@@ -189,20 +190,13 @@ def fit(rows: Sequence[ServingRow]) -> tuple[dict[str, Any], dict[str, float]]:
 def static_tpot(rows: Sequence[ServingRow]) -> np.ndarray:
     """TPOT of the static-batch evaluator at batch = concurrency (achieved mode, fused attention): the
     figure serving mode replaces."""
-    from hwdse.hardware import load_arch
-    from hwdse.hardware.multi import with_parallelism
     from hwdse.perf import evaluate
 
     out = np.empty(len(rows))
-    groups: dict[tuple, list[int]] = defaultdict(list)
-    for i, r in enumerate(rows):
-        groups[(r.arch, r.model, r.precision, r.tp)].append(i)
-    for (arch, model, precision, tp), idx in groups.items():
-        system = load_arch(arch) if tp == 1 else with_parallelism(load_arch(arch), tp)
+    for (arch, model, precision, tp), (idx, cols) in _grouped(rows, "arch", "model", "precision", "tp").items():
         fmt, kv = FORMATS[precision]
-        pick = lambda f: np.array([getattr(rows[i], f) for i in idx])  # noqa: E731
-        ds = evaluate(model, system, mode="achieved", batch=pick("concurrency"), prompt=pick("isl"),
-                      gen=pick("osl"), weights=fmt, activations=fmt, kv=kv)
+        ds = evaluate(model, _system(arch, tp), mode="achieved", batch=cols["concurrency"], prompt=cols["isl"],
+                      gen=cols["osl"], weights=fmt, activations=fmt, kv=kv)
         out[idx] = np.asarray(ds.tpot_s)
     return out
 
@@ -242,7 +236,7 @@ def _write_engine(engine: Any, held: str) -> Path:
     lines = []
     for line in path.read_text().splitlines():
         key = line.strip().split(":")[0]
-        if key in dict((k, 0) for k, *_ in ENGINE_FIT):
+        if key in {k for k, *_ in ENGINE_FIT}:
             indent = line[: len(line) - len(line.lstrip())]
             line = (f"{indent}{key}: {getattr(engine, key):.4g}" if not indent else
                     f'{indent}{key}: "fitted by hwdse calibrate --serving on shared/validation aic_silicon_dev.csv '
