@@ -236,14 +236,15 @@ def _check_serving(spec: StudySpec, where: str) -> None:
     from hwdse.serving import load_engine
 
     w, s = spec.workload, spec.serving
-    unused = {"mix": w.mix is not None, "scenario": w.scenario is not None, "prompt": w.prompt is not None,
-              "gen": w.gen is not None, "batch": w.batch != 1, "flash_attention": not w.flash_attention}
-    instead = {"mix": "one request shape: serving.isl and serving.osl", "scenario": "serving.isl and serving.osl",
-               "prompt": "serving.isl", "gen": "serving.osl", "flash_attention": "serving always uses it",
-               "batch": "requests in flight follow from serving.concurrency or serving.arrival_rate"}
-    for field, bad in unused.items():
+    unused = {  # workload field -> (set, what a serving study uses instead)
+        "mix": (w.mix is not None, "one request shape: serving.isl and serving.osl"),
+        "scenario": (w.scenario is not None, "serving.isl and serving.osl"),
+        "prompt": (w.prompt is not None, "serving.isl"), "gen": (w.gen is not None, "serving.osl"),
+        "batch": (w.batch != 1, "requests in flight follow from serving.concurrency or serving.arrival_rate"),
+        "flash_attention": (not w.flash_attention, "serving always uses it")}
+    for field, (bad, instead) in unused.items():
         if bad:
-            raise HwdseError(where, f"workload.{field}", f"not used by a serving study ({instead[field]})")
+            raise HwdseError(where, f"workload.{field}", f"not used by a serving study ({instead})")
     for i, c in enumerate(spec.constraints):
         if c.name == "stable":
             raise HwdseError(where, f"constraints[{i}].name", "'stable' is the serving result's own verdict (the "
