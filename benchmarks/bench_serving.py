@@ -1,7 +1,8 @@
 """Serving-mode speed: the continuous-batching steady state over a 10^6-point grid.
 
 The grid is concurrency x HBM bandwidth (``--side`` each) for llama-3-8b on an H100 in achieved mode:
-every point runs the fixed point of :func:`hwdse.serving.serve` (a fixed number of array iterations).
+every point runs the bisection of :func:`hwdse.serving.serve` (a fixed number of array steps), whose
+step times come from a table over requests decoding (:mod:`hwdse.serving.table`).
 Prints ``points_per_s:`` (target >= 1e6 on a 2-core machine), ``scalar_serve_ms:`` and the peak
 resident memory. Run: ``python benchmarks/bench_serving.py [--side 1000]``.
 """

@@ -1,6 +1,7 @@
-"""Serving validation report: held-out error tables (Markdown) and a throughput-latency figure of
-measured vs predicted serving runs. Data come from :mod:`hwdse.serving.validation`; this module only
-formats and draws them.
+"""Serving figures: the validation report (held-out error tables in Markdown, a throughput-latency
+figure of measured vs predicted runs; data from :mod:`hwdse.serving.validation`) and a serving
+study's best design over its load and pool sizes (:func:`serving_study_figure`). This module only
+formats and draws.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["throughput_latency_figure", "error_markdown", "write_serving_report"]
+__all__ = ["throughput_latency_figure", "serving_study_figure", "error_markdown", "write_serving_report"]
 
 GOAL = {"tpot_median": 0.10, "tpot_p90": 0.25, "ttft_median": 0.25}
 
@@ -60,6 +61,61 @@ def throughput_latency_figure(rows: Sequence[Any], ttft: np.ndarray, tpot: np.nd
     return fig
 
 
+def serving_study_figure(curves: Mapping[str, Any], title: str, ttft_slo_s: float = np.inf,
+                         tpot_slo_s: float = np.inf) -> Any:
+    """The best design of a serving study: tokens/s per device against TPOT along its load (``curves
+    ["load"]``, one dim: concurrency or arrival rate; hollow where the TTFT objective is missed) and,
+    when disaggregated, goodput per device over the pool sizes (``curves["pools"]``)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from hwdse.report.labels import metric
+
+    load = curves["load"]
+    dim = load.tpot_s.dims[0]
+    pools = curves.get("pools")
+    fig, axes = plt.subplots(1, 2 if pools is not None else 1, figsize=(12 if pools is not None else 6.5, 4.8),
+                             squeeze=False)
+    ax = axes[0, 0]
+    tpot_ms, tput = load.tpot_s.values * 1e3, load.tok_s_per_device.values
+    ok = load.ttft_s.values <= ttft_slo_s
+    ax.plot(tpot_ms, tput, "-", color="C0", lw=1.2)
+    ax.scatter(tpot_ms[ok], tput[ok], color="C0", s=22, label=f"TTFT <= {ttft_slo_s * 1e3:g} ms" if np.isfinite(
+        ttft_slo_s) else None, zorder=3)
+    ax.scatter(tpot_ms[~ok], tput[~ok], facecolors="none", edgecolors="C0", s=22,
+               label="TTFT objective missed" if (~ok).any() else None, zorder=3)
+    for i in np.unique(np.linspace(0, len(tpot_ms) - 1, 6).astype(int)):
+        ax.annotate(f"{load[dim].values[i]:.3g}", (tpot_ms[i], tput[i]), fontsize=7, xytext=(4, -10),
+                    textcoords="offset points")
+    if np.isfinite(tpot_slo_s):
+        ax.axvline(tpot_slo_s * 1e3, color="grey", ls="--", lw=1, label=f"TPOT objective {tpot_slo_s * 1e3:g} ms")
+    ax.set_xlabel(f"{metric('tpot_s').text} (ms)")
+    ax.set_ylabel(f"{metric('tok_s_per_device').text} ({metric('tok_s_per_device').unit})")
+    ax.set_title(f"along {dim.replace('_', ' ')} (labels)", fontsize=10)
+    ax.grid(alpha=0.3)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8, loc="lower right")
+    if pools is not None:
+        ax = axes[0, 1]
+        good = pools.goodput_tok_s_per_device.transpose("prefill_instances", "decode_instances")
+        image = ax.imshow(good.values, origin="lower", aspect="auto", cmap="viridis")
+        ax.set_xticks(range(good.sizes["decode_instances"]), [f"{v:g}" for v in good.decode_instances.values])
+        ax.set_yticks(range(good.sizes["prefill_instances"]), [f"{v:g}" for v in good.prefill_instances.values])
+        ax.set_xlabel("decode instances")
+        ax.set_ylabel("prefill instances")
+        i, j = np.unravel_index(np.nanargmax(good.values), good.shape)
+        ax.scatter([j], [i], marker="*", s=160, color="white", edgecolors="black", zorder=3)
+        ax.set_title(f"goodput per device at {dim.replace('_', ' ')} {float(pools[dim]) if dim in pools.coords else ''}"
+                     .rstrip(), fontsize=10)
+        fig.colorbar(image, ax=ax, label=f"{metric('goodput_tok_s_per_device').text} "
+                                         f"({metric('goodput_tok_s_per_device').unit})")
+    fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    return fig
+
+
 def error_markdown(table: Sequence[Mapping[str, Any]]) -> list[str]:
     """The error table: held-out rows per system x engine x precision, next to the static-batch TPOT."""
     pct = lambda v: f"{v * 100:.1f}"  # noqa: E731
@@ -93,7 +149,7 @@ def _disagg_markdown(rows: Sequence[Any], ttft: np.ndarray, tpot: np.ndarray) ->
 
 def write_serving_report(path: Path, figure: Path, rows: Sequence[Any], ttft: np.ndarray, tpot: np.ndarray,
                          table: Sequence[Mapping[str, Any]], engines: Mapping[str, Any],
-                         waits: Mapping[str, float], disagg: tuple[Sequence[Any], np.ndarray, np.ndarray]) -> None:
+                         harnesses: Mapping[str, Any], disagg: tuple[Sequence[Any], np.ndarray, np.ndarray]) -> None:
     """``path`` (Markdown) and ``figure`` (PNG); ``disagg``: disaggregated rows with predicted TTFT, TPOT."""
     figure.parent.mkdir(parents=True, exist_ok=True)
     fig = throughput_latency_figure(rows, ttft, tpot)
@@ -102,7 +158,8 @@ def write_serving_report(path: Path, figure: Path, rows: Sequence[Any], ttft: np
     verdicts = [f"- {t['system']}: TPOT median {t['tpot_median'] * 100:.1f} % (goal <= 10 %), p90 "
                 f"{t['tpot_p90'] * 100:.1f} % (<= 25 %), TTFT median {t['ttft_median'] * 100:.1f} % (<= 25 %): "
                 + ("met" if all(t[k] <= v for k, v in GOAL.items()) else "not met") for t in totals]
-    params = [f"| {name} | {e.step_overhead_us:.4g} | {e.kernel_overhead_retained:.3g} |" for name, e in engines.items()]
+    params = [f"| {name} | {e.step_overhead_us:.4g} | {e.sequence_overhead_us:.3g} | {e.kernel_overhead_retained:.3g} "
+              f"| {e.k_step_retained:.3g} |" for name, e in engines.items()]
     text = ["# Serving validation", "",
             "Generated by `hwdse calibrate --serving --report` from `arch/engines/*.yaml` and "
             "`validation/serving_fit.yaml`. Data: the aggregated dense rows of `shared/validation/aic_silicon_dev.csv` "
@@ -111,11 +168,17 @@ def write_serving_report(path: Path, figure: Path, rows: Sequence[Any], ttft: np
             "batch = concurrency (achieved mode, fused attention), the figure serving mode replaces.", "",
             *error_markdown(table), "", "Goals (held-out, per GPU):", "", *verdicts, "",
             "## Fitted parameters (training rows only)", "",
-            "| engine | step_overhead_us | kernel_overhead_retained |", "|---|---|---|", *params, "",
-            "| benchmark harness | client wait (inter-completion intervals) |", "|---|---|",
-            *[f"| {h} | {w:.3g} |" for h, w in waits.items()], "",
-            "The harness term: rows from the per-version gap-analysis tables count the client's wait for a "
-            "concurrency slot in TTFT (their TTFT grows with OSL / concurrency); the 2026 database dump does not.", "",
+            "| engine | step_overhead_us | sequence_overhead_us | kernel_overhead_retained | k_step_retained |",
+            "|---|---|---|---|---|",
+            *params, "",
+            "| benchmark campaign (harness, engine, version) | client wait (inter-completion intervals) | start wave "
+            "(share of requests) |", "|---|---|---|",
+            *[f"| {k} | {h.client_wait:.3g} | {h.start_wave:.3g} |" for k, h in harnesses.items()], "",
+            "Client terms (`hwdse.serving.harness`) are how each benchmark client measured, not the engine: TTFT "
+            "timed from when a request queued at the client, before a concurrency slot freed (it grows with OSL / "
+            "concurrency), and the start wave (all clients sending at once; a share of the measured requests waits "
+            "behind (C - 1) / 2 prompts). A harness row is its pooled fit, used by campaigns with fewer than "
+            "10 training rows. The product's default is neither (TTFT as the server sees it).", "",
             *_disagg_markdown(*disagg), "",
             f"![throughput vs latency]({figure.relative_to(path.parent)})", ""]
     path.write_text("\n".join(text))

@@ -22,8 +22,10 @@ from hwdse._errors import HwdseError
 from hwdse.hardware.gpu_efficiency import resolve_mode
 from hwdse.perf.evaluate import resolve
 from hwdse.serving.engine import Engine, load_engine
-from hwdse.serving.steady import client_wait, dataset, kv_limit, on_plain_arrays, solve
+from hwdse.serving.harness import SERVER, Harness
+from hwdse.serving.steady import dataset, design_ndim, kv_limit, on_plain_arrays, solve
 from hwdse.serving.step import StepModel
+from hwdse.serving.table import Tabulated
 from hwdse.workload.footprint import footprint
 
 __all__ = ["serve_disaggregated", "LINK_BANDWIDTH_GBPS", "LINK_LATENCY_US"]
@@ -46,9 +48,9 @@ def serve_disaggregated(model: Any, prefill_arch: Any, decode_arch: Any, *, conc
                         link_bandwidth_GBps: Any = LINK_BANDWIDTH_GBPS, link_latency_us: Any = LINK_LATENCY_US,
                         prefill_overrides: Mapping[str, Any] | None = None,
                         decode_overrides: Mapping[str, Any] | None = None, ttft_slo_s: Any = np.inf,
-                        tpot_slo_s: Any = np.inf, client_wait_intervals: Any = 0.0) -> xr.Dataset:
+                        tpot_slo_s: Any = np.inf, harness: Harness = SERVER) -> xr.Dataset:
     """Serving metrics of a prefill pool + decode pool (see the module docstring); throughput per
-    device counts the devices of both pools."""
+    device counts the devices of both pools. ``harness``: as for :func:`hwdse.serving.serve`."""
     if (concurrency is None) == (arrival_rate is None):
         raise HwdseError("traffic", None, "give exactly one of concurrency (closed loop) and arrival_rate (open loop)")
     eng = load_engine(engine)
@@ -61,30 +63,38 @@ def serve_disaggregated(model: Any, prefill_arch: Any, decode_arch: Any, *, conc
     prefill_s = pre.step_s(0.0, isl, isl, isl)
     kv_bytes = footprint(pre.model, pre.scenario.with_(batch=1, prompt=isl, gen=1)).kv_cache_bytes * isl / (isl + 1)
     transfer_s = link_latency_us * 1e-6 + kv_bytes / (link_bandwidth_GBps * 1e9)
-    cap = np.minimum(eng.max_batch, kv_limit(dec.model, dec.arch, dec.scenario, eng, isl, osl)) * decode_instances
+    per_instance = np.minimum(eng.max_batch, kv_limit(dec.model, dec.arch, dec.scenario, eng, isl, osl))
+    cap = per_instance * decode_instances
     closed = concurrency is not None
+    ndim = design_ndim(concurrency, arrival_rate, isl, osl, prefill_instances, decode_instances, link_bandwidth_GBps,
+                       link_latency_us, prefill_overrides or {}, decode_overrides or {})
+    decode_table = Tabulated(lambda g: (dec.step_s(g, 0.0, isl, kv_len),), per_instance, ndim)
+
+    def tpot_at(g: Any) -> Any:
+        return decode_table(g / decode_instances)[0]
 
     def ttft_at(rate: Any) -> Any:
         rho = rate / prefill_instances * prefill_s
         with np.errstate(divide="ignore"):
             queue = np.where(rho < 1, rho / (2 * (1 - rho)), np.inf)
-        if closed:
-            queue = np.minimum(queue, concurrency)
-        return prefill_s * (1 + queue) + transfer_s, rho
+        if not closed:
+            return prefill_s * (1 + queue) + transfer_s, rho
+        wave = harness.wave_s(prefill_s / prefill_instances, concurrency)
+        return prefill_s * (1 + np.minimum(queue, concurrency)) + transfer_s + wave, rho
 
     def load(g: Any) -> Any:
-        tpot = dec.step_s(g / decode_instances, 0.0, isl, kv_len)
+        tpot = tpot_at(g)
         if not closed:
             return arrival_rate * decode_steps * tpot
         cycle = ttft_at(g / (decode_steps * tpot))[0] + decode_steps * tpot
-        return concurrency / (client_wait(client_wait_intervals, cycle, concurrency) + cycle) * decode_steps * tpot
+        return concurrency / (harness.wait_s(cycle, concurrency) + cycle) * decode_steps * tpot
 
     g = solve(load, np.minimum(concurrency, cap) if closed else cap)
-    tpot = dec.step_s(g / decode_instances, 0.0, isl, kv_len)
+    tpot = tpot_at(g)
     if closed:
         ttft, rho = ttft_at(g / (decode_steps * tpot))
         cycle = ttft + decode_steps * tpot
-        wait = client_wait(client_wait_intervals, cycle, concurrency)
+        wait = harness.wait_s(cycle, concurrency)
         rate = np.minimum(concurrency / (wait + cycle), g / (decode_steps * tpot))
         ttft = np.maximum(wait + ttft, concurrency / rate - decode_steps * tpot)
         stable = np.isfinite(ttft) & np.isfinite(tpot)

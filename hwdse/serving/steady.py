@@ -9,10 +9,11 @@ balance gives the share of steps that carry a chunk, ``f = g isl / (D c)``; TPOT
 ``ceil(isl / c)`` chunk steps, and an M/D/1 wait for the prompts ahead of it (server utilisation
 ``f``). Closed loop (``concurrency`` C, as ``aiperf --concurrency``): Little's law on the C requests
 cycling through client wait, TTFT and decode, ``lambda = C / (w + TTFT + D TPOT)``, ``g = lambda D
-TPOT``, solved by a damped fixed point on ``g`` (a fixed number of array iterations, no loop over
-points). Open loop (Poisson ``arrival_rate``): ``g = lambda D TPOT``, stable while ``f < 1`` and ``g``
-fits. Requests in flight are capped by the engine's ``max_batch`` and by the paged KV cache that
-fits next to the weights; extra requests queue (closed loop: TTFT from Little's law).
+TPOT``, solved by bisection on ``g`` (a fixed number of array steps, no loop over points); a benchmark
+client's own terms (:mod:`hwdse.serving.harness`) are zero unless given. Open loop (Poisson
+``arrival_rate``): ``g = lambda D TPOT``, stable while ``f < 1`` and ``g`` fits. Requests in flight
+are capped by the engine's ``max_batch`` and by the paged KV cache that fits next to the weights;
+extra requests queue (closed loop: TTFT from Little's law).
 """
 
 from __future__ import annotations
@@ -26,17 +27,19 @@ import numpy as np
 import xarray as xr
 
 from hwdse import __version__
-from hwdse._array import to_dataarray, where
+from hwdse._array import where
 from hwdse._errors import HwdseError
 from hwdse.hardware.gpu_efficiency import resolve_mode
 from hwdse.perf.evaluate import resolve
 from hwdse.serving.engine import Engine, load_engine
+from hwdse.serving.harness import SERVER, Harness
 from hwdse.serving.step import StepModel
+from hwdse.serving.table import Tabulated
 from hwdse.workload.footprint import footprint
 
-__all__ = ["serve", "kv_limit", "client_wait", "solve", "dataset", "on_plain_arrays"]
+__all__ = ["serve", "kv_limit", "solve", "dataset", "on_plain_arrays", "design_ndim"]
 
-BISECTIONS = 16   # the requests decoding are found to 2^-16 of their range
+BISECTIONS = 12   # the requests decoding are found to 2^-12 of their range (0.03 %)
 
 
 def kv_limit(model: Any, arch: Any, scenario: Any, engine: Engine, isl: Any, osl: Any) -> Any:
@@ -65,19 +68,12 @@ def solve(target: Callable[[Any], Any], hi: Any) -> Any:
     return (lo + hi) / 2
 
 
-def client_wait(intervals: Any, cycle: Any, concurrency: Any) -> Any:
-    """Closed-loop client wait per request: ``intervals`` inter-completion intervals (``cycle / C``),
-    vanishing for a single client (``1 - 1/C``). Some benchmark harnesses start the TTFT clock when a
-    request is queued at the client, before a concurrency slot frees (measured TTFT then grows with
-    OSL / C); 0 is TTFT as the server sees it."""
-    return intervals * cycle / concurrency * (1 - 1 / concurrency)
-
-
 def on_plain_arrays(func: Callable[..., xr.Dataset]) -> Callable[..., xr.Dataset]:
     """Run a serving model on numpy arrays: DataArray keyword arguments (and DataArray values of the
-    ``*overrides`` mappings) are broadcast together, passed as plain arrays, and their dims and coords
-    put back on the result. The bisection re-times the operator tables many times, and on DataArrays
-    each of their thousands of small array operations pays xarray's overhead (about 50x slower)."""
+    ``*overrides`` mappings) become plain arrays on one axis order, each keeping length 1 on the dims it
+    lacks (numpy broadcasts them, nothing is expanded to the full grid), and the result gets the dims
+    and coords back. On DataArrays each of the operator model's thousands of small array operations
+    pays xarray's overhead (about 50x slower)."""
 
     @wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> xr.Dataset:
@@ -86,19 +82,27 @@ def on_plain_arrays(func: Callable[..., xr.Dataset]) -> Callable[..., xr.Dataset
                   for p, x in v.items() if isinstance(x, xr.DataArray)]
         if not slots:
             return func(*args, **kwargs)
-        arrays = xr.broadcast(*(kwargs[k] if p is None else kwargs[k][p] for k, p in slots))
+        arrays = [kwargs[k] if p is None else kwargs[k][p] for k, p in slots]
+        dims = list(dict.fromkeys(d for a in arrays for d in a.dims))
         plain = {**kwargs, **{k: dict(kwargs[k]) for k, p in slots if p is not None}}
         for (k, p), a in zip(slots, arrays):
+            value = a.expand_dims([d for d in dims if d not in a.dims]).transpose(*dims).values
             if p is None:
-                plain[k] = a.values
+                plain[k] = value
             else:
-                plain[k][p] = a.values
+                plain[k][p] = value
         ds = func(*args, **plain)
-        template = arrays[0]
-        ds = ds.rename_dims({f"dim_{i}": d for i, d in enumerate(template.dims) if f"dim_{i}" in ds.dims})
-        return ds.assign_coords({k: c for k, c in template.coords.items() if set(c.dims) <= set(ds.dims)})
+        ds = ds.rename_dims({f"dim_{i}": d for i, d in enumerate(dims) if f"dim_{i}" in ds.dims})
+        coords = {k: c for a in arrays for k, c in a.coords.items()}
+        return ds.assign_coords({k: c for k, c in coords.items() if set(c.dims) <= set(ds.dims)})
 
     return wrapper
+
+
+def design_ndim(*values: Any) -> int:
+    """Axes of a design point's arrays: the most of any number in ``values`` or in a mapping among them."""
+    flat = [x for v in values for x in (v.values() if isinstance(v, Mapping) else [v])]
+    return max((np.ndim(x) for x in flat if not isinstance(x, str)), default=0)
 
 
 @on_plain_arrays
@@ -106,14 +110,14 @@ def serve(model: Any, arch: Any, *, concurrency: Any = None, arrival_rate: Any =
           osl: Any = 1024, engine: str | Engine = "trtllm", weights: str = "bf16", activations: str | None = None,
           kv: str | None = None, mode: str = "auto", overrides: Mapping[str, Any] | None = None,
           engine_overrides: Mapping[str, Any] | None = None, ttft_slo_s: Any = np.inf,
-          tpot_slo_s: Any = np.inf, client_wait_intervals: Any = 0.0) -> xr.Dataset:
+          tpot_slo_s: Any = np.inf, harness: Harness = SERVER) -> xr.Dataset:
     """Serving metrics of ``model`` on ``arch`` (any kind) under an engine and traffic.
 
     Exactly one of ``concurrency`` (closed loop, requests in flight at the client) and
     ``arrival_rate`` (open loop, requests/s) is given. Any number may be an array or DataArray.
     Goodput counts the tokens of a design point only where mean TTFT <= ``ttft_slo_s`` and TPOT <=
-    ``tpot_slo_s``. Throughputs are output tokens per second. ``client_wait_intervals``: see
-    :func:`client_wait` (closed loop only).
+    ``tpot_slo_s``. Throughputs are output tokens per second. ``harness``: a benchmark client's terms
+    in TTFT (closed loop only; default none, TTFT as the server sees it).
     """
     if (concurrency is None) == (arrival_rate is None):
         raise HwdseError("traffic", None, "give exactly one of concurrency (closed loop) and arrival_rate (open loop)")
@@ -134,32 +138,42 @@ def serve(model: Any, arch: Any, *, concurrency: Any = None, arrival_rate: Any =
     prompt_attention = steps.prefill_attention_s(isl)
     closed = concurrency is not None
 
+    def chunk_at(g: Any) -> Any:
+        if np.ndim(eng.chunked_prefill) == 0:  # one scheduler for the whole sweep (the usual case)
+            return np.clip(eng.token_budget - g, 1.0, isl) if eng.chunked_prefill else isl * np.ones_like(g)
+        return where(eng.chunked_prefill, np.clip(eng.token_budget - g, 1.0, isl), isl)
+
+    hi = np.minimum(concurrency, cap) if closed else cap
+    ndim = design_ndim(concurrency, arrival_rate, isl, osl, overrides or {}, engine_overrides or {})
+    table = Tabulated(lambda g: steps.pair_s(g, chunk_at(g), isl, kv_len, prompt_attention), hi, ndim)
+
     def state(g: Any) -> dict[str, Any]:
-        chunk = where(eng.chunked_prefill, np.clip(eng.token_budget - g, 1.0, isl), isl) * np.ones_like(g)
-        t_dec, t_mix = steps.pair_s(g, chunk, isl, kv_len, prompt_attention)
+        chunk = chunk_at(g)
+        t_dec, t_mix = table(g)
         share = np.minimum(g * isl / (decode_steps * chunk), 1.0)
         tpot = (1 - share) * t_dec + share * t_mix
         service = np.ceil(isl / chunk) * t_mix
         with np.errstate(divide="ignore"):
             queue = share / (2 * (1 - share))
+        wave = 0.0
         if closed:
-            queue = np.minimum(queue, concurrency)
-        ttft = tpot / 2 + service + queue * service
+            queue, wave = np.minimum(queue, concurrency), harness.wave_s(service, concurrency)
+        ttft = tpot / 2 + service + queue * service + wave
         return {"tpot": tpot, "ttft": ttft, "share": share, "chunk": chunk}
 
     def load(g: Any) -> Any:
         s = state(g)
         if closed:
             cycle = s["ttft"] + decode_steps * s["tpot"]
-            rate = concurrency / (client_wait(client_wait_intervals, cycle, concurrency) + cycle)
+            rate = concurrency / (harness.wait_s(cycle, concurrency) + cycle)
             return rate * decode_steps * s["tpot"]
         return arrival_rate * decode_steps * s["tpot"]
 
-    g = solve(load, np.minimum(concurrency, cap) if closed else cap)
+    g = solve(load, hi)
     s = state(g)
     if closed:
         cycle = s["ttft"] + decode_steps * s["tpot"]
-        wait = client_wait(client_wait_intervals, cycle, concurrency)
+        wait = harness.wait_s(cycle, concurrency)
         rate = np.minimum(concurrency / (wait + cycle), g / (decode_steps * s["tpot"]))
         ttft = np.maximum(wait + s["ttft"], concurrency / rate - decode_steps * s["tpot"])
         stable = np.isfinite(ttft) & np.isfinite(s["tpot"])
@@ -175,6 +189,13 @@ def serve(model: Any, arch: Any, *, concurrency: Any = None, arrival_rate: Any =
                     traffic="closed" if closed else "open", formats=json.dumps(
                         {"weights": scen.weights, "activations": scen.activations, "kv": scen.kv}))
     return ds
+
+
+def _on_axes(value: np.ndarray, full: tuple[int, ...]) -> xr.DataArray:
+    """``value`` (broadcastable to ``full``) on the dims ``dim_i`` of the axes it varies along."""
+    value = value.reshape((1,) * (len(full) - value.ndim) + value.shape)
+    keep = [i for i, n in enumerate(full) if value.shape[i] == n]
+    return xr.DataArray(value.reshape([full[i] for i in keep]), dims=[f"dim_{i}" for i in keep])
 
 
 def dataset(ttft: Any, tpot: Any, rate: Any, osl: Any, decoding: Any, cap: Any, stable: Any, devices: Any,
@@ -198,6 +219,9 @@ def dataset(ttft: Any, tpot: Any, rate: Any, osl: Any, decoding: Any, cap: Any, 
         "devices": (devices, "1", "devices of the system (both pools when disaggregated)"),
         **extra,
     }
-    ds = xr.Dataset({k: to_dataarray(v).assign_attrs(units=u, long_name=d) for k, (v, u, d) in data.items()})
+    values = [np.asarray(v) for v, _, _ in data.values()]
+    full = np.broadcast_shapes(*(v.shape for v in values))
+    ds = xr.Dataset({k: _on_axes(v, full).assign_attrs(units=u, long_name=d)
+                     for v, (k, (_, u, d)) in zip(values, data.items())})
     ds.attrs.update(hwdse_version=__version__)
     return ds

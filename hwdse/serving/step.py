@@ -4,8 +4,8 @@
 A step runs the token-parallel operators (projections, FFN, norms, collectives) once over all
 ``decode + prefill`` tokens, decode attention over each decoding sequence's KV cache, and the
 prefill chunk's causal attention (its share, ``prefill / isl``, of a whole prompt's attention), plus
-the engine's per-step cost. Logits are computed for the decoding sequences. Every input may be an
-array or DataArray (a sweep); nothing loops over design points.
+the engine's per-step and per-decoding-request costs. Logits are computed for the decoding
+sequences. Every input may be an array or DataArray (a sweep); nothing loops over design points.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import numpy as np
 
 from hwdse._params import Number
 from hwdse.hardware import Timing
-from hwdse.serving.engine import Engine
+from hwdse.serving.engine import Engine, with_engine_kernels
 from hwdse.workload import ModelConfig, Scenario, operator_table
 
 __all__ = ["StepModel"]
@@ -27,13 +27,17 @@ US = 1e-6
 
 @dataclass(frozen=True)
 class StepModel:
-    """Times engine steps of ``model`` on ``arch`` (formats from ``scenario``) under ``engine``."""
+    """Times engine steps of ``model`` on ``arch`` (formats from ``scenario``) under ``engine`` (its
+    kernels: :func:`hwdse.serving.engine.with_engine_kernels`)."""
 
     model: ModelConfig
     arch: Any
     scenario: Scenario
     mode: str
     engine: Engine
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "arch", with_engine_kernels(self.arch, self.engine))
 
     def _sum(self, timings: list[Timing], keep) -> Number:
         """Seconds of the kept operators, with the engine's share of their fixed per-kernel cost."""
@@ -74,6 +78,7 @@ class StepModel:
         """Seconds of a decode-only step and of the same step carrying ``prefill`` prompt tokens (the
         decode attention, logits and engine cost computed once for both)."""
         attn = self.prefill_attention_s(isl) if prompt_attention_s is None else prompt_attention_s
-        fixed = self.decode_s(decode, kv_len) + self.engine.step_overhead_us * US
+        fixed = (self.decode_s(decode, kv_len) + self.engine.step_overhead_us * US
+                 + self.engine.sequence_overhead_us * US * decode)
         alone = self.tokens_s(np.maximum(decode, 1.0)) + fixed if decode_only else None
         return alone, self.tokens_s(np.maximum(decode + prefill, 1.0)) + fixed + attn * prefill / isl

@@ -4,7 +4,12 @@ Rows: aggregated dense runs on H100/H200/B200 (Llama-3.1-8B/70B, Qwen3-32B). A r
 catalog GPU, tensor-parallel over ``tp_size`` GPUs; ``precision`` sets the formats ('' = bf16; fp8 =
 FP8 E4M3 weights and activations; fp4 = NVFP4), the KV cache is FP8 for quantized checkpoints (the
 file does not record it; ModelOpt checkpoints quantize it) and BF16 otherwise. The split holds out
-one row in five by a hash of its id; :func:`fit_engines` uses the others only.
+one row in five by a hash of its id; :func:`fit` uses the others only.
+
+Each row comes from a benchmark campaign: its harness (``dump``: the 2026 database dump; ``gap``: the
+per-version gap-analysis tables; ``dynamo``: Dynamo deployment jobs) with one engine version. A
+campaign's client terms (:class:`hwdse.serving.Harness`: slot wait, start wave) are fitted on its
+training rows; a campaign with fewer than ``MIN_CAMPAIGN_ROWS`` of them takes its harness' pooled fit.
 """
 
 from __future__ import annotations
@@ -20,8 +25,8 @@ import numpy as np
 
 from hwdse.perf.calibration_data import load_rows
 
-__all__ = ["ServingRow", "DisaggRow", "serving_rows", "disagg_rows", "predict_disagg", "predict_rows", "fit", "static_tpot", "error_table", "calibrate_serving",
-           "SYSTEMS", "MODELS"]
+__all__ = ["ServingRow", "DisaggRow", "serving_rows", "disagg_rows", "predict_disagg", "predict_rows", "harness_of",
+           "fit", "committed_harnesses", "static_tpot", "error_table", "calibrate_serving", "SYSTEMS", "MODELS"]
 
 SYSTEMS = {"h100_sxm": "h100-sxm", "h200_sxm": "h200", "b200_sxm": "b200"}
 MODELS = {"Llama-3.1-8B": "llama-3-8b", "Llama-3.1-70B": "llama-3-70b", "Qwen3-32B": "qwen3-32b"}
@@ -52,7 +57,8 @@ class ServingRow(_Run):
 
     tp: int
     held_out: bool
-    harness: str                # "versioned": per-version gap-analysis tables; "dump": the 2026 database dump
+    harness: str     # "dump": the 2026 database dump; "gap": per-version gap-analysis tables; "dynamo": Dynamo jobs
+    campaign: str    # harness, engine and engine version
 
 
 @dataclass(frozen=True)
@@ -83,11 +89,18 @@ def _dense_runs(mode: str) -> list[tuple[dict[str, str], dict[str, Any]]]:
     return out
 
 
+def _harness(r: dict[str, str]) -> str:
+    if not r["backend_version"]:
+        return "dump"
+    return "dynamo" if "gtl_job_id=" in r["silicon_data_source"] else "gap"
+
+
 def serving_rows(mode: str = "agg") -> list[ServingRow]:
     """Dense rows of ``mode`` on the catalog GPUs with a single pipeline stage and no attention DP."""
     return [ServingRow(**run, concurrency=float(r["batch_size"]), tp=int(r["tp_size"]),
                        held_out=int(hashlib.sha256(r["id"].encode()).hexdigest(), 16) % HELD_OUT_EVERY == 0,
-                       harness="versioned" if r["backend_version"] else "dump")
+                       harness=_harness(r), campaign=" ".join(filter(None, (_harness(r), r["backend"],
+                                                                            r["backend_version"]))))
             for r, run in _dense_runs(mode) if r["pp_size"] in ("", "1") and r["attention_dp_size"] in ("", "1")]
 
 
@@ -116,18 +129,26 @@ def _grouped(rows: Sequence[ServingRow], *keys: str) -> dict[tuple, tuple[list[i
             for key, idx in groups.items()}
 
 
+def harness_of(row: ServingRow, harnesses: Mapping[str, Any]) -> Any:
+    """The client terms of ``row``: its campaign's, else its harness' pooled fit, else none."""
+    from hwdse.serving import SERVER
+
+    return harnesses.get(row.campaign) or harnesses.get(row.harness) or SERVER
+
+
 def predict_rows(rows: Sequence[ServingRow], engines: Mapping[str, Any] | None = None,
-                 client_wait: Mapping[str, float] | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Predicted (TTFT, TPOT) seconds per row; rows of one system/model/format/TP/engine/harness are one
-    call. ``engines``: engine specs by family (default: the catalog); ``client_wait``: by harness."""
+                 harnesses: Mapping[str, Any] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Predicted (TTFT, TPOT) seconds per row; rows of one system/model/format/TP/engine/campaign are one
+    call. ``engines``: engine specs by family (default: the catalog); ``harnesses``: client terms by
+    campaign or harness (default: none, TTFT as the server sees it)."""
     from hwdse.serving import serve
 
     ttft, tpot = np.empty(len(rows)), np.empty(len(rows))
-    for (arch, model, precision, tp, engine, harness), (idx, cols) in _grouped(
-            rows, "arch", "model", "precision", "tp", "engine", "harness").items():
+    for (arch, model, precision, tp, engine, _), (idx, cols) in _grouped(
+            rows, "arch", "model", "precision", "tp", "engine", "campaign").items():
         fmt, kv = FORMATS[precision]
         ds = serve(model, _system(arch, tp), **cols, engine=(engines or {}).get(engine, engine), weights=fmt, kv=kv,
-                   mode="achieved", client_wait_intervals=(client_wait or {}).get(harness, 0.0))
+                   mode="achieved", harness=harness_of(rows[idx[0]], harnesses or {}))
         ttft[idx], tpot[idx] = np.asarray(ds.ttft_s), np.asarray(ds.tpot_s)
     return ttft, tpot
 
@@ -146,45 +167,79 @@ def predict_disagg(rows: Sequence[DisaggRow]) -> tuple[np.ndarray, np.ndarray]:
     return ttft, tpot
 
 
-ENGINE_FIT = (("step_overhead_us", 30.0, 0.0, 3000.0), ("kernel_overhead_retained", 0.5, 0.0, 1.0))
-F_SCALE = 0.1  # soft-L1 scale of the log residuals
+ENGINE_FIT = (("step_overhead_us", 30.0, 0.0, 3000.0), ("sequence_overhead_us", 5.0, 0.0, 200.0),
+              ("kernel_overhead_retained", 0.5, 0.0, 1.0), ("k_step_retained", 0.7, 0.0, 1.0))
+NO_SPLIT_K = {"fp4"}  # precisions whose GEMMs the kernel tables measured without split-K: they alone see k_step_retained
+HARNESS_FIT = (("client_wait", 0.5, 0.0, 5.0), ("start_wave", 0.1, 0.0, 1.0))
+MIN_CAMPAIGN_ROWS = 10
+ROUNDS = 2        # engines (log TPOT) and client terms (log TTFT) are fitted in turn: each moves the other
+F_SCALE = 0.1     # soft-L1 scale of the log residuals
 
 
-def _least_squares(residuals, specs) -> np.ndarray:
+def _least_squares(residuals, specs, start: Sequence[float] | None = None) -> np.ndarray:
     from scipy.optimize import least_squares
 
     x0, lo, hi = (np.array([s[i] for s in specs], dtype=float) for i in (1, 2, 3))
-    return least_squares(residuals, x0, bounds=(lo, hi), loss="soft_l1", f_scale=F_SCALE, diff_step=1e-3,
-                         x_scale=np.maximum(x0, 0.1), max_nfev=30).x
+    return least_squares(residuals, x0 if start is None else np.clip(start, lo, hi), bounds=(lo, hi),
+                         loss="soft_l1", f_scale=F_SCALE, diff_step=1e-3, x_scale=np.maximum(x0, 0.1), max_nfev=30).x
 
 
-def fit(rows: Sequence[ServingRow]) -> tuple[dict[str, Any], dict[str, float]]:
-    """Fitted engines (per family: ``ENGINE_FIT`` on log TPOT) and client wait per harness (on log TTFT),
-    from the training rows only (the held-out rows are never used)."""
+def _engine(name: str, x: Sequence[float], specs: Sequence[tuple] = ENGINE_FIT) -> Any:
     from hwdse.serving import load_engine
 
-    train = [r for r in rows if not r.held_out]
+    return load_engine(name).model_copy(update={k: float(v) for (k, *_), v in zip(specs, x)})
+
+
+def _fit_engines(train: Sequence[ServingRow], harnesses: Mapping[str, Any], start: Mapping[str, Any]) -> dict[str, Any]:
+    """Per engine family, ``ENGINE_FIT`` on log TPOT of its training rows (``start``: engines to start
+    from). An engine with no rows in a ``NO_SPLIT_K`` precision keeps ``k_step_retained`` = 1 (not
+    determined by its data)."""
     engines = {}
     for name in sorted({r.engine for r in train}):
         mine = [r for r in train if r.engine == name]
         measured = np.log([r.tpot_s for r in mine])
+        specs = [s for s in ENGINE_FIT if s[0] != "k_step_retained" or any(r.precision in NO_SPLIT_K for r in mine)]
 
-        def tpot_residuals(x: np.ndarray, mine=mine, measured=measured, name=name) -> np.ndarray:
-            eng = load_engine(name).model_copy(update={k: float(v) for (k, *_), v in zip(ENGINE_FIT, x)})
-            return np.log(predict_rows(mine, {name: eng})[1]) - measured
+        def residuals(x: np.ndarray, mine=mine, measured=measured, name=name, specs=specs) -> np.ndarray:
+            return np.log(predict_rows(mine, {name: _engine(name, x, specs)}, harnesses)[1]) - measured
 
-        x = _least_squares(tpot_residuals, ENGINE_FIT)
-        engines[name] = load_engine(name).model_copy(update={k: float(v) for (k, *_), v in zip(ENGINE_FIT, x)})
-    waits = {}
-    for harness in sorted({r.harness for r in train}):
-        mine = [r for r in train if r.harness == harness]
+        x0 = [getattr(start[name], k) for k, *_ in specs] if name in start else None
+        engines[name] = _engine(name, _least_squares(residuals, specs, x0), specs)
+    return engines
+
+
+def _fit_harnesses(train: Sequence[ServingRow], engines: Mapping[str, Any]) -> dict[str, Any]:
+    """``HARNESS_FIT`` on log TTFT, pooled per harness and per campaign with ``MIN_CAMPAIGN_ROWS``
+    training rows."""
+    from hwdse.serving import Harness
+
+    groups = {h: [r for r in train if r.harness == h] for h in sorted({r.harness for r in train})}
+    for c in sorted({r.campaign for r in train}):
+        mine = [r for r in train if r.campaign == c]
+        if len(mine) >= MIN_CAMPAIGN_ROWS:
+            groups[c] = mine
+    out = {}
+    for key, mine in groups.items():
         measured = np.log([r.ttft_s for r in mine])
 
-        def ttft_residuals(x: np.ndarray, mine=mine, measured=measured, harness=harness) -> np.ndarray:
-            return np.log(predict_rows(mine, engines, {harness: float(x[0])})[0]) - measured
+        def residuals(x: np.ndarray, mine=mine, measured=measured) -> np.ndarray:
+            terms = Harness(*map(float, x))
+            return np.log(predict_rows(mine, engines, {r.campaign: terms for r in mine})[0]) - measured
 
-        waits[harness] = float(_least_squares(ttft_residuals, [("client_wait", 0.5, 0.0, 3.0)])[0])
-    return engines, waits
+        out[key] = Harness(*map(float, _least_squares(residuals, HARNESS_FIT)))
+    return out
+
+
+def fit(rows: Sequence[ServingRow]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Fitted engines (per family, on log TPOT) and client terms (per campaign or harness, on log TTFT),
+    from the training rows only (the held-out rows are never used)."""
+    train = [r for r in rows if not r.held_out]
+    engines: dict[str, Any] = {}
+    harnesses: dict[str, Any] = {}
+    for _ in range(ROUNDS):
+        engines = _fit_engines(train, harnesses, engines)
+        harnesses = _fit_harnesses(train, engines)
+    return engines, harnesses
 
 
 def static_tpot(rows: Sequence[ServingRow]) -> np.ndarray:
@@ -228,8 +283,25 @@ def error_table(rows: Sequence[ServingRow], ttft: np.ndarray, tpot: np.ndarray, 
 FIT_FILE = "serving_fit.yaml"
 
 
-def _write_engine(engine: Any, held: str) -> Path:
-    """Replace the fitted lines (and their sources) of ``arch/engines/<name>.yaml``; other lines kept."""
+def fit_path() -> Path:
+    """``validation/serving_fit.yaml``: the fitted client terms."""
+    from hwdse._catalog import catalog_dir
+
+    return catalog_dir("arch").parent / "validation" / FIT_FILE
+
+
+def committed_harnesses() -> dict[str, Any]:
+    """The client terms of ``validation/serving_fit.yaml`` by campaign or harness."""
+    import yaml
+
+    from hwdse.serving import Harness
+
+    return {k: Harness(**v) for k, v in yaml.safe_load(fit_path().read_text())["harness"].items()}
+
+
+def _write_engine(engine: Any, held: str, determined: bool) -> Path:
+    """Replace the fitted lines (and their sources) of ``arch/engines/<name>.yaml``; other lines kept.
+    ``determined``: the engine had rows of a ``NO_SPLIT_K`` precision (else ``k_step_retained`` stays 1)."""
     from hwdse._catalog import catalog_dir
 
     path = catalog_dir("arch") / "engines" / f"{engine.name}.yaml"
@@ -238,9 +310,11 @@ def _write_engine(engine: Any, held: str) -> Path:
         key = line.strip().split(":")[0]
         if key in {k for k, *_ in ENGINE_FIT}:
             indent = line[: len(line) - len(line.lstrip())]
-            line = (f"{indent}{key}: {getattr(engine, key):.4g}" if not indent else
-                    f'{indent}{key}: "fitted by hwdse calibrate --serving on shared/validation aic_silicon_dev.csv '
-                    f'(aggregated dense rows, 4 of 5 by id hash, log TPOT, soft-L1); {held}"')
+            source = (f"fitted by hwdse calibrate --serving on shared/validation aic_silicon_dev.csv (aggregated dense "
+                      f"rows, 4 of 5 by id hash, log TPOT, soft-L1); {held}")
+            if key == "k_step_retained" and not determined:
+                source = "not determined (no NVFP4 rows of this engine in aic_silicon_dev.csv): the kernel tables' kernels"
+            line = f"{indent}{key}: {getattr(engine, key):.4g}" if not indent else f'{indent}{key}: "{source}"'
         lines.append(line)
     path.write_text("\n".join(lines) + "\n")
     return path
@@ -252,36 +326,37 @@ def calibrate_serving(write: bool, report: Path | None) -> list[str]:
     into that folder. Returns the lines to print."""
     import yaml
 
-    from hwdse._catalog import catalog_dir
     from hwdse.report.serving import write_serving_report
     from hwdse.serving import load_engine
 
     rows = serving_rows()
-    fit_file = catalog_dir("arch").parent / "validation" / FIT_FILE
-    if write or not fit_file.is_file():
-        engines, waits = fit(rows)
+    if write or not fit_path().is_file():
+        engines, harnesses = fit(rows)
     else:
         engines = {name: load_engine(name) for name in sorted({r.engine for r in rows})}
-        waits = yaml.safe_load(fit_file.read_text())["client_wait"]
-    ttft, tpot = predict_rows(rows, engines, waits)
+        harnesses = committed_harnesses()
+    ttft, tpot = predict_rows(rows, engines, harnesses)
     table = error_table(rows, ttft, tpot, static_tpot(rows))
-    lines = [f"{name}: step_overhead_us {e.step_overhead_us:.4g}, kernel_overhead_retained "
-             f"{e.kernel_overhead_retained:.3g}" for name, e in engines.items()]
-    lines += [f"client wait ({h} harness): {w:.3g} inter-completion intervals" for h, w in waits.items()]
+    lines = [f"{name}: " + ", ".join(f"{k} {getattr(e, k):.4g}" for k, *_ in ENGINE_FIT) for name, e in engines.items()]
+    lines += [f"client terms ({key}): wait {h.client_wait:.3g} intervals, start wave {h.start_wave:.3g}"
+              for key, h in harnesses.items()]
     lines += [f"{t['system']} {t['engine']} {t['precision']}: {t['rows']} held-out rows, TPOT median/p90 "
               f"{t['tpot_median'] * 100:.1f}/{t['tpot_p90'] * 100:.0f} %, TTFT {t['ttft_median'] * 100:.1f}/"
               f"{t['ttft_p90'] * 100:.0f} % (static-batch TPOT {t['static_tpot_median'] * 100:.0f} %)" for t in table]
     if write:
         totals = "; ".join(f"{t['system']} TPOT {t['tpot_median'] * 100:.1f} %" for t in table if t["engine"] == "all")
         for e in engines.values():
-            lines.append(f"wrote {_write_engine(e, 'held-out median |error| ' + totals)}")
-        fit_file.write_text(yaml.safe_dump({"source": "hwdse calibrate --serving (training rows of aic_silicon_dev.csv)",
-                                            "client_wait": {h: float(f"{w:.4g}") for h, w in waits.items()}}))
-        lines.append(f"wrote {fit_file}")
+            determined = any(r.engine == e.name and r.precision in NO_SPLIT_K and not r.held_out for r in rows)
+            lines.append(f"wrote {_write_engine(e, 'held-out median |error| ' + totals, determined)}")
+        fit_path().write_text(yaml.safe_dump({
+            "source": "hwdse calibrate --serving (training rows of aic_silicon_dev.csv, log TTFT, soft-L1)",
+            "harness": {k: {"client_wait": float(f"{h.client_wait:.4g}"), "start_wave": float(f"{h.start_wave:.4g}")}
+                        for k, h in harnesses.items()}}, sort_keys=False))
+        lines.append(f"wrote {fit_path()}")
     if report is not None:
         report.mkdir(parents=True, exist_ok=True)
         drows = disagg_rows()
         write_serving_report(report / "serving.md", report / "figures" / "serving.png", rows, ttft, tpot, table,
-                             engines, waits, (drows, *predict_disagg(drows)))
+                             engines, harnesses, (drows, *predict_disagg(drows)))
         lines.append(f"wrote {report / 'serving.md'}")
     return lines

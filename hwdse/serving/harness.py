@@ -1,0 +1,47 @@
+"""How a closed-loop benchmark client sees a server: the terms measured TTFT has beyond the server's own.
+
+A serving benchmark (``aiperf --concurrency C``, ``genai-perf``, ``sglang.bench_serving``) reports the
+mean over the requests it measured, timed from when the client created each request. Two things of the
+client, not of the engine, enter that figure:
+
+- ``client_wait``: some clients start a request's clock when it is queued, before one of the ``C``
+  slots frees, so TTFT counts a wait of that many inter-completion intervals (``cycle / C``); it
+  vanishes for a single client (``1 - 1/C``).
+- ``start_wave``: all ``C`` clients send at once when the run starts, so the first ``C`` requests
+  queue behind each other's prefills, ``(C - 1) / 2`` prompts on average. ``start_wave`` is the share
+  of the measured requests that were in that wave (1 / the number of rounds the run lasts).
+
+:data:`SERVER` (both zero) is TTFT as the server sees it, the default of every serving model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+__all__ = ["SERVER", "Harness"]
+
+
+@dataclass(frozen=True)
+class Harness:
+    """A benchmark client's observation terms (see the module docstring); numbers may be arrays."""
+
+    client_wait: Any = 0.0   # inter-completion intervals counted in TTFT
+    start_wave: Any = 0.0    # share of measured requests sent together at the start
+
+    def wait_s(self, cycle: Any, concurrency: Any) -> Any:
+        """Client wait per request (s), for requests that cycle in ``cycle`` s at ``concurrency``."""
+        if np.ndim(self.client_wait) == 0 and self.client_wait == 0:
+            return 0.0
+        return self.client_wait * cycle / concurrency * (1 - 1 / concurrency)
+
+    def wave_s(self, prompt_s: Any, concurrency: Any) -> Any:
+        """Mean extra TTFT (s) of the start wave, when the server clears one prompt per ``prompt_s`` s."""
+        if np.ndim(self.start_wave) == 0 and self.start_wave == 0:
+            return 0.0
+        return self.start_wave * (concurrency - 1) / 2 * prompt_s
+
+
+SERVER = Harness()
