@@ -187,10 +187,11 @@ def _study_progress(total: int, label: str, quiet: bool) -> Iterator[Optional[Ca
 
 def _finish_study(run: Any) -> None:
     from hwdse.report import write_report
-    from hwdse.search.results import best_detail
+    from hwdse.search.results import best_detail, best_serving_curves
 
     files = dict(run.files)
-    files.update(write_report(run.results, run.out, run.study, best_detail(run.space, run.results)))
+    files.update(write_report(run.results, run.out, run.study, best_detail(run.space, run.results),
+                              best_serving_curves(run.space, run.results)))
     ds = run.results
     print(f"{ds.sizes['trial']} points, {int(ds.feasible.values.astype(bool).sum())} feasible, "
           f"{int(ds.pareto.values.sum())} on the Pareto front")

@@ -129,6 +129,12 @@ class GpuPim(Spec):
         return self.xpu.capacity_bytes * getattr(self.xpu, "devices", 1) + self.pim.capacity_bytes
 
     @property
+    def devices(self) -> Number:
+        """Devices of the system: the xPU's GPUs, plus the PIM devices when they are boards of their own
+        (``attach: separate``); shared PIM stacks are the GPU's memory, no extra device."""
+        return getattr(self.xpu, "devices", 1) + (self.pim.devices if self.attach == "separate" else 0)
+
+    @property
     def fit_rule(self) -> str:
         """How :meth:`fits` checks the footprint (reported with results)."""
         if self.attach == "shared" or self.attention != "pim":

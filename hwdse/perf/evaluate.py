@@ -110,7 +110,8 @@ def evaluate(model: Any, arch: Any, scenario: Scenario | str | None = None, *, m
         "decode_flops": (decode.total(decode.flops), "op", "mean ops of one decode step"),
         "area_mm2": (getattr(arch, "area_mm2", np.nan), "mm^2", "silicon area of the system (NaN if not modelled)"),
         "power_w": (getattr(arch, "power_W", np.nan), "W", "power budget (TDP) of the system"),
-        "devices": (devices, "1", "devices (GPUs, chips) of the system; memory_bytes and capacity_bytes are per device"),
+        "devices": (devices, "1", "devices (GPUs, chips, PIM boards) of the system; memory_bytes and capacity_bytes "
+                                "are per device (the whole system's where a gpu-pim system pools its memories)"),
         "chips": (getattr(arch, "chips", devices), "1", "chips of the system"),
         "tok_s_per_user": (1 / tpot, "token/s", "decode rate one sequence sees (1 / TPOT)"),
         "energy_j": (energy, "J", "energy of the static batch (NaN where the device has no energy model)"),

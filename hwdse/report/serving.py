@@ -65,7 +65,7 @@ def serving_study_figure(curves: Mapping[str, Any], title: str, ttft_slo_s: floa
                          tpot_slo_s: float = np.inf) -> Any:
     """The best design of a serving study: tokens/s per device against TPOT along its load (``curves
     ["load"]``, one dim: concurrency or arrival rate; hollow where the TTFT objective is missed) and,
-    when disaggregated, goodput per device over the pool sizes (``curves["pools"]``)."""
+    when pool sizes were searched, goodput per device over them (``curves["pools"]``)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -98,8 +98,20 @@ def serving_study_figure(curves: Mapping[str, Any], title: str, ttft_slo_s: floa
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=8, loc="lower right")
     if pools is not None:
-        ax = axes[0, 1]
-        good = pools.goodput_tok_s_per_device.transpose("prefill_instances", "decode_instances")
+        _pool_panel(axes[0, 1], fig, pools.goodput_tok_s_per_device, f"{dim.replace('_', ' ')} {float(pools[dim]):.3g}")
+    fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    return fig
+
+
+def _pool_panel(ax: Any, fig: Any, good: Any, at: str) -> None:
+    """Goodput per device over the searched pool sizes: a heat map of prefill x decode instances, or a
+    line over the one searched; the best marked."""
+    from hwdse.report.labels import metric
+
+    label = f"{metric('goodput_tok_s_per_device').text} ({metric('goodput_tok_s_per_device').unit})"
+    if good.ndim == 2:
+        good = good.transpose("prefill_instances", "decode_instances")
         image = ax.imshow(good.values, origin="lower", aspect="auto", cmap="viridis")
         ax.set_xticks(range(good.sizes["decode_instances"]), [f"{v:g}" for v in good.decode_instances.values])
         ax.set_yticks(range(good.sizes["prefill_instances"]), [f"{v:g}" for v in good.prefill_instances.values])
@@ -107,13 +119,17 @@ def serving_study_figure(curves: Mapping[str, Any], title: str, ttft_slo_s: floa
         ax.set_ylabel("prefill instances")
         i, j = np.unravel_index(np.nanargmax(good.values), good.shape)
         ax.scatter([j], [i], marker="*", s=160, color="white", edgecolors="black", zorder=3)
-        ax.set_title(f"goodput per device at {dim.replace('_', ' ')} {float(pools[dim]) if dim in pools.coords else ''}"
-                     .rstrip(), fontsize=10)
-        fig.colorbar(image, ax=ax, label=f"{metric('goodput_tok_s_per_device').text} "
-                                         f"({metric('goodput_tok_s_per_device').unit})")
-    fig.suptitle(title, fontsize=11)
-    fig.tight_layout()
-    return fig
+        fig.colorbar(image, ax=ax, label=label)
+    else:
+        size = good.dims[0]
+        ax.plot(good[size].values, good.values, "o-", color="C1")
+        k = int(np.nanargmax(good.values))
+        ax.scatter([good[size].values[k]], [good.values[k]], marker="*", s=160, color="C1", edgecolors="black",
+                   zorder=3)
+        ax.set_xlabel(size.replace("_", " "))
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+    ax.set_title(f"goodput per device at {at}", fontsize=10)
 
 
 def error_markdown(table: Sequence[Mapping[str, Any]]) -> list[str]:

@@ -6,6 +6,7 @@ import base64
 import html
 import json
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,7 @@ from matplotlib.figure import Figure
 
 from hwdse.report.figures import history_figure, importance_figure, pareto_figure, roofline_figure
 from hwdse.report.labels import axis_label, cut_note, format_value, metric, quantity, scenario_text
+from hwdse.report.serving import serving_study_figure
 from hwdse.search.points import pareto_mask
 from hwdse.search.results import best_rows
 from hwdse.search.spec import Constraint, Param, StudySpec
@@ -60,10 +62,11 @@ def param_importances(study: optuna.Study, spec: StudySpec) -> xr.DataArray:
                         coords={"param": list(spec.search), "metric": metrics}, attrs={"evaluator": "PED-ANOVA"})
 
 
-def study_figures(ds: xr.Dataset, study: optuna.Study | None = None,
-                  detail: xr.Dataset | None = None) -> dict[str, Figure]:
+def study_figures(ds: xr.Dataset, study: optuna.Study | None = None, detail: xr.Dataset | None = None,
+                  serving: Mapping[str, xr.Dataset] | None = None) -> dict[str, Figure]:
     """Figures of a study: ``pareto`` and ``history`` (from ``ds``), ``importances`` (when ``study``
-    has enough completed trials), ``roofline`` of the best design (``detail``)."""
+    has enough completed trials), ``roofline`` of the best design (``detail``), and ``serving``: the
+    best design over its load and pool sizes (``serving``, from ``best_serving_curves``)."""
     spec = _spec(ds)
     x, y, xd, yd = _axes(ds, spec)
     plot_ds = ds.assign(trial_number=ds.trial) if x == "trial" else ds
@@ -95,6 +98,10 @@ def study_figures(ds: xr.Dataset, study: optuna.Study | None = None,
             batch = json.loads(detail.attrs.get("scenario", "{}")).get("batch", float("nan"))
             title += f", static batch of {batch:g} requests"
         figs["roofline"] = roofline_figure(detail, title=title)
+    if serving:
+        slo = {k: (getattr(spec.serving, f"{k}_ms") or np.inf) / 1e3 for k in ("ttft_slo", "tpot_slo")}
+        figs["serving"] = serving_study_figure(serving, f"{spec.name}: best design served", slo["ttft_slo"],
+                                               slo["tpot_slo"])
     return figs
 
 
@@ -180,7 +187,7 @@ def _best_table(ds: xr.Dataset, spec: StudySpec) -> tuple[list[str], list[list[s
 
 
 def write_report(ds: xr.Dataset, out: Path, study: optuna.Study | None = None,
-                 detail: xr.Dataset | None = None) -> dict[str, Path]:
+                 detail: xr.Dataset | None = None, serving: Mapping[str, xr.Dataset] | None = None) -> dict[str, Path]:
     """Write ``figures/*.png``, ``report.md`` and ``report.html`` (images embedded) into ``out``."""
     import matplotlib.pyplot as plt
 
@@ -188,7 +195,7 @@ def write_report(ds: xr.Dataset, out: Path, study: optuna.Study | None = None,
     (out / "figures").mkdir(parents=True, exist_ok=True)
     spec = _spec(ds)
     paths: dict[str, Path] = {}
-    for name, fig in study_figures(ds, study, detail).items():
+    for name, fig in study_figures(ds, study, detail, serving).items():
         paths[name] = out / "figures" / f"{name}.png"
         fig.savefig(paths[name], dpi=110)
         plt.close(fig)

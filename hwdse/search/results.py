@@ -22,7 +22,7 @@ from hwdse.search.space import Space
 from hwdse.search.spec import spec_json
 
 __all__ = ["trials_dataset", "grid_as_trials", "finalize", "write_results", "git_sha", "best_rows", "best_design",
-           "best_detail"]
+           "best_detail", "best_serving_curves"]
 
 
 def git_sha() -> str:
@@ -115,6 +115,34 @@ def best_detail(space: Space, ds: xr.Dataset) -> xr.Dataset | None:
     """Per-operator detail (``evaluate(detail=True)``) of the best design, for its roofline plot."""
     design = best_design(space, ds)
     return None if design is None else space.evaluate_design(design, detail=True)
+
+
+CURVE_POINTS = 24
+
+
+def best_serving_curves(space: Space, ds: xr.Dataset) -> dict[str, xr.Dataset]:
+    """A serving study's best design swept over its load (``load``: concurrency or arrival rate from
+    1/8 of the best value to 8x, one vectorized call) and, when pool sizes are searched (disaggregated),
+    over every integer size of the searched ranges at the best load (``pools``); empty for other studies."""
+    design = best_design(space, ds)
+    s = space.spec.serving
+    if design is None or s is None:
+        return {}
+    key = "serving.concurrency" if (s.concurrency is not None or "serving.concurrency" in design) else "serving.arrival_rate"
+    best = float(design.get(key, getattr(s, key.removeprefix("serving."))))
+    low = 1.0 if key == "serving.concurrency" else best / 8
+    dim = key.removeprefix("serving.")
+    loads = np.geomspace(max(low, best / 8), best * 8, CURVE_POINTS)
+    out = {"load": space.evaluate_design({**design, key: xr.DataArray(loads, dims=dim, coords={dim: loads})})}
+    axes = {}
+    for field in ("prefill_instances", "decode_instances"):
+        p = space.spec.search.get(f"serving.{field}")
+        if p is not None and p.low is not None:
+            sizes = np.arange(int(p.low), int(p.high) + 1, dtype=float)
+            axes[f"serving.{field}"] = xr.DataArray(sizes, dims=field, coords={field: sizes})
+    if axes:
+        out["pools"] = space.evaluate_design({**design, **axes}).assign_coords({dim: best})
+    return out
 
 
 def write_results(ds: xr.Dataset, out: Path, space: Space) -> dict[str, Path]:

@@ -23,7 +23,7 @@ from hwdse._errors import HwdseError
 from hwdse.hardware import load_arch, with_overrides
 from hwdse.perf import evaluate, evaluate_mix, resolve
 from hwdse.search.spec import SERVING_PATHS, Param, Serving, StudySpec
-from hwdse.serving import load_engine, serve
+from hwdse.serving import load_engine, serve, serve_disaggregated
 from hwdse.workload import Scenario, scenario as named_scenario
 
 __all__ = ["Space", "distribution", "grid_values"]
@@ -72,6 +72,12 @@ class Space:
         return load_arch(self.spec.arch)
 
     @cached_property
+    def decode_arch(self) -> Any:
+        """The decode pool's arch of a disaggregated serving study (else None)."""
+        s = self.spec.serving
+        return load_arch(s.decode_arch) if s is not None and s.decode_arch is not None else None
+
+    @cached_property
     def base_fields(self) -> dict[str, Any]:
         w = self.spec.workload
         fields = {k: getattr(w, k) for k in ("batch", "weights", "activations", "kv", "flash_attention")}
@@ -110,7 +116,8 @@ class Space:
         return fields
 
     def traffic(self, values: Mapping[str, Any]) -> dict[str, Any]:
-        """Keyword arguments of :func:`hwdse.serving.serve` with the ``serving.*`` values applied."""
+        """Keyword arguments of :func:`hwdse.serving.serve` (or ``serve_disaggregated``) with the
+        ``serving.*`` values applied."""
         s = self.spec.serving
         assert s is not None
         out: dict[str, Any] = {k: getattr(s, k) for k in SERVING_PATHS if getattr(s, k) is not None}
@@ -120,18 +127,25 @@ class Space:
 
     def _serve(self, values: Mapping[str, Any], detail: bool) -> xr.Dataset:
         """Serve the design; ``detail``: the per-operator detail of one static batch of the requests that
-        decode at once in its steady state (prompt isl, gen osl), for the roofline of the best design."""
+        decode at once in its steady state (prompt isl, gen osl; on the decode pool when disaggregated),
+        for the roofline of the best design."""
         arch_over = {k.removeprefix("arch."): v for k, v in values.items() if k.startswith("arch.")}
+        decode_over = {k.removeprefix("decode_arch."): v for k, v in values.items() if k.startswith("decode_arch.")}
         fields = self.split_fields(values)
         formats = {k: fields[k] for k in ("weights", "activations", "kv")}
         traffic = self.traffic(values)
         model, mode = self.spec.workload.model, self.spec.mode
         with np.errstate(divide="ignore", invalid="ignore"):  # a point holding no request: rate 0, TTFT inf
-            ds = serve(model, self.base_arch, **traffic, **formats, mode=mode, overrides=arch_over or None)
+            if self.decode_arch is None:
+                ds = serve(model, self.base_arch, **traffic, **formats, mode=mode, overrides=arch_over or None)
+            else:
+                ds = serve_disaggregated(model, self.base_arch, self.decode_arch, **traffic, **formats, mode=mode,
+                                         prefill_overrides=arch_over or None, decode_overrides=decode_over or None)
         if not detail:
             return ds
-        arch = with_overrides(self.base_arch, arch_over, where=self.where) if arch_over else self.base_arch
-        batch = max(1.0, float(np.round(ds.requests_decoding.values)))
+        base, over = (self.base_arch, arch_over) if self.decode_arch is None else (self.decode_arch, decode_over)
+        arch = with_overrides(base, over, where=self.where) if over else base
+        batch = max(1.0, float(np.round(ds.requests_decoding.values / traffic.get("decode_instances", 1.0))))
         return evaluate(model, arch, mode=mode, detail=True, batch=batch, prompt=traffic["isl"],
                         gen=traffic["osl"], **formats)
 
@@ -155,6 +169,14 @@ class Space:
         """Apply one value at one path on top of the base design and validate it (no evaluation)."""
         serving = self.spec.serving is not None
         prefixes = ("arch.", "scenario.", "serving.") if serving else ("arch.", "scenario.")
+        if self.decode_arch is not None:
+            prefixes += ("decode_arch.",)
+            if path.startswith("decode_arch."):
+                try:
+                    with_overrides(self.decode_arch, {path.removeprefix("decode_arch."): value}, where=self.where)
+                except HwdseError as exc:
+                    raise HwdseError(self.where, f"search.{path}", f"{label} {value!r}: {_reason(exc, path)}") from None
+                return
         if not path.startswith(prefixes):
             raise HwdseError(self.where, f"search.{path}", f"paths start with {' or '.join(map(repr, prefixes))}")
         if path.startswith("serving."):

@@ -21,10 +21,12 @@ from hwdse.hardware import load_arch
 from hwdse.workload import load_model, scenario as named_scenario
 
 __all__ = ["Param", "MixEntry", "Workload", "Serving", "Objective", "Constraint", "SamplerSpec", "StudySpec",
-           "SAMPLERS", "SERVING_PATHS", "parse_study", "check_spec", "spec_json", "schema"]
+           "SAMPLERS", "SERVING_PATHS", "DISAGG_PATHS", "parse_study", "check_spec", "spec_json", "schema"]
 
 SAMPLERS = ("tpe", "nsga2", "gp", "cmaes", "random", "grid", "qmc")
-SERVING_PATHS = ("engine", "concurrency", "arrival_rate", "isl", "osl")  # searchable as serving.<field>
+SERVING_PATHS = ("engine", "concurrency", "arrival_rate", "isl", "osl", "prefill_instances", "decode_instances",
+                 "link_bandwidth_GBps")  # searchable as serving.<field>
+DISAGG_PATHS = ("prefill_instances", "decode_instances", "link_bandwidth_GBps")  # need serving.decode_arch
 Scalar = str | bool | int | float
 
 
@@ -101,7 +103,10 @@ class Serving(Spec):
     """Continuous-batching serving (:func:`hwdse.serving.serve`) instead of one static batch: each design
     is served under closed-loop ``concurrency`` or open-loop Poisson ``arrival_rate`` (exactly one, given
     here or searched as ``serving.<field>``) with ``isl`` prompt and ``osl`` output tokens per request.
-    Goodput counts output tokens only where mean TTFT and TPOT meet the SLOs."""
+    Goodput counts output tokens only where mean TTFT and TPOT meet the SLOs. With ``decode_arch``
+    the serving is disaggregated (:func:`hwdse.serving.serve_disaggregated`): the study's ``arch`` is
+    the prefill pool, ``decode_arch`` the decode pool (its fields searched as ``decode_arch.<path>``),
+    and the pool sizes and the KV link are fields here."""
 
     engine: str = Field("vllm", description="arch/engines entry (trtllm, vllm, sglang) or a YAML path")
     concurrency: float | None = Field(None, ge=1, description="closed loop: requests in flight at the client")
@@ -110,6 +115,12 @@ class Serving(Spec):
     osl: int | None = Field(None, ge=2, description="output tokens per request (given here or searched)")
     ttft_slo_ms: float | None = Field(None, gt=0, description="mean-TTFT objective of goodput (none: any TTFT)")
     tpot_slo_ms: float | None = Field(None, gt=0, description="mean-TPOT objective of goodput (none: any TPOT)")
+    decode_arch: str | None = Field(None, description="disaggregated: the decode pool's arch (catalog name or "
+                                                      "YAML path); the study's arch serves the prompts")
+    prefill_instances: float | None = Field(None, ge=1, description="disaggregated: copies of the prefill system")
+    decode_instances: float | None = Field(None, ge=1, description="disaggregated: copies of the decode system")
+    link_bandwidth_GBps: float | None = Field(None, gt=0, description="disaggregated: prefill -> decode KV link, "
+                                                                       "GB/s per transfer (default 50, one 400G NIC)")
 
     @model_validator(mode="after")
     def _traffic(self) -> "Serving":
@@ -173,7 +184,8 @@ class StudySpec(Spec):
 
     name: str
     description: str = ""
-    mode: Literal["roofline", "achieved"] = "roofline"
+    mode: Literal["roofline", "achieved", "auto"] = Field(
+        "roofline", description="auto: achieved where the arch is calibrated, else roofline (per pool when disaggregated)")
     workload: Workload
     serving: Serving | None = Field(None, description="serve each design (hwdse.serving.serve) instead of "
                                                       "evaluating one static batch")
@@ -268,6 +280,16 @@ def _check_serving(spec: StudySpec, where: str) -> None:
     for field in ("isl", "osl"):
         if field not in given | searched:
             raise HwdseError(where, f"serving.{field}", f"required: a number, or search serving.{field}")
+    if s.decode_arch is None:
+        if pool := sorted((given | searched) & set(DISAGG_PATHS)):
+            raise HwdseError(where, f"serving.{pool[0]}", "a disaggregated field: needs serving.decode_arch")
+        if paths := [k for k in spec.search if k.startswith("decode_arch.")]:
+            raise HwdseError(where, f"search.{paths[0]}", "decode-pool paths need serving.decode_arch")
+        return
+    try:
+        load_arch(s.decode_arch)
+    except HwdseError as exc:
+        raise exc.referenced_by(where, "serving.decode_arch") from None
 
 
 def spec_json(spec: StudySpec) -> str:

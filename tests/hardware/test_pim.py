@@ -108,6 +108,8 @@ def test_shared_attach_reduces_the_gpu_capacity():
             "sources": {"": "test"}}
     system = hwdse._catalog.validate(Arch, spec, "test")
     assert system.capacity_bytes == pytest.approx(load_arch("a100-hbm3").capacity_bytes * 0.75)
+    assert system.devices == 1  # the PIM stacks are the GPU's own memory
+    assert load_arch("dgx-a100-attacc").devices == 8 + 8  # separate AttAcc boards count as devices
     with pytest.raises(HwdseError, match="pim.memory = xpu.memory"):
         hwdse._catalog.validate(Arch, {**spec, "pim": "hbm-pim"}, "test")
 

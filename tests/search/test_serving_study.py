@@ -15,7 +15,8 @@ from hwdse._errors import HwdseError
 from hwdse.report.labels import metric
 from hwdse.search import load_study, run_study
 from hwdse.search.points import evaluate_points
-from hwdse.serving import serve
+from hwdse.search.results import best_rows, best_serving_curves
+from hwdse.serving import serve, serve_disaggregated
 from tests.search.conftest import assert_study_refused, cli
 
 REPO = Path(__file__).resolve().parents[2]
@@ -162,6 +163,13 @@ def test_fit_and_stable_constraints(tmp_path: Path) -> None:
     assert ds.constraint_stable.values.tolist() == [-1.0, 1.0] and ds.feasible.values.tolist() == [True, False]
 
 
+DISAGG = SERVING.replace('engine = "vllm"', 'engine = "vllm"\ndecode_arch = "h200"').replace(
+    '[search."scenario.weights"]\nchoices = ["bf16", "fp8-e4m3"]\n',
+    '[search."serving.decode_instances"]\nlow = 1\nhigh = 3\n\n[search."decode_arch.memory.bandwidth_GBps"]\n'
+    'low = 3000.0\nhigh = 9000.0\n')
+
+
+
 BAD = {
     "unknown-metric": (SERVING.replace('metric = "goodput_tok_s_per_device"', 'metric = "goodput"'),
                        "objectives[0].metric", "unknown serving output 'goodput'"),
@@ -181,6 +189,16 @@ BAD = {
     "unknown-engine": (SERVING.replace('engine = "vllm"', 'engine = "tgi"'), "serving.engine", "unknown engine 'tgi'"),
     "static-batch-field": (SERVING.replace('model = "llama-3-8b"', 'model = "llama-3-8b"\nprompt = 512'),
                            "workload.prompt", "not used by a serving study"),
+    "pool-without-decode-arch": (SERVING.replace("tpot_slo_ms = 30.0", "tpot_slo_ms = 30.0\ndecode_instances = 2"),
+                                 "serving.decode_instances", "a disaggregated field: needs serving.decode_arch"),
+    "decode-path-without-decode-arch": (SERVING.replace("[[objectives]]", '[search."decode_arch.memory.bandwidth_GBps"]'
+                                                        "\nlow = 1000.0\nhigh = 9000.0\n\n[[objectives]]", 1),
+                                        "search.decode_arch.memory.bandwidth_GBps", "decode-pool paths need "
+                                        "serving.decode_arch"),
+    "unknown-decode-arch": (DISAGG.replace('decode_arch = "h200"', 'decode_arch = "h300"'), "serving.decode_arch",
+                            "h300"),
+    "bad-decode-path": (DISAGG.replace('"decode_arch.memory.bandwidth_GBps"', '"decode_arch.memory.bandwith_GBps"'),
+                        "search.decode_arch.memory.bandwith_GBps", "bandwith_GBps"),
     "serving-path-without-table": (SERVING.split("[serving]")[0] + SERVING.split("tpot_slo_ms = 30.0\n")[1],
                                    "search.serving.concurrency", "need a [serving] table"),
 }
@@ -217,3 +235,47 @@ def test_the_readme_serving_study_runs(tmp_path: Path) -> None:
                  mode="achieved", ttft_slo_s=0.5, tpot_slo_s=0.03)  # the catalog H100 is the reference point
     assert float(ref.goodput_tok_s_per_device) == pytest.approx(float(h100.goodput_tok_s_per_device), rel=1e-9)
     assert "served by vllm" in (out / "report.md").read_text() and (out / "figures" / "roofline.png").is_file()
+
+
+def test_disaggregated_study_is_serve_disaggregated(tmp_path: Path) -> None:
+    """serving.decode_arch makes the study's arch the prefill pool; decode_arch.* and the pool sizes are searched."""
+    space = load_study(_study(tmp_path, DISAGG))
+    assert space.decode_arch.name == "h200"
+    points = {"arch.memory.bandwidth_GBps": [3350.0, 3350.0], "serving.concurrency": [16, 64],
+              "serving.decode_instances": [1, 3], "decode_arch.memory.bandwidth_GBps": [4800.0, 9000.0]}
+    ds = evaluate_points(space, points)
+    for i in range(2):
+        one = serve_disaggregated("llama-3-8b", "h100-sxm", "h200", concurrency=points["serving.concurrency"][i],
+                                  isl=512, osl=128, decode_instances=points["serving.decode_instances"][i],
+                                  engine="vllm", weights="bf16", mode="roofline", ttft_slo_s=0.5, tpot_slo_s=0.03,
+                                  decode_overrides={"memory.bandwidth_GBps":
+                                                    points["decode_arch.memory.bandwidth_GBps"][i]})
+        for m in ("ttft_s", "tpot_s", "goodput_tok_s_per_device", "devices"):
+            assert float(ds[m].isel(trial=i)) == pytest.approx(float(one[m]), rel=1e-9), (i, m)
+    assert ds.devices.values.tolist() == [2.0, 4.0]  # one prefill H100 + the decode H200s
+    run = run_study(_study(tmp_path, DISAGG), tmp_path / "out")
+    curves = best_serving_curves(run.space, run.results)
+    load, pools = curves["load"], curves["pools"]
+    assert load.tpot_s.dims == ("concurrency",) and np.all(np.diff(load.tok_s_per_device.values) >= 0)
+    assert dict(pools.goodput_tok_s_per_device.sizes) == {"decode_instances": 3}
+    assert pools.decode_instances.values.tolist() == [1.0, 2.0, 3.0]
+    best = best_rows(run.results, limit=1).isel(trial=0)
+    at_best = pools.sel(decode_instances=float(best["serving.decode_instances"]))
+    assert float(at_best.goodput_tok_s_per_device) == pytest.approx(float(best.goodput_tok_s_per_device), rel=1e-9)
+
+
+def test_the_pim_decode_study_runs(tmp_path: Path) -> None:
+    """`hwdse study run studies/pim-decode-disagg.toml` (README): H100 prefill nodes, AttAcc decode nodes."""
+    out = tmp_path / "pim"
+    code, _, err = cli("study", "run", str(REPO / "studies" / "pim-decode-disagg.toml"), "--trials", "4", "--out",
+                       str(out), "--quiet")
+    assert code == 0, err
+    ds = xr.open_dataset(out / "results.nc")
+    first = ds.isel(trial=0)  # the enqueued point: one node each at 16 clients
+    one = serve_disaggregated("llama-2-70b", "dgx-h100", "dgx-a100-attacc", concurrency=16, isl=2048, osl=256,
+                              engine="trtllm", weights="fp16", mode="auto", ttft_slo_s=1.0, tpot_slo_s=0.05)
+    for m in ("ttft_s", "tpot_s", "goodput_tok_s_per_device"):
+        assert float(first[m]) == pytest.approx(float(one[m]), rel=1e-9), m
+    assert float(first.devices) == 8 + 16  # a DGX H100; 8 A100s and 8 AttAcc boards
+    assert bool(first.feasible) and float(first.goodput_tok_s_per_device) > 0
+    assert (out / "figures" / "serving.png").is_file()
