@@ -82,14 +82,14 @@ def serve_disaggregated(model: Any, prefill_arch: Any, decode_arch: Any, *, conc
         wave = harness.wave_s(prefill_s / prefill_instances, concurrency)
         return prefill_s * (1 + np.minimum(queue, concurrency)) + transfer_s + wave, rho
 
-    def load(g: Any) -> Any:
+    def exceeds(g: Any) -> Any:
         tpot = tpot_at(g)
         if not closed:
-            return arrival_rate * decode_steps * tpot
+            return arrival_rate * decode_steps * tpot > g
         cycle = ttft_at(g / (decode_steps * tpot))[0] + decode_steps * tpot
-        return concurrency / (harness.wait_s(cycle, concurrency) + cycle) * decode_steps * tpot
+        return concurrency / (harness.wait_s(cycle, concurrency) + cycle) * decode_steps * tpot > g
 
-    g = solve(load, np.minimum(concurrency, cap) if closed else cap)
+    g = solve(exceeds, np.minimum(concurrency, cap) if closed else cap)
     tpot = tpot_at(g)
     if closed:
         ttft, rho = ttft_at(g / (decode_steps * tpot))

@@ -5,9 +5,11 @@ the prompt's prefill, the other ``D = osl - 1`` from decode steps. With ``g`` re
 step adds one token to each, and prompts are prefilled in chunks of ``c`` tokens (the step's token
 budget less its decode tokens when ``chunked_prefill``, else a whole prompt) inside some steps. Rate
 balance gives the share of steps that carry a chunk, ``f = g isl / (D c)``; TPOT is the mean step,
-``(1 - f) t(g, 0) + f t(g, c)``. TTFT is half a step (arrival inside a step), the prompt's
-``ceil(isl / c)`` chunk steps, and an M/D/1 wait for the prompts ahead of it (server utilisation
-``f``). Closed loop (``concurrency`` C, as ``aiperf --concurrency``): Little's law on the C requests
+``(1 - f) t(g, 0) + f t(g, c)``. TTFT is the rest of the step an arrival falls in (its residual
+life, ``E[t^2] / 2 E[t]``: long prefill steps catch more arrivals), the prompt's
+``ceil(isl / c)`` steps (each a decode step plus its chunk's share of ``t(g, c) - t(g, 0)``: the
+last chunk carries only the rest of the prompt), and an M/D/1 wait for the prompts ahead of it (the
+prompts' server is busy ``lambda x`` those steps' time, one prompt at a time). Closed loop (``concurrency`` C, as ``aiperf --concurrency``): Little's law on the C requests
 cycling through client wait, TTFT and decode, ``lambda = C / (w + TTFT + D TPOT)``, ``g = lambda D
 TPOT``, solved by bisection on ``g`` (a fixed number of array steps, no loop over points); a benchmark
 client's own terms (:mod:`hwdse.serving.harness`) are zero unless given. Open loop (Poisson
@@ -54,16 +56,17 @@ def kv_limit(model: Any, arch: Any, scenario: Any, engine: Engine, isl: Any, osl
     return np.maximum(np.floor(free / per_request), 0.0)
 
 
-def solve(target: Callable[[Any], Any], hi: Any) -> Any:
-    """The requests decoding ``g`` in ``(0, hi]`` where ``target(g)`` (the load the traffic puts on the
-    decode phase at ``g``) crosses ``g``, by bisection: a fixed number of array steps, robust where a
-    plain fixed point oscillates (prefill server near saturation). A point whose step time is not finite
-    (a format its units cannot run) goes to zero load and comes out infeasible."""
+def solve(exceeds: Callable[[Any], Any], hi: Any) -> Any:
+    """The ``x`` in ``(0, hi]`` where the monotone test ``exceeds(x)`` (the load the traffic puts on the
+    decode phase is above ``x``'s) turns false, by bisection: a fixed number of array steps, robust where
+    a plain fixed point oscillates (prefill server near saturation). ``x`` is the requests decoding or
+    any monotone coordinate of them (a table position). A point whose step time is not finite (a format
+    its units cannot run) goes to zero load and comes out infeasible."""
     lo = np.zeros_like(hi * 1.0)
     hi = hi * 1.0
     for _ in range(BISECTIONS):
         mid = (lo + hi) / 2
-        up = target(mid) > mid
+        up = exceeds(mid)
         lo, hi = where(up, mid, lo), where(up, hi, mid)
     return (lo + hi) / 2
 
@@ -140,37 +143,41 @@ def serve(model: Any, arch: Any, *, concurrency: Any = None, arrival_rate: Any =
 
     def chunk_at(g: Any) -> Any:
         if np.ndim(eng.chunked_prefill) == 0:  # one scheduler for the whole sweep (the usual case)
-            return np.clip(eng.token_budget - g, 1.0, isl) if eng.chunked_prefill else isl * np.ones_like(g)
+            return np.clip(eng.token_budget - g, 1.0, isl) if eng.chunked_prefill else np.asarray(isl, dtype=float)
         return where(eng.chunked_prefill, np.clip(eng.token_budget - g, 1.0, isl), isl)
 
     hi = np.minimum(concurrency, cap) if closed else cap
     ndim = design_ndim(concurrency, arrival_rate, isl, osl, overrides or {}, engine_overrides or {})
     table = Tabulated(lambda g: steps.pair_s(g, chunk_at(g), isl, kv_len, prompt_attention), hi, ndim)
 
-    def state(g: Any) -> dict[str, Any]:
+    def state(u: Any) -> dict[str, Any]:
+        """The steady state at table position ``u`` (requests decoding ``g``)."""
+        g, t_dec, t_mix = table.at(u)
         chunk = chunk_at(g)
-        t_dec, t_mix = table(g)
-        share = np.minimum(g * isl / (decode_steps * chunk), 1.0)
-        tpot = (1 - share) * t_dec + share * t_mix
-        service = np.ceil(isl / chunk) * t_mix
+        chunks = isl / chunk                     # chunk steps' worth of prefill per prompt
+        extra = t_mix - t_dec                    # what a full chunk adds to a step
+        share = np.minimum(g * chunks / decode_steps, 1.0)
+        tpot = t_dec + share * extra
+        service = np.ceil(chunks) * t_dec + extra * chunks  # the last chunk: the rest only
+        busy = np.minimum(g * service / (decode_steps * tpot), 1.0)  # time share the prompts' server is busy
         with np.errstate(divide="ignore"):
-            queue = share / (2 * (1 - share))
+            queue = busy / (2 * (1 - busy))
         wave = 0.0
         if closed:
             queue, wave = np.minimum(queue, concurrency), harness.wave_s(service, concurrency)
-        ttft = tpot / 2 + service + queue * service + wave
-        return {"tpot": tpot, "ttft": ttft, "share": share, "chunk": chunk}
+        residual = (t_dec**2 + share * extra * (t_mix + t_dec)) / (2 * tpot)  # of the step an arrival falls in
+        ttft = residual + service * (1 + queue) + wave
+        return {"g": g, "tpot": tpot, "ttft": ttft, "share": share, "busy": busy, "chunk": chunk}
 
-    def load(g: Any) -> Any:
-        s = state(g)
+    def exceeds(u: Any) -> Any:
+        s = state(u)
         if closed:
             cycle = s["ttft"] + decode_steps * s["tpot"]
-            rate = concurrency / (harness.wait_s(cycle, concurrency) + cycle)
-            return rate * decode_steps * s["tpot"]
-        return arrival_rate * decode_steps * s["tpot"]
+            return concurrency / (harness.wait_s(cycle, concurrency) + cycle) * decode_steps * s["tpot"] > s["g"]
+        return arrival_rate * decode_steps * s["tpot"] > s["g"]
 
-    g = solve(load, hi)
-    s = state(g)
+    s = state(solve(exceeds, table.position(hi)))  # searched along the table: no locating per step
+    g = s["g"]
     if closed:
         cycle = s["ttft"] + decode_steps * s["tpot"]
         wait = harness.wait_s(cycle, concurrency)
@@ -179,7 +186,7 @@ def serve(model: Any, arch: Any, *, concurrency: Any = None, arrival_rate: Any =
         stable = np.isfinite(ttft) & np.isfinite(s["tpot"])
     else:
         rate = arrival_rate * 1.0
-        stable = (s["share"] < 1) & (rate * decode_steps * s["tpot"] <= cap) & np.isfinite(s["tpot"])
+        stable = (s["busy"] < 1) & (rate * decode_steps * s["tpot"] <= cap) & np.isfinite(s["tpot"])
         ttft = where(stable, s["ttft"], np.inf)
     ds = dataset(ttft, s["tpot"], rate, osl, g, cap, stable, getattr(arch, "devices", 1), ttft_slo_s, tpot_slo_s, {
         "prefill_step_share": (s["share"], "1", "share of steps that carry a prefill chunk"),

@@ -44,11 +44,21 @@ class Tabulated:
         finite = np.asarray(hi, dtype=float)[np.isfinite(hi)]
         self.grid = grid(float(finite.max()) if finite.size else 1.0)
         at = self.grid.reshape((-1,) + (1,) * ndim)
-        self.values = [np.broadcast_arrays(at, np.asarray(v, dtype=float))[1] for v in fn(at)]
+        values = [np.broadcast_arrays(at, np.asarray(v, dtype=float))[1] for v in fn(at)]
+        rest = values[0].shape[1:] if values else ()
+        # each value as (point value, slope to the next point), flat: one np.take per lookup
+        self._columns = int(np.prod(rest, dtype=int))
+        self._column = np.arange(self._columns).reshape(rest) if rest else 0
+        self._tables = [(v.ravel(), np.append(np.diff(v, axis=0), np.zeros((1, *rest)), axis=0).ravel())
+                        for v in values]
 
-    def _locate(self, g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Lower grid index and the fraction of the way to the next point."""
-        g = np.clip(g, 0.0, self.grid[-1])
+    def position(self, g: Any) -> np.ndarray:
+        """Where ``g`` sits on the grid: the lower point's index plus the fraction of the way to the next
+        (NaN stays NaN; ``g`` is clipped to the grid). Step times are linear in it between points, so a
+        solver may search it instead of ``g`` and skip the locating (:meth:`at`)."""
+        g = np.asarray(g, dtype=float)
+        known = np.isfinite(g)
+        g = np.clip(np.where(known, g, 0.0), 0.0, self.grid[-1])
         mantissa, exponent = np.frexp(np.maximum(g, UNIFORM) / UNIFORM)   # g / UNIFORM = 2m 2^octave, m in [1/2, 1)
         octave = exponent - 1
         cell = np.floor((2 * mantissa - 1) * PER_OCTAVE)
@@ -56,21 +66,23 @@ class Tabulated:
         # grid: 0..UNIFORM, the first octave's integers, then per octave an edge and the integer after it
         above = np.where(octave < 1, UNIFORM + cell,
                          UNIFORM + PER_OCTAVE + 2 * ((octave - 1) * PER_OCTAVE + cell) + (g >= edge + 1))
-        idx = np.minimum(np.where(g < UNIFORM, np.floor(g), above), len(self.grid) - 2).astype(np.intp)
-        lo = self.grid[idx]
-        return idx, (g - lo) / (self.grid[idx + 1] - lo)
+        idx = np.minimum(np.where(g < UNIFORM, np.floor(g), above), len(self.grid) - 2)
+        lo = self.grid[idx.astype(np.intp)]
+        u = idx + (g - lo) / (self.grid[idx.astype(np.intp) + 1] - lo)
+        return u if known.all() else np.where(known, u, np.nan)
 
-    @staticmethod
-    def _at(values: np.ndarray, idx: np.ndarray) -> np.ndarray:
-        """``values[idx]`` along the grid axis, each design point reading its own column."""
-        rest = values.shape[1:]
-        axes = tuple(np.arange(n).reshape([n if i == a else 1 for i in range(len(rest))]) if n > 1 else 0
-                     for a, n in enumerate(rest))
-        return values[(idx, *axes)]
+    def at(self, u: Any) -> tuple[np.ndarray, ...]:
+        """``g`` and the tabulated values at grid position ``u`` (:meth:`position`), linearly interpolated."""
+        u = np.asarray(u, dtype=float)
+        known = np.isfinite(u)
+        u = np.clip(np.where(known, u, 0.0), 0.0, len(self.grid) - 1)
+        idx = np.minimum(u.astype(np.intp), len(self.grid) - 2)
+        frac = u - idx
+        flat = idx * self._columns + self._column  # each design point reads its own column
+        out = (self.grid[idx] + (self.grid[idx + 1] - self.grid[idx]) * frac,
+               *(np.take(base, flat) + np.take(slope, flat) * frac for base, slope in self._tables))
+        return out if known.all() else tuple(np.where(known, v, np.nan) for v in out)
 
     def __call__(self, g: Any) -> tuple[np.ndarray, ...]:
-        g = np.asarray(g, dtype=float)
-        known = np.isfinite(g)
-        idx, frac = self._locate(np.where(known, g, 0.0))
-        out = tuple(self._at(v, idx) * (1 - frac) + self._at(v, idx + 1) * frac for v in self.values)
-        return out if known.all() else tuple(np.where(known, v, np.nan) for v in out)
+        """The tabulated values at ``g``."""
+        return self.at(self.position(g))[1:]

@@ -15,6 +15,7 @@ training rows; a campaign with fewer than ``MIN_CAMPAIGN_ROWS`` of them takes it
 from __future__ import annotations
 
 import hashlib
+import re
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -64,12 +65,15 @@ class ServingRow(_Run):
 @dataclass(frozen=True)
 class DisaggRow(_Run):
     """A disaggregated run: pools of ``*_workers`` copies of the GPU at ``*_tp``; ``concurrency`` is the decode
-    batch x decode workers (read as per worker; the file leaves batch_size empty)."""
+    batch x decode workers (read as per worker; the file leaves batch_size empty). ``recorded``: the run's
+    source records the benchmark's concurrency (``silicon_concurrency``) and it equals that product; else
+    the decode batch is a server setting and the clients' load is unknown."""
 
     prefill_tp: int
     prefill_workers: int
     decode_tp: int
     decode_workers: int
+    recorded: bool
 
 
 def _model(path: str) -> str | None:
@@ -106,10 +110,15 @@ def serving_rows(mode: str = "agg") -> list[ServingRow]:
 
 def disagg_rows() -> list[DisaggRow]:
     """Dense disaggregated rows on the catalog GPUs."""
-    return [DisaggRow(**run, concurrency=float(r["decode_batch_size"]) * int(r["decode_num_workers"]),
-                      prefill_tp=int(r["prefill_tp_size"]), prefill_workers=int(r["prefill_num_workers"]),
-                      decode_tp=int(r["decode_tp_size"]), decode_workers=int(r["decode_num_workers"]))
-            for r, run in _dense_runs("disagg")]
+    out = []
+    for r, run in _dense_runs("disagg"):
+        concurrency = float(r["decode_batch_size"]) * int(r["decode_num_workers"])
+        noted = re.search(r"silicon_concurrency=(\d+)", r["silicon_data_source"])
+        out.append(DisaggRow(**run, concurrency=concurrency, prefill_tp=int(r["prefill_tp_size"]),
+                             prefill_workers=int(r["prefill_num_workers"]), decode_tp=int(r["decode_tp_size"]),
+                             decode_workers=int(r["decode_num_workers"]),
+                             recorded=noted is not None and float(noted.group(1)) == concurrency))
+    return out
 
 
 def _system(arch: str, tp: int) -> Any:

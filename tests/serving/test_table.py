@@ -20,7 +20,8 @@ def test_grid_has_every_tile_edge_and_the_integer_after_it():
 
 
 def test_interpolation_is_exact_on_the_grid_linear_between_and_per_column():
-    """A two-column design point: each column reads its own values; NaN stays NaN; beyond the grid it clips."""
+    """A two-column design point: each column reads its own values; NaN stays NaN; beyond the grid it clips;
+    a grid position maps back to its g."""
     slope = np.array([1.0, 3.0])
     table = Tabulated(lambda g: (g ** 2 * slope,), hi=100.0, ndim=1)
     pts = table.grid[[3, 20, 30]]
@@ -30,9 +31,13 @@ def test_interpolation_is_exact_on_the_grid_linear_between_and_per_column():
     assert np.allclose(table(np.array([[mid]]))[0], expected)
     out = table(np.array([np.nan, 1e9]))[0]
     assert np.isnan(out[0]) and out[1] == pytest.approx(table.grid[-1] ** 2 * 3.0)
-    g = np.random.default_rng(0).uniform(0, table.grid[-1], 10_000)
-    idx, frac = table._locate(g)
-    assert np.all((table.grid[idx] <= g) & (g <= table.grid[idx + 1])) and np.all((0 <= frac) & (frac <= 1))
+    flat = Tabulated(lambda g: (3 * g,), hi=100.0, ndim=0)
+    g = np.random.default_rng(0).uniform(0, flat.grid[-1], 10_000)
+    u = flat.position(g)
+    idx = np.floor(u).astype(int)
+    assert np.all((flat.grid[idx] <= g) & (g <= flat.grid[idx + 1]))
+    back, value = flat.at(u)  # position and at are inverse along the grid
+    assert np.allclose(back, g) and np.allclose(value, 3 * g)
 
 
 @pytest.mark.parametrize("arch,model,weights", [("h100-sxm", "llama-3-8b", "bf16"), ("b200", "llama-3-70b", "nvfp4"),
