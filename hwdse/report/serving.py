@@ -175,8 +175,11 @@ def write_serving_report(path: Path, figure: Path, rows: Sequence[Any], ttft: np
                          harnesses: Mapping[str, Any], disagg: tuple[Sequence[Any], np.ndarray, np.ndarray]) -> None:
     """``path`` (Markdown) and ``figure`` (PNG); ``disagg``: disaggregated rows with predicted TTFT, TPOT."""
     figure.parent.mkdir(parents=True, exist_ok=True)
+    import matplotlib.pyplot as plt
+
     fig = throughput_latency_figure(rows, ttft, tpot)
     fig.savefig(figure, dpi=110)
+    plt.close(fig)
     totals = [t for t in table if t["engine"] == "all"]
     verdicts = [f"- {t['system']}: TPOT median {t['tpot_median'] * 100:.1f} % (goal <= 10 %), p90 "
                 f"{t['tpot_p90'] * 100:.1f} % (<= 25 %), TTFT median {t['ttft_median'] * 100:.1f} % (<= 25 %): "
