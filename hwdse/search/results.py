@@ -130,9 +130,8 @@ def best_serving_curves(space: Space, ds: xr.Dataset) -> dict[str, xr.Dataset]:
         return {}
     key = "serving.concurrency" if (s.concurrency is not None or "serving.concurrency" in design) else "serving.arrival_rate"
     best = float(design.get(key, getattr(s, key.removeprefix("serving."))))
-    low = 1.0 if key == "serving.concurrency" else best / 8
     dim = key.removeprefix("serving.")
-    loads = np.geomspace(max(low, best / 8), best * 8, CURVE_POINTS)
+    loads = np.geomspace(max(best / 8, 1.0) if dim == "concurrency" else best / 8, best * 8, CURVE_POINTS)
     out = {"load": space.evaluate_design({**design, key: xr.DataArray(loads, dims=dim, coords={dim: loads})})}
     axes = {}
     for field in ("prefill_instances", "decode_instances"):

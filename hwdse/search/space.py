@@ -168,19 +168,14 @@ class Space:
     def resolve_one(self, path: str, value: Any, label: str) -> None:
         """Apply one value at one path on top of the base design and validate it (no evaluation)."""
         serving = self.spec.serving is not None
-        prefixes = ("arch.", "scenario.", "serving.") if serving else ("arch.", "scenario.")
-        if self.decode_arch is not None:
-            prefixes += ("decode_arch.",)
-            if path.startswith("decode_arch."):
-                try:
-                    with_overrides(self.decode_arch, {path.removeprefix("decode_arch."): value}, where=self.where)
-                except HwdseError as exc:
-                    raise HwdseError(self.where, f"search.{path}", f"{label} {value!r}: {_reason(exc, path)}") from None
-                return
+        prefixes = ("arch.", "scenario.") + (("serving.",) if serving else ()) + (
+            ("decode_arch.",) if self.decode_arch is not None else ())
         if not path.startswith(prefixes):
             raise HwdseError(self.where, f"search.{path}", f"paths start with {' or '.join(map(repr, prefixes))}")
         if path.startswith("serving."):
             return self._resolve_serving(path, value, label)
+        if path.startswith("decode_arch."):
+            return self._resolve_decode(path, value, label)
         fields = _SERVING_SCENARIO_FIELDS if serving else _SCENARIO_FIELDS
         if path.startswith("scenario.") and path.removeprefix("scenario.") not in fields:
             extra = "; a serving study's lengths are serving.isl and serving.osl" if serving else ""
@@ -196,6 +191,13 @@ class Space:
             if self.mix:
                 fields = {k: v for k, v in fields.items() if k not in ("prompt", "gen")}
             resolve(self.spec.workload.model, arch, scen, **fields)
+        except HwdseError as exc:
+            raise HwdseError(self.where, f"search.{path}", f"{label} {value!r}: {_reason(exc, path)}") from None
+
+    def _resolve_decode(self, path: str, value: Any, label: str) -> None:
+        """Validate one ``decode_arch.<path>`` value on the decode pool's arch."""
+        try:
+            with_overrides(self.decode_arch, {path.removeprefix("decode_arch."): value}, where=self.where)
         except HwdseError as exc:
             raise HwdseError(self.where, f"search.{path}", f"{label} {value!r}: {_reason(exc, path)}") from None
 

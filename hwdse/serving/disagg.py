@@ -23,7 +23,7 @@ from hwdse.hardware.gpu_efficiency import resolve_mode
 from hwdse.perf.evaluate import resolve
 from hwdse.serving.engine import Engine, load_engine
 from hwdse.serving.harness import SERVER, Harness
-from hwdse.serving.steady import dataset, design_ndim, kv_limit, on_plain_arrays, solve
+from hwdse.serving.steady import dataset, design_ndim, kv_limit, md1_wait, on_plain_arrays, solve
 from hwdse.serving.step import StepModel
 from hwdse.serving.table import Tabulated
 from hwdse.workload.footprint import footprint
@@ -75,8 +75,7 @@ def serve_disaggregated(model: Any, prefill_arch: Any, decode_arch: Any, *, conc
 
     def ttft_at(rate: Any) -> Any:
         rho = rate / prefill_instances * prefill_s
-        with np.errstate(divide="ignore"):
-            queue = np.where(rho < 1, rho / (2 * (1 - rho)), np.inf)
+        queue = md1_wait(rho)
         if not closed:
             return prefill_s * (1 + queue) + transfer_s, rho
         wave = harness.wave_s(prefill_s / prefill_instances, concurrency)

@@ -9,11 +9,12 @@ balance gives the share of steps that carry a chunk, ``f = g isl / (D c)``; TPOT
 life, ``E[t^2] / 2 E[t]``: long prefill steps catch more arrivals), the prompt's
 ``ceil(isl / c)`` steps (each a decode step plus its chunk's share of ``t(g, c) - t(g, 0)``: the
 last chunk carries only the rest of the prompt), and an M/D/1 wait for the prompts ahead of it (the
-prompts' server is busy ``lambda x`` those steps' time, one prompt at a time). Closed loop (``concurrency`` C, as ``aiperf --concurrency``): Little's law on the C requests
-cycling through client wait, TTFT and decode, ``lambda = C / (w + TTFT + D TPOT)``, ``g = lambda D
+prompts' server is busy ``lambda x`` those steps' time, one prompt at a time). Closed loop
+(``concurrency`` C, as ``aiperf --concurrency``): Little's law on the C requests cycling through client wait, TTFT and decode, ``lambda = C / (w + TTFT + D TPOT)``, ``g = lambda D
 TPOT``, solved by bisection on ``g`` (a fixed number of array steps, no loop over points); a benchmark
 client's own terms (:mod:`hwdse.serving.harness`) are zero unless given. Open loop (Poisson
-``arrival_rate``): ``g = lambda D TPOT``, stable while ``f < 1`` and ``g`` fits. Requests in flight
+``arrival_rate``): ``g = lambda D TPOT``, stable while the prompts' server is not saturated and
+``g`` fits. Requests in flight
 are capped by the engine's ``max_batch`` and by the paged KV cache that fits next to the weights;
 extra requests queue (closed loop: TTFT from Little's law).
 """
@@ -39,7 +40,7 @@ from hwdse.serving.step import StepModel
 from hwdse.serving.table import Tabulated
 from hwdse.workload.footprint import footprint
 
-__all__ = ["serve", "kv_limit", "solve", "dataset", "on_plain_arrays", "design_ndim"]
+__all__ = ["serve", "kv_limit", "solve", "md1_wait", "dataset", "on_plain_arrays", "design_ndim"]
 
 BISECTIONS = 12   # the requests decoding are found to 2^-12 of their range (0.03 %)
 
@@ -69,6 +70,12 @@ def solve(exceeds: Callable[[Any], Any], hi: Any) -> Any:
         up = exceeds(mid)
         lo, hi = where(up, mid, lo), where(up, hi, mid)
     return (lo + hi) / 2
+
+
+def md1_wait(busy: Any) -> Any:
+    """Mean M/D/1 queueing wait in service times at server utilisation ``busy`` (inf from 1 on)."""
+    with np.errstate(divide="ignore"):
+        return np.where(busy < 1, busy / (2 * (1 - busy)), np.inf)
 
 
 def on_plain_arrays(func: Callable[..., xr.Dataset]) -> Callable[..., xr.Dataset]:
@@ -160,8 +167,7 @@ def serve(model: Any, arch: Any, *, concurrency: Any = None, arrival_rate: Any =
         tpot = t_dec + share * extra
         service = np.ceil(chunks) * t_dec + extra * chunks  # the last chunk: the rest only
         busy = np.minimum(g * service / (decode_steps * tpot), 1.0)  # time share the prompts' server is busy
-        with np.errstate(divide="ignore"):
-            queue = busy / (2 * (1 - busy))
+        queue = md1_wait(busy)
         wave = 0.0
         if closed:
             queue, wave = np.minimum(queue, concurrency), harness.wave_s(service, concurrency)

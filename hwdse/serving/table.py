@@ -4,8 +4,8 @@ The serving solvers look for the requests decoding ``g`` at which the traffic ba
 ``g`` would re-time the whole operator table. Step times depend on ``g`` and on the design point's
 hardware, model and prompt lengths, never on the traffic (concurrency, arrival rate), so they are
 timed once on a grid of ``g`` (every integer to ``UNIFORM``, then ``PER_OCTAVE`` evenly spaced points
-per doubling, at most 6 % apart, each with the next integer) with the grid as a new leading axis over the design point's other axes, and the
-solver interpolates linearly. On a sweep over traffic the table is as large as the hardware part of
+per doubling, at most 6 % apart, each with the next integer) with the grid as a new leading axis
+over the design point's other axes, and the solver interpolates linearly. On a sweep over traffic the table is as large as the hardware part of
 the sweep. Every power-of-two tile edge and the integer after it are grid points, so the GEMM model's
 wave steps at those edges are kept; piecewise-linear interpolation keeps step times within a few
 tenths of a percent of a direct timing elsewhere.
@@ -66,9 +66,9 @@ class Tabulated:
         # grid: 0..UNIFORM, the first octave's integers, then per octave an edge and the integer after it
         above = np.where(octave < 1, UNIFORM + cell,
                          UNIFORM + PER_OCTAVE + 2 * ((octave - 1) * PER_OCTAVE + cell) + (g >= edge + 1))
-        idx = np.minimum(np.where(g < UNIFORM, np.floor(g), above), len(self.grid) - 2)
-        lo = self.grid[idx.astype(np.intp)]
-        u = idx + (g - lo) / (self.grid[idx.astype(np.intp) + 1] - lo)
+        idx = np.minimum(np.where(g < UNIFORM, np.floor(g), above), len(self.grid) - 2).astype(np.intp)
+        lo = self.grid[idx]
+        u = idx + (g - lo) / (self.grid[idx + 1] - lo)
         return u if known.all() else np.where(known, u, np.nan)
 
     def at(self, u: Any) -> tuple[np.ndarray, ...]:
