@@ -8,10 +8,14 @@ the off-chip memory system.
 
 * ``area_mm2`` = PE area x count (MAC array + local buffers, :mod:`hwdse.hardware.pe`)
   + ``sram_MiB x sram_mm2_per_MiB`` + ``phy_mm2_per_device x memory.count`` + ``other_area_mm2``;
-* ``power_W`` = ``static_power_W`` + MAC power at peak (MACs/s x pJ/MAC in the PE's most
-  power-hungry class) + memory power at peak bandwidth (B/s x 8 x pJ/bit);
-* energy per op = MACs x pJ/MAC of the class it runs in + bytes x 8 x memory pJ/bit (vector
-  ops and SRAM traffic are not counted).
+* ``static_power_W`` = ``leakage_W_per_mm2 x area_mm2 x V / voltage_V`` (leakage and uncore
+  grow with silicon, leakage with the supply: :mod:`hwdse.hardware.power`); the evaluator charges
+  it for the whole wall time;
+* ``power_W`` = static + MAC power at peak (MACs/s x pJ/MAC in the PE's most power-hungry class)
+  + memory power at peak bandwidth (B/s x 8 x pJ/bit);
+* energy per op = MACs x pJ/MAC of the class it runs in at the supply of the clock (the PE
+  type's V(f) curve) + bytes x 8 x memory pJ/bit (vector ops and SRAM traffic are not counted);
+* ``reachable``: the clock is within the PE node's V(f) curve (else the design is infeasible).
 """
 
 from __future__ import annotations
@@ -48,7 +52,8 @@ class Accelerator(Spec):
     sram_mm2_per_MiB: quantity(gt=0, unit="mm^2/MiB")
     phy_mm2_per_device: quantity(ge=0, unit="mm^2") = Field(description="memory PHY + controller per stack/device")
     other_area_mm2: quantity(ge=0, unit="mm^2") = Field(0.0, description="NoC, I/O, control")
-    static_power_W: quantity(ge=0, unit="W")
+    leakage_W_per_mm2: quantity(ge=0, unit="W/mm^2") = Field(
+        description="static power per mm^2 of die at the PE type's nominal voltage")
     scale_up: Link | None = None
     sources: dict[str, str]
 
@@ -74,7 +79,18 @@ class Accelerator(Spec):
                 + self.phy_mm2_per_device * self.memory.count + self.other_area_mm2)
 
     @property
+    def static_power_W(self) -> Number:
+        """Leakage + uncore of the die at the array's supply, in W."""
+        return self.leakage_W_per_mm2 * self.area_mm2 * self.pe.voltage_V / self.pe.pe.voltage_V
+
+    @property
+    def reachable(self) -> Number:
+        """Whether the PE node reaches the clock (its V(f) curve)."""
+        return self.pe.clock_reachable
+
+    @property
     def power_W(self) -> Number:
+        """Peak power: static + every MAC busy in the hungriest class + memory at peak bandwidth, W."""
         mem_pj = self.memory.energy_pJ_per_bit
         memory_W = self.bandwidth_Bps * 8 * mem_pj * 1e-12 if mem_pj is not None else np.nan
         return self.static_power_W + self.pe.max_power_W() + memory_W
@@ -89,13 +105,13 @@ class Accelerator(Spec):
         bw = self.bandwidth_Bps
         mem_pj = self.memory.energy_pJ_per_bit
         mem_J_per_B = mem_pj * 8e-12 if mem_pj is not None else np.nan
-        pe = self.pe.pe
+        pe = self.pe
         timings = []
         for op in ops:
             mac_J, compute = 0.0, None
             if op.operands:
                 wanted = operand_class(op.operands)
-                native = pe.native_class(wanted)
+                native = pe.pe.native_class(wanted)
                 cls = native or f"{wanted}-unsupported"
                 peak = self.pe.peak_ops_per_s(wanted)
                 mac_J = op.flops / 2 * pe.mac_energy_pJ(wanted) * 1e-12

@@ -7,8 +7,9 @@ cost model :func:`hwdse.formats.mac_cost` (45 nm, Horowitz ISSCC 2014 primitives
 format ``cost_formats[class]`` names, scaled to the PE's node:
 
 * area x ``(node_nm / 45)^2`` (assumption: ideal area scaling of logic);
-* energy x ``(node_nm / 45) * (voltage_V / 0.9)^2`` (assumption: C ~ feature size, E = C V^2;
-  the 45 nm figures are at 0.9 V).
+* energy x ``(node_nm / 45) * (V / 0.9)^2`` (assumption: C ~ feature size, E = C V^2; the 45 nm
+  figures are at 0.9 V). ``V`` is the supply at the array's clock when the type has a V(f) curve
+  (``vf``, :class:`hwdse.hardware.power.VFCurve`), else ``voltage_V`` at every clock.
 
 The array is one reconfigurable datapath sized for its costliest mode (narrow modes split the
 wide multipliers, as in Bit Fusion, Sharma et al. ISCA 2018): array area = max over classes of
@@ -32,6 +33,7 @@ from hwdse._errors import HwdseError
 from hwdse._params import Number, count, quantity
 from hwdse.hardware._base import COMPUTE_CLASSES
 from hwdse.hardware._base import upcast
+from hwdse.hardware.power import VFCurve
 
 __all__ = ["PEType", "PEArray", "load_pe", "pe_names", "DEFAULT_COST_FORMAT"]
 
@@ -55,7 +57,8 @@ class PEType(Spec):
     local_buffer_KiB: quantity(ge=0, unit="KiB") = 0.0
     sram_mm2_per_MiB: quantity(gt=0, unit="mm^2/MiB") = Field(description="SRAM density at node_nm")
     node_nm: quantity(gt=0, unit="nm")
-    voltage_V: quantity(gt=0, unit="V")
+    voltage_V: quantity(gt=0, unit="V") = Field(description="nominal supply (without ``vf``: at every clock)")
+    vf: VFCurve | None = Field(None, description="supply against clock at the node (DVFS table)")
     unsupported: Literal["upcast", "infeasible"] = "upcast"
     sources: dict[str, str]
 
@@ -83,15 +86,17 @@ class PEType(Spec):
         native = self.native_class(cls)
         return 0.0 if native is None else self.rows * self.cols * self.rate[native]
 
-    def mac_energy_pJ(self, cls: str) -> Number:
-        """Energy of one MAC in the class ``cls`` runs in, at the node (NaN if infeasible)."""
+    def mac_energy_pJ(self, cls: str, voltage_V: Number | None = None) -> Number:
+        """Energy of one MAC in the class ``cls`` runs in, at the node and ``voltage_V`` (default
+        the nominal supply), in pJ (NaN if infeasible)."""
         from hwdse.formats import mac_cost
 
         native = self.native_class(cls)
         if native is None:
             return np.nan
         fmt = self.cost_formats.get(native, DEFAULT_COST_FORMAT[native])
-        scale = (self.node_nm / _REF_NODE_NM) * (self.voltage_V / _REF_VOLTAGE_V) ** 2
+        volts = self.voltage_V if voltage_V is None else voltage_V
+        scale = (self.node_nm / _REF_NODE_NM) * (volts / _REF_VOLTAGE_V) ** 2
         return mac_cost(fmt).energy_pJ * scale
 
     @property
@@ -140,12 +145,28 @@ class PEArray(Spec):
         return self.pe.vector_ops_per_cycle * self.count * self.clock_GHz * 1e9
 
     @property
+    def voltage_V(self) -> Number:
+        """Supply at ``clock_GHz`` (the type's V(f) curve; its nominal voltage without one)."""
+        vf = self.pe.vf
+        return self.pe.voltage_V if vf is None else vf.voltage(self.clock_GHz)
+
+    @property
+    def clock_reachable(self) -> Number:
+        """Whether the node reaches ``clock_GHz`` within its V(f) curve (True without a curve)."""
+        vf = self.pe.vf
+        return True if vf is None else self.clock_GHz <= vf.max_clock_GHz
+
+    def mac_energy_pJ(self, cls: str) -> Number:
+        """Energy of one MAC of class ``cls`` at this array's supply, in pJ."""
+        return self.pe.mac_energy_pJ(cls, self.voltage_V)
+
+    @property
     def area_mm2(self) -> Number:
         return self.pe.area_mm2 * self.count
 
     def max_power_W(self) -> Number:
         """Dynamic MAC power at peak in the PE's most power-hungry class (MACs/s x pJ/MAC)."""
-        powers = [self.pe.macs_per_cycle(c) * self.pe.mac_energy_pJ(c) for c in self.pe.rate]
+        powers = [self.pe.macs_per_cycle(c) * self.mac_energy_pJ(c) for c in self.pe.rate]
         return _max(powers) * self.count * self.clock_GHz * 1e9 * 1e-12
 
 

@@ -301,7 +301,7 @@ class _Chip:
                 native = pe.pe.native_class(wanted)
                 cls, peak = native or f"{wanted}-unsupported", pe.peak_ops_per_s(wanted)
                 compute = op.flops * np.inf if native is None else op.flops / (peak * share)
-                mac_J = op.flops / 2 * pe.pe.mac_energy_pJ(wanted) * 1e-12
+                mac_J = op.flops / 2 * pe.mac_energy_pJ(wanted) * 1e-12
                 steps = 2 if op.name == "flash_attention" else 1
                 if eff is None:
                     serial["array_fill"] = steps * fill

@@ -84,9 +84,19 @@ def evaluate(model: Any, arch: Any, scenario: Scenario | str | None = None, *, m
     devices = getattr(arch, "devices", 1)
     capacity = arch.capacity_bytes
     infeasible = getattr(arch, "infeasible_reason", "") or _unrunnable(prefill, decode)
+    runs = infeasible == ""
+    reachable = getattr(arch, "reachable", True)  # the clock within the node's V(f) curve
+    if not bool(np.all(reachable)):
+        where_not = "" if np.ndim(reachable) == 0 else " (where reachable is false)"
+        infeasible = "; ".join(filter(None, [infeasible, f"clock beyond the PE node's V(f) curve{where_not}"]))
     p_cu, p_bu = _utilization(prefill, ttft)
     d_cu, d_bu = _utilization(decode, tpot)
-    energy = prefill.total(prefill.energy_J) + scen.gen * decode.total(decode.energy_J)
+    static = getattr(arch, "static_power_W", None)  # hwdse.hardware.power; None: dynamic energy only
+    static_w = np.nan if static is None else static
+    dynamic = prefill.total(prefill.energy_J) + scen.gen * decode.total(decode.energy_J)
+    decode_j = decode.total(decode.energy_J)
+    energy = dynamic if static is None else dynamic + static * e2e
+    decode_j = decode_j if static is None else decode_j + static * tpot
     data = {
         "ttft_s": (ttft, "s", "time to first token (prefill of the whole batch)"),
         "tpot_s": (tpot, "s", "time per output token: mean decode step over the generated tokens"),
@@ -100,7 +110,7 @@ def evaluate(model: Any, arch: Any, scenario: Scenario | str | None = None, *, m
         "activation_bytes": (mem.activation_bytes, "B", "peak activations"),
         "capacity_bytes": (capacity, "B", "device memory capacity"),
         "fits": (_fits(arch, mem, capacity), "", "footprint fits in memory"),
-        "feasible": (np.isfinite(ttft) & np.isfinite(tpot) & (infeasible == ""), "",
+        "feasible": (np.isfinite(ttft) & np.isfinite(tpot) & reachable & runs, "",
                      "the hardware can run every operator (attrs['infeasible_reason'] says why not)"),
         "prefill_compute_util": (p_cu, "1", "achieved / peak matrix ops, prefill"),
         "prefill_bw_util": (p_bu, "1", "achieved / peak memory bandwidth, prefill"),
@@ -114,11 +124,15 @@ def evaluate(model: Any, arch: Any, scenario: Scenario | str | None = None, *, m
                                 "are per device (the whole system's where a gpu-pim system pools its memories)"),
         "chips": (getattr(arch, "chips", devices), "1", "chips of the system"),
         "tok_s_per_user": (1 / tpot, "token/s", "decode rate one sequence sees (1 / TPOT)"),
-        "energy_j": (energy, "J", "energy of the static batch (NaN where the device has no energy model)"),
+        "static_power_w": (static_w, "W", "static power charged over the wall time (NaN: the device models "
+                                         "dynamic energy only)"),
+        "dynamic_energy_j": (dynamic, "J", "operators' energy of the static batch (NaN: no energy model)"),
+        "energy_j": (energy, "J", "energy of the static batch: dynamic + static power x (TTFT + gen x TPOT)"),
+        "avg_power_w": (energy / e2e, "W", "mean power over the static batch"),
         "energy_j_per_token": (energy / (scen.batch * scen.gen), "J/token",
                                "energy per generated token (prefill included)"),
-        "decode_energy_j_per_token": (decode.total(decode.energy_J) / scen.batch, "J/token",
-                                      "energy per generated token of the decode phase alone"),
+        "decode_energy_j_per_token": (decode_j / scen.batch, "J/token",
+                                      "energy per generated token of the decode phase alone (static included)"),
     }
     ds = xr.Dataset({k: to_dataarray(v).assign_attrs(units=u, long_name=d) for k, (v, u, d) in data.items()})
     if detail:

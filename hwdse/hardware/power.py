@@ -1,0 +1,57 @@
+"""Power beyond the per-operator (dynamic) energy: supply voltage against clock, static power.
+
+Every device kind answers ``static_power_W``: the power it draws whatever it computes (leakage,
+clock tree and uncore at speed, memory refresh and PHYs, board losses), whole system, in W. The
+evaluator charges ``static_power_W x wall time`` on top of the operators' dynamic energy, so
+energy per token = (static + dynamic) x time / tokens for every kind.
+
+A logic node's supply follows the clock: :class:`VFCurve` is the piecewise-linear V(f) of a node
+(points of a DVFS table). Dynamic energy per operation scales as ``C V^2`` (so per-op energy rises
+with the clock through V) and leakage power as ``V`` (first order, leakage current held constant:
+the McPAT convention, Li et al., MICRO 2009). A clock above the curve's last point cannot be
+reached at the node's maximum voltage: the design is infeasible.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field, model_validator
+
+from hwdse._catalog import Spec
+from hwdse._params import Number, quantity
+
+__all__ = ["VFCurve"]
+
+
+class VFCurve(Spec):
+    """Supply voltage (V) against clock (GHz) of one logic node, linear between the points."""
+
+    clock_GHz: tuple[quantity(gt=0, unit="GHz"), ...] = Field(description="increasing clocks")
+    voltage_V: tuple[quantity(gt=0, unit="V"), ...] = Field(description="supply at each clock")
+
+    @model_validator(mode="after")
+    def _monotone(self) -> "VFCurve":
+        if len(self.clock_GHz) < 2 or len(self.clock_GHz) != len(self.voltage_V):
+            raise ValueError("clock_GHz and voltage_V: need two or more points, as many voltages as clocks")
+        if any(b <= a for a, b in zip(self.clock_GHz, self.clock_GHz[1:])):
+            raise ValueError("clock_GHz: must increase")
+        if any(b < a for a, b in zip(self.voltage_V, self.voltage_V[1:])):
+            raise ValueError("voltage_V: must not decrease with the clock")
+        return self
+
+    @property
+    def max_clock_GHz(self) -> float:
+        return self.clock_GHz[-1]
+
+    def voltage(self, clock_GHz: Number) -> Number:
+        """Supply at ``clock_GHz``: the lowest point's voltage below it, linear between points (and
+        extrapolated past the last one: check ``clock <= max_clock_GHz`` for feasibility)."""
+        f, v = self.clock_GHz, self.voltage_V
+        slopes = [(v[i + 1] - v[i]) / (f[i + 1] - f[i]) for i in range(len(f) - 1)]
+        out = v[0] + slopes[0] * _relu(clock_GHz - f[0])
+        for i in range(1, len(slopes)):  # hinge terms: each point changes the slope
+            out = out + (slopes[i] - slopes[i - 1]) * _relu(clock_GHz - f[i])
+        return out
+
+
+def _relu(x: Number) -> Number:
+    return x * (x > 0)
