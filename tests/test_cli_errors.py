@@ -101,7 +101,7 @@ STUDY_FIELDS = {  # case -> (study text, old, new, field, start of the reason)
                       "search.arch.memory.technology", "choice 'hbm3f': unknown memory entry 'hbm3f'"),
     "search-format": (DSE, '"mxfp4", "nvfp4"]', '"mxfp4", "nvfp5"]', "search.scenario.weights",
                       "choice 'nvfp5': unknown formats entry 'nvfp5'"),
-    "enqueue-key": (DSE, '"arch.pe.count" = 256', '"arch.pe.cnt" = 256', "enqueue[0].arch.pe.cnt",
+    "enqueue-key": (DSE, '"arch.pe.count" = 384', '"arch.pe.cnt" = 384', "enqueue[0].arch.pe.cnt",
                     "not a searched path"),
     "enqueue-value": (DSE, '"arch.memory.technology" = "hbm3e"', '"arch.memory.technology" = "hbm3f"',
                       "enqueue[0].arch.memory.technology", "'hbm3f' is not one of"),

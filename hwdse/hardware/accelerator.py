@@ -15,7 +15,12 @@ the off-chip memory system.
   + memory power at peak bandwidth (B/s x 8 x pJ/bit);
 * energy per op = MACs x pJ/MAC of the class it runs in at the supply of the clock (the PE
   type's V(f) curve) + bytes x 8 x memory pJ/bit (vector ops and SRAM traffic are not counted);
-* ``reachable``: the clock is within the PE node's V(f) curve (else the design is infeasible).
+* ``reachable``: the clock is within the PE node's V(f) curve, the die within the reticle
+  (``reticle_mm2``) and the memory stacks within the die's beachfront: a die of ``die_aspect``
+  (long / short side) places stacks along its two long sides, ``round(long side / stack_edge_mm)``
+  per side (a stack may overhang a corner by up to half its width, as the H100's three per
+  32 mm side do);
+  otherwise the design is infeasible.
 """
 
 from __future__ import annotations
@@ -54,6 +59,9 @@ class Accelerator(Spec):
     other_area_mm2: quantity(ge=0, unit="mm^2") = Field(0.0, description="NoC, I/O, control")
     leakage_W_per_mm2: quantity(ge=0, unit="W/mm^2") = Field(
         description="static power per mm^2 of die at the PE type's nominal voltage")
+    reticle_mm2: quantity(gt=0, unit="mm^2") = Field(858.0, description="largest die one exposure prints")
+    die_aspect: quantity(ge=1) = Field(33 / 26, description="long / short side of the die")
+    stack_edge_mm: quantity(gt=0, unit="mm") = Field(11.0, description="die edge one memory stack occupies")
     scale_up: Link | None = None
     sources: dict[str, str]
 
@@ -84,9 +92,16 @@ class Accelerator(Spec):
         return self.leakage_W_per_mm2 * self.area_mm2 * self.pe.voltage_V / self.pe.pe.voltage_V
 
     @property
+    def max_stacks(self) -> Number:
+        """Memory stacks the die's two long sides can host (beachfront limit)."""
+        long_side = np.sqrt(self.area_mm2 * self.die_aspect)
+        return 2 * np.floor(long_side / self.stack_edge_mm + 0.5)
+
+    @property
     def reachable(self) -> Number:
-        """Whether the PE node reaches the clock (its V(f) curve)."""
-        return self.pe.clock_reachable
+        """Whether the design can be built: clock within the V(f) curve, die within the reticle,
+        memory stacks within the beachfront."""
+        return self.pe.clock_reachable & (self.area_mm2 <= self.reticle_mm2) & (self.memory.count <= self.max_stacks)
 
     @property
     def power_W(self) -> Number:

@@ -85,10 +85,11 @@ def evaluate(model: Any, arch: Any, scenario: Scenario | str | None = None, *, m
     capacity = arch.capacity_bytes
     infeasible = getattr(arch, "infeasible_reason", "") or _unrunnable(prefill, decode)
     runs = infeasible == ""
-    reachable = getattr(arch, "reachable", True)  # the clock within the node's V(f) curve
+    reachable = getattr(arch, "reachable", True)  # PE accelerators: V(f) curve, reticle, beachfront
     if not bool(np.all(reachable)):
-        where_not = "" if np.ndim(reachable) == 0 else " (where reachable is false)"
-        infeasible = "; ".join(filter(None, [infeasible, f"clock beyond the PE node's V(f) curve{where_not}"]))
+        where_not = "" if np.ndim(reachable) == 0 else " (at some points)"
+        infeasible = "; ".join(filter(None, [infeasible, "clock beyond the PE node's V(f) curve, die over the "
+                                             f"reticle or more memory stacks than its edges hold{where_not}"]))
     p_cu, p_bu = _utilization(prefill, ttft)
     d_cu, d_bu = _utilization(decode, tpot)
     static = getattr(arch, "static_power_W", None)  # hwdse.hardware.power; None: dynamic energy only

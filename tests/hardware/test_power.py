@@ -73,3 +73,15 @@ def test_a_clock_past_the_vf_curve_is_infeasible():
 def test_gpu_energy_stays_dynamic_until_a_static_figure_is_catalogued():
     ds = evaluate("llama-2-7b", "h100-sxm", batch=1, prompt=128, gen=8)
     assert np.isnan(float(ds.static_power_w)) and float(ds.energy_j) == pytest.approx(float(ds.dynamic_energy_j))
+
+
+def test_packaging_limits_memory_stacks_and_die_size():
+    base = hwdse.load_arch("decode-accel")
+    assert base.max_stacks == 4 and bool(base.reachable)  # two per long side of a ~420 mm^2 die
+    assert not bool(hwdse.with_overrides(base, {"memory.count": 6}).reachable)
+    assert hwdse.with_overrides(base, {"pe.count": 512, "sram_MiB": 128}).max_stacks == 6  # ~660 mm^2
+    big = hwdse.with_overrides(base, {"pe.count": 2048, "sram_MiB": 256})  # ~1,380 mm^2: over the reticle
+    assert big.area_mm2 > big.reticle_mm2 and not bool(big.reachable)
+    stacks = xr.DataArray([4, 6], dims="stacks")
+    ds = evaluate("llama-3-70b", "decode-accel", overrides={"memory.count": stacks}, **RUN)
+    assert ds.feasible.values.tolist() == [True, False] and "memory stacks" in ds.attrs["infeasible_reason"]
