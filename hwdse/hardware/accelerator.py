@@ -128,12 +128,12 @@ class Accelerator(Spec):
                 wanted = operand_class(op.operands)
                 native = pe.pe.native_class(wanted)
                 cls = native or f"{wanted}-unsupported"
-                peak = self.pe.peak_ops_per_s(wanted)
+                peak = pe.peak_ops_per_s(wanted)
                 mac_J = op.flops / 2 * pe.mac_energy_pJ(wanted) * 1e-12
                 if native is None:  # no datapath and upcasting not allowed: the design is infeasible
                     compute = op.flops * np.inf
             else:
-                cls, peak = "vector", self.pe.vector_ops_per_s
+                cls, peak = "vector", pe.vector_ops_per_s
             compute = op.flops / peak if compute is None else compute
             timings.append(Timing(op, "pe", cls, compute, op.bytes / bw, peak_ops_per_s=peak, bandwidth_Bps=bw,
                                   energy_J=mac_J + op.bytes * mem_J_per_B))

@@ -1,9 +1,9 @@
 """Power beyond the per-operator (dynamic) energy: supply voltage against clock, static power.
 
-Every device kind answers ``static_power_W``: the power it draws whatever it computes (leakage,
-clock tree and uncore at speed, memory refresh and PHYs, board losses), whole system, in W. The
-evaluator charges ``static_power_W x wall time`` on top of the operators' dynamic energy, so
-energy per token = (static + dynamic) x time / tokens for every kind.
+A device kind that models it answers ``static_power_W``: the power it draws whatever it computes
+(leakage, clock tree and uncore at speed, memory refresh and PHYs, board losses), whole system, in
+W. The evaluator charges ``static_power_W x wall time`` on top of the operators' dynamic energy.
+So far only the PE accelerator does; other kinds report dynamic energy alone.
 
 A logic node's supply follows the clock: :class:`VFCurve` is the piecewise-linear V(f) of a node
 (points of a DVFS table). Dynamic energy per operation scales as ``C V^2`` (so per-op energy rises
@@ -14,6 +14,7 @@ reached at the node's maximum voltage: the design is infeasible.
 
 from __future__ import annotations
 
+import numpy as np
 from pydantic import Field, model_validator
 
 from hwdse._catalog import Spec
@@ -47,11 +48,7 @@ class VFCurve(Spec):
         extrapolated past the last one: check ``clock <= max_clock_GHz`` for feasibility)."""
         f, v = self.clock_GHz, self.voltage_V
         slopes = [(v[i + 1] - v[i]) / (f[i + 1] - f[i]) for i in range(len(f) - 1)]
-        out = v[0] + slopes[0] * _relu(clock_GHz - f[0])
+        out = v[0] + slopes[0] * np.maximum(clock_GHz - f[0], 0)
         for i in range(1, len(slopes)):  # hinge terms: each point changes the slope
-            out = out + (slopes[i] - slopes[i - 1]) * _relu(clock_GHz - f[i])
+            out = out + (slopes[i] - slopes[i - 1]) * np.maximum(clock_GHz - f[i], 0)
         return out
-
-
-def _relu(x: Number) -> Number:
-    return x * (x > 0)

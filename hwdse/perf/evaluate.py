@@ -93,11 +93,10 @@ def evaluate(model: Any, arch: Any, scenario: Scenario | str | None = None, *, m
     p_cu, p_bu = _utilization(prefill, ttft)
     d_cu, d_bu = _utilization(decode, tpot)
     static = getattr(arch, "static_power_W", None)  # hwdse.hardware.power; None: dynamic energy only
-    static_w = np.nan if static is None else static
+    charged = 0.0 if static is None else static
     dynamic = prefill.total(prefill.energy_J) + scen.gen * decode.total(decode.energy_J)
-    decode_j = decode.total(decode.energy_J)
-    energy = dynamic if static is None else dynamic + static * e2e
-    decode_j = decode_j if static is None else decode_j + static * tpot
+    energy = dynamic + charged * e2e
+    decode_j = decode.total(decode.energy_J) + charged * tpot
     data = {
         "ttft_s": (ttft, "s", "time to first token (prefill of the whole batch)"),
         "tpot_s": (tpot, "s", "time per output token: mean decode step over the generated tokens"),
@@ -125,7 +124,7 @@ def evaluate(model: Any, arch: Any, scenario: Scenario | str | None = None, *, m
                                 "are per device (the whole system's where a gpu-pim system pools its memories)"),
         "chips": (getattr(arch, "chips", devices), "1", "chips of the system"),
         "tok_s_per_user": (1 / tpot, "token/s", "decode rate one sequence sees (1 / TPOT)"),
-        "static_power_w": (static_w, "W", "static power charged over the wall time (NaN: the device models "
+        "static_power_w": (np.nan if static is None else static, "W", "static power charged over the wall time (NaN: the device models "
                                          "dynamic energy only)"),
         "dynamic_energy_j": (dynamic, "J", "operators' energy of the static batch (NaN: no energy model)"),
         "energy_j": (energy, "J", "energy of the static batch: dynamic + static power x (TTFT + gen x TPOT)"),
