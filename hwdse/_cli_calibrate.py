@@ -23,8 +23,15 @@ def calibrate(arch: Annotated[Optional[list[str]], typer.Option("--arch", help="
                                                     "validation/spatial_kernels.yaml and print them (no GPU fit)")]
               = False,
               serving: Annotated[bool, typer.Option("--serving", help="serving engines on aic_silicon_dev.csv: fit "
-                                                    "(--write) or score; --report writes serving.md")] = False) -> None:
+                                                    "(--write) or score; --report writes serving.md")] = False,
+              power: Annotated[bool, typer.Option("--power", help="GPU board power while serving on validation/"
+                                                  "gpu_serving_power.csv: fit (--write) and score")] = False) -> None:
     """Fit achieved-mode GPU efficiencies to measured kernels ($HWDSE_VALIDATION_DIR, default ../shared/validation)."""
+    if power:
+        from hwdse.serving.power_fit import calibrate_power
+
+        print("\n".join(calibrate_power(write)))
+        return
     if serving:
         from pathlib import Path
 

@@ -63,7 +63,9 @@ def dram_energy_J(nbytes: Number, pj_per_bit: Number | None) -> Number:
     return nbytes * 8 * pj_per_bit * 1e-12
 
 
-def gpu_op_energy_J(op: Op, cls: str, dram_pj_per_bit: Number | None) -> Number:
-    """One instance of ``op`` on a GPU: MACs in class ``cls``, its bytes from DRAM through L2 and L1."""
+def gpu_op_energy_J(op: Op, cls: str, dram_pj_per_bit: Number | None, compute_scale: Number = 1.0,
+                    memory_scale: Number = 1.0) -> Number:
+    """One instance of ``op`` on a GPU: MACs in class ``cls``, its bytes from DRAM through L2 and L1;
+    each part times a measured factor (``hwdse.hardware.power.GPUPower``; 1: the per-op model alone)."""
     moved = dram_energy_J(op.bytes, dram_pj_per_bit) + op.bytes * 8 * ONCHIP_PJ_PER_BIT * 1e-12
-    return compute_energy_J(op.flops, mac_pJ(cls)) + moved
+    return compute_scale * compute_energy_J(op.flops, mac_pJ(cls)) + memory_scale * moved

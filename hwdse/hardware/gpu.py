@@ -15,6 +15,7 @@ from hwdse.hardware.memory import MemorySystem
 from hwdse.hardware.dequant import BlockScaled, gpu_plan
 from hwdse.hardware.gpu_efficiency import GPUEfficiency, achieved_timings
 from hwdse.hardware.energy import gpu_op_energy_J
+from hwdse.hardware.power import GPUPower
 from hwdse.workload.ops import Op
 
 __all__ = ["GPU", "Compute", "OnChip", "Link"]
@@ -67,6 +68,7 @@ class GPU(Spec):
     tdp_W: quantity(gt=0, unit="W")
     die_area_mm2: quantity(gt=0, unit="mm^2") | None = None
     efficiency: GPUEfficiency | None = Field(None, description="achieved-mode parameters (hwdse calibrate)")
+    power: GPUPower | None = Field(None, description="idle and running board power (None: dynamic energy only)")
     sources: dict[str, str]
 
     @property
@@ -78,6 +80,11 @@ class GPU(Spec):
     def power_W(self) -> Number:
         """Power budget of the device (its TDP)."""
         return self.tdp_W
+
+    @property
+    def static_power_W(self) -> Number | None:
+        """Board power while running, whatever the kernels compute (None: no power block)."""
+        return None if self.power is None else self.power.running_W
 
     @property
     def capacity_bytes(self) -> Number:
@@ -107,6 +114,7 @@ class GPU(Spec):
         if mode != "roofline":
             raise HwdseError(f"arch {self.name}", "mode", f"must be 'roofline' or 'achieved', got {mode!r}")
         bw = self.bandwidth_Bps
+        scales = (1.0, 1.0) if self.power is None else (self.power.compute_scale, self.power.memory_scale)
         timings = []
         for op in ops:
             dq = gpu_plan(op, self)  # hwdse.hardware.dequant: class the op runs in, operand conversion cost
@@ -115,7 +123,7 @@ class GPU(Spec):
                 peak = self.compute.peak_TOPS[cls] * 1e12
             else:
                 cls, peak = "vector", self.compute.vector_TFLOPS * 1e12
-            energy = gpu_op_energy_J(op, cls, self.memory.energy_pJ_per_bit)  # hwdse.hardware.energy
+            energy = gpu_op_energy_J(op, cls, self.memory.energy_pJ_per_bit, *scales)  # hwdse.hardware.energy
             timings.append(Timing(op, "gpu", cls, op.flops / peak + dq.compute_s, op.bytes / bw + dq.memory_s,
                                   peak_ops_per_s=peak, bandwidth_Bps=bw,
                                   energy_J=energy))

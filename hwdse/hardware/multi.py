@@ -198,6 +198,12 @@ class MultiGPU(Spec):
     def power_W(self) -> Number:
         return getattr(self.device, "power_W", np.nan) * self.devices
 
+    @property
+    def static_power_W(self) -> Number | None:
+        """Every device's static power (None where the device models none)."""
+        static = getattr(self.device, "static_power_W", None)
+        return None if static is None else static * self.devices
+
     def footprint_shares(self, model: Any) -> tuple[Number, Number, Number]:
         """Fractions of (weights, KV cache, activations) one device holds (activations: one microbatch's)."""
         kvs = np.minimum(self.tp, model.num_kv_heads)

@@ -165,6 +165,11 @@ class GpuPim(Spec):
     def power_W(self) -> Number:
         return getattr(self.xpu, "power_W", float("nan"))
 
+    @property
+    def static_power_W(self) -> Number | None:
+        """The xPU's static power; PIM devices model dynamic energy only (no sourced idle figure)."""
+        return getattr(self.xpu, "static_power_W", None)
+
     def schedule(self, ops: Sequence[Op], mode: Mode = "roofline") -> list[Timing]:
         """xPU timings with the PIM-placed ops swapped in (names and order of the xPU's schedule)."""
         host = self.xpu.schedule(ops, mode)

@@ -3,7 +3,15 @@
 A device kind that models it answers ``static_power_W``: the power it draws whatever it computes
 (leakage, clock tree and uncore at speed, memory refresh and PHYs, board losses), whole system, in
 W. The evaluator charges ``static_power_W x wall time`` on top of the operators' dynamic energy.
-So far only the PE accelerator does; other kinds report dynamic energy alone.
+The PE accelerator derives it from leakage per mm^2; a GPU with a :class:`GPUPower` block adds its
+measured idle board power and a calibrated floor while kernels run (systems of GPUs sum their
+members). PIM and spatial kinds report dynamic energy alone.
+
+A GPU's per-operator energies (``hwdse.hardware.energy``: Horowitz MACs, DRAM and on-chip pJ/bit)
+leave out what a real SM spends per instruction (fetch, scheduling, register files, operand
+networks) and per byte (NoC, memory controllers, PHYs); ``GPUPower.compute_scale`` and
+``memory_scale`` are the measured factors between them and the board's power above its floors
+(``hwdse calibrate --power`` on ``validation/gpu_serving_power.csv``).
 
 A logic node's supply follows the clock: :class:`VFCurve` is the piecewise-linear V(f) of a node
 (points of a DVFS table). Dynamic energy per operation scales as ``C V^2`` (so per-op energy rises
@@ -20,7 +28,7 @@ from pydantic import Field, model_validator
 from hwdse._catalog import Spec
 from hwdse._params import Number, quantity
 
-__all__ = ["VFCurve"]
+__all__ = ["VFCurve", "GPUPower"]
 
 
 class VFCurve(Spec):
@@ -52,3 +60,21 @@ class VFCurve(Spec):
         for i in range(1, len(slopes)):  # hinge terms: each point changes the slope
             out = out + (slopes[i] - slopes[i - 1]) * np.maximum(clock_GHz - f[i], 0)
         return out
+
+
+class GPUPower(Spec):
+    """A GPU board's power beyond its operators' modelled energy, in W (per GPU)."""
+
+    idle_W: quantity(ge=0, unit="W") = Field(description="board power with a model resident and no kernel running "
+                                                         "(measured: clocks stay up in P0)")
+    busy_W: quantity(ge=0, unit="W") = Field(0.0, description="added while kernels run, whatever they compute "
+                                                              "(calibrated)")
+    compute_scale: quantity(ge=0, unit="1") = Field(1.0, description="measured board energy per modelled MAC "
+                                                                     "energy (calibrated)")
+    memory_scale: quantity(ge=0, unit="1") = Field(1.0, description="measured board energy per modelled byte-moving "
+                                                                    "energy, DRAM to SM (calibrated)")
+
+    @property
+    def running_W(self) -> Number:
+        """Static power while the GPU executes: idle plus the busy floor."""
+        return self.idle_W + self.busy_W

@@ -49,7 +49,7 @@ LABELS: dict[str, Metric] = {name: Metric(*spec) for name, spec in {
     "area_mm2": ("Area", "mm²"), "power_w": ("Power", "W"), "devices": ("Devices",), "chips": ("Chips",),
     "energy_j": ("Batch energy", "J"), "energy_j_per_token": ("Energy", "J/token"),
     "static_power_w": ("Static power", "W"), "dynamic_energy_j": ("Dynamic batch energy", "J"),
-    "avg_power_w": ("Mean power", "W"),
+    "avg_power_w": ("Mean power", "W"), "dynamic_power_w": ("Dynamic power", "W"),
     "decode_energy_j_per_token": ("Decode energy", "J/token"),
     # evaluate(..., detail=True), over (phase, op)
     "op_count": ("Operator instances",), "op_flops": ("Operator operations", "op"),

@@ -1,6 +1,6 @@
 """Validation report of the calibrated GPU model: error tables (Markdown) and predicted-vs-measured
-figures. Data come from :mod:`hwdse.perf.calibrate` and :mod:`hwdse.perf.e2e_validation`
-(computed from the committed catalog parameters); this module only formats and draws them.
+figures. Data come from :mod:`hwdse.perf.calibrate`, :mod:`hwdse.perf.e2e_validation` and
+:mod:`hwdse.serving.power_fit` (computed from the committed catalog parameters); this module only formats and draws them.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["validation_data", "kernel_figure", "e2e_figure", "write_report", "THRESHOLDS"]
+__all__ = ["validation_data", "kernel_figure", "e2e_figure", "power_figure", "write_report", "THRESHOLDS"]
 
 # The issue's acceptance thresholds (median / worst |relative error|), for the report's verdicts.
 THRESHOLDS = {"gemm": 0.10, "decode_attention": 0.15, "e2e_median": 0.10, "e2e_worst": 0.25, "gpt3_layer": 0.10}
@@ -23,9 +23,11 @@ def validation_data() -> dict[str, Any]:
     """Kernel points and tables, TensorRT-LLM end-to-end rows and GPT-3 layer rows."""
     from hwdse.perf.calibrate import kernel_points, kernel_table
     from hwdse.perf.e2e_validation import gpt3_layer_table, trtllm_table
+    from hwdse.serving.power_fit import power_table
 
     points = kernel_points()
-    return {"points": points, "kernels": kernel_table(points), "trtllm": trtllm_table(), "gpt3": gpt3_layer_table()}
+    return {"points": points, "kernels": kernel_table(points), "trtllm": trtllm_table(), "gpt3": gpt3_layer_table(),
+            "power": power_table()}
 
 
 def kernel_figure(points: Sequence[dict[str, Any]]) -> Any:
@@ -56,6 +58,56 @@ def kernel_figure(points: Sequence[dict[str, Any]]) -> Any:
         ax.legend(loc="upper left", fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def power_figure(table: dict[str, Any]) -> Any:
+    """Predicted vs measured board power per GPU while serving: catalog terms (train, held out) and
+    leave-one-out."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.2, 4.6))
+    measured, held = table["measured"], table["held_out"]
+    archs = np.array([r.arch for r in table["rows"]])
+    for arch, color in zip(dict.fromkeys(archs), ("tab:blue", "tab:orange", "tab:green")):
+        on = archs == arch
+        ax.scatter(measured[on & ~held], table["predicted"][on & ~held], color=color, marker="o", label=f"{arch} train")
+        ax.scatter(measured[on & held], table["predicted"][on & held], color=color, marker="s", edgecolor="k",
+                   label=f"{arch} held out")
+        ax.scatter(measured[on], table["loo"][on], color=color, marker="x", alpha=0.7, label=f"{arch} leave-one-out")
+    lo, hi = 300.0, 1100.0
+    ax.plot([lo, hi], [lo, hi], "k-", lw=0.8)
+    ax.fill_between([lo, hi], [lo * 0.9, hi * 0.9], [lo * 1.1, hi * 1.1], color="k", alpha=0.08, label="±10 %")
+    ax.set(xlim=(lo, hi), ylim=(lo, hi), xlabel="measured W per GPU (ML.ENERGY v3, vLLM)",
+           ylabel="predicted W per GPU", title="GPU board power while serving")
+    ax.legend(fontsize=7, loc="upper left")
+    fig.tight_layout()
+    return fig
+
+
+def _power_lines(table: dict[str, Any], rel: Path) -> list[str]:
+    from hwdse.serving.power_fit import summary
+
+    p = table["params"]
+    lines = ["", "## GPU board power while serving", "",
+             "Board power per GPU under continuous batching (`hwdse.serving.serve`, closed loop at the run's mean "
+             "batch, vLLM engine with `max_batch` = the run's `max_num_seqs`) against ML.ENERGY Benchmark v3 "
+             "steady-state NVML power (`validation/gpu_serving_power.csv`; sources in "
+             "`validation/power_measurements.md`). P = idle (measured, model loaded) + busy floor + "
+             "compute_scale × modelled MAC power + memory_scale × modelled DRAM-to-SM power + links; the three "
+             f"fitted terms (`hwdse calibrate --power`): busy floor H100 {p['busy_W:h100-sxm']:.0f} W, B200 "
+             f"{p['busy_W:b200']:.0f} W, compute_scale {p['compute_scale']:.2f}, memory_scale "
+             f"{p['memory_scale']:.2f} (shared: both correct the same per-op energy tables). Prompt lengths are "
+             "not recorded by the benchmark (512 assumed). " + summary(table) + ".", "",
+             "| run | GPU | model | TP | batch | measured W | predicted W (err %) | leave-one-out W (err %) |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r, pred, loo in zip(table["rows"], table["predicted"], table["loo"]):
+        lines.append(f"| {r.id}{' (held out)' if r.held_out else ''} | {r.arch} | {r.model} | {r.tp} | "
+                     f"{r.concurrency:g} | {r.power_w:.0f} | {pred:.0f} ({(pred / r.power_w - 1) * 100:+.1f}) | "
+                     f"{loo:.0f} ({(loo / r.power_w - 1) * 100:+.1f}) |")
+    return lines + ["", f"![power]({rel / 'power.png'})"]
 
 
 def e2e_figure(trtllm: Sequence[dict[str, Any]], gpt3: Sequence[dict[str, Any]]) -> Any:
@@ -132,9 +184,13 @@ def write_report(path: Path, figures: Path, data: dict[str, Any] | None = None) 
     """Write ``report.md`` and its PNG figures; returns the data it was made from."""
     data = validation_data() if data is None else data
     figures.mkdir(parents=True, exist_ok=True)
+    import matplotlib.pyplot as plt
+
     for name, fig in (("kernels.png", kernel_figure(data["points"])), ("end_to_end.png",
-                                                                      e2e_figure(data["trtllm"], data["gpt3"]))):
+                                                                      e2e_figure(data["trtllm"], data["gpt3"])),
+                      ("power.png", power_figure(data["power"]))):
         fig.savefig(figures / name, dpi=110)
+        plt.close(fig)
     rel = Path(figures.name)
     lines = ["# Validation: calibrated GPU model", "",
              "Generated by `hwdse calibrate --report` from the committed `efficiency:` blocks of `arch/*.yaml` "
@@ -182,6 +238,7 @@ def write_report(path: Path, figures: Path, data: dict[str, Any] | None = None) 
         cell = [f"{m.sum()}, {_pct(float(np.median(e[m])))}" if m.any() else "none" for m in (small, large)]
         lines.append(f"| {p['set']} | {cell[0]} | {cell[1]} |")
     lines += _by_k(data["points"])
+    lines += _power_lines(data["power"], rel)
     lines += ["", "## Fitted parameters", "", "From `arch/<name>.yaml` `efficiency:` (provenance in its `source`).", "",
               "| arch | parameter | value |", "|---|---|---|"]
     lines += [f"| {arch} | {path} | {value:.4g} |" for arch, path, value in _parameters()]

@@ -5,7 +5,9 @@ whole-prompt prefills); the KV cache of a prompt (``isl`` tokens in the KV forma
 link (``link_latency_us + bytes / link_bandwidth_GBps``) to one of ``decode_instances`` copies of
 the decode system, whose steps are decode-only (no prefill chunks interfere). The first output
 token comes from the prefill pool, so TTFT = queue + prefill + transfer; TPOT is the decode system's
-step at its requests in flight. Closed loop: Little's law over the ``concurrency`` requests, as in
+step at its requests in flight. Power: both pools' static power (prefill instances charged at their
+running level, an upper bound while they wait for prompts), the prompts' energy at the request rate
+and the decode steps' energy over TPOT. Closed loop: Little's law over the ``concurrency`` requests, as in
 :mod:`hwdse.serving.steady`. Pool sizes may be arrays: the pool ratio is a searchable field.
 """
 
@@ -23,7 +25,7 @@ from hwdse.hardware.gpu_efficiency import resolve_mode
 from hwdse.perf.evaluate import resolve
 from hwdse.serving.engine import Engine, load_engine
 from hwdse.serving.harness import SERVER, Harness
-from hwdse.serving.steady import dataset, design_ndim, kv_limit, md1_wait, on_plain_arrays, solve
+from hwdse.serving.steady import dataset, design_ndim, kv_limit, md1_wait, on_plain_arrays, power, solve
 from hwdse.serving.step import StepModel
 from hwdse.serving.table import Tabulated
 from hwdse.workload.footprint import footprint
@@ -60,7 +62,7 @@ def serve_disaggregated(model: Any, prefill_arch: Any, decode_arch: Any, *, conc
     dec = _pool(model, decode_arch, decode_overrides, fields, mode, eng)
     decode_steps = osl - 1.0
     kv_len = isl + osl / 2
-    prefill_s = pre.step_s(0.0, isl, isl, isl)
+    _, prefill_s, _, prefill_j = pre.pair(0.0, isl, isl, isl, decode_only=False)
     kv_bytes = footprint(pre.model, pre.scenario.with_(batch=1, prompt=isl, gen=1)).kv_cache_bytes * isl / (isl + 1)
     transfer_s = link_latency_us * 1e-6 + kv_bytes / (link_bandwidth_GBps * 1e9)
     per_instance = np.minimum(eng.max_batch, kv_limit(dec.model, dec.arch, dec.scenario, eng, isl, osl))
@@ -68,7 +70,7 @@ def serve_disaggregated(model: Any, prefill_arch: Any, decode_arch: Any, *, conc
     closed = concurrency is not None
     ndim = design_ndim(concurrency, arrival_rate, isl, osl, prefill_instances, decode_instances, link_bandwidth_GBps,
                        link_latency_us, prefill_overrides or {}, decode_overrides or {})
-    decode_table = Tabulated(lambda g: (dec.step_s(g, 0.0, isl, kv_len),), per_instance, ndim)
+    decode_table = Tabulated(lambda g: dec.pair(g, 0.0, isl, kv_len, decode_only=False)[1::2], per_instance, ndim)
 
     def tpot_at(g: Any) -> Any:
         return decode_table(g / decode_instances)[0]
@@ -103,7 +105,11 @@ def serve_disaggregated(model: Any, prefill_arch: Any, decode_arch: Any, *, conc
         stable = (rho < 1) & (rate * decode_steps * tpot <= cap) & np.isfinite(tpot)
         ttft = where(stable, ttft, np.inf)
     devices = (prefill_instances * getattr(pre.arch, "devices", 1) + decode_instances * getattr(dec.arch, "devices", 1))
+    statics = [getattr(p.arch, "static_power_W", None) for p in (pre, dec)]
+    static = None if None in statics else prefill_instances * statics[0] + decode_instances * statics[1]
+    dynamic_w = rate * prefill_j + decode_instances * decode_table(g / decode_instances)[1] / tpot
     ds = dataset(ttft, tpot, rate, osl, g, cap, stable, devices, ttft_slo_s, tpot_slo_s, {
+        **power(static, dynamic_w, rate * osl),
         "prefill_utilization": (rho, "1", "busy share of each prefill instance"),
         "kv_transfer_s": (transfer_s, "s", "KV cache of one prompt over the prefill -> decode link"),
         "kv_transfer_bytes": (kv_bytes, "B", "KV cache bytes of one prompt"),

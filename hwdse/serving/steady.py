@@ -40,7 +40,7 @@ from hwdse.serving.step import StepModel
 from hwdse.serving.table import Tabulated
 from hwdse.workload.footprint import footprint
 
-__all__ = ["serve", "kv_limit", "solve", "md1_wait", "dataset", "on_plain_arrays", "design_ndim"]
+__all__ = ["serve", "kv_limit", "solve", "md1_wait", "dataset", "power", "on_plain_arrays", "design_ndim"]
 
 BISECTIONS = 12   # the requests decoding are found to 2^-12 of their range (0.03 %)
 
@@ -145,7 +145,7 @@ def serve(model: Any, arch: Any, *, concurrency: Any = None, arrival_rate: Any =
     decode_steps = osl - 1.0
     kv_len = isl + osl / 2
     cap = np.minimum(eng.max_batch, kv_limit(model, arch, scen, eng, isl, osl))
-    prompt_attention = steps.prefill_attention_s(isl)
+    prompt_attention = steps.prefill_attention(isl)
     closed = concurrency is not None
 
     def chunk_at(g: Any) -> Any:
@@ -155,11 +155,11 @@ def serve(model: Any, arch: Any, *, concurrency: Any = None, arrival_rate: Any =
 
     hi = np.minimum(concurrency, cap) if closed else cap
     ndim = design_ndim(concurrency, arrival_rate, isl, osl, overrides or {}, engine_overrides or {})
-    table = Tabulated(lambda g: steps.pair_s(g, chunk_at(g), isl, kv_len, prompt_attention), hi, ndim)
+    table = Tabulated(lambda g: steps.pair(g, chunk_at(g), isl, kv_len, prompt_attention), hi, ndim)
 
     def state(u: Any) -> dict[str, Any]:
         """The steady state at table position ``u`` (requests decoding ``g``)."""
-        g, t_dec, t_mix = table.at(u)
+        g, t_dec, t_mix, e_dec, e_mix = table.at(u)
         chunk = chunk_at(g)
         chunks = isl / chunk                     # chunk steps' worth of prefill per prompt
         extra = t_mix - t_dec                    # what a full chunk adds to a step
@@ -173,7 +173,8 @@ def serve(model: Any, arch: Any, *, concurrency: Any = None, arrival_rate: Any =
             queue, wave = np.minimum(queue, concurrency), harness.wave_s(service, concurrency)
         residual = (t_dec**2 + share * extra * (t_mix + t_dec)) / (2 * tpot)  # of the step an arrival falls in
         ttft = residual + service * (1 + queue) + wave
-        return {"g": g, "tpot": tpot, "ttft": ttft, "share": share, "busy": busy, "chunk": chunk}
+        return {"g": g, "tpot": tpot, "ttft": ttft, "share": share, "busy": busy, "chunk": chunk,
+                "step_j": e_dec + share * (e_mix - e_dec)}
 
     def exceeds(u: Any) -> Any:
         s = state(u)
@@ -195,6 +196,7 @@ def serve(model: Any, arch: Any, *, concurrency: Any = None, arrival_rate: Any =
         stable = (s["busy"] < 1) & (rate * decode_steps * s["tpot"] <= cap) & np.isfinite(s["tpot"])
         ttft = where(stable, s["ttft"], np.inf)
     ds = dataset(ttft, s["tpot"], rate, osl, g, cap, stable, getattr(arch, "devices", 1), ttft_slo_s, tpot_slo_s, {
+        **power(getattr(arch, "static_power_W", None), s["step_j"] / s["tpot"], rate * osl),
         "prefill_step_share": (s["share"], "1", "share of steps that carry a prefill chunk"),
         "prefill_chunk_tokens": (s["chunk"], "tokens", "prompt tokens per chunk step"),
     })
@@ -202,6 +204,19 @@ def serve(model: Any, arch: Any, *, concurrency: Any = None, arrival_rate: Any =
                     traffic="closed" if closed else "open", formats=json.dumps(
                         {"weights": scen.weights, "activations": scen.activations, "kv": scen.kv}))
     return ds
+
+
+def power(static: Any, dynamic_w: Any, throughput: Any) -> dict[str, tuple]:
+    """Power and energy per token of a system that steps all the time: its static power (None: the
+    kind models none, charged as 0 W and reported NaN) plus the operators' energy per second."""
+    total = (0.0 if static is None else static) + dynamic_w
+    return {
+        "static_power_w": (np.nan if static is None else static, "W", "static power of the system while serving "
+                           "(NaN: the kind models dynamic energy only)"),
+        "dynamic_power_w": (dynamic_w, "W", "operators' energy per second of the system"),
+        "avg_power_w": (total, "W", "mean power of the system while serving: static + dynamic"),
+        "energy_j_per_token": (total / throughput, "J/token", "energy per output token (prefill included)"),
+    }
 
 
 def _on_axes(value: np.ndarray, full: tuple[int, ...]) -> xr.DataArray:

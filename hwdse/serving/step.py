@@ -6,6 +6,8 @@ A step runs the token-parallel operators (projections, FFN, norms, collectives) 
 prefill chunk's causal attention (its share, ``prefill / isl``, of a whole prompt's attention), plus
 the engine's per-step and per-decoding-request costs. Logits are computed for the decoding
 sequences. Every input may be an array or DataArray (a sweep); nothing loops over design points.
+Each step's dynamic energy (the operators' ``energy_J``) comes with its time; engine costs are host
+time and add no device energy beyond the static power charged over the wall time.
 """
 
 from __future__ import annotations
@@ -20,9 +22,11 @@ from hwdse.hardware import Timing
 from hwdse.serving.engine import Engine, with_engine_kernels
 from hwdse.workload import ModelConfig, Scenario, operator_table
 
-__all__ = ["StepModel"]
+__all__ = ["StepModel", "Cost"]
 
 US = 1e-6
+Cost = tuple[Number, Number]
+"""(seconds, dynamic joules) of some operators of a step."""
 
 
 @dataclass(frozen=True)
@@ -39,46 +43,54 @@ class StepModel:
     def __post_init__(self) -> None:
         object.__setattr__(self, "arch", with_engine_kernels(self.arch, self.engine))
 
-    def _sum(self, timings: list[Timing], keep) -> Number:
-        """Seconds of the kept operators, with the engine's share of their fixed per-kernel cost."""
+    def _sum(self, timings: list[Timing], keep) -> Cost:
+        """Seconds of the kept operators (with the engine's share of their fixed per-kernel cost) and
+        their dynamic energy (J)."""
         retained = self.engine.kernel_overhead_retained
-        total: Number = 0.0
+        seconds: Number = 0.0
+        joules: Number = 0.0
         for t in timings:
             if keep(t):
-                total = total + t.op.count * (t.seconds - (1 - retained) * t.serial_s.get("overhead", 0.0))
-        return total
+                seconds = seconds + t.op.count * (t.seconds - (1 - retained) * t.serial_s.get("overhead", 0.0))
+                joules = joules + t.op.count * t.energy_J
+        return seconds, joules
 
-    def tokens_s(self, tokens: Number) -> Number:
+    def tokens(self, tokens: Number) -> Cost:
         """Token-parallel operators over ``tokens`` tokens (no attention, no logits), placed as a decode
         step's (on a GPU+PIM system the FC placement policy sees all the step's tokens)."""
         ops = operator_table(self.model, self.scenario.with_(batch=tokens), "decode")
         return self._sum(self.arch.schedule(ops, self.mode), lambda t: t.op.kind != "attention"
                          and t.op.name != "lm_head")
 
-    def decode_s(self, decode: Number, kv_len: Number) -> Number:
+    def decode(self, decode: Number, kv_len: Number) -> Cost:
         """Decode attention and logits of ``decode`` sequences at ``kv_len`` cached positions."""
         seqs = np.maximum(decode, 1.0)
         ops = operator_table(self.model, self.scenario.with_(batch=seqs, prompt=kv_len), "decode", kv_len)
-        busy = self._sum(self.arch.schedule(ops, self.mode), lambda t: t.op.kind == "attention"
-                         or t.op.name == "lm_head")
-        return busy * decode / seqs
+        seconds, joules = self._sum(self.arch.schedule(ops, self.mode), lambda t: t.op.kind == "attention"
+                                    or t.op.name == "lm_head")
+        return seconds * decode / seqs, joules * decode / seqs
 
-    def prefill_attention_s(self, isl: Number) -> Number:
+    def prefill_attention(self, isl: Number) -> Cost:
         """Causal attention of one whole prompt of ``isl`` tokens."""
         ops = operator_table(self.model, self.scenario.with_(batch=1, prompt=isl), "prefill")
         return self._sum(self.arch.schedule(ops, self.mode), lambda t: t.op.kind == "attention")
 
     def step_s(self, decode: Number, prefill: Number, isl: Number, kv_len: Number,
-               prompt_attention_s: Number | None = None) -> Number:
+               prompt_attention: Cost | None = None) -> Number:
         """Seconds of one step with ``decode`` decoding sequences and ``prefill`` prompt tokens."""
-        return self.pair_s(decode, prefill, isl, kv_len, prompt_attention_s, decode_only=False)[1]
+        return self.pair(decode, prefill, isl, kv_len, prompt_attention, decode_only=False)[1]
 
-    def pair_s(self, decode: Number, prefill: Number, isl: Number, kv_len: Number,
-               prompt_attention_s: Number | None = None, decode_only: bool = True) -> tuple[Number, Number]:
-        """Seconds of a decode-only step and of the same step carrying ``prefill`` prompt tokens (the
-        decode attention, logits and engine cost computed once for both)."""
-        attn = self.prefill_attention_s(isl) if prompt_attention_s is None else prompt_attention_s
-        fixed = (self.decode_s(decode, kv_len) + self.engine.step_overhead_us * US
-                 + self.engine.sequence_overhead_us * US * decode)
-        alone = self.tokens_s(np.maximum(decode, 1.0)) + fixed if decode_only else None
-        return alone, self.tokens_s(np.maximum(decode + prefill, 1.0)) + fixed + attn * prefill / isl
+    def pair(self, decode: Number, prefill: Number, isl: Number, kv_len: Number,
+             prompt_attention: Cost | None = None, decode_only: bool = True) -> tuple[Number, ...]:
+        """(seconds, seconds, J, J) of a decode-only step and of the same step carrying ``prefill``
+        prompt tokens (the decode attention, logits and engine cost computed once for both);
+        ``prompt_attention``: :meth:`prefill_attention` of ``isl``, where the caller has it."""
+        attn_s, attn_j = self.prefill_attention(isl) if prompt_attention is None else prompt_attention
+        dec_s, dec_j = self.decode(decode, kv_len)
+        fixed = dec_s + self.engine.step_overhead_us * US + self.engine.sequence_overhead_us * US * decode
+        mix_s, mix_j = self.tokens(np.maximum(decode + prefill, 1.0))
+        alone_s = alone_j = None
+        if decode_only:
+            tok_s, tok_j = self.tokens(np.maximum(decode, 1.0))
+            alone_s, alone_j = tok_s + fixed, tok_j + dec_j
+        return alone_s, mix_s + fixed + attn_s * prefill / isl, alone_j, mix_j + dec_j + attn_j * prefill / isl

@@ -44,7 +44,7 @@ class Tabulated:
         finite = np.asarray(hi, dtype=float)[np.isfinite(hi)]
         self.grid = grid(float(finite.max()) if finite.size else 1.0)
         at = self.grid.reshape((-1,) + (1,) * ndim)
-        values = [np.broadcast_arrays(at, np.asarray(v, dtype=float))[1] for v in fn(at)]
+        values = np.broadcast_arrays(at, *(np.asarray(v, dtype=float) for v in fn(at)))[1:]
         rest = values[0].shape[1:] if values else ()
         # each value as (point value, slope to the next point), flat: one np.take per lookup
         self._columns = int(np.prod(rest, dtype=int))

@@ -38,7 +38,9 @@ def test_gpu_op_energy_by_hand():
     gpu, model = load_arch("h100-sxm"), load_model("llama-2-7b")
     op = next(o for o in operator_table(model, Scenario(batch=1, prompt=512), "decode", 512) if o.name == "q_proj")
     timing = next(t for t in gpu.schedule([op]))
-    by_hand = op.flops / 2 * 1.5 * GPU_NODE_SCALE * 1e-12 + op.bytes * 8 * (3.59 + ONCHIP_PJ_PER_BIT) * 1e-12
+    p = gpu.power  # measured board energy per modelled MAC / byte (hwdse calibrate --power)
+    by_hand = (p.compute_scale * op.flops / 2 * 1.5 * GPU_NODE_SCALE * 1e-12
+               + p.memory_scale * op.bytes * 8 * (3.59 + ONCHIP_PJ_PER_BIT) * 1e-12)
     assert timing.energy_J == pytest.approx(by_hand)
     assert gpu_op_energy_J(op, "fp16", None) != gpu_op_energy_J(op, "fp16", None)  # NaN without a pJ/bit
 

@@ -70,9 +70,17 @@ def test_a_clock_past_the_vf_curve_is_infeasible():
     assert not bool(evaluate("llama-3-70b", "decode-accel", overrides={"pe.clock_GHz": 2.5}, **RUN).feasible)
 
 
-def test_gpu_energy_stays_dynamic_until_a_static_figure_is_catalogued():
+def test_gpu_static_power_is_idle_plus_busy_and_a_gpu_without_a_power_block_stays_dynamic():
     ds = evaluate("llama-2-7b", "h100-sxm", batch=1, prompt=128, gen=8)
-    assert np.isnan(float(ds.static_power_w)) and float(ds.energy_j) == pytest.approx(float(ds.dynamic_energy_j))
+    gpu = hwdse.load_arch("h100-sxm")
+    assert float(ds.static_power_w) == pytest.approx(gpu.power.idle_W + gpu.power.busy_W)
+    assert float(ds.energy_j) == pytest.approx(float(ds.dynamic_energy_j) + float(ds.static_power_w * ds.e2e_s))
+    assert 0.4 * gpu.tdp_W < float(ds.avg_power_w) < gpu.tdp_W  # batch-1 decode: well below TDP, above idle
+    bare = gpu.model_copy(update={"power": None})
+    plain = evaluate("llama-2-7b", bare, batch=1, prompt=128, gen=8)
+    assert np.isnan(float(plain.static_power_w)) and float(plain.energy_j) == float(plain.dynamic_energy_j)
+    tp8 = evaluate("llama-2-7b", "dgx-h100", batch=1, prompt=128, gen=8)
+    assert float(tp8.static_power_w) == pytest.approx(8 * float(ds.static_power_w))  # a system sums its GPUs
 
 
 def test_packaging_limits_memory_stacks_and_die_size():

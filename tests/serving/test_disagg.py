@@ -69,3 +69,15 @@ def test_serve_cli_disaggregated_with_a_pim_decode_pool():
     assert result.exit_code == 0, result.output
     out = json.loads(result.output)
     assert out["arch"] == "dgx-h100 -> dgx-a100-attacc" and out["stable"] and out["kv_transfer_s"] > 0
+
+
+def test_disaggregated_power_is_both_pools_static_plus_prompt_and_decode_energy():
+    steps = _steps()
+    ds = serve_disaggregated("llama-3-8b", "h100-sxm", "h100-sxm", concurrency=32.0, prefill_instances=2,
+                             decode_instances=3, **KW)
+    running = steps.arch.power.idle_W + steps.arch.power.busy_W
+    assert float(ds.static_power_w) == pytest.approx(5 * running)
+    _, _, _, prompt_j = steps.pair(0.0, 1024.0, 1024.0, 1024.0, decode_only=False)
+    _, _, _, step_j = steps.pair(float(ds.requests_decoding) / 3, 0.0, 1024.0, 1024 + 256, decode_only=False)
+    want = float(ds.request_rate) * prompt_j + 3 * step_j / float(ds.tpot_s)
+    assert float(ds.dynamic_power_w) == pytest.approx(want, rel=5e-3)

@@ -30,7 +30,7 @@ def test_closed_form_matches_a_step_level_simulation(engine, concurrency, isl, o
                                 weights="bf16", activations="bf16", kv="bf16", flash_attention=True)
     steps = StepModel(model, arch, scen, "achieved", eng)
     kv_len = isl + osl / 2
-    attention = float(steps.prefill_attention_s(isl))
+    attention = tuple(float(x) for x in steps.prefill_attention(isl))
     sim = simulate(lambda g, p: float(steps.step_s(float(g), float(p), isl, kv_len, attention)), concurrency, isl,
                    osl, eng.token_budget if eng.chunked_prefill else None)
     ds = serve("llama-3-8b", "h100-sxm", concurrency=concurrency, isl=isl, osl=osl, engine=eng, mode="achieved")
@@ -97,3 +97,22 @@ def test_serve_cli_json_and_open_loop():
     assert 0.005 < out["tpot_s"] < 0.05 and out["stable"]
     result = runner.invoke(app, ["serve", "--arrival-rate", "2", "--tpot-slo-ms", "1"])
     assert result.exit_code == 0 and "goodput 0 tok/s/device" in result.output
+
+
+def test_serving_power_is_static_plus_the_mean_steps_energy_over_tpot():
+    """Dynamic power x TPOT is the mean step's operator energy (decode steps and chunk steps in their
+    shares, rebuilt from the step model); static is every GPU's running power; J/token = W / tok/s."""
+    isl, osl = 1024, 256
+    c = xr.DataArray([4.0, 64.0], dims="c")
+    ds = serve("llama-3-8b", "dgx-h100", concurrency=c, isl=isl, osl=osl, engine="vllm", mode="achieved")
+    model, arch, scen = resolve("llama-3-8b", "dgx-h100", None, None, batch=1, prompt=isl, gen=osl, weights="bf16",
+                                activations="bf16", kv="bf16", flash_attention=True)
+    steps = StepModel(model, arch, scen, "achieved", load_engine("vllm"))
+    _, _, e_dec, e_mix = steps.pair(ds.requests_decoding.values, ds.prefill_chunk_tokens.values, isl, isl + osl / 2)
+    share = ds.prefill_step_share.values
+    np.testing.assert_allclose(ds.dynamic_power_w * ds.tpot_s, e_dec + share * (e_mix - e_dec), rtol=5e-3)
+    gpu = arch.device.power
+    assert np.allclose(ds.static_power_w, 8 * (gpu.idle_W + gpu.busy_W))
+    np.testing.assert_allclose(ds.energy_j_per_token, ds.avg_power_w / ds.throughput_tok_s, rtol=1e-12)
+    assert np.all(ds.avg_power_w / 8 < arch.device.tdp_W) and float(ds.energy_j_per_token[1]) < float(
+        ds.energy_j_per_token[0])  # batching amortises the static floor

@@ -9,7 +9,7 @@ from hwdse.workload import from_hf_config, load_model
 # Parameter counts published with the models (model cards / papers), in billions.
 PUBLISHED_PARAMS_B = {
     "llama-2-7b": 6.74, "llama-2-13b": 13.0, "llama-2-70b": 69.0, "llama-3-8b": 8.03, "llama-3-70b": 70.6,
-    "mistral-7b": 7.24, "mixtral-8x7b": 46.7, "opt-13b": 12.9, "gpt3-175b": 175.0,
+    "mistral-7b": 7.24, "mixtral-8x7b": 46.7, "opt-13b": 12.9, "gpt3-175b": 175.0, "llama-3.1-405b": 405.0,
 }
 
 
