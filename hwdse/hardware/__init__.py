@@ -37,11 +37,16 @@ def load_arch(name_or_path: str | Path | Any) -> Any:
     return load("arch", name_or_path, _ARCH)
 
 
+TECHNOLOGY_PINS = ("pin_rate_Gbps", "stack_capacity_GiB")
+
+
 def with_overrides(spec: Any, overrides: Mapping[str, Any], where: str = "overrides") -> Any:
     """A re-validated copy of ``spec`` with dotted paths set (``"memory.bandwidth_GBps": 2000``).
 
     Values may be numbers, numpy arrays or ``xarray.DataArray`` (a sweep); bounds are checked
-    element-wise and unknown paths are errors.
+    element-wise and unknown paths are errors. Setting a memory system's ``technology`` to another
+    one drops its pinned ``TECHNOLOGY_PINS`` (unless they are set too): the new technology runs at
+    its nominal pin rate and stack capacity.
     """
     data = spec.model_dump(mode="python", round_trip=True)
     for path, value in overrides.items():
@@ -53,6 +58,10 @@ def with_overrides(spec: Any, overrides: Mapping[str, Any], where: str = "overri
             node = node[key]
         if keys[-1] not in node and not _is_mapping_field(spec, keys):
             raise HwdseError(where, path, f"no such path in {type(spec).__name__} {getattr(spec, 'name', '')!r}")
+        if keys[-1] == "technology" and "count" in node and node.get("technology") != value:
+            for pin in TECHNOLOGY_PINS:  # a product's pins belong to its technology
+                if ".".join([*keys[:-1], pin]) not in overrides:
+                    node[pin] = None
         node[keys[-1]] = value
     return validate(TypeAdapter(type(spec)), data, where)
 

@@ -15,12 +15,14 @@ the off-chip memory system.
   + memory power at peak bandwidth (B/s x 8 x pJ/bit);
 * energy per op = MACs x pJ/MAC of the class it runs in at the supply of the clock (the PE
   type's V(f) curve) + bytes x 8 x memory pJ/bit (vector ops and SRAM traffic are not counted);
+* ``cost_usd``: die (wafer price and yield of ``fab``), memory by the GB, ``package``
+  (:mod:`hwdse.hardware.cost`);
 * ``reachable``: the clock is within the PE node's V(f) curve, the die within the reticle
   (``reticle_mm2``) and the memory stacks within the die's beachfront: a die of ``die_aspect``
   (long / short side) places stacks along its two long sides, ``round(long side / stack_edge_mm)``
   per side (a stack may overhang a corner by up to half its width, as the H100's three per
-  32 mm side do);
-  otherwise the design is infeasible.
+  32 mm side do), and the package's interposer within its limit; otherwise the design is
+  infeasible.
 """
 
 from __future__ import annotations
@@ -29,12 +31,13 @@ from collections.abc import Sequence
 from typing import Literal
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from hwdse._catalog import Spec
 from hwdse._errors import HwdseError
 from hwdse._params import Number, quantity
 from hwdse.hardware._base import Mode, Timing, operand_class
+from hwdse.hardware.cost import device_usd, known_fab, known_package, load_package
 from hwdse.hardware.gpu import Link
 from hwdse.hardware.memory import MemorySystem
 from hwdse.hardware.pe import PEArray
@@ -62,8 +65,13 @@ class Accelerator(Spec):
     reticle_mm2: quantity(gt=0, unit="mm^2") = Field(858.0, description="largest die one exposure prints")
     die_aspect: quantity(ge=1) = Field(33 / 26, description="long / short side of the die")
     stack_edge_mm: quantity(gt=0, unit="mm") = Field(11.0, description="die edge one memory stack occupies")
+    fab: str | None = Field(None, description="arch/fabs entry of the die (None: no cost model)")
+    package: str | None = Field(None, description="arch/packages entry (None: die and memory on a board)")
     scale_up: Link | None = None
     sources: dict[str, str]
+
+    _fab = field_validator("fab")(known_fab)
+    _package = field_validator("package")(known_package)
 
     @property
     def capacity_bytes(self) -> Number:
@@ -98,10 +106,19 @@ class Accelerator(Spec):
         return 2 * np.floor(long_side / self.stack_edge_mm + 0.5)
 
     @property
+    def cost_usd(self) -> Number:
+        """Cost to build: die, memory and package (:mod:`hwdse.hardware.cost`), US$."""
+        return device_usd(self.area_mm2, 1, self.fab, self.memory, self.package)
+
+    @property
     def reachable(self) -> Number:
         """Whether the design can be built: clock within the V(f) curve, die within the reticle,
-        memory stacks within the beachfront."""
-        return self.pe.clock_reachable & (self.area_mm2 <= self.reticle_mm2) & (self.memory.count <= self.max_stacks)
+        memory stacks within the beachfront, interposer within the package's limit."""
+        ok = self.pe.clock_reachable & (self.area_mm2 <= self.reticle_mm2) & (self.memory.count <= self.max_stacks)
+        if self.package is not None:
+            package = load_package(self.package)
+            ok = ok & (package.interposer_mm2(self.area_mm2, self.memory.count) <= package.max_interposer_mm2)
+        return ok
 
     @property
     def power_W(self) -> Number:

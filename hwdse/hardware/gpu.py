@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from hwdse._catalog import Spec
 from hwdse._errors import HwdseError
@@ -16,6 +16,7 @@ from hwdse.hardware.dequant import BlockScaled, gpu_plan
 from hwdse.hardware.gpu_efficiency import GPUEfficiency, achieved_timings
 from hwdse.hardware.energy import gpu_op_energy_J
 from hwdse.hardware.power import GPUPower
+from hwdse.hardware.cost import device_usd, known_fab, known_package
 from hwdse.workload.ops import Op
 
 __all__ = ["GPU", "Compute", "OnChip", "Link"]
@@ -66,10 +67,16 @@ class GPU(Spec):
     scale_up: Link | None = None
     host_link: Link | None = None
     tdp_W: quantity(gt=0, unit="W")
-    die_area_mm2: quantity(gt=0, unit="mm^2") | None = None
+    die_area_mm2: quantity(gt=0, unit="mm^2") | None = Field(None, description="logic silicon, all dies")
+    dies: count() = Field(1, description="logic dies sharing die_area_mm2")
+    fab: str | None = Field(None, description="arch/fabs entry of the logic dies (None: no cost model)")
+    package: str | None = Field(None, description="arch/packages entry (None: dies and memory on a board)")
     efficiency: GPUEfficiency | None = Field(None, description="achieved-mode parameters (hwdse calibrate)")
     power: GPUPower | None = Field(None, description="idle and running board power (None: dynamic energy only)")
     sources: dict[str, str]
+
+    _fab = field_validator("fab")(known_fab)
+    _package = field_validator("package")(known_package)
 
     @property
     def area_mm2(self) -> Number:
@@ -80,6 +87,11 @@ class GPU(Spec):
     def power_W(self) -> Number:
         """Power budget of the device (its TDP)."""
         return self.tdp_W
+
+    @property
+    def cost_usd(self) -> Number:
+        """Cost to build (hwdse.hardware.cost; NaN without a fab or die area)."""
+        return device_usd(self.area_mm2, self.dies, self.fab, self.memory, self.package)
 
     @property
     def static_power_W(self) -> Number | None:

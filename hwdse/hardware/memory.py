@@ -25,6 +25,7 @@ class MemoryTechnology(Spec):
     pin_rate_Gbps: quantity(gt=0, unit="Gbit/s per pin")
     capacity_GiB: quantity(gt=0, unit="GiB per device/stack")
     energy_pJ_per_bit: quantity(gt=0, unit="pJ/bit") | None = Field(None, description="device access energy")
+    usd_per_GB: quantity(gt=0, unit="USD/GB") | None = Field(None, description="purchase price per 10^9 bytes")
     sources: dict[str, str]
 
     @property
@@ -34,16 +35,20 @@ class MemoryTechnology(Spec):
 
 
 class MemorySystem(Spec):
-    """``count`` devices/stacks of ``technology``; rate and capacity may differ from the nominal.
+    """``count`` devices/stacks of ``technology``; a product may run them below the nominal.
 
-    ``bandwidth_GBps`` (if given) overrides the derived ``count x width x pin rate / 8``:
-    use it for a free-number sweep, and ``count``/``pin_rate_Gbps`` for a technology sweep.
+    Bandwidth is ``count x width x pin rate / 8`` and capacity ``count x stack capacity``, so both
+    follow the stack count; ``pin_rate_Gbps`` and ``stack_capacity_GiB`` pin a product's figures
+    (sourced in its catalog entry) and are dropped when an override changes the technology
+    (:func:`hwdse.hardware.with_overrides`: each technology then runs at its own nominal).
+    ``bandwidth_GBps`` (if given) overrides the derived bandwidth: a free-number sweep.
     """
 
     technology: str
     count: count()
     pin_rate_Gbps: quantity(gt=0, unit="Gbit/s per pin") | None = None
-    capacity_GiB: quantity(gt=0, unit="GiB") | None = Field(None, description="total usable capacity")
+    stack_capacity_GiB: quantity(gt=0, unit="GiB") | None = Field(
+        None, description="usable capacity per device/stack (a product's pin; default: the technology's)")
     bandwidth_GBps: quantity(gt=0, unit="GB/s") | None = None
 
     @field_validator("technology")
@@ -66,12 +71,18 @@ class MemorySystem(Spec):
 
     @property
     def capacity_bytes(self) -> Number:
-        capacity = self.capacity_GiB if self.capacity_GiB is not None else self.count * self.tech.capacity_GiB
-        return capacity * GiB
+        per_stack = self.stack_capacity_GiB if self.stack_capacity_GiB is not None else self.tech.capacity_GiB
+        return self.count * per_stack * GiB
 
     @property
     def energy_pJ_per_bit(self) -> Number | None:
         return self.tech.energy_pJ_per_bit
+
+    @property
+    def cost_usd(self) -> Number:
+        """Purchase price of the capacity (NaN where the technology has no price)."""
+        price = self.tech.usd_per_GB
+        return float("nan") if price is None else self.capacity_bytes / 1e9 * price
 
 
 def load_memory(name_or_path: str) -> MemoryTechnology:

@@ -199,6 +199,10 @@ class MultiGPU(Spec):
         return getattr(self.device, "power_W", np.nan) * self.devices
 
     @property
+    def cost_usd(self) -> Number:
+        return getattr(self.device, "cost_usd", np.nan) * self.devices
+
+    @property
     def static_power_W(self) -> Number | None:
         """Every device's static power (None where the device models none)."""
         static = getattr(self.device, "static_power_W", None)

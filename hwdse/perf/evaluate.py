@@ -14,6 +14,7 @@ from hwdse._array import maximum_of, to_dataarray
 from hwdse._errors import HwdseError
 from hwdse.hardware import Mode, load_arch, with_overrides
 from hwdse.hardware.gpu_efficiency import resolve_mode
+from hwdse.perf.economics import Economics, ownership
 from hwdse.perf.footprint import Footprint, footprint
 from hwdse.perf.phases import PhaseOps, decode_phase, prefill_phase
 from hwdse.perf.roofline import bound
@@ -60,7 +61,8 @@ def _utilization(phase: PhaseOps, time: Any) -> tuple[Any, Any]:
 
 
 def evaluate(model: Any, arch: Any, scenario: Scenario | str | None = None, *, mode: Mode | str = "roofline",
-             overrides: Mapping[str, Any] | None = None, detail: bool = False, **fields: Any) -> xr.Dataset:
+             overrides: Mapping[str, Any] | None = None, detail: bool = False, economics: Economics | None = None,
+             **fields: Any) -> xr.Dataset:
     """Evaluate one static batch: prefill of ``batch x prompt`` tokens, then ``gen`` decode steps.
 
     ``model``/``arch`` are catalog names, paths or specs; ``scenario`` a :class:`Scenario`, a
@@ -69,6 +71,8 @@ def evaluate(model: Any, arch: Any, scenario: Scenario | str | None = None, *, m
     may be an ``xarray.DataArray``: the result is a Dataset over its dims. With ``detail`` the
     Dataset adds per-operator variables over dims ``(phase, op)``. ``mode``: ``roofline``,
     ``achieved`` (calibrated GPU efficiencies) or ``auto`` (achieved where calibrated).
+    ``economics``: the ownership scenario of ``cost_usd`` / ``usd_per_mtoken`` (default
+    :class:`hwdse.perf.economics.Economics`).
     """
     model, arch, scen = resolve(model, arch, scenario, overrides, **fields)
     mode = resolve_mode(arch, mode)  # "auto": achieved for calibrated GPUs, else roofline
@@ -89,7 +93,7 @@ def evaluate(model: Any, arch: Any, scenario: Scenario | str | None = None, *, m
     if not bool(np.all(reachable)):
         where_not = "" if np.ndim(reachable) == 0 else " (at some points)"
         infeasible = "; ".join(filter(None, [infeasible, "clock beyond the PE node's V(f) curve, die over the "
-                                             f"reticle or more memory stacks than its edges hold{where_not}"]))
+                                             f"reticle, more memory stacks than its edges hold or an interposer over the package limit{where_not}"]))
     p_cu, p_bu = _utilization(prefill, ttft)
     d_cu, d_bu = _utilization(decode, tpot)
     static = getattr(arch, "static_power_W", None)  # hwdse.hardware.power; None: dynamic energy only
@@ -133,6 +137,7 @@ def evaluate(model: Any, arch: Any, scenario: Scenario | str | None = None, *, m
                                "energy per generated token (prefill included)"),
         "decode_energy_j_per_token": (decode_j / scen.batch, "J/token",
                                       "energy per generated token of the decode phase alone (static included)"),
+        **ownership(getattr(arch, "cost_usd", np.nan), devices, energy / e2e, scen.batch * scen.gen / e2e, economics),
     }
     ds = xr.Dataset({k: to_dataarray(v).assign_attrs(units=u, long_name=d) for k, (v, u, d) in data.items()})
     if detail:

@@ -18,7 +18,7 @@ from matplotlib.figure import Figure  # noqa: E402
 
 from hwdse.report.labels import axis_label, metric  # noqa: E402
 
-__all__ = ["pareto_figure", "roofline_figure", "history_figure", "importance_figure"]
+__all__ = ["pareto_figure", "roofline_figure", "history_figure", "importance_figure", "tornado_figure"]
 
 
 def _flag(ds: xr.Dataset, name: str, default: bool) -> np.ndarray:
@@ -216,4 +216,29 @@ def importance_figure(importance: xr.DataArray) -> Figure:
     ax.grid(axis="x", alpha=0.3)
     if len(metrics) > 1:
         ax.legend(fontsize=8, loc="lower right", title="objective", title_fontsize=8)
+    return fig
+
+
+def tornado_figure(data: dict) -> Figure:
+    """One-at-a-time sensitivity (:func:`hwdse.search.review.tornado`): per parameter a bar from the
+    lowest to the highest objective over its values tried, widest first; infeasible ends hatched; the
+    best design's objective as a line."""
+    name, best = data["metric"], data["best"]
+    m = metric(name)
+    rows = sorted(data["params"].items(), key=lambda kv: np.ptp(kv[1]["objective"]) if kv[1]["objective"] else 0)
+    with plt.style.context("default"):
+        fig, ax = plt.subplots(figsize=(7.6, 0.5 * len(rows) + 1.6), layout="constrained")
+    for i, (path, r) in enumerate(rows):
+        vals = np.asarray(r["objective"], dtype=float) * m.scale
+        lo, hi = int(np.nanargmin(vals)), int(np.nanargmax(vals))
+        ax.barh(i, vals[hi] - vals[lo], left=vals[lo], color="tab:blue", alpha=0.6)
+        for j in (lo, hi):
+            ax.plot(vals[j], i, "o" if r["feasible"][j] else "x", color="k" if r["feasible"][j] else "tab:red")
+            ax.annotate(str(r["values"][j]), (vals[j], i), xytext=(0, 7), textcoords="offset points", ha="center",
+                        fontsize=7)
+    ax.axvline(best * m.scale, color="k", lw=0.8)
+    ax.set_yticks(range(len(rows)), [p for p, _ in rows])
+    ax.set_xlabel(f"{m.label}; line: best design; x: infeasible there")
+    ax.set_title(f"Sensitivity of {m.text} around the best design (one parameter at a time)", fontsize=10)
+    ax.grid(axis="x", alpha=0.3)
     return fig

@@ -51,6 +51,8 @@ LABELS: dict[str, Metric] = {name: Metric(*spec) for name, spec in {
     "static_power_w": ("Static power", "W"), "dynamic_energy_j": ("Dynamic batch energy", "J"),
     "avg_power_w": ("Mean power", "W"), "dynamic_power_w": ("Dynamic power", "W"),
     "decode_energy_j_per_token": ("Decode energy", "J/token"),
+    "cost_usd": ("Build cost", "$"), "system_cost_usd": ("System cost", "$"), "usd_per_hour": ("Cost per hour", "$/h"),
+    "usd_per_mtoken": ("Cost per Mtoken", "$/Mtoken"),
     # evaluate(..., detail=True), over (phase, op)
     "op_count": ("Operator instances",), "op_flops": ("Operator operations", "op"),
     "op_bytes": ("Operator traffic", "MB", 1e-6), "op_time_s": ("Operator time", "µs", 1e6),

@@ -14,7 +14,8 @@ import optuna
 import xarray as xr
 from matplotlib.figure import Figure
 
-from hwdse.report.figures import history_figure, importance_figure, pareto_figure, roofline_figure
+from hwdse.report.figures import (history_figure, importance_figure, pareto_figure, roofline_figure,
+                                  tornado_figure)
 from hwdse.report.labels import axis_label, cut_note, format_value, metric, quantity, scenario_text
 from hwdse.report.serving import serving_study_figure
 from hwdse.search.points import pareto_mask
@@ -25,6 +26,7 @@ from hwdse.workload import Scenario, scenario
 __all__ = ["study_figures", "param_importances", "write_report"]
 
 TABLE_ROWS = 10  # Pareto rows the report shows (best.csv holds them all)
+REVIEW_METRICS = ("energy_j_per_token", "cost_usd", "usd_per_mtoken")  # shown beside the objectives where present
 
 
 def _spec(ds: xr.Dataset) -> StudySpec:
@@ -178,24 +180,90 @@ def _best_table(ds: xr.Dataset, spec: StudySpec) -> tuple[list[str], list[list[s
     metrics = [o.metric for o in spec.objectives]
     front = best_rows(ds, limit=ds.sizes["trial"])
     shown = front.isel(trial=slice(0, TABLE_ROWS))
-    cols = ["trial", *spec.search, *metrics]
-    head = ["trial", *spec.search, *map(axis_label, metrics)]
+    extra = _review_metrics(ds, metrics)
+    cols = ["trial", *spec.search, *metrics, *extra]
+    head = ["trial", *spec.search, *map(axis_label, metrics + extra)]
     rows = [[format_value(c, shown[c].values[i]) for c in cols] for i in range(shown.sizes["trial"])]
     order = f"by {metric(metrics[0]).text}"
     note = cut_note(shown.sizes["trial"], front.sizes["trial"], f"Pareto rows ({order})", "best.csv")
     return head, rows, note
 
 
+def _review_metrics(ds: xr.Dataset, metrics: list[str]) -> list[str]:
+    return [m for m in REVIEW_METRICS if m in ds and m not in metrics and ds[m].dims == ("trial",)]
+
+
+def _baseline_lines(ds: xr.Dataset, spec: StudySpec, baselines: list) -> list[str]:
+    """The best design beside each baseline on the objectives, constraint metrics and cost."""
+    front = best_rows(ds, limit=1)
+    if not baselines or front.sizes["trial"] == 0:
+        return []
+    metrics = [o.metric for o in spec.objectives]
+    metrics += [c.metric for c in spec.constraints if c.metric and c.metric not in metrics]
+    metrics += [m for m in REVIEW_METRICS if m not in metrics]
+    best = front.isel(trial=0)
+    rows = [("best design (trial " + format_value("trial", best.trial.values) + ")", best)]
+    rows += [(f"{b.arch} ({', '.join(f'{t} {getattr(b, t)}' for t in ('weights', 'kv') if getattr(b, t))})", r)
+             for b, r in baselines]
+    head = ["design", *map(axis_label, metrics), "violates"]
+    lines = ["", "## Baselines", "", "The best design beside shipping products on its workload and traffic and the "
+             "study's constraints (cost: cost to build, `hwdse.hardware.cost`; $/Mtoken: amortized build cost plus "
+             "electricity, `hwdse.perf.economics`).", "",
+             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for label, r in rows:
+        broken = [str(k).removeprefix("constraint_") for k in r.data_vars if str(k).startswith("constraint_")
+                  and float(np.asarray(r[k].values, dtype=float).max()) > 0]
+        cells = [format_value(m, float(np.asarray(r[m].values, dtype=float).mean())) if m in r else "n/a"
+                 for m in metrics]
+        lines.append("| " + " | ".join([label, *cells, ", ".join(broken) or "none"]) + " |")
+    return lines
+
+
+def _binding_lines(rows: list[dict]) -> list[str]:
+    if not rows:
+        return []
+    lines = ["", "## Constraints that bind", "",
+             "Trials violating each constraint (a trial may violate several) and its value at the best design "
+             "(relative to its limit; ≤ 0 is feasible, within 5 % of 0 binds).", "",
+             "| constraint | violated by | at the best design | binds |", "|---|---|---|---|"]
+    lines += [f"| {r['constraint']} | {r['violated']} of {r['trials']} | {r['at_best']:+.3f} | "
+              f"{'yes' if r['binds'] else 'no'} |" for r in rows]
+    return lines
+
+
+def _tornado_lines(data: dict | None) -> list[str]:
+    if not data:
+        return []
+    name, best = data["metric"], data["best"]
+    lines = ["", "## Sensitivity around the best design", "",
+             f"{metric(name).text} with one parameter moved at a time (the ends of a range, every choice of a "
+             f"categorical), the others at the best design's values ({format_value(name, best)} "
+             f"{metric(name).unit}). Widest spans first; * marks an infeasible point.", "",
+             f"| parameter | values tried | {axis_label(name)} | span / best |", "|---|---|---|---|"]
+    spans = sorted(data["params"].items(), key=lambda kv: -np.ptp(kv[1]["objective"]))
+    for path, r in spans:
+        vals = " / ".join(f"{v}" for v in r["values"])
+        objs = " / ".join(format_value(name, o) + ("" if ok else "*") for o, ok in zip(r["objective"], r["feasible"]))
+        lines.append(f"| {path} | {vals} | {objs} | {np.ptp(r['objective']) / abs(best) * 100:.0f} % |")
+    return lines
+
+
 def write_report(ds: xr.Dataset, out: Path, study: optuna.Study | None = None,
-                 detail: xr.Dataset | None = None, serving: Mapping[str, xr.Dataset] | None = None) -> dict[str, Path]:
-    """Write ``figures/*.png``, ``report.md`` and ``report.html`` (images embedded) into ``out``."""
+                 detail: xr.Dataset | None = None, serving: Mapping[str, xr.Dataset] | None = None,
+                 review: Mapping[str, object] | None = None) -> dict[str, Path]:
+    """Write ``figures/*.png``, ``report.md`` and ``report.html`` (images embedded) into ``out``.
+    ``review`` (:mod:`hwdse.search.review`): ``baselines``, ``binding`` and ``tornado`` sections."""
     import matplotlib.pyplot as plt
 
     out = Path(out)
     (out / "figures").mkdir(parents=True, exist_ok=True)
     spec = _spec(ds)
     paths: dict[str, Path] = {}
-    for name, fig in study_figures(ds, study, detail, serving).items():
+    review = review or {}
+    figures = study_figures(ds, study, detail, serving)
+    if review.get("tornado"):
+        figures["tornado"] = tornado_figure(review["tornado"])
+    for name, fig in figures.items():
         paths[name] = out / "figures" / f"{name}.png"
         fig.savefig(paths[name], dpi=110)
         plt.close(fig)
@@ -217,6 +285,9 @@ def write_report(ds: xr.Dataset, out: Path, study: optuna.Study | None = None,
     md += ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)] + ["| " + " | ".join(r) + " |" for r in rows]
     if not rows:
         md += ["", "No feasible design: relax a constraint or widen the search space."]
+    sections = (_baseline_lines(ds, spec, review.get("baselines") or []) + _binding_lines(review.get("binding") or [])
+                + _tornado_lines(review.get("tornado")))
+    md += sections
     md += ["", "## Figures", ""] + [f"![{k}](figures/{p.name})" for k, p in paths.items()]
     md += ["", "Results: `results.nc` (xarray, one row per trial), `best.csv`; "
                "`optuna-dashboard sqlite:///study.db` opens the study when it ran on the default storage.", ""]
@@ -227,6 +298,7 @@ def write_report(ds: xr.Dataset, out: Path, study: optuna.Study | None = None,
             "<table border='1' cellspacing='0' cellpadding='3'><tr>"
             + "".join(f"<th>{html.escape(c)}</th>" for c in cols) + "</tr>"
             + "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows) + "</table>",
+            *([f"<pre>{html.escape(chr(10).join(sections))}</pre>"] if sections else []),
             "<h2>Figures</h2>"]
     for k, p in paths.items():
         data = base64.b64encode(p.read_bytes()).decode()

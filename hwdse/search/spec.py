@@ -20,7 +20,7 @@ from hwdse.formats import get
 from hwdse.hardware import load_arch
 from hwdse.workload import load_model, scenario as named_scenario
 
-__all__ = ["Param", "MixEntry", "Workload", "Serving", "Objective", "Constraint", "SamplerSpec", "StudySpec",
+__all__ = ["Param", "MixEntry", "Workload", "Serving", "Objective", "Constraint", "SamplerSpec", "Baseline", "StudySpec",
            "SAMPLERS", "SERVING_PATHS", "DISAGG_PATHS", "parse_study", "check_spec", "spec_json", "schema"]
 
 SAMPLERS = ("tpe", "nsga2", "gp", "cmaes", "random", "grid", "qmc")
@@ -179,6 +179,16 @@ class SamplerSpec(Spec):
     args: dict[str, Any] = {}
 
 
+class Baseline(Spec):
+    """A shipping product the report compares the designs with: a catalog arch run on the study's
+    workload (aggregated, when the study disaggregates), in its own formats where given."""
+
+    arch: str
+    weights: str | None = None
+    activations: str | None = None
+    kv: str | None = None
+
+
 class StudySpec(Spec):
     """A whole study file."""
 
@@ -198,6 +208,7 @@ class StudySpec(Spec):
     batch: int = Field(1, ge=1, description="trials evaluated together in one vectorized call")
     storage: str | None = Field(None, description="Optuna storage URL (default sqlite:///DIR/study.db)")
     enqueue: list[dict[str, Scalar]] = Field([], description="known designs evaluated first (reference points)")
+    baselines: list[Baseline] = Field([], description="shipping products the report sets beside the best design")
     sources: dict[str, str] = {}
 
     @model_validator(mode="after")
@@ -231,6 +242,10 @@ def check_spec(data: dict[str, Any], where: str) -> StudySpec:
     refs += [("workload.scenario", named_scenario, w.scenario)] if w.scenario is not None else []
     refs += [(f"workload.mix[{i}].scenario", named_scenario, m.scenario)
              for i, m in enumerate(w.mix or []) if m.scenario is not None]
+    for i, b in enumerate(spec.baselines):
+        refs += [(f"baselines[{i}].arch", load_arch, b.arch)]
+        refs += [(f"baselines[{i}].{t}", get, getattr(b, t)) for t in ("weights", "activations", "kv")
+                 if getattr(b, t) is not None]
     for field, load, value in refs:
         try:
             load(value)

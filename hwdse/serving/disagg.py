@@ -22,6 +22,7 @@ import xarray as xr
 from hwdse._array import where
 from hwdse._errors import HwdseError
 from hwdse.hardware.gpu_efficiency import resolve_mode
+from hwdse.perf.economics import Economics
 from hwdse.perf.evaluate import resolve
 from hwdse.serving.engine import Engine, load_engine
 from hwdse.serving.harness import SERVER, Harness
@@ -50,9 +51,10 @@ def serve_disaggregated(model: Any, prefill_arch: Any, decode_arch: Any, *, conc
                         link_bandwidth_GBps: Any = LINK_BANDWIDTH_GBPS, link_latency_us: Any = LINK_LATENCY_US,
                         prefill_overrides: Mapping[str, Any] | None = None,
                         decode_overrides: Mapping[str, Any] | None = None, ttft_slo_s: Any = np.inf,
-                        tpot_slo_s: Any = np.inf, harness: Harness = SERVER) -> xr.Dataset:
+                        tpot_slo_s: Any = np.inf, harness: Harness = SERVER,
+                        economics: Economics | None = None) -> xr.Dataset:
     """Serving metrics of a prefill pool + decode pool (see the module docstring); throughput per
-    device counts the devices of both pools. ``harness``: as for :func:`hwdse.serving.serve`."""
+    device counts the devices of both pools. ``harness``, ``economics``: as for :func:`hwdse.serving.serve`."""
     if (concurrency is None) == (arrival_rate is None):
         raise HwdseError("traffic", None, "give exactly one of concurrency (closed loop) and arrival_rate (open loop)")
     eng = load_engine(engine)
@@ -109,7 +111,8 @@ def serve_disaggregated(model: Any, prefill_arch: Any, decode_arch: Any, *, conc
     static = None if None in statics else prefill_instances * statics[0] + decode_instances * statics[1]
     dynamic_w = rate * prefill_j + decode_instances * decode_table(g / decode_instances)[1] / tpot
     ds = dataset(ttft, tpot, rate, osl, g, cap, stable, devices, ttft_slo_s, tpot_slo_s, {
-        **power(static, dynamic_w, rate * osl),
+        **power(static, dynamic_w, rate * osl, prefill_instances * getattr(pre.arch, "cost_usd", np.nan)
+                + decode_instances * getattr(dec.arch, "cost_usd", np.nan), devices, economics),
         "prefill_utilization": (rho, "1", "busy share of each prefill instance"),
         "kv_transfer_s": (transfer_s, "s", "KV cache of one prompt over the prefill -> decode link"),
         "kv_transfer_bytes": (kv_bytes, "B", "KV cache bytes of one prompt"),

@@ -33,6 +33,7 @@ from hwdse import __version__
 from hwdse._array import where
 from hwdse._errors import HwdseError
 from hwdse.hardware.gpu_efficiency import resolve_mode
+from hwdse.perf.economics import Economics, ownership
 from hwdse.perf.evaluate import resolve
 from hwdse.serving.engine import Engine, load_engine
 from hwdse.serving.harness import SERVER, Harness
@@ -120,14 +121,15 @@ def serve(model: Any, arch: Any, *, concurrency: Any = None, arrival_rate: Any =
           osl: Any = 1024, engine: str | Engine = "trtllm", weights: str = "bf16", activations: str | None = None,
           kv: str | None = None, mode: str = "auto", overrides: Mapping[str, Any] | None = None,
           engine_overrides: Mapping[str, Any] | None = None, ttft_slo_s: Any = np.inf,
-          tpot_slo_s: Any = np.inf, harness: Harness = SERVER) -> xr.Dataset:
+          tpot_slo_s: Any = np.inf, harness: Harness = SERVER, economics: Economics | None = None) -> xr.Dataset:
     """Serving metrics of ``model`` on ``arch`` (any kind) under an engine and traffic.
 
     Exactly one of ``concurrency`` (closed loop, requests in flight at the client) and
     ``arrival_rate`` (open loop, requests/s) is given. Any number may be an array or DataArray.
     Goodput counts the tokens of a design point only where mean TTFT <= ``ttft_slo_s`` and TPOT <=
     ``tpot_slo_s``. Throughputs are output tokens per second. ``harness``: a benchmark client's terms
-    in TTFT (closed loop only; default none, TTFT as the server sees it).
+    in TTFT (closed loop only; default none, TTFT as the server sees it). ``economics``: the ownership
+    scenario of ``usd_per_mtoken`` (:class:`hwdse.perf.economics.Economics`).
     """
     if (concurrency is None) == (arrival_rate is None):
         raise HwdseError("traffic", None, "give exactly one of concurrency (closed loop) and arrival_rate (open loop)")
@@ -196,7 +198,8 @@ def serve(model: Any, arch: Any, *, concurrency: Any = None, arrival_rate: Any =
         stable = (s["busy"] < 1) & (rate * decode_steps * s["tpot"] <= cap) & np.isfinite(s["tpot"])
         ttft = where(stable, s["ttft"], np.inf)
     ds = dataset(ttft, s["tpot"], rate, osl, g, cap, stable, getattr(arch, "devices", 1), ttft_slo_s, tpot_slo_s, {
-        **power(getattr(arch, "static_power_W", None), s["step_j"] / s["tpot"], rate * osl),
+        **power(getattr(arch, "static_power_W", None), s["step_j"] / s["tpot"], rate * osl,
+                getattr(arch, "cost_usd", np.nan), getattr(arch, "devices", 1), economics),
         "prefill_step_share": (s["share"], "1", "share of steps that carry a prefill chunk"),
         "prefill_chunk_tokens": (s["chunk"], "tokens", "prompt tokens per chunk step"),
     })
@@ -206,9 +209,11 @@ def serve(model: Any, arch: Any, *, concurrency: Any = None, arrival_rate: Any =
     return ds
 
 
-def power(static: Any, dynamic_w: Any, throughput: Any) -> dict[str, tuple]:
-    """Power and energy per token of a system that steps all the time: its static power (None: the
-    kind models none, charged as 0 W and reported NaN) plus the operators' energy per second."""
+def power(static: Any, dynamic_w: Any, throughput: Any, cost_usd: Any, devices: Any,
+          economics: Economics | None) -> dict[str, tuple]:
+    """Power, energy per token and ownership cost of a system that steps all the time: its static
+    power (None: the kind models none, charged as 0 W and reported NaN) plus the operators' energy
+    per second; build cost amortized plus electricity (:mod:`hwdse.perf.economics`)."""
     total = (0.0 if static is None else static) + dynamic_w
     return {
         "static_power_w": (np.nan if static is None else static, "W", "static power of the system while serving "
@@ -216,6 +221,7 @@ def power(static: Any, dynamic_w: Any, throughput: Any) -> dict[str, tuple]:
         "dynamic_power_w": (dynamic_w, "W", "operators' energy per second of the system"),
         "avg_power_w": (total, "W", "mean power of the system while serving: static + dynamic"),
         "energy_j_per_token": (total / throughput, "J/token", "energy per output token (prefill included)"),
+        **ownership(cost_usd, devices, total, throughput, economics),
     }
 
 
