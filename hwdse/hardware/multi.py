@@ -33,7 +33,7 @@ device's mean share of the work (utilization = that / (time x one device's peak)
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Annotated, Any, Literal
 
 import numpy as np
@@ -54,7 +54,7 @@ from hwdse.workload.ops import Op
 Member = Annotated[GPU | Accelerator, Field(discriminator="kind")]
 _MEMBER = TypeAdapter(Member)
 
-__all__ = ["MultiGPU", "with_parallelism", "shard_ops", "parallel_counts", "is_decode_table", "schedule_sharded",
+__all__ = ["MultiGPU", "Fabric", "with_parallelism", "shard_ops", "parallel_counts", "is_decode_table", "schedule_sharded",
            "COLUMN", "ROW", "KV_COLUMN"]
 
 COLUMN = ("q_proj", "gate_proj", "up_proj", "fc1", "lm_head")
@@ -157,7 +157,15 @@ class MultiGPU(Spec):
     pp: count() = Field(1, description="pipeline stages")
     microbatches: count() = Field(1, description="microbatches per static batch (pipeline)")
     interconnect: Interconnect = Field(description="default: the device's scale_up link")
+    node_devices: count() | None = Field(None, description="devices per node (one scale-up domain); None: all")
+    scale_out: Interconnect | None = Field(None, description="link between nodes, per device (its NIC)")
     sources: dict[str, str] = {}
+
+    @model_validator(mode="after")
+    def _nodes(self) -> "MultiGPU":
+        if self.node_devices is not None and self.scale_out is None:
+            raise ValueError("node_devices: needs scale_out (the link between nodes)")
+        return self
 
     @model_validator(mode="before")
     @classmethod
@@ -213,8 +221,12 @@ class MultiGPU(Spec):
         kvs = np.minimum(self.tp, model.num_kv_heads)
         return 1 / (self.tp * self.pp), 1 / (kvs * self.pp), 1 / (self.tp * self.microbatches)
 
+    @property
+    def fabric(self) -> Fabric:
+        return Fabric(self.interconnect, self.scale_out, self.node_devices)
+
     def schedule(self, ops: Sequence[Op], mode: Mode = "roofline") -> list[Timing]:
-        return schedule_sharded(self.device, self.link, ops, self.tp, self.pp, self.microbatches, mode)
+        return schedule_sharded(self.device, self.fabric, ops, self.tp, self.pp, self.microbatches, mode)
 
 
 def _scale_up(device: Any) -> dict[str, Any] | None:
@@ -229,16 +241,18 @@ def _scale_up(device: Any) -> dict[str, Any] | None:
     return {"bandwidth_GBps": link["bandwidth_GBps"], "latency_us": link.get("latency_us", 0.0)}
 
 
-def schedule_sharded(device: Any, link: Interconnect, ops: Sequence[Op], tp: Number, pp: Number, m: Number,
+def schedule_sharded(device: Any, link: Interconnect | Fabric, ops: Sequence[Op], tp: Number, pp: Number, m: Number,
                      mode: Mode) -> list[Timing]:
-    """Shard ``ops``, time the shards on ``device`` and the collectives on ``link``."""
+    """Shard ``ops``, time the shards on ``device`` and the collectives on ``link`` (an interconnect, or a
+    :class:`Fabric` of nodes)."""
+    fabric = link if isinstance(link, Fabric) else Fabric(link)
     plan = shard_ops(ops, tp, pp, m)
     compute = [op for op, _ in plan if op.name != "pp_send"]
     timed = iter(device.schedule(compute, mode))
     timings: list[Timing] = []
     for (op, after), full in zip(plan, [*ops, None]):
         if full is None:  # pp_send: each microbatch crosses pp - 1 stage boundaries
-            t = _collective(op, link, "p2p", op.shape["bytes"], pp, device, mode)
+            t = fabric.p2p(op, op.shape["bytes"], tp, pp, device, mode)
             timings.append(replace(t, energy_J=t.energy_J * _ratio(m * (pp - 1), op.count)))
             continue
         t = next(timed)
@@ -249,7 +263,7 @@ def schedule_sharded(device: Any, link: Interconnect, ops: Sequence[Op], tp: Num
             # row-parallel outputs are full-size partial sums; an all-gather's buffer is tp shards
             nbytes = op.act_out_bytes * (tp if kind == "all_gather" else 1)
             coll = Op(name, "collective", op.count, 0.0, shape={"bytes": nbytes, "devices": tp})
-            t = _collective(coll, link, kind, nbytes, tp, device, mode)
+            t = fabric.collective(coll, kind, nbytes, tp, device, mode)
             timings.append(replace(t, energy_J=t.energy_J * work))
     return timings
 
@@ -280,6 +294,68 @@ def _collective(op: Op, link: Interconnect, kind: Collective, nbytes: Number, p:
         seconds = link.time(kind, nbytes, p)
     return Timing(op, "interconnect", "communication", 0.0, 0.0, {"communication": seconds},
                   bandwidth_Bps=link.bandwidth_Bps, energy_J=link.energy(kind, nbytes, p))
+
+
+@dataclass(frozen=True)
+class Fabric:
+    """The links of a system of nodes: ``link`` inside a node of ``node_devices`` devices (None: one
+    node), ``scale_out`` between nodes (one NIC per device, rail-aligned: device i of every node on
+    one rail).
+
+    A collective over ``p`` devices that span ``k = p / g`` nodes (``g = min(p, node_devices)``) runs
+    hierarchically, as NCCL does across nodes: reduce-scatter of the buffer ``n`` inside each node,
+    an all-reduce of each device's ``n / g`` shard across the nodes on its rail, an all-gather inside
+    the node (all-gather: the rail step then the node step; reduce-scatter: the reverse). Inside a
+    node the member's calibrated NCCL model applies in achieved mode; the network steps use the
+    alpha-beta formula of ``scale_out`` (no measured multi-node collectives to calibrate on). A
+    pipeline send crosses the network on the ``k - 1`` of the ``pp - 1`` stage boundaries that
+    leave a node (stages fill nodes in order).
+    """
+
+    link: Interconnect
+    scale_out: Interconnect | None = None
+    node_devices: Number | None = None
+
+    def _nodes(self, p: Number) -> tuple[Number, Number]:
+        """(devices per node in the group, nodes the group spans)."""
+        if self.node_devices is None:
+            return p, 1.0
+        g = np.minimum(p, self.node_devices)
+        return g, np.ceil(p / g)
+
+    def collective(self, op: Op, kind: Collective, nbytes: Number, p: Number, device: Any, mode: Mode) -> Timing:
+        inner = _collective(op, self.link, kind, nbytes, p, device, mode)
+        if self.node_devices is None:
+            return inner
+        g, k = self._nodes(p)
+        steps = {"all_reduce": ("reduce_scatter", "all_reduce", "all_gather"),
+                 "all_gather": (None, "all_gather", "all_gather"),
+                 "reduce_scatter": ("reduce_scatter", "reduce_scatter", None)}[kind]
+        seconds, energy = 0.0, 0.0
+        for step, link, size, peers in ((steps[0], "link", nbytes, g), (steps[1], "scale_out", nbytes / g, k),
+                                        (steps[2], "link", nbytes, g)):
+            if step is None:
+                continue
+            if link == "link":
+                t = _collective(op, self.link, step, size, peers, device, mode)
+                seconds, energy = seconds + t.serial_s["communication"], energy + t.energy_J
+            else:  # every rail (g of them) runs its network step at once
+                seconds = seconds + self.scale_out.time(step, size, peers)
+                energy = energy + g * self.scale_out.energy(step, size, peers)
+        flat = k <= 1
+        return replace(inner, serial_s={"communication": where(flat, inner.serial_s["communication"], seconds)},
+                       energy_J=where(flat, inner.energy_J, energy))
+
+    def p2p(self, op: Op, nbytes: Number, tp: Number, pp: Number, device: Any, mode: Mode) -> Timing:
+        inner = _collective(op, self.link, "p2p", nbytes, pp, device, mode)
+        if self.node_devices is None:
+            return inner
+        _, k = self._nodes(tp * pp)
+        cross = where(pp > 1, (k - 1) / np.maximum(pp - 1, 1), 0.0)  # share of boundaries that leave a node
+        net = self.scale_out.time("p2p", nbytes, pp)
+        seconds = (1 - cross) * inner.serial_s["communication"] + cross * net
+        energy = (1 - cross) * inner.energy_J + cross * self.scale_out.energy("p2p", nbytes, pp)
+        return replace(inner, serial_s={"communication": seconds}, energy_J=energy)
 
 
 def with_parallelism(arch: Any, tp: Number | None = None, pp: Number | None = None,

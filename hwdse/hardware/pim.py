@@ -11,7 +11,9 @@ explicit, and every limit is a spec field a study can vary (dotted paths for ``w
 * capacity: PIM dies hold less (``capacity_fraction`` of the plain technology's capacity);
 * communication: inputs are broadcast from the host over ``link`` (one per device, in parallel),
   outputs (``partial_sum_fanin`` partial sums per output) gathered back; each crossing costs the
-  link latency plus bytes / bandwidth (serial term ``communication``); in ``blocked_mode`` the
+  link latency plus bytes / bandwidth (serial term ``communication``). A standalone system packaged
+  as ``cards`` (:class:`PIMCards`) adds each card's host link and the network between its hosts to
+  every crossing: PIM devices never talk to each other but through the hosts; in ``blocked_mode`` the
   host and the PIM units are never active at once and each crossing pays ``mode_switch_us``
   (serial term ``mode_switch``).
 
@@ -41,7 +43,7 @@ from hwdse.hardware.energy import compute_energy_J, dram_energy_J
 from hwdse.hardware.memory import MemorySystem
 from hwdse.workload.ops import Op
 
-__all__ = ["PIM", "PIMUnits", "PIMLink", "Controller", "pim_work", "boundaries", "merge"]
+__all__ = ["PIM", "PIMUnits", "PIMLink", "PIMCards", "Controller", "pim_work", "boundaries", "merge"]
 
 Work = Literal["gemv", "attention", "elementwise"]
 _WORK_OF_KIND = {"gemm": "gemv", "attention": "attention", "elementwise": "elementwise"}
@@ -91,6 +93,24 @@ class PIMLink(Spec):
         description="a byte moved between host and PIM (off-device access: array to host)")
 
 
+class PIMCards(Spec):
+    """How a standalone PIM system is packaged: ``devices_per_card`` PIM devices behind one card
+    controller (an FPGA on AiMX), the card on its host's ``link`` (PCIe), ``cards_per_host`` cards per
+    server, servers joined by ``network``. Host<->PIM traffic crosses all three levels; the hosts
+    broadcast each input vector to one another and gather every output."""
+
+    devices_per_card: count()
+    cards_per_host: count()
+    link: PIMLink = Field(description="host <-> card, per card, per direction")
+    network: PIMLink = Field(description="between hosts, per host, per direction")
+
+    def cards(self, devices: Number) -> Number:
+        return np.ceil(devices / self.devices_per_card)
+
+    def hosts(self, devices: Number) -> Number:
+        return np.ceil(self.cards(devices) / self.cards_per_host)
+
+
 class Controller(Spec):
     """The host side of a standalone PIM system: runs what the units cannot (norms, embedding...)."""
 
@@ -115,6 +135,8 @@ class PIM(Spec):
     blocked_mode: bool = Field(description="host and PIM units never active at once (mode switches)")
     mode_switch_us: quantity(ge=0, unit="us") = 0.0
     partial_sum_fanin: count() = Field(1, description="partial sums gathered per GEMV output (1 = none)")
+    cards: PIMCards | None = Field(None, description="standalone systems: cards, hosts and their network "
+                                                     "(None: every device on the controller's own link)")
     sources: dict[str, str]
 
     # -- derived quantities (SI units) ---------------------------------------------------------
@@ -204,21 +226,56 @@ class PIM(Spec):
         out_bytes = op.act_out_bytes * fanin / self.devices
         lat = self.link.latency_us * 1e-6
         comm = inbound * (lat + in_bytes / self.link_Bps) + outbound * (lat + out_bytes / self.link_Bps)
+        if self.cards is not None:
+            comm = comm + self._card_levels(op, work, inbound, outbound)
         switches = (inbound * 1.0 + outbound * 1.0) * (self.mode_switch_us * 1e-6 if self.blocked_mode else 0.0)
         copies = self.devices if work == "gemv" else 1  # a broadcast puts the input on every device's link
         link_bytes = inbound * op.act_in_bytes * copies + outbound * op.act_out_bytes * fanin
         mac_pJ = self.units.mac_pJ if work != "elementwise" else self.units.mac_pJ / 2
         energy = (compute_energy_J(op.flops, mac_pJ) + dram_energy_J(streamed, self.units.internal_pJ_per_bit)
                   + dram_energy_J(link_bytes, self.link.energy_pJ_per_bit))
+        if self.cards is not None:
+            energy = energy + self._card_energy(op, work, inbound, outbound)
         runs = work == "elementwise" or cls in self.units.formats  # no datapath for cls: infinite time
         return Timing(op, "pim", cls, op.flops / peak if runs else np.inf, streamed / bw,
                       {"communication": comm, "mode_switch": switches},
                       peak_ops_per_s=peak, bandwidth_Bps=bw, energy_J=energy)
 
+    def _card_levels(self, op: Op, work: str, inbound: Any, outbound: Any) -> Number:
+        """Seconds the card and host levels add to an operator's host<->PIM traffic: the hosts
+        broadcast the input along a chain (``(hosts - 1)`` hops, pipelined) and all-gather the outputs;
+        each card receives the whole input (a GEMV's vector; attention's share of queries) and returns
+        its share of the outputs over its own link, all cards at once."""
+        c = self.cards
+        cards, hosts = c.cards(self.devices), c.hosts(self.devices)
+        split = 1 if work == "gemv" else cards
+        fanin = self.partial_sum_fanin if work == "gemv" else 1
+        card_s = c.link.latency_us * 1e-6
+        card = (inbound * (card_s + op.act_in_bytes / split / (c.link.bandwidth_GBps * 1e9))
+                + outbound * (card_s + op.act_out_bytes * fanin / cards / (c.link.bandwidth_GBps * 1e9)))
+        net_bps, hops = c.network.bandwidth_GBps * 1e9, hosts - 1
+        net_s = c.network.latency_us * 1e-6
+        net = (inbound * where(hops > 0, hops * net_s + op.act_in_bytes / net_bps, 0.0)
+               + outbound * (hops * net_s + hops / hosts * op.act_out_bytes * fanin / net_bps))
+        return card + net
+
+    def _card_energy(self, op: Op, work: str, inbound: Any, outbound: Any) -> Number:
+        """Joules of the card and network crossings (every card receives its input; every host but
+        one the broadcast)."""
+        c = self.cards
+        cards, hosts = c.cards(self.devices), c.hosts(self.devices)
+        copies = cards if work == "gemv" else 1
+        fanin = self.partial_sum_fanin if work == "gemv" else 1
+        card_bytes = inbound * op.act_in_bytes * copies + outbound * op.act_out_bytes * fanin
+        net_bytes = (hosts - 1) * (inbound * op.act_in_bytes + outbound * op.act_out_bytes * fanin / hosts)
+        return dram_energy_J(card_bytes, c.link.energy_pJ_per_bit) + dram_energy_J(net_bytes, c.network.energy_pJ_per_bit)
+
     def controller_timing(self, op: Op) -> Timing:
         """``op`` on the controller: its bytes cross the devices' links, its ops use the controller peak."""
         peak = self.controller.peak_TFLOPS * 1e12
         bw = self.link_Bps * self.devices
+        if self.cards is not None:  # the controller's data crosses the card links
+            bw = np.minimum(bw, self.cards.cards(self.devices) * self.cards.link.bandwidth_GBps * 1e9)
         energy = (compute_energy_J(op.flops, self.controller.mac_pJ)
                   + dram_energy_J(op.bytes, self.link.energy_pJ_per_bit))
         cls = operand_class(op.operands) if op.operands else "vector"

@@ -209,3 +209,42 @@ def test_pipeline_utilization_is_the_mean_over_devices():
     lockstep = evaluate("llama-2-7b", with_parallelism(h100, tp=1, pp=4, microbatches=1), **scen)
     # one static batch visits the 4 stages in turn: each device is busy about a quarter of the step
     assert float(lockstep.decode_bw_util) == pytest.approx(float(single.decode_bw_util) / 4, rel=0.02)
+
+
+def test_two_nodes_run_hierarchical_collectives_over_the_network():
+    """dgx-a100-x2: 16 GPUs in two NVLink nodes; an all-reduce is reduce-scatter in the node, all-reduce
+    of each GPU's 1/8 shard over its InfiniBand rail, all-gather in the node. One node: the flat ring."""
+    from hwdse.hardware import with_overrides
+    from hwdse.hardware.interconnect import Interconnect
+    from hwdse.hardware.multi import Fabric
+    from hwdse.workload.ops import Op
+
+    x2 = hwdse.load_arch("dgx-a100-x2")
+    nv, ib = x2.interconnect, x2.scale_out
+    n = 64 * 1024.0
+    op = Op("tp_allreduce_mlp", "collective", 1, 0.0, shape={"bytes": n, "devices": 16})
+    t = x2.fabric.collective(op, "all_reduce", n, 16, x2.device, "roofline")
+    want = nv.time("reduce_scatter", n, 8) + ib.time("all_reduce", n / 8, 2) + nv.time("all_gather", n, 8)
+    assert t.serial_s["communication"] == pytest.approx(want)
+    one_node = Fabric(nv, Interconnect(link="ib-hdr"), 16)
+    assert one_node.collective(op, "all_reduce", n, 16, x2.device, "roofline").serial_s["communication"] == \
+        pytest.approx(nv.time("all_reduce", n, 16))
+    flat = with_overrides(x2, {"node_devices": None, "scale_out": None})
+    small = evaluate("llama-2-70b", x2, batch=1, prompt=512, gen=16)
+    ring = evaluate("llama-2-70b", flat, batch=1, prompt=512, gen=16)
+    assert float(small.tpot_s) < float(ring.tpot_s)  # batch 1: 2 x 7 + 2 hops beat a 2 x 15-hop ring
+    big = evaluate("llama-2-70b", x2, batch=256, prompt=512, gen=16)
+    assert float(big.tpot_s) > float(evaluate("llama-2-70b", flat, batch=256, prompt=512, gen=16).tpot_s)
+
+
+def test_pipeline_sends_cross_the_network_only_where_stages_leave_a_node():
+    from hwdse.hardware.interconnect import Interconnect
+    from hwdse.hardware.multi import Fabric
+    from hwdse.workload.ops import Op
+
+    nv, ib = Interconnect(link="nvlink3"), Interconnect(link="ib-hdr")
+    op = Op("pp_send", "collective", 1, 0.0, shape={"bytes": 1e6})
+    device = hwdse.load_arch("a100-sxm-80gb")
+    t = Fabric(nv, ib, 8).p2p(op, 1e6, 2, 8, device, "roofline")  # 16 GPUs, 4 stages per node: 1 of 7 crosses
+    want = 6 / 7 * nv.time("p2p", 1e6, 8) + 1 / 7 * ib.time("p2p", 1e6, 8)
+    assert t.serial_s["communication"] == pytest.approx(want)

@@ -47,10 +47,15 @@ def test_fc_threshold_placement_follows_a_swept_batch():
     assert fc1 == ["pim", "pim", "gpu", "gpu"]
 
 
+def _board(name: str = "gddr6-aim"):
+    """The AiM chips on the controller's own links (no cards, hosts or network): the device limits alone."""
+    return with_overrides(load_arch(name), {"cards": None})
+
+
 def test_compute_limit_pim_advantage_shrinks_with_batch():
     """PIM re-streams weights per sequence (b GEMVs): its TPOT grows ~linearly with batch, the GPU's does not."""
     batch = xr.DataArray([1, 4, 16, 64, 256], dims="batch")
-    aim = evaluate("llama-2-70b", "gddr6-aim", batch=batch, prompt=1024, gen=64, **BF16)
+    aim = evaluate("llama-2-70b", _board(), batch=batch, prompt=1024, gen=64, **BF16)
     gpu = evaluate("llama-2-70b", "dgx-a100-x2", batch=batch, prompt=1024, gen=64)
     advantage = (gpu.tpot_s / aim.tpot_s).values
     assert advantage[0] > 3  # batch 1: PIM wins by its internal bandwidth
@@ -74,7 +79,7 @@ def test_capacity_limit_kv_overflow_is_infeasible_with_reason():
 
 def _crossover(latency_us: float, bandwidth_GBps: float) -> int:
     batch = xr.DataArray(2 ** np.arange(0, 10), dims="batch")
-    aim = evaluate("llama-2-70b", "gddr6-aim", batch=batch, prompt=1024, gen=64, **BF16,
+    aim = evaluate("llama-2-70b", _board(), batch=batch, prompt=1024, gen=64, **BF16,
                    overrides={"link.latency_us": latency_us, "link.bandwidth_GBps": bandwidth_GBps})
     gpu = evaluate("llama-2-70b", "dgx-a100-x2", batch=batch, prompt=1024, gen=64)
     gpu_wins = (gpu.tpot_s <= aim.tpot_s).values
@@ -85,9 +90,35 @@ def test_communication_limit_moves_the_crossover():
     base = _crossover(0.1, 32)
     assert _crossover(5.0, 32) < base  # slower hand-offs: the GPU wins from a smaller batch
     assert _crossover(0.1, 4) < base  # narrower host link: same
-    ds = evaluate("llama-2-70b", "gddr6-aim", batch=64, prompt=1024, gen=64, detail=True, **BF16,
+    ds = evaluate("llama-2-70b", _board(), batch=64, prompt=1024, gen=64, detail=True, **BF16,
                   overrides={"link.bandwidth_GBps": 4})
     assert "communication" in set(map(str, ds.op_bound.sel(phase="decode").values))
+
+
+def test_cards_hosts_and_network_add_every_level_of_a_crossing():
+    """A standalone AiM system talks through its hosts: each PIM crossing adds the card link and, past
+    one host, the network hops; with one host of one card the card link alone remains."""
+    model, scen = load_model("llama-2-70b"), Scenario(batch=1, prompt=1024, **BF16, flash_attention=True)
+    ops = operator_table(model, scen, "decode", 1024)
+    aim = load_arch("gddr6-aim")
+    c = aim.cards
+    assert (c.cards(aim.devices), c.hosts(aim.devices)) == (40, 5)
+    cards = {t.op.name: t for t in aim.schedule(ops)}
+    board = {t.op.name: t for t in _board().schedule(ops)}
+    q = next(o for o in ops if o.name == "q_proj")
+    extra = cards["q_proj"].serial_s["communication"] - board["q_proj"].serial_s["communication"]
+    inbound = c.link.latency_us * 1e-6 + q.act_in_bytes / (c.link.bandwidth_GBps * 1e9)
+    inbound += 4 * c.network.latency_us * 1e-6 + q.act_in_bytes / (c.network.bandwidth_GBps * 1e9)
+    crossings = (cards["q_proj"].serial_s["communication"] > 0, board["q_proj"].serial_s["communication"] > 0)
+    assert all(crossings) and extra >= inbound * (1 - 1e-9)  # at least the input's broadcast
+    one_host = with_overrides(aim, {"devices": 32})  # one card: no network
+    solo = {t.op.name: t for t in one_host.schedule(ops)}
+    assert one_host.cards.hosts(32) == 1
+    board32 = {t.op.name: t for t in with_overrides(_board(), {"devices": 32}).schedule(ops)}
+    assert solo["q_proj"].serial_s["communication"] - board32["q_proj"].serial_s["communication"] < extra
+    ds = evaluate("llama-2-70b", "gddr6-aim", batch=1, prompt=1024, gen=64, **BF16)
+    gpu = evaluate("llama-2-70b", "dgx-a100-x2", batch=1, prompt=1024, gen=64)
+    assert float(ds.tpot_s) > float(gpu.tpot_s)  # host-mediated PIM loses the 70B decode even at batch 1
 
 
 def test_blocked_mode_pays_a_switch_at_each_host_pim_boundary():
