@@ -59,10 +59,13 @@ __all__ = ["MultiGPU", "Fabric", "with_parallelism", "shard_ops", "parallel_coun
 
 COLUMN = ("q_proj", "gate_proj", "up_proj", "fc1", "lm_head")
 KV_COLUMN = ("k_proj", "v_proj")
-ROW = ("o_proj", "down_proj", "fc2")
-SPLIT_ELEMENTWISE = ("act", "softmax")
+ROW = ("o_proj", "down_proj", "fc2", "dense_down_proj", "dense_fc2", "shared_down_proj", "shared_fc2")
+REPLICATED = ("router", "q_a_proj", "kv_a_proj")  # small or latent projections every TP rank computes (vLLM)
+SPLIT_ELEMENTWISE = ("act", "softmax", "dense_act", "shared_act")
+NOT_PER_LAYER = ("embedding", "final_norm", "lm_head")
 _AFTER = {"o_proj": ("tp_allreduce_attn", "all_reduce"), "down_proj": ("tp_allreduce_mlp", "all_reduce"),
-          "fc2": ("tp_allreduce_mlp", "all_reduce"), "embedding": ("tp_allreduce_embed", "all_reduce"),
+          "fc2": ("tp_allreduce_mlp", "all_reduce"), "dense_down_proj": ("tp_allreduce_dense_mlp", "all_reduce"),
+          "dense_fc2": ("tp_allreduce_dense_mlp", "all_reduce"), "embedding": ("tp_allreduce_embed", "all_reduce"),
           "lm_head": ("tp_allgather_logits", "all_gather")}
 _BATCHED = ("flops", "act_in_bytes", "act_out_bytes", "kv_read_bytes", "kv_write_bytes")
 _WORK = ("flops", "weight_bytes", *_BATCHED[1:])
@@ -80,7 +83,7 @@ def _tp_shard(op: Op, tp: Number, kvs: Number) -> Op:
     if op.name in KV_COLUMN:
         return _scaled(op, {"flops": kvs, "weight_bytes": kvs, "act_out_bytes": kvs, "kv_write_bytes": kvs},
                        {"n": kvs})
-    if op.name in COLUMN or (op.kind == "gemm" and op.name not in ROW and op.name != "router"):
+    if op.name in COLUMN or (op.kind == "gemm" and op.name not in ROW and op.name not in REPLICATED):
         return _scaled(op, {"flops": tp, "weight_bytes": tp, "act_out_bytes": tp, "kv_write_bytes": tp}, {"n": tp})
     if op.name in ROW:
         return _scaled(op, {"flops": tp, "weight_bytes": tp, "act_in_bytes": tp}, {"k": tp})
@@ -131,7 +134,8 @@ def shard_ops(ops: Sequence[Op], tp: Number, pp: Number, m: Number) -> list[tupl
     residual: Number = 0.0
     for op in ops:
         shard = _microbatch(_tp_shard(op, tp, kvs), m)
-        shard = replace(shard, count=layer_count if op.count == layers and layers > 1 else op.count * m)
+        per_layer = layers > 1 and op.name not in NOT_PER_LAYER  # layer ops (of all or some layers) pass the stages
+        shard = replace(shard, count=op.count * layer_count / layers if per_layer else op.count * m)
         if op.name == "mlp_add":
             residual = shard.act_out_bytes
         out.append((shard, _AFTER.get(op.name) if _parallel(tp) else None))

@@ -178,10 +178,12 @@ def _jsonable(value: Any) -> Any:
 
 
 def _detail(prefill: PhaseOps, decode: PhaseOps) -> xr.Dataset:
-    """Per-operator variables over ``(phase, op)``; decode values are means over the steps."""
-    names = [t.op.name for t in prefill.timings]
+    """Per-operator variables over ``(phase, op)``; decode values are means over the steps. An operator
+    of one phase only (MLA: prefill decompresses, decode absorbs) is NaN (or "") in the other."""
+    names = list(dict.fromkeys([t.op.name for t in prefill.timings] + [t.op.name for t in decode.timings]))
     columns: dict[str, list[xr.DataArray]] = {}
     for phase in (prefill, decode):
+        own = [t.op.name for t in phase.timings]
         rows = {
             "op_count": [t.op.count for t in phase.timings],
             "op_flops": phase.flops,
@@ -194,8 +196,12 @@ def _detail(prefill: PhaseOps, decode: PhaseOps) -> xr.Dataset:
             "op_compute_class": [t.compute_class for t in phase.timings],
         }
         for key, values in rows.items():
-            columns.setdefault(key, []).append(
-                xr.concat([to_dataarray(v) for v in values], dim="op", coords="minimal", compat="override"))
+            column = xr.concat([to_dataarray(v) for v in values], dim="op", coords="minimal", compat="override")
+            column = column.assign_coords(op=own)
+            if own != names:
+                fill = "" if column.dtype.kind in "OUS" else np.nan
+                column = column.reindex(op=names, fill_value=fill)
+            columns.setdefault(key, []).append(column)
     ds = xr.Dataset({k: xr.concat(v, dim="phase", coords="minimal", compat="override") for k, v in columns.items()})
     ds = ds.assign_coords(phase=["prefill", "decode"], op=names)
     ds["op_intensity"] = ds.op_flops / ds.op_bytes

@@ -36,6 +36,16 @@ class ModelConfig(Spec):
     mlp_bias: bool = False
     num_experts: PositiveInt = 1
     experts_per_token: PositiveInt = 1
+    moe_intermediate_size: PositiveInt | None = Field(None, description="routed/shared expert FFN width "
+                                                      "(None: intermediate_size)")
+    shared_experts: int = Field(0, ge=0, description="always-active experts of every MoE layer (DeepSeek, Kimi)")
+    dense_layers: int = Field(0, ge=0, description="leading layers with a dense FFN of intermediate_size "
+                                                   "(first_k_dense_replace)")
+    kv_lora_rank: PositiveInt | None = Field(None, description="MLA: latent KV width (None: ordinary attention)")
+    q_lora_rank: PositiveInt | None = Field(None, description="MLA: latent query width (None: a full q_proj)")
+    qk_rope_head_dim: int = Field(0, ge=0, description="MLA: decoupled RoPE key width, shared by the heads")
+    qk_nope_head_dim: int = Field(0, ge=0, description="MLA: per-head query/key width without RoPE")
+    qk_norm: bool = Field(False, description="RMSNorm on q and k per head (Qwen3)")
     sliding_window: PositiveInt | None = None
     max_position_embeddings: PositiveInt | None = None
     source: str = ""
@@ -45,6 +55,26 @@ class ModelConfig(Spec):
         return self.num_experts > 1
 
     @property
+    def is_mla(self) -> bool:
+        """Multi-head latent attention (DeepSeek-V2/V3, Kimi K2): the cache holds one latent per token."""
+        return self.kv_lora_rank is not None
+
+    @property
+    def expert_size(self) -> int:
+        """FFN width of one routed (or shared) expert."""
+        return self.moe_intermediate_size or self.intermediate_size
+
+    @property
+    def moe_layers(self) -> int:
+        """Layers whose FFN is the routed experts (the rest, ``dense_layers``, a dense FFN)."""
+        return self.num_layers - self.dense_layers if self.is_moe else 0
+
+    @property
+    def kv_elements(self) -> int:
+        """Cached elements per token per layer: K and V of every KV head, or MLA's latent + RoPE key."""
+        return self.kv_lora_rank + self.qk_rope_head_dim if self.is_mla else 2 * self.kv_dim
+
+    @property
     def q_dim(self) -> int:
         return self.num_heads * self.head_dim
 
@@ -52,26 +82,62 @@ class ModelConfig(Spec):
     def kv_dim(self) -> int:
         return self.num_kv_heads * self.head_dim
 
-    @property
-    def layer_params(self) -> dict[str, int]:
-        """Parameters of one layer by group (attention, ffn, router, norms), biases included."""
-        h, ffn, e = self.hidden_size, self.intermediate_size, self.num_experts
+    def _attention_params(self) -> int:
+        h, H = self.hidden_size, self.num_heads
+        if self.is_mla:
+            qk = self.qk_nope_head_dim + self.qk_rope_head_dim
+            q = (h * self.q_lora_rank + self.q_lora_rank + self.q_lora_rank * H * qk if self.q_lora_rank
+                 else h * H * qk)
+            kv = h * (self.kv_lora_rank + self.qk_rope_head_dim) + self.kv_lora_rank
+            kv += self.kv_lora_rank * H * (self.qk_nope_head_dim + self.head_dim)
+            return q + kv + H * self.head_dim * h
         attn = h * self.q_dim + 2 * h * self.kv_dim + self.q_dim * h
         if self.attention_bias:
             attn += self.q_dim + 2 * self.kv_dim + h
-        expert = (3 if self.gated_ffn else 2) * h * ffn + (ffn + h if self.mlp_bias else 0)
+        return attn + (2 * self.head_dim if self.qk_norm else 0)
+
+    def _ffn_params(self, width: int) -> int:
+        h = self.hidden_size
+        return (3 if self.gated_ffn else 2) * h * width + (width + h if self.mlp_bias else 0)
+
+    @property
+    def layer_params(self) -> dict[str, int]:
+        """Parameters of one FFN-type layer by group (attention, ffn, router, norms), biases included:
+        a MoE layer's for MoE models (all experts), else a dense layer's."""
+        h, e = self.hidden_size, self.num_experts
         norms = 2 * h * (2 if self.norm == "layernorm" else 1)
-        return {"attention": attn, "ffn": e * expert, "router": h * e if self.is_moe else 0, "norms": norms}
+        if not self.is_moe:
+            return {"attention": self._attention_params(), "ffn": self._ffn_params(self.intermediate_size),
+                    "router": 0, "norms": norms}
+        ffn = (e + self.shared_experts) * self._ffn_params(self.expert_size)
+        return {"attention": self._attention_params(), "ffn": ffn, "router": h * e, "norms": norms}
+
+    def _outside_layers(self) -> int:
+        h = self.hidden_size
+        embed = self.vocab_size * h * (1 if self.tie_embeddings else 2)
+        return embed + (self.learned_positions or 0) * h + h * (2 if self.norm == "layernorm" else 1)
 
     @property
     def num_params(self) -> int:
-        """All parameters (embeddings and lm_head included, counted once when tied)."""
-        h = self.hidden_size
+        """All parameters (embeddings and lm_head included, counted once when tied; an MTP module,
+        a separate checkpoint part, excluded)."""
         per_layer = sum(self.layer_params.values())
-        embed = self.vocab_size * h * (1 if self.tie_embeddings else 2)
-        pos = (self.learned_positions or 0) * h
-        final_norm = h * (2 if self.norm == "layernorm" else 1)
-        return self.num_layers * per_layer + embed + pos + final_norm
+        dense = self.dense_layers * (per_layer - self.layer_params["ffn"] - self.layer_params["router"]
+                                     + self._ffn_params(self.intermediate_size)) if self.is_moe else 0
+        layers = self.moe_layers * per_layer + dense if self.is_moe else self.num_layers * per_layer
+        return layers + self._outside_layers()
+
+    @property
+    def active_params(self) -> int:
+        """Parameters one token uses: every layer's attention and norms, the dense FFNs, the shared and
+        ``experts_per_token`` routed experts and the router of each MoE layer, embeddings and lm_head."""
+        if not self.is_moe:
+            return self.num_params
+        p = self.layer_params
+        moe_layer = (p["attention"] + p["norms"] + p["router"]
+                     + (self.experts_per_token + self.shared_experts) * self._ffn_params(self.expert_size))
+        dense_layer = p["attention"] + p["norms"] + self._ffn_params(self.intermediate_size)
+        return self.moe_layers * moe_layer + self.dense_layers * dense_layer + self._outside_layers()
 
 
 class _HF(BaseModel):
@@ -79,7 +145,7 @@ class _HF(BaseModel):
 
 
 class _LlamaLike(_HF):
-    """llama, mistral, mixtral, qwen2 (and other Llama-shaped) configs."""
+    """llama, mistral, mixtral, qwen2/qwen3(-moe), deepseek_v3/kimi_k2 (MLA + fine-grained MoE) configs."""
 
     model_type: str
     hidden_size: PositiveInt
@@ -98,7 +164,19 @@ class _LlamaLike(_HF):
     mlp_bias: bool = False
     num_local_experts: PositiveInt | None = None
     num_experts: PositiveInt | None = None
+    n_routed_experts: PositiveInt | None = None
     num_experts_per_tok: PositiveInt | None = None
+    moe_intermediate_size: PositiveInt | None = None
+    n_shared_experts: int | None = None
+    first_k_dense_replace: int = 0
+    moe_layer_freq: int = 1
+    decoder_sparse_step: int = 1
+    mlp_only_layers: list[int] = []
+    kv_lora_rank: PositiveInt | None = None
+    q_lora_rank: PositiveInt | None = None
+    qk_rope_head_dim: int = 0
+    qk_nope_head_dim: int = 0
+    v_head_dim: PositiveInt | None = None
 
 
 class _OPT(_HF):
@@ -165,15 +243,32 @@ def from_hf_config(data: dict, name: str, where: str = "config.json") -> ModelCo
     kv_heads = c.num_key_value_heads or heads
     if heads % kv_heads:
         raise HwdseError(where, "num_key_value_heads", f"must divide num_attention_heads ({heads}), got {kv_heads}")
-    experts = c.num_local_experts or c.num_experts or 1
-    uses_window = c.use_sliding_window if c.use_sliding_window is not None else model_type != "qwen2"
+    experts = c.num_local_experts or c.num_experts or c.n_routed_experts or 1
+    for field, value in (("moe_layer_freq", c.moe_layer_freq), ("decoder_sparse_step", c.decoder_sparse_step)):
+        if experts > 1 and value != 1:
+            raise HwdseError(where, field, f"interleaved dense and MoE layers ({field} {value}) are not modelled; "
+                                           "every layer after first_k_dense_replace must be MoE")
+    if experts > 1 and c.mlp_only_layers:
+        raise HwdseError(where, "mlp_only_layers", "dense layers between MoE layers are not modelled")
+    uses_window = c.use_sliding_window if c.use_sliding_window is not None else model_type not in (
+        "qwen2", "qwen3", "qwen3_moe")
+    mla = c.kv_lora_rank is not None
+    if mla and (c.v_head_dim is None or not c.qk_nope_head_dim):
+        raise HwdseError(where, "v_head_dim", "an MLA config (kv_lora_rank) needs v_head_dim and qk_nope_head_dim")
     return ModelConfig(
         name=name, family=model_type, hidden_size=c.hidden_size, num_layers=c.num_hidden_layers,
-        num_heads=heads, num_kv_heads=kv_heads, head_dim=c.head_dim or c.hidden_size // heads,
+        num_heads=heads, num_kv_heads=1 if mla else kv_heads,
+        head_dim=c.v_head_dim if mla else (c.head_dim or c.hidden_size // heads),
         intermediate_size=c.intermediate_size, activation=_activation(c.hidden_act, where, "hidden_act"),
         gated_ffn=True, norm="rmsnorm", vocab_size=c.vocab_size, tie_embeddings=c.tie_word_embeddings,
         attention_bias=c.attention_bias or model_type == "qwen2", mlp_bias=c.mlp_bias,
         num_experts=experts, experts_per_token=(c.num_experts_per_tok or 1) if experts > 1 else 1,
+        moe_intermediate_size=c.moe_intermediate_size if experts > 1 else None,
+        shared_experts=(c.n_shared_experts or 0) if experts > 1 else 0,
+        dense_layers=c.first_k_dense_replace if experts > 1 else 0,
+        kv_lora_rank=c.kv_lora_rank, q_lora_rank=c.q_lora_rank if mla else None,
+        qk_rope_head_dim=c.qk_rope_head_dim if mla else 0, qk_nope_head_dim=c.qk_nope_head_dim if mla else 0,
+        qk_norm=model_type in ("qwen3", "qwen3_moe"),
         sliding_window=c.sliding_window if uses_window else None, max_position_embeddings=c.max_position_embeddings, source=source)
 
 

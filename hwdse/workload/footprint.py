@@ -34,8 +34,8 @@ class Footprint:
 def footprint(model: ModelConfig, scenario: Scenario) -> Footprint:
     """Bytes resident during the run.
 
-    KV cache: ``batch x min(prompt + gen, window) x layers x 2 x kv_dim`` elements in the KV
-    format. Activations: the largest live set of one prefill layer (the residual stream plus
+    KV cache: ``batch x min(prompt + gen, window) x layers x kv_elements`` elements in the KV
+    format (``2 x kv_dim``, or MLA's latent + RoPE key). Activations: the largest live set of one prefill layer (the residual stream plus
     the widest intermediate: QKV output, FFN intermediate(s), or, without FlashAttention, the
     score matrix in and out of softmax) plus fp32 logits for one token per sequence.
     """
@@ -43,10 +43,11 @@ def footprint(model: ModelConfig, scenario: Scenario) -> Footprint:
     wb, ab, kb = (get_format(f).bits_per_element / 8 for f in (s.weights, s.activations, s.kv))
     window = m.sliding_window or np.inf
     context = np.minimum(s.prompt + s.gen, window)
-    kv = s.batch * context * m.num_layers * 2 * m.kv_dim * kb
+    kv = s.batch * context * m.num_layers * m.kv_elements * kb
     tokens = s.batch * s.prompt
-    widest = np.maximum(tokens * (m.q_dim + 2 * m.kv_dim),
-                        tokens * m.experts_per_token * m.intermediate_size * (2 if m.gated_ffn else 1))
+    ffn = (np.maximum(m.experts_per_token * m.expert_size, m.intermediate_size if m.dense_layers else 0)
+           if m.is_moe else m.intermediate_size)
+    widest = np.maximum(tokens * (m.q_dim + 2 * m.kv_dim), tokens * ffn * (2 if m.gated_ffn else 1))
     if not s.flash_attention:
         widest = np.maximum(widest, 2 * s.batch * m.num_heads * s.prompt * np.minimum(s.prompt, window))
     activations = (tokens * m.hidden_size + widest) * ab + s.batch * m.vocab_size * LOGIT_BYTES

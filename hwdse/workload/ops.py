@@ -18,6 +18,10 @@ Counting rules (the LLM-Viewer conventions of arXiv 2402.16363, Table 1, except 
   the query tiles of one head run concurrently and hit the L2 cache);
 * MoE experts see ``tokens x top_k / experts`` routed tokens each; the weights of the expected
   number of distinct experts touched, ``E (1 - (1 - k/E)^tokens)`` (uniform routing), are read;
+  shared experts (every token) and the leading dense layers (``first_k_dense_replace``) are their
+  own operators (``shared_*``, ``dense_*``) with the layer counts they run on;
+* multi-head latent attention (MLA) caches one latent per token; see :func:`_mla` for the prefill
+  (decompressed) and decode (absorbed) paths;
 * a sliding window caps the KV extent at the window.
 """
 
@@ -82,6 +86,54 @@ def _prefill_pairs(n: Number, window: int | None) -> Number:
     return m * (m + 1) / 2 + (n - m) * window
 
 
+def _mla(m: ModelConfig, s: Scenario, phase: Phase, b: Number, q_len: Number, kv_len: Number, tokens: Number,
+         gemm, widths: tuple[float, float, float]) -> list[Op]:
+    """Multi-head latent attention as the serving kernels run it (DeepSeek-V2 §2.1; FlashMLA, vLLM).
+
+    The cache holds one latent ``c_kv`` (``kv_lora_rank``) and one shared RoPE key per token.
+    Prefill decompresses it (``kv_b_proj``: per-head K and V) and runs causal attention with
+    ``qk_nope + qk_rope`` wide queries/keys and ``v_head_dim`` values. Decode absorbs the
+    up-projections: the no-RoPE query goes into latent space (``q_absorb``, W_UK per head), attention
+    runs over the latent cache itself (one KV "head" of ``kv_lora + rope`` elements shared by all
+    heads), and the latent context comes back per head through W_UV (``v_absorb``).
+    """
+    wb, ab, kb = widths
+    h, H, L = m.hidden_size, m.num_heads, m.num_layers
+    nope, rope, lat, v = m.qk_nope_head_dim, m.qk_rope_head_dim, m.kv_lora_rank, m.head_dim
+    qk = nope + rope
+    gemm_fmt, attn_fmt = (s.weights, s.activations), (s.activations, s.kv)
+    if m.q_lora_rank:
+        ops = [gemm("q_a_proj", tokens, m.q_lora_rank, h), gemm("q_b_proj", tokens, H * qk, m.q_lora_rank)]
+    else:
+        ops = [gemm("q_proj", tokens, H * qk, h)]
+    ops.append(gemm("kv_a_proj", tokens, lat + rope, h, out_to_kv=True))
+    softmax = OPS_PER_ELEMENT["softmax"]
+    if phase == "prefill":
+        pairs = _prefill_pairs(s.prompt, m.sliding_window)
+        ops += [
+            gemm("kv_b_proj", tokens, H * (nope + v), lat),
+            Op("flash_attention", "attention", L, b * H * pairs * (2 * qk + 2 * v + softmax),
+               act_in_bytes=tokens * H * (2 * qk + v) * ab, act_out_bytes=tokens * H * v * ab, operands=attn_fmt,
+               shape={"batch": b, "heads": H, "kv_heads": H, "q_len": q_len, "kv_len": kv_len, "head_dim": qk}),
+        ]
+        return ops
+
+    def absorb(name: str, k: int, n: int) -> Op:  # a per-head (batched) projection: H groups of k x n
+        return Op(name, "gemm", L, 2 * tokens * H * k * n, weight_bytes=H * k * n * wb,
+                  act_in_bytes=tokens * H * k * ab, act_out_bytes=tokens * H * n * ab, operands=gemm_fmt,
+                  shape={"m": tokens, "n": n, "k": k, "groups": H})
+
+    ops += [
+        absorb("q_absorb", nope, lat),
+        Op("mla_attention", "attention", L, b * H * kv_len * (2 * (lat + rope) + 2 * lat + softmax),
+           act_in_bytes=tokens * H * (lat + rope) * ab, act_out_bytes=tokens * H * lat * ab,
+           kv_read_bytes=b * kv_len * (lat + rope) * kb, operands=attn_fmt,
+           shape={"batch": b, "heads": H, "kv_heads": 1, "q_len": q_len, "kv_len": kv_len, "head_dim": lat + rope}),
+        absorb("v_absorb", lat, v),
+    ]
+    return ops
+
+
 def operator_table(model: ModelConfig, scenario: Scenario, phase: Phase, kv_len: Number | None = None
                    ) -> tuple[Op, ...]:
     """The operators of one prefill pass or one decode step.
@@ -122,14 +174,14 @@ def operator_table(model: ModelConfig, scenario: Scenario, phase: Phase, kv_len:
 
     norm_ops = OPS_PER_ELEMENT[m.norm]
     attn_shape = {"batch": b, "heads": H, "kv_heads": KVH, "q_len": q_len, "kv_len": kv_eff, "head_dim": d}
-    ops: list[Op] = [
-        vector("attn_norm", tokens * h, norm_ops),
-        gemm("q_proj", tokens, m.q_dim, h),
-        gemm("k_proj", tokens, m.kv_dim, h, out_to_kv=True),
-        gemm("v_proj", tokens, m.kv_dim, h, out_to_kv=True),
-    ]
+    ops: list[Op] = [vector("attn_norm", tokens * h, norm_ops)]
     q_bytes = tokens * m.q_dim * ab
-    if s.flash_attention:
+    qkv = [gemm("q_proj", tokens, m.q_dim, h), gemm("k_proj", tokens, m.kv_dim, h, out_to_kv=True),
+           gemm("v_proj", tokens, m.kv_dim, h, out_to_kv=True)]
+    if m.is_mla:  # always the fused kernels (FlashMLA-style): no unfused MLA convention is modelled
+        ops += _mla(m, s, phase, b, q_len, kv_eff, tokens, gemm, (wb, ab, kb))
+    elif s.flash_attention:
+        ops += qkv
         pairs = _prefill_pairs(s.prompt, m.sliding_window) if phase == "prefill" else kv_eff
         ops.append(Op("flash_attention", "attention", L, b * H * pairs * (4 * d + OPS_PER_ELEMENT["softmax"]),
                       act_in_bytes=q_bytes, act_out_bytes=q_bytes,
@@ -137,7 +189,7 @@ def operator_table(model: ModelConfig, scenario: Scenario, phase: Phase, kv_len:
                       operands=attn_fmt, shape=attn_shape))
     else:
         scores = b * H * q_len * kv_eff
-        ops += [
+        ops += qkv + [
             Op("qk_matmul", "attention", L, 2 * scores * d, act_in_bytes=q_bytes,
                kv_read_bytes=b * kv_eff * m.kv_dim * kb, act_out_bytes=scores * ab, operands=attn_fmt, shape=attn_shape),
             vector("softmax", scores, OPS_PER_ELEMENT["softmax"]),
@@ -149,18 +201,30 @@ def operator_table(model: ModelConfig, scenario: Scenario, phase: Phase, kv_len:
         vector("attn_add", tokens * h, OPS_PER_ELEMENT["add"], inputs=2),
         vector("mlp_norm", tokens * h, norm_ops),
     ]
-    ffn, act = m.intermediate_size, m.activation
-    moe = dict(experts=m.num_experts, routed=m.experts_per_token) if m.is_moe else {}
-    routed_tokens = tokens * m.experts_per_token
-    if m.is_moe:
-        ops.append(gemm("router", tokens, m.num_experts, h))
-    if m.gated_ffn:
-        ops += [gemm("gate_proj", tokens, ffn, h, **moe), gemm("up_proj", tokens, ffn, h, **moe),
-                vector("act", routed_tokens * ffn, OPS_PER_ELEMENT[act], inputs=2),
-                gemm("down_proj", tokens, h, ffn, **moe)]
+    act = m.activation
+
+    def ffn(prefix: str, width: int, layers: int, moe: dict, routed: Number) -> list[Op]:
+        """One FFN block (gated or not) over ``layers`` layers; ``routed``: rows per token."""
+        if m.gated_ffn:
+            return [gemm(f"{prefix}gate_proj", tokens, width, h, count=layers, **moe),
+                    gemm(f"{prefix}up_proj", tokens, width, h, count=layers, **moe),
+                    vector(f"{prefix}act", tokens * routed * width, OPS_PER_ELEMENT[act], inputs=2, count=layers),
+                    gemm(f"{prefix}down_proj", tokens, h, width, count=layers, **moe)]
+        return [gemm(f"{prefix}fc1", tokens, width, h, count=layers, **moe),
+                vector(f"{prefix}act", tokens * routed * width, OPS_PER_ELEMENT[act], count=layers),
+                gemm(f"{prefix}fc2", tokens, h, width, count=layers, **moe)]
+
+    if m.is_moe:  # routed experts on the MoE layers; shared experts and leading dense FFNs beside them
+        moe_l = m.moe_layers
+        ops.append(gemm("router", tokens, m.num_experts, h, count=moe_l))
+        ops += ffn("", m.expert_size, moe_l, dict(experts=m.num_experts, routed=m.experts_per_token),
+                   m.experts_per_token)
+        if m.shared_experts:
+            ops += ffn("shared_", m.expert_size * m.shared_experts, moe_l, {}, 1)
+        if m.dense_layers:
+            ops += ffn("dense_", m.intermediate_size, m.dense_layers, {}, 1)
     else:
-        ops += [gemm("fc1", tokens, ffn, h, **moe), vector("act", routed_tokens * ffn, OPS_PER_ELEMENT[act]),
-                gemm("fc2", tokens, h, ffn, **moe)]
+        ops += ffn("", m.intermediate_size, L, {}, 1)
     ops.append(vector("mlp_add", tokens * h, OPS_PER_ELEMENT["add"], inputs=2))
 
     positions = 2 if m.learned_positions else 1

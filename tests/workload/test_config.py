@@ -13,8 +13,46 @@ PUBLISHED_PARAMS_B = {
 }
 
 
+# Today's models: (total, active) in billions as published, and the relative tolerance their rounding
+# allows. DeepSeek-V3: 671B / 37B (DeepSeek-V3 technical report, MTP module excluded); Qwen3-235B-A22B:
+# 235B / 22B (Qwen3 model card); Mixtral 8x7B: 12.9B active (Mistral AI); Kimi K2: "1T" total (Moonshot
+# model card, one significant figure).
+PUBLISHED_MOE = {"deepseek-v3": (671.0, 37.0, 0.015), "qwen3-235b-a22b": (235.0, 22.0, 0.01),
+                 "mixtral-8x7b": (46.7, 12.9, 0.01), "kimi-k2": (1000.0, None, 0.05)}
+
+
+@pytest.mark.parametrize("name", sorted(PUBLISHED_MOE))
+def test_moe_total_and_active_parameters_match_published(name):
+    total, active, tol = PUBLISHED_MOE[name]
+    model = load_model(name)
+    assert model.num_params / 1e9 == pytest.approx(total, rel=tol)
+    if active is not None:
+        assert model.active_params / 1e9 == pytest.approx(active, rel=tol)
+    assert model.active_params < model.num_params
+
+
+def test_mla_caches_one_latent_per_token():
+    """DeepSeek-V2 §2.1.2: MLA caches (d_c + d_h^R) l elements per token, d_c = 4 d_h, d_h^R = d_h / 2."""
+    v3 = load_model("deepseek-v3")
+    d_h = 128
+    assert v3.is_mla and v3.kv_elements * v3.num_layers == (4 * d_h + d_h // 2) * 61
+    assert v3.num_kv_heads == 1 and v3.q_dim == 128 * 128
+    assert (v3.dense_layers, v3.moe_layers, v3.shared_experts, v3.expert_size) == (3, 58, 1, 2048)
+    k2 = load_model("kimi-k2")
+    assert (k2.num_heads, k2.num_experts, k2.dense_layers) == (64, 384, 1)
+
+
+def test_interleaved_moe_layers_are_refused():
+    cfg = {
+        "model_type": "qwen3_moe", "hidden_size": 256, "intermediate_size": 512, "moe_intermediate_size": 64,
+        "num_hidden_layers": 4, "num_attention_heads": 4, "num_key_value_heads": 2, "num_experts": 8,
+        "num_experts_per_tok": 2, "decoder_sparse_step": 2, "vocab_size": 1000}
+    with pytest.raises(HwdseError, match="decoder_sparse_step"):
+        from_hf_config(cfg, "tiny")
+
+
 def test_bundled_models_are_the_issue_list():
-    assert set(names("models")) >= set(PUBLISHED_PARAMS_B)
+    assert set(names("models")) >= set(PUBLISHED_PARAMS_B) | set(PUBLISHED_MOE) | {"llama-3.1-8b", "llama-3.1-70b"}
 
 
 @pytest.mark.parametrize("name", sorted(PUBLISHED_PARAMS_B))

@@ -59,3 +59,56 @@ def test_array_shapes_broadcast():
     op = ops("llama-2-7b", batch=batch, prompt=512)["q_proj"]
     assert op.flops.dims == ("batch",)
     np.testing.assert_allclose(op.flops.values, [2 * b * 4096 * 4096 for b in (1, 8, 64)])
+
+
+def test_decode_expert_weights_grow_with_batch_as_sampled_top_k_routing_predicts():
+    """Uniform top-k routing without replacement per token: the distinct experts a decode step touches,
+    sampled directly, match E (1 - (1 - k/E)^B) within 1 %, and so do the expert weight bytes read."""
+    from hwdse.formats import get
+
+    model = load_model("deepseek-v3")
+    e, k = model.num_experts, model.experts_per_token
+    rng = np.random.default_rng(0)
+    per_expert = model.expert_size * model.hidden_size * get("fp8-e4m3").bits_per_element / 8
+    for batch in (1, 4, 16, 64, 256):
+        picks = np.argsort(rng.random((400, batch, e)), axis=-1)[..., :k]   # 400 steps of `batch` tokens
+        touched = np.mean([np.unique(p).size for p in picks])
+        ops = {o.name: o for o in operator_table(model, Scenario(batch=batch, prompt=512, weights="fp8-e4m3"),
+                                                 "decode")}
+        assert ops["gate_proj"].weight_bytes / per_expert == pytest.approx(touched, rel=0.01)
+        assert ops["shared_gate_proj"].weight_bytes == pytest.approx(per_expert)  # the shared expert: always read
+
+
+def test_moe_layers_shared_experts_and_dense_layers_have_their_counts():
+    ops = {o.name: o for o in operator_table(load_model("deepseek-v3"), Scenario(batch=2, prompt=64), "decode")}
+    assert ops["mla_attention"].count == 61 and ops["router"].count == 58
+    assert ops["gate_proj"].count == ops["shared_down_proj"].count == 58 and ops["dense_gate_proj"].count == 3
+    assert "k_proj" not in ops and ops["kv_a_proj"].kv_write_bytes > 0
+
+
+def test_mla_decode_reads_the_latent_cache_once_for_all_heads_and_prefill_decompresses_it():
+    from hwdse.formats import get
+
+    model = load_model("deepseek-v3")
+    scen = Scenario(batch=4, prompt=1024, kv="fp8-e4m3")
+    dec = {o.name: o for o in operator_table(model, scen, "decode", 1024)}
+    kb = get("fp8-e4m3").bits_per_element / 8
+    assert dec["mla_attention"].kv_read_bytes == pytest.approx(4 * 1024 * (512 + 64) * kb)
+    assert dec["mla_attention"].shape["kv_heads"] == 1
+    pre = {o.name: o for o in operator_table(model, scen, "prefill")}
+    assert "kv_b_proj" in pre and "q_absorb" not in pre and pre["flash_attention"].kv_read_bytes == 0
+
+
+def test_tensor_parallel_mla_replicates_the_latent_cache_and_pipeline_keeps_layer_counts():
+    import hwdse
+    from hwdse.hardware.multi import with_parallelism
+    from hwdse.perf import evaluate
+
+    h200 = hwdse.load_arch("h200")
+    one = evaluate("deepseek-v3", with_parallelism(h200, 8), batch=8, prompt=1024, gen=64, weights="fp8-e4m3",
+                   kv="fp8-e4m3")
+    assert float(one.kv_cache_bytes) == pytest.approx(8 * (1024 + 64) * 61 * 576)  # every rank holds it all
+    piped = evaluate("deepseek-v3", with_parallelism(h200, 8, 2), batch=8, prompt=1024, gen=64, weights="fp8-e4m3",
+                     kv="fp8-e4m3", detail=True)
+    counts = dict(zip(piped.op.values, piped.op_count.sel(phase="decode").values))
+    assert counts["dense_gate_proj"] == 3 and counts["gate_proj"] == 58 and counts["mla_attention"] == 61
