@@ -69,6 +69,8 @@ def evaluate(arch: Arch = "h100-sxm", model: Model = "llama-2-7b",
                                                "(arch efficiency block), else roofline")] = "auto",
              tp: Annotated[Optional[int], typer.Option("--tp", help="tensor-parallel GPUs (multi-gpu system)")] = None,
              pp: Annotated[Optional[int], typer.Option("--pp", help="pipeline stages (multi-gpu system)")] = None,
+             ep: Annotated[Optional[int], typer.Option("--ep", help="expert parallelism over the tp devices (= tp; "
+                                                       "attention data-parallel)")] = None,
              as_json: AsJson = False) -> None:
     """TTFT, TPOT, end-to-end latency, throughput and memory of one static batch."""
     from hwdse.hardware.multi import with_parallelism
@@ -80,8 +82,9 @@ def evaluate(arch: Arch = "h100-sxm", model: Model = "llama-2-7b",
     fields = dict(batch=batch, prompt=prompt, gen=gen, weights=weights, activations=activations, kv=kv)
     check_scenario(fields)
     spec, system = model_and_arch(model, arch)
-    if tp is not None or pp is not None:  # wrap a GPU (or re-degree a multi-gpu arch) on the fly
-        system = with_parallelism(system, tp, pp)
+    if tp is not None or pp is not None or ep is not None:  # wrap a GPU (or re-degree a multi-gpu arch) on the fly
+        system = with_parallelism(system, tp if tp is not None or ep is None or getattr(system, "tp", 1) > 1 else ep,
+                                  pp, ep=ep)
     if scenario is not None:  # a named scenario keeps its own prompt and gen lengths
         scenario = loaded("--scenario", named_scenario, scenario)
         fields = {k: v for k, v in fields.items() if k not in ("prompt", "gen")}

@@ -115,3 +115,11 @@ def test_gigabytes():
     from hwdse._cli_support import gigabytes
 
     assert gigabytes(1.486e11) == "148.6 GB"
+
+
+def test_evaluate_an_moe_model_with_expert_parallelism():
+    """The issue's command: DeepSeek-V3 on a DGX H100 with EP 8 (FP8: 99 GB per GPU does not fit 80 GB)."""
+    data = json.loads(run("evaluate", "--model", "deepseek-v3", "--arch", "dgx-h100", "--ep", "8", "--weights",
+                          "fp8-e4m3", "--activations", "fp8-e4m3", "--kv", "fp8-e4m3", "--json").output)
+    assert data["devices"] == 8 and data["placement"]["ep_dispatch"] == "interconnect"
+    assert data["fits"] is False and "capacity" in data["fit_reason"]

@@ -211,7 +211,7 @@ def _attention(gpu: "GPU", t: Timing) -> Timing:
     units, bw = gpu.compute.units, t.bandwidth_Bps
     if _is_decode(op):
         ctas, compute = s["batch"] * s["kv_heads"], op.flops / t.peak_ops_per_s
-        if a.decode_max_group is not None:
+        if a.decode_max_group is not None and op.name != "mla_attention":  # FlashMLA: all heads on tensor cores
             fallback = s["heads"] / s["kv_heads"] > a.decode_max_group
             ctas = where(fallback, s["batch"] * s["heads"], ctas)
             vector_s = op.flops / (a.decode_vector_fraction * gpu.compute.vector_TFLOPS * 1e12)
@@ -269,10 +269,11 @@ def achieved_timings(gpu: "GPU", roofline: Sequence[Timing]) -> list[Timing]:
 def collective_s(eff: CollectiveEfficiency, kind: str, nbytes: Number, devices: Number, link_Bps: Number) -> Number:
     """Achieved seconds of an NCCL collective among ``devices`` GPUs over links of ``link_Bps`` per
     direction: ``all_reduce`` (``nbytes`` = one device's buffer), ``all_gather`` / ``reduce_scatter``
-    (``nbytes`` = the full gathered buffer: half the all-reduce traffic) or ``p2p`` (one hop)."""
+    (``nbytes`` = the full gathered buffer: half the all-reduce traffic), ``all_to_all`` (``nbytes`` =
+    the buffer one device scatters; NCCL's pairwise exchange, not fitted on its own) or ``p2p``."""
     p = devices
     factor = {"all_reduce": 2 * (p - 1) / p, "all_gather": (p - 1) / p, "reduce_scatter": (p - 1) / p,
-              "p2p": 1.0}[kind]
+              "all_to_all": (p - 1) / p, "p2p": 1.0}[kind]
     latency = (eff.latency_us + eff.latency_per_peer_us * (p - 1)) * US
     return where(p > 1, latency + factor * nbytes / (eff.bandwidth_fraction * link_Bps), 0.0)
 

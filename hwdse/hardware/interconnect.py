@@ -21,6 +21,11 @@ driving one link per dimension at ``beta``):
 ``mesh2d`` (the same grid without wrap-around links): as ``torus2d``, but each ring's closing edge
 runs back over the a-1 links of its row in the other direction, so the latency hops double
     all-reduce      torus2d bandwidth term + 8 (a-1) alpha
+all-to-all (``n`` = the buffer one device scatters, e.g. its tokens x top_k x hidden for an MoE
+dispatch; each peer gets ``n / p``): ``switch`` pairwise exchange (p-1)/p * n / beta + (p-1) alpha;
+``fully_connected`` n / (p beta) + alpha; ``ring`` and the grids forward each shard p/4 hops on
+average through links of ``beta``: (p-1)/p * p/2 * n / beta + (p-1) alpha (a bound, not a tuned
+algorithm).
 point-to-point (any topology, one hop):  alpha + n / beta.
 
 With ``p = 1`` every collective costs exactly 0. All costs are affine in ``nbytes``.
@@ -44,7 +49,7 @@ __all__ = ["LinkSpec", "Interconnect", "Topology", "Collective", "load_link", "l
            "bytes_sent"]
 
 Topology = Literal["ring", "switch", "fully_connected", "torus2d", "mesh2d"]
-Collective = Literal["all_reduce", "all_gather", "reduce_scatter", "p2p"]
+Collective = Literal["all_reduce", "all_gather", "reduce_scatter", "all_to_all", "p2p"]
 
 
 class LinkSpec(Spec):
@@ -124,6 +129,10 @@ def _steps(collective: Collective, p: Number, topology: Topology) -> tuple[Numbe
     passes = 2.0 if collective == "all_reduce" else 1.0
     if collective == "p2p":
         return where(p > 1, 1.0, 0.0) * 1.0, where(p > 1, 1.0, 0.0) * 1.0
+    if collective == "all_to_all" and topology in ("switch", "fully_connected"):  # pairwise exchange
+        return ((p - 1) / p, p - 1) if topology == "switch" else (where(p > 1, 1.0 / p, 0.0), where(p > 1, 1.0, 0.0))
+    if collective == "all_to_all":  # ring or grid: each shard hops halfway round on average
+        return (p - 1) / p * p / 4 * 2, p - 1
     if topology in ("ring", "switch"):
         return passes * (p - 1) / p, passes * (p - 1)
     if topology == "fully_connected":
@@ -147,4 +156,4 @@ def bytes_sent(collective: Collective, nbytes: Number, p: Number, topology: Topo
     if collective == "p2p":
         return where(p > 1, 1.0, 0.0) * nbytes
     passes = 2.0 if collective == "all_reduce" else 1.0
-    return passes * (p - 1) / p * nbytes * p
+    return passes * (p - 1) / p * nbytes * p  # all-to-all: (p-1)/p of each device's buffer leaves it

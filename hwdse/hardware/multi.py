@@ -119,12 +119,29 @@ def parallel_counts(layers: int, pp: Number, m: Number, decode: bool) -> tuple[N
     return slots_layers, (pp - 1) / pp * (pp + extra)
 
 
-def shard_ops(ops: Sequence[Op], tp: Number, pp: Number, m: Number) -> list[tuple[Op, tuple[str, Collective] | None]]:
+def _is_expert(op: Op, moe: bool) -> bool:
+    """A routed-expert op: a per-expert GEMM (``shape["experts"]``), or the routed activation of an MoE table."""
+    return op.shape.get("experts", 1) > 1 or (moe and op.name == "act")
+
+
+def _ep_shard(op: Op, ep: Number) -> Op:
+    """A routed-expert op on one of ``ep`` devices: 1/ep of the experts (their weights, rows, work)."""
+    return _scaled(op, {"flops": ep, "weight_bytes": ep, "act_in_bytes": ep, "act_out_bytes": ep},
+                   {"groups": ep, "experts": ep, "elements": ep})
+
+
+def shard_ops(ops: Sequence[Op], tp: Number, pp: Number, m: Number, ep: Number = 1
+              ) -> list[tuple[Op, tuple | None]]:
     """Per-device operators, each with the collective (name, kind) that follows it, if any.
 
     The ``pp_send`` point-to-point op (message = one microbatch's residual stream) ends the list.
-    A degree of exactly 1 inserts no collectives (the table is the member device's own).
+    A degree of exactly 1 inserts no collectives (the table is the member device's own). With ``ep``
+    (= tp) the routed experts are expert-parallel and the rest data-parallel: no tensor-parallel
+    collectives, an all-to-all dispatch of the routed rows before the experts (``ep_dispatch``) and a
+    combine after them (``ep_combine``).
     """
+    if _parallel(ep):
+        return _ep_plan(ops, tp, pp, m, ep)
     attn = next((op for op in ops if op.kind == "attention"), None)
     kv_heads = attn.shape["kv_heads"] if attn is not None else np.inf
     kvs = np.minimum(tp, kv_heads)
@@ -145,6 +162,37 @@ def shard_ops(ops: Sequence[Op], tp: Number, pp: Number, m: Number) -> list[tupl
     return out
 
 
+def _ep_plan(ops: Sequence[Op], tp: Number, pp: Number, m: Number, ep: Number
+             ) -> list[tuple[Op, tuple | None]]:
+    """:func:`shard_ops` under expert parallelism (``ep`` = tp): routed experts split over the devices,
+    everything else data-parallel on 1/ep of the sequences; the router's rows go out to their experts'
+    devices (``ep_dispatch``) and come back after the last expert op (``ep_combine``), each an
+    all-to-all of one rank's routed rows."""
+    layers = max(op.count for op in ops)
+    layer_count, sends = parallel_counts(layers, pp, m, is_decode_table(ops))
+    moe = any(op.shape.get("experts", 1) > 1 for op in ops)
+    experts = [op.name for op in ops if _is_expert(op, moe)]
+    shards = []
+    for op in ops:
+        shard = _microbatch(_ep_shard(op, ep) if op.name in experts else _microbatch(op, ep), m)
+        per_layer = layers > 1 and op.name not in NOT_PER_LAYER
+        shards.append(replace(shard, count=op.count * layer_count / layers if per_layer else op.count * m))
+    by_name = {s.name: s for s in shards}
+    out: list[tuple[Op, tuple | None]] = []
+    for shard in shards:
+        after = None
+        if experts and shard.name == "router":
+            after = ("ep_dispatch", "all_to_all", by_name[experts[0]].act_in_bytes)
+        elif experts and shard.name == experts[-1]:
+            after = ("ep_combine", "all_to_all", shard.act_out_bytes)
+        out.append((shard, after))
+    if _parallel(pp):
+        residual = by_name["mlp_add"].act_out_bytes
+        out.append((Op("pp_send", "collective", sends, 0.0, shape={"bytes": residual, "devices": pp}),
+                    ("pp_send", "p2p")))
+    return out
+
+
 def _parallel(degree: Number) -> bool:
     """False only for a plain degree of 1 (a swept degree keeps its collectives, 0 s where it is 1)."""
     return not (np.ndim(degree) == 0 and float(degree) == 1)
@@ -160,6 +208,8 @@ class MultiGPU(Spec):
     tp: count() = Field(1, description="tensor-parallel degree")
     pp: count() = Field(1, description="pipeline stages")
     microbatches: count() = Field(1, description="microbatches per static batch (pipeline)")
+    ep: count() = Field(1, description="expert parallelism: 1, or tp (each stage's tp devices hold 1/ep of the "
+                                       "routed experts; everything else runs data-parallel)")
     interconnect: Interconnect = Field(description="default: the device's scale_up link")
     node_devices: count() | None = Field(None, description="devices per node (one scale-up domain); None: all")
     scale_out: Interconnect | None = Field(None, description="link between nodes, per device (its NIC)")
@@ -169,6 +219,9 @@ class MultiGPU(Spec):
     def _nodes(self) -> "MultiGPU":
         if self.node_devices is not None and self.scale_out is None:
             raise ValueError("node_devices: needs scale_out (the link between nodes)")
+        if np.ndim(self.ep) == 0 and self.ep != 1 and np.any(self.ep != self.tp):
+            raise ValueError(f"ep: must be 1 or the tp degree ({self.tp}): expert parallelism over the tensor-parallel "
+                             f"devices, attention data-parallel over them; got {self.ep}")
         return self
 
     @model_validator(mode="before")
@@ -221,7 +274,13 @@ class MultiGPU(Spec):
         return None if static is None else static * self.devices
 
     def footprint_shares(self, model: Any) -> tuple[Number, Number, Number]:
-        """Fractions of (weights, KV cache, activations) one device holds (activations: one microbatch's)."""
+        """Fractions of (weights, KV cache, activations) one device holds (activations: one microbatch's).
+        Expert parallelism: 1/ep of the routed experts, every other weight replicated; the sequences
+        (and their KV cache) split over the data-parallel ranks."""
+        if self.ep != 1:
+            experts = model.moe_layers * model.num_experts * model._ffn_params(model.expert_size)
+            weights = (experts / self.ep + model.num_params - experts) / model.num_params
+            return weights / self.pp, 1 / (self.tp * self.pp), 1 / (self.tp * self.microbatches)
         kvs = np.minimum(self.tp, model.num_kv_heads)
         return 1 / (self.tp * self.pp), 1 / (kvs * self.pp), 1 / (self.tp * self.microbatches)
 
@@ -230,7 +289,7 @@ class MultiGPU(Spec):
         return Fabric(self.interconnect, self.scale_out, self.node_devices)
 
     def schedule(self, ops: Sequence[Op], mode: Mode = "roofline") -> list[Timing]:
-        return schedule_sharded(self.device, self.fabric, ops, self.tp, self.pp, self.microbatches, mode)
+        return schedule_sharded(self.device, self.fabric, ops, self.tp, self.pp, self.microbatches, mode, self.ep)
 
 
 def _scale_up(device: Any) -> dict[str, Any] | None:
@@ -246,11 +305,11 @@ def _scale_up(device: Any) -> dict[str, Any] | None:
 
 
 def schedule_sharded(device: Any, link: Interconnect | Fabric, ops: Sequence[Op], tp: Number, pp: Number, m: Number,
-                     mode: Mode) -> list[Timing]:
+                     mode: Mode, ep: Number = 1) -> list[Timing]:
     """Shard ``ops``, time the shards on ``device`` and the collectives on ``link`` (an interconnect, or a
     :class:`Fabric` of nodes)."""
     fabric = link if isinstance(link, Fabric) else Fabric(link)
-    plan = shard_ops(ops, tp, pp, m)
+    plan = shard_ops(ops, tp, pp, m, ep)
     compute = [op for op, _ in plan if op.name != "pp_send"]
     timed = iter(device.schedule(compute, mode))
     timings: list[Timing] = []
@@ -263,9 +322,10 @@ def schedule_sharded(device: Any, link: Interconnect | Fabric, ops: Sequence[Op]
         work = _ratio(full.count * m, op.count)  # instances done per critical-path slot
         timings.append(replace(t, op=_per_device(t.op, work / pp), energy_J=t.energy_J * tp * work))
         if after is not None:
-            name, kind = after
-            # row-parallel outputs are full-size partial sums; an all-gather's buffer is tp shards
-            nbytes = op.act_out_bytes * (tp if kind == "all_gather" else 1)
+            name, kind = after[:2]
+            # row-parallel outputs are full-size partial sums; an all-gather's buffer is tp shards; an
+            # expert-parallel all-to-all carries its own buffer (one rank's routed rows)
+            nbytes = after[2] if len(after) > 2 else op.act_out_bytes * (tp if kind == "all_gather" else 1)
             coll = Op(name, "collective", op.count, 0.0, shape={"bytes": nbytes, "devices": tp})
             t = fabric.collective(coll, kind, nbytes, tp, device, mode)
             timings.append(replace(t, energy_J=t.energy_J * work))
@@ -332,6 +392,15 @@ class Fabric:
         if self.node_devices is None:
             return inner
         g, k = self._nodes(p)
+        if kind == "all_to_all":  # the node-local share over NVLink, the rest over each device's NIC
+            local = _collective(op, self.link, "all_to_all", nbytes * g / p, g, device, mode)
+            remote = (p - g) / p * nbytes
+            seconds = (local.serial_s["communication"] + remote / self.scale_out.bandwidth_Bps
+                       + (k - 1) * self.scale_out.latency_s)
+            energy = local.energy_J + p * remote * self.scale_out.energy_J_per_byte
+            flat = k <= 1
+            return replace(inner, serial_s={"communication": where(flat, inner.serial_s["communication"], seconds)},
+                           energy_J=where(flat, inner.energy_J, energy))
         steps = {"all_reduce": ("reduce_scatter", "all_reduce", "all_gather"),
                  "all_gather": (None, "all_gather", "all_gather"),
                  "reduce_scatter": ("reduce_scatter", "reduce_scatter", None)}[kind]
@@ -363,9 +432,10 @@ class Fabric:
 
 
 def with_parallelism(arch: Any, tp: Number | None = None, pp: Number | None = None,
-                     microbatches: Number | None = None) -> MultiGPU:
+                     microbatches: Number | None = None, ep: Number | None = None) -> MultiGPU:
     """A multi-GPU system: a single GPU spec gets wrapped (its scale_up link), a multi-GPU one re-degreed."""
-    changes = {k: v for k, v in (("tp", tp), ("pp", pp), ("microbatches", microbatches)) if v is not None}
+    changes = {k: v for k, v in (("tp", tp), ("pp", pp), ("microbatches", microbatches), ("ep", ep))
+               if v is not None}
     if isinstance(arch, MultiGPU):
         data = {**arch.model_dump(mode="python", round_trip=True), **changes}
         return validate(MultiGPU, data, f"arch {arch.name}")

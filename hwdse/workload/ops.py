@@ -166,7 +166,8 @@ def operator_table(model: ModelConfig, scenario: Scenario, phase: Phase, kv_len:
         return Op(name, "gemm", count, 2 * routed_rows * n * k, weight_bytes=active * n * k * wb,
                   act_in_bytes=routed_rows * k * ab, act_out_bytes=0 if out_to_kv else out,
                   kv_write_bytes=routed_rows * n * kb if out_to_kv else 0, operands=gemm_fmt,
-                  shape={"m": routed_rows / experts, "n": n, "k": k, "groups": experts})
+                  shape={"m": routed_rows / experts, "n": n, "k": k, "groups": experts,
+                         **({"experts": experts} if experts > 1 else {})})
 
     def vector(name: str, elements: Number, ops: int, inputs: int = 1, count: int = L) -> Op:
         return Op(name, "elementwise", count, ops * elements, act_in_bytes=inputs * elements * ab,

@@ -248,3 +248,35 @@ def test_pipeline_sends_cross_the_network_only_where_stages_leave_a_node():
     t = Fabric(nv, ib, 8).p2p(op, 1e6, 2, 8, device, "roofline")  # 16 GPUs, 4 stages per node: 1 of 7 crosses
     want = 6 / 7 * nv.time("p2p", 1e6, 8) + 1 / 7 * ib.time("p2p", 1e6, 8)
     assert t.serial_s["communication"] == pytest.approx(want)
+
+
+def test_expert_parallelism_on_a_dense_model_is_data_parallel_serving():
+    """ep = tp with no experts: every op runs data-parallel on 1/ep of the sequences, no collectives;
+    one rank is the single GPU at batch / ep."""
+    h100 = hwdse.load_arch("h100-sxm")
+    dp = evaluate("llama-3-8b", with_parallelism(h100, 4, ep=4), batch=8, prompt=512, gen=32, detail=True)
+    one = evaluate("llama-3-8b", h100, batch=2, prompt=512, gen=32)
+    assert float(dp.tpot_s) == pytest.approx(float(one.tpot_s), rel=1e-9)
+    assert float(dp.memory_bytes) == pytest.approx(float(one.memory_bytes), rel=1e-9)
+    assert not any(str(o).startswith(("tp_", "ep_")) for o in dp.op.values)
+
+
+def test_expert_parallelism_dispatches_and_combines_the_routed_rows():
+    from hwdse.formats import get
+
+    h200 = hwdse.load_arch("h200")
+    scen = dict(batch=64, prompt=1024, gen=64, weights="fp8-e4m3", activations="fp8-e4m3", kv="fp8-e4m3")
+    ep = evaluate("deepseek-v3", with_parallelism(h200, 8, ep=8), detail=True, **scen)
+    names = list(map(str, ep.op.values))
+    assert {"ep_dispatch", "ep_combine"} <= set(names) and "tp_allreduce_mlp" not in names
+    assert str(ep.op_bound.sel(phase="decode", op="ep_dispatch").item()) == "communication"
+    model = hwdse.load_model("deepseek-v3")
+    rows = 64 / 8 * model.experts_per_token  # one rank's tokens, each sent to k experts
+    want = rows * model.hidden_size * get("fp8-e4m3").bits_per_element / 8
+    t = with_parallelism(h200, 8, ep=8).interconnect.time("all_to_all", want, 8)  # roofline: alpha-beta
+    assert float(ep.op_time_s.sel(phase="decode", op="ep_dispatch")) == pytest.approx(float(t), rel=1e-9)
+    tp = evaluate("deepseek-v3", with_parallelism(h200, 8), **scen)
+    assert float(ep.kv_cache_bytes) == pytest.approx(float(tp.kv_cache_bytes) / 8)  # MLA cache no longer replicated
+    assert float(ep.weights_bytes) > float(tp.weights_bytes)  # attention, shared and dense weights replicated
+    with pytest.raises(Exception, match="ep: must be 1 or the tp degree"):
+        with_parallelism(h200, 8, ep=4)
