@@ -1,0 +1,131 @@
+"""MoE serving runs of ``shared/validation/aic_silicon_dev.csv`` scored with the committed engine terms.
+
+Rows: aggregated DeepSeek-V3/R1 and Qwen3-235B-A22B runs on H100/H200/B200 (the architectures the
+catalog models: ``deepseek-v3``, ``qwen3-235b-a22b``). Nothing is fitted on them: the engines' and
+harnesses' terms come from the dense fit (:mod:`hwdse.serving.validation`), so every row is
+held out. Parallel layouts the system model represents:
+
+* tensor parallelism over ``tp_size`` GPUs, experts tensor-parallel (``moe_tp_size`` = tp) or expert-
+  parallel with attention still tensor-parallel (``moe_ep_size`` = tp, attention DP 1): mapped to
+  TP (the same expert bytes per GPU and the same all-reduce; per-expert GEMM shapes differ);
+* attention data-parallel with expert parallelism (``attention_dp_size`` = ``moe_ep_size`` = N,
+  tp_size 1): the system's ``ep = N``.
+
+Other layouts (experts split both ways, more than one node) are left out and counted.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from hwdse.perf.calibration_data import load_rows
+from hwdse.serving.validation import SYSTEMS, harness_of
+
+__all__ = ["MoeRow", "moe_rows", "predict_moe", "moe_error_table", "MOE_MODELS"]
+
+MOE_MODELS = {"DeepSeek-R1": "deepseek-v3", "DeepSeek-V3": "deepseek-v3", "Qwen3-235B-A22B": "qwen3-235b-a22b"}
+FORMATS = {"fp8": ("fp8-e4m3", "fp8-e4m3"), "fp4": ("nvfp4", "fp8-e4m3")}  # (weights and activations, KV)
+
+
+@dataclass(frozen=True)
+class MoeRow:
+    """One aggregated MoE run on ``devices`` GPUs (``ep`` > 1: attention DP + expert parallelism)."""
+
+    id: str
+    system: str
+    arch: str
+    engine: str
+    model: str
+    precision: str
+    isl: float
+    osl: float
+    concurrency: float
+    ttft_s: float
+    tpot_s: float
+    devices: int
+    ep: int
+    harness: str
+    campaign: str
+
+
+def _layout(r: dict[str, str]) -> tuple[int, int] | None:
+    """(devices, ep) of a row's layout, or None where the system model has no equivalent."""
+    num = {k: int(r[k] or 1) for k in ("tp_size", "attention_dp_size", "moe_tp_size", "moe_ep_size", "pp_size")}
+    tp, dp, mtp, mep = num["tp_size"], num["attention_dp_size"], num["moe_tp_size"], num["moe_ep_size"]
+    if num["pp_size"] != 1 or tp * dp > 8:
+        return None
+    if dp == 1 and (mtp, mep) in ((tp, 1), (1, tp)):
+        return tp, 1
+    if tp == 1 and dp == mep and mtp == 1:
+        return dp, dp
+    return None
+
+
+def moe_rows() -> tuple[list[MoeRow], int]:
+    """The representable MoE rows and how many MoE rows on the catalog GPUs were left out."""
+    from hwdse.serving.validation import _harness
+
+    rows, skipped = [], 0
+    for r in load_rows("aic_silicon_dev.csv"):
+        model = next((name for key, name in MOE_MODELS.items() if key in r["model_path"]), None)
+        if r["mode"] != "agg" or model is None or r["system"] not in SYSTEMS or r["precision"] not in FORMATS:
+            continue
+        layout = _layout(r)
+        if layout is None:
+            skipped += 1
+            continue
+        harness = _harness(r)
+        rows.append(MoeRow(id=r["id"], system=r["system"], arch=SYSTEMS[r["system"]], engine=r["backend"], model=model,
+                           precision=r["precision"], isl=float(r["isl"]), osl=float(r["osl"]),
+                           concurrency=float(r["batch_size"]), ttft_s=float(r["silicon_ttft_ms"]) / 1e3,
+                           tpot_s=float(r["silicon_tpot_ms"]) / 1e3, devices=layout[0], ep=layout[1],
+                           harness=harness, campaign=" ".join(filter(None, (harness, r["backend"],
+                                                                            r["backend_version"])))))
+    return rows, skipped
+
+
+def predict_moe(rows: list[MoeRow], harnesses: dict[str, Any] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Predicted (TTFT, TPOT) seconds per row with the catalog engines; one serve call per group."""
+    from hwdse.hardware import load_arch
+    from hwdse.hardware.multi import with_parallelism
+    from hwdse.serving import serve
+    from hwdse.serving.validation import committed_harnesses
+
+    harnesses = committed_harnesses() if harnesses is None else harnesses
+    groups: dict[tuple, list[int]] = defaultdict(list)
+    for i, r in enumerate(rows):
+        groups[(r.arch, r.model, r.precision, r.devices, r.ep, r.engine, r.campaign)].append(i)
+    ttft, tpot = np.empty(len(rows)), np.empty(len(rows))
+    for (arch, model, precision, devices, ep, engine, _), idx in groups.items():
+        gpu = load_arch(arch)
+        system = gpu if devices == 1 else with_parallelism(gpu, devices, ep=ep if ep > 1 else None)
+        fmt, kv = FORMATS[precision]
+        cols = {f: np.array([getattr(rows[i], f) for i in idx]) for f in ("concurrency", "isl", "osl")}
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ds = serve(model, system, **cols, engine=engine, weights=fmt, kv=kv, mode="achieved",
+                       harness=harness_of(rows[idx[0]], harnesses))
+        ttft[idx], tpot[idx] = np.asarray(ds.ttft_s), np.asarray(ds.tpot_s)
+    return ttft, tpot
+
+
+def moe_error_table(rows: list[MoeRow], ttft: np.ndarray, tpot: np.ndarray) -> list[dict[str, Any]]:
+    """Per model x system x engine x precision, and per model: rows, median / p90 |relative error|."""
+    keys = [(r.model, r.system, r.engine, r.precision) for r in rows]
+    groups = sorted(set(keys)) + sorted({(k[0], "all", "all", "all") for k in keys})
+    out = []
+    for key in groups:
+        mask = np.array([k == key or (key[1] == "all" and k[0] == key[0]) for k in keys])
+        e_tpot = np.abs(tpot[mask] / np.array([r.tpot_s for r in rows])[mask] - 1)
+        e_ttft = np.abs(ttft[mask] / np.array([r.ttft_s for r in rows])[mask] - 1)
+        finite = np.isfinite(e_tpot) & np.isfinite(e_ttft)
+        out.append({"model": key[0], "system": key[1], "engine": key[2], "precision": key[3], "rows": int(mask.sum()),
+                    "unstable": int((~finite).sum()),
+                    "tpot_median": float(np.median(e_tpot[finite])) if finite.any() else np.nan,
+                    "tpot_p90": float(np.percentile(e_tpot[finite], 90)) if finite.any() else np.nan,
+                    "ttft_median": float(np.median(e_ttft[finite])) if finite.any() else np.nan,
+                    "ttft_p90": float(np.percentile(e_ttft[finite], 90)) if finite.any() else np.nan})
+    return out

@@ -1,0 +1,34 @@
+"""MoE serving rows of the dev set, scored (never fitted) with the committed engine terms."""
+
+import numpy as np
+import pytest
+
+from hwdse.serving.moe_validation import _layout, moe_error_table, moe_rows, predict_moe
+
+
+def test_layouts_map_to_tensor_or_expert_parallel_systems():
+    base = {"pp_size": "1"}
+    assert _layout({**base, "tp_size": "8", "attention_dp_size": "1", "moe_tp_size": "8", "moe_ep_size": "1"}) == (8, 1)
+    assert _layout({**base, "tp_size": "8", "attention_dp_size": "", "moe_tp_size": "1", "moe_ep_size": "8"}) == (8, 1)
+    assert _layout({**base, "tp_size": "1", "attention_dp_size": "8", "moe_tp_size": "1", "moe_ep_size": "8"}) == (8, 8)
+    assert _layout({**base, "tp_size": "16", "attention_dp_size": "1", "moe_tp_size": "4", "moe_ep_size": "4"}) is None
+
+
+@pytest.fixture(scope="module")
+def scored():
+    rows, skipped = moe_rows()
+    return rows, skipped, predict_moe(rows)
+
+
+def test_moe_rows_are_scored_on_the_catalog_models(scored):
+    rows, skipped, (ttft, tpot) = scored
+    assert {r.model for r in rows} == {"deepseek-v3", "qwen3-235b-a22b"} and len(rows) > 500 and skipped > 0
+    assert np.isfinite(ttft).all() and np.isfinite(tpot).all() and any(r.ep > 1 for r in rows)
+
+
+def test_moe_held_out_tpot_error(scored):
+    """What the data determine with the dense fit's engine terms: MoE TPOT median |error| 18.6 % (DeepSeek)
+    and 17.3 % (Qwen3-235B); TTFT is not yet modelled well for MoE (median 105 % / 62 %)."""
+    rows, _, (ttft, tpot) = scored
+    totals = {t["model"]: t for t in moe_error_table(rows, ttft, tpot) if t["system"] == "all"}
+    assert totals["deepseek-v3"]["tpot_median"] < 0.25 and totals["qwen3-235b-a22b"]["tpot_median"] < 0.25
