@@ -200,8 +200,8 @@ def _gemm(gpu: "GPU", t: Timing, m: Number, n: Number, k: Number, groups: Number
     serial = {"overhead": class_value(g.overhead_us, cls, ctx) * US,
               "overlap": _overlap(compute, memory, g.overlap_exponent)}
     passes = g.quantize_passes.get(cls, 0.0)
-    if np.any(passes):
-        act = m * k * groups
+    if np.any(passes):  # an MoE layer quantizes each token once, before it is copied to its experts
+        act = m * k * groups / op.shape.get("input_copies", 1)
         serial["quantize"] = passes * act * (2 + _element_bytes(op)) / (g.bandwidth_fraction * t.bandwidth_Bps)
     return replace(t, compute_s=compute, memory_s=memory, serial_s=serial)
 

@@ -158,16 +158,17 @@ def operator_table(model: ModelConfig, scenario: Scenario, phase: Phase, kv_len:
     attn_fmt = (s.activations, s.kv)
 
     def gemm(name: str, rows: Number, n: int, k: int, *, count: int = L, out_to_kv: bool = False,
-             experts: int = 1, routed: Number = 1.0) -> Op:
-        """rows x k activations times k x n weights; MoE: ``routed`` rows per row, over ``experts``."""
+             experts: int = 1, routed: Number = 1.0, copies: bool = False) -> Op:
+        """rows x k activations times k x n weights; MoE: ``routed`` rows per row, over ``experts``;
+        ``copies``: the routed rows are copies of the layer's input rows (``input_copies`` = routed)."""
         routed_rows = rows * routed
         active = experts * (1 - (1 - routed / experts) ** rows) if experts > 1 else 1
         out = routed_rows * n * ab
+        moe = {"experts": experts, **({"input_copies": routed} if copies else {})} if experts > 1 else {}
         return Op(name, "gemm", count, 2 * routed_rows * n * k, weight_bytes=active * n * k * wb,
                   act_in_bytes=routed_rows * k * ab, act_out_bytes=0 if out_to_kv else out,
                   kv_write_bytes=routed_rows * n * kb if out_to_kv else 0, operands=gemm_fmt,
-                  shape={"m": routed_rows / experts, "n": n, "k": k, "groups": experts,
-                         **({"experts": experts} if experts > 1 else {})})
+                  shape={"m": routed_rows / experts, "n": n, "k": k, "groups": experts, **moe})
 
     def vector(name: str, elements: Number, ops: int, inputs: int = 1, count: int = L) -> Op:
         return Op(name, "elementwise", count, ops * elements, act_in_bytes=inputs * elements * ab,
@@ -207,11 +208,11 @@ def operator_table(model: ModelConfig, scenario: Scenario, phase: Phase, kv_len:
     def ffn(prefix: str, width: int, layers: int, moe: dict, routed: Number) -> list[Op]:
         """One FFN block (gated or not) over ``layers`` layers; ``routed``: rows per token."""
         if m.gated_ffn:
-            return [gemm(f"{prefix}gate_proj", tokens, width, h, count=layers, **moe),
-                    gemm(f"{prefix}up_proj", tokens, width, h, count=layers, **moe),
+            return [gemm(f"{prefix}gate_proj", tokens, width, h, count=layers, copies=bool(moe), **moe),
+                    gemm(f"{prefix}up_proj", tokens, width, h, count=layers, copies=bool(moe), **moe),
                     vector(f"{prefix}act", tokens * routed * width, OPS_PER_ELEMENT[act], inputs=2, count=layers),
                     gemm(f"{prefix}down_proj", tokens, h, width, count=layers, **moe)]
-        return [gemm(f"{prefix}fc1", tokens, width, h, count=layers, **moe),
+        return [gemm(f"{prefix}fc1", tokens, width, h, count=layers, copies=bool(moe), **moe),
                 vector(f"{prefix}act", tokens * routed * width, OPS_PER_ELEMENT[act], count=layers),
                 gemm(f"{prefix}fc2", tokens, h, width, count=layers, **moe)]
 
