@@ -50,7 +50,8 @@ def resolve(model: Any, arch: Any, scenario: Scenario | str | None = None,
 def _phases(model: ModelConfig, arch: Any, scen: Scenario, mode: Mode) -> tuple[PhaseOps, PhaseOps]:
     prefill = prefill_phase(arch.schedule(operator_table(model, scen, "prefill"), mode))
     decode = decode_phase(lambda kv: arch.schedule(operator_table(model, scen, "decode", kv), mode),
-                          scen.prompt, scen.gen, model.sliding_window)
+                          scen.prompt, scen.gen,
+                          model.sliding_window if model.windowed_layers == model.num_layers else None)
     return prefill, decode
 
 

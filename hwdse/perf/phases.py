@@ -69,17 +69,22 @@ def decode_phase(schedule: Callable[[Number], list[Timing]], prompt: Number, gen
                  window: int | None) -> PhaseOps:
     """Mean per-step operator times over ``gen`` decode steps from KV length ``prompt``.
 
-    ``schedule(kv_len)`` times the decode operator table at one KV length.
+    ``schedule(kv_len)`` times the decode operator table at one KV length; ``window`` caps every
+    operator (a Mistral-style model), an operator's ``shape["window"]`` only itself.
     """
     anchor = prompt if window is None else np.minimum(prompt, window)
     t0, t1 = schedule(anchor), schedule(anchor + 1)
-    if window is None:
-        steps, tail = gen, 0.0
-    else:
-        steps = np.clip(np.minimum(prompt + gen - 1, window) - prompt + 1, 0, gen)
-        tail = gen - steps
 
-    def mean(v0: Number, v1: Number, max_with: tuple[Number, Number] | None = None) -> Number:
+    def capped(w: Number | None) -> tuple[Number, Number]:
+        """(steps before the window caps the KV extent, steps after)."""
+        if w is None:
+            return gen, 0.0
+        steps = np.clip(np.minimum(prompt + gen - 1, w) - prompt + 1, 0, gen)
+        return steps, gen - steps
+
+    def mean(v0: Number, v1: Number, max_with: tuple[Number, Number] | None = None, *, window: Number | None,
+             steps: Number, tail: Number) -> Number:
+        """Mean over the steps of an affine value (or of its max with another), flat once ``window`` caps it."""
         slope = v1 - v0
         if max_with is None:
             body = _affine_sum(v0, slope, steps)
@@ -95,15 +100,18 @@ def decode_phase(schedule: Callable[[Number], list[Timing]], prompt: Number, gen
 
     time_s, compute_s, memory_s, flops, nbytes, energy = [], [], [], [], [], []
     for a, b in zip(t0, t1):
+        own = a.op.shape.get("window", window)  # a hybrid model's windowed layers carry their own
+        steps, tail = capped(own)
+        cap = {"window": own, "steps": steps, "tail": tail}
         runs = np.isfinite(a.compute_s) & np.isfinite(a.memory_s)  # a unit without a datapath: infinite
         with np.errstate(invalid="ignore"):
-            t = mean(a.compute_s, b.compute_s, (a.memory_s, b.memory_s))
+            t = mean(a.compute_s, b.compute_s, (a.memory_s, b.memory_s), **cap)
             for key, extra in a.serial_s.items():
-                t = t + mean(extra, b.serial_s[key])
+                t = t + mean(extra, b.serial_s[key], **cap)
             time_s.append(where(runs, t, np.inf))
-            compute_s.append(where(runs, mean(a.compute_s, b.compute_s), np.inf))
-            memory_s.append(mean(a.memory_s, b.memory_s))
-        flops.append(mean(a.op.flops, b.op.flops))
-        nbytes.append(mean(a.op.bytes, b.op.bytes))
-        energy.append(mean(a.energy_J, b.energy_J))
+            compute_s.append(where(runs, mean(a.compute_s, b.compute_s, **cap), np.inf))
+            memory_s.append(mean(a.memory_s, b.memory_s, **cap))
+        flops.append(mean(a.op.flops, b.op.flops, **cap))
+        nbytes.append(mean(a.op.bytes, b.op.bytes, **cap))
+        energy.append(mean(a.energy_J, b.energy_J, **cap))
     return PhaseOps(t0, time_s, compute_s, memory_s, flops, nbytes, energy)

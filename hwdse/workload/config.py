@@ -46,7 +46,10 @@ class ModelConfig(Spec):
     qk_rope_head_dim: int = Field(0, ge=0, description="MLA: decoupled RoPE key width, shared by the heads")
     qk_nope_head_dim: int = Field(0, ge=0, description="MLA: per-head query/key width without RoPE")
     qk_norm: bool = Field(False, description="RMSNorm on q and k per head (Qwen3)")
+    attention_sinks: bool = Field(False, description="a learned sink logit per head and layer (gpt-oss)")
     sliding_window: PositiveInt | None = None
+    window_layers: int | None = Field(None, ge=0, description="layers attending within sliding_window; the rest "
+                                                              "full (None: every layer, Mistral-style)")
     max_position_embeddings: PositiveInt | None = None
     source: str = ""
 
@@ -94,11 +97,19 @@ class ModelConfig(Spec):
         attn = h * self.q_dim + 2 * h * self.kv_dim + self.q_dim * h
         if self.attention_bias:
             attn += self.q_dim + 2 * self.kv_dim + h
-        return attn + (2 * self.head_dim if self.qk_norm else 0)
+        return attn + (2 * self.head_dim if self.qk_norm else 0) + (H if self.attention_sinks else 0)
 
     def _ffn_params(self, width: int) -> int:
         h = self.hidden_size
-        return (3 if self.gated_ffn else 2) * h * width + (width + h if self.mlp_bias else 0)
+        bias = ((2 if self.gated_ffn else 1) * width + h) if self.mlp_bias else 0
+        return (3 if self.gated_ffn else 2) * h * width + bias
+
+    @property
+    def windowed_layers(self) -> int:
+        """Layers whose attention is capped at ``sliding_window`` (0 without a window)."""
+        if self.sliding_window is None:
+            return 0
+        return self.num_layers if self.window_layers is None else self.window_layers
 
     @property
     def layer_params(self) -> dict[str, int]:
@@ -106,11 +117,12 @@ class ModelConfig(Spec):
         a MoE layer's for MoE models (all experts), else a dense layer's."""
         h, e = self.hidden_size, self.num_experts
         norms = 2 * h * (2 if self.norm == "layernorm" else 1)
+        router = h * e + (e if self.mlp_bias else 0)
         if not self.is_moe:
             return {"attention": self._attention_params(), "ffn": self._ffn_params(self.intermediate_size),
                     "router": 0, "norms": norms}
         ffn = (e + self.shared_experts) * self._ffn_params(self.expert_size)
-        return {"attention": self._attention_params(), "ffn": ffn, "router": h * e, "norms": norms}
+        return {"attention": self._attention_params(), "ffn": ffn, "router": router, "norms": norms}
 
     def _outside_layers(self) -> int:
         h = self.hidden_size
@@ -177,6 +189,7 @@ class _LlamaLike(_HF):
     qk_rope_head_dim: int = 0
     qk_nope_head_dim: int = 0
     v_head_dim: PositiveInt | None = None
+    layer_types: list[str] | None = None
 
 
 class _OPT(_HF):
@@ -252,7 +265,15 @@ def from_hf_config(data: dict, name: str, where: str = "config.json") -> ModelCo
         raise HwdseError(where, "mlp_only_layers", "dense layers between MoE layers are not modelled")
     uses_window = c.use_sliding_window if c.use_sliding_window is not None else model_type not in (
         "qwen2", "qwen3", "qwen3_moe")
+    gpt_oss = model_type == "gpt_oss"
     mla = c.kv_lora_rank is not None
+    windowed = None
+    if c.layer_types is not None:  # hybrid attention: sliding-window layers beside full ones (gpt-oss)
+        unknown = sorted(set(c.layer_types) - {"sliding_attention", "full_attention"})
+        if unknown:
+            raise HwdseError(where, "layer_types", f"unknown attention type {unknown[0]!r} "
+                                                   "(expected sliding_attention or full_attention)")
+        windowed = c.layer_types.count("sliding_attention")
     if mla and (c.v_head_dim is None or not c.qk_nope_head_dim):
         raise HwdseError(where, "v_head_dim", "an MLA config (kv_lora_rank) needs v_head_dim and qk_nope_head_dim")
     return ModelConfig(
@@ -261,15 +282,16 @@ def from_hf_config(data: dict, name: str, where: str = "config.json") -> ModelCo
         head_dim=c.v_head_dim if mla else (c.head_dim or c.hidden_size // heads),
         intermediate_size=c.intermediate_size, activation=_activation(c.hidden_act, where, "hidden_act"),
         gated_ffn=True, norm="rmsnorm", vocab_size=c.vocab_size, tie_embeddings=c.tie_word_embeddings,
-        attention_bias=c.attention_bias or model_type == "qwen2", mlp_bias=c.mlp_bias,
+        attention_bias=c.attention_bias or model_type == "qwen2", mlp_bias=c.mlp_bias or gpt_oss,
         num_experts=experts, experts_per_token=(c.num_experts_per_tok or 1) if experts > 1 else 1,
         moe_intermediate_size=c.moe_intermediate_size if experts > 1 else None,
         shared_experts=(c.n_shared_experts or 0) if experts > 1 else 0,
         dense_layers=c.first_k_dense_replace if experts > 1 else 0,
         kv_lora_rank=c.kv_lora_rank, q_lora_rank=c.q_lora_rank if mla else None,
         qk_rope_head_dim=c.qk_rope_head_dim if mla else 0, qk_nope_head_dim=c.qk_nope_head_dim if mla else 0,
-        qk_norm=model_type in ("qwen3", "qwen3_moe"),
-        sliding_window=c.sliding_window if uses_window else None, max_position_embeddings=c.max_position_embeddings, source=source)
+        qk_norm=model_type in ("qwen3", "qwen3_moe"), attention_sinks=gpt_oss,
+        sliding_window=c.sliding_window if uses_window and windowed != 0 else None, window_layers=windowed,
+        max_position_embeddings=c.max_position_embeddings, source=source)
 
 
 def load_model(name_or_path: str | Path | ModelConfig) -> ModelConfig:

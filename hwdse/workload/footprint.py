@@ -34,16 +34,18 @@ class Footprint:
 def footprint(model: ModelConfig, scenario: Scenario) -> Footprint:
     """Bytes resident during the run.
 
-    KV cache: ``batch x min(prompt + gen, window) x layers x kv_elements`` elements in the KV
-    format (``2 x kv_dim``, or MLA's latent + RoPE key). Activations: the largest live set of one prefill layer (the residual stream plus
+    KV cache: ``batch x positions x kv_elements`` elements in the KV format (``2 x kv_dim``, or
+    MLA's latent + RoPE key), ``positions`` = ``prompt + gen`` per full layer and at most the window
+    per windowed layer. Activations: the largest live set of one prefill layer (the residual stream plus
     the widest intermediate: QKV output, FFN intermediate(s), or, without FlashAttention, the
     score matrix in and out of softmax) plus fp32 logits for one token per sequence.
     """
     m, s = model, scenario
     wb, ab, kb = (get_format(f).bits_per_element / 8 for f in (s.weights, s.activations, s.kv))
     window = m.sliding_window or np.inf
-    context = np.minimum(s.prompt + s.gen, window)
-    kv = s.batch * context * m.num_layers * m.kv_elements * kb
+    context = s.prompt + s.gen
+    positions = (m.num_layers - m.windowed_layers) * context + m.windowed_layers * np.minimum(context, window)
+    kv = s.batch * positions * m.kv_elements * kb
     tokens = s.batch * s.prompt
     ffn = (np.maximum(m.experts_per_token * m.expert_size, m.intermediate_size if m.dense_layers else 0)
            if m.is_moe else m.intermediate_size)

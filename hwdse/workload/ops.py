@@ -22,7 +22,9 @@ Counting rules (the LLM-Viewer conventions of arXiv 2402.16363, Table 1, except 
   own operators (``shared_*``, ``dense_*``) with the layer counts they run on;
 * multi-head latent attention (MLA) caches one latent per token; see :func:`_mla` for the prefill
   (decompressed) and decode (absorbed) paths;
-* a sliding window caps the KV extent at the window.
+* a sliding window caps the KV extent at the window; a hybrid model (``window_layers`` of its
+  layers windowed, gpt-oss) has a ``swa_attention`` op for those layers, which carries its window
+  in ``shape["window"]`` so the decode average caps it alone.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from typing import Literal
 
 import numpy as np
 
+from hwdse._errors import HwdseError
 from hwdse._params import Number
 from hwdse.formats import get as get_format
 from hwdse.workload.config import ModelConfig
@@ -150,7 +153,8 @@ def operator_table(model: ModelConfig, scenario: Scenario, phase: Phase, kv_len:
     else:
         q_len = 1
         kv = s.prompt if kv_len is None else kv_len
-    window = float(m.sliding_window or np.inf)
+    hybrid = 0 < m.windowed_layers < m.num_layers  # sliding-window layers beside full ones (gpt-oss)
+    window = np.inf if m.sliding_window is None or hybrid else float(m.sliding_window)
     kv_eff = np.minimum(kv, window)
     tokens = b * q_len
     h, d, H, KVH, L = m.hidden_size, m.head_dim, m.num_heads, m.num_kv_heads, m.num_layers
@@ -184,11 +188,21 @@ def operator_table(model: ModelConfig, scenario: Scenario, phase: Phase, kv_len:
         ops += _mla(m, s, phase, b, q_len, kv_eff, tokens, gemm, (wb, ab, kb))
     elif s.flash_attention:
         ops += qkv
-        pairs = _prefill_pairs(s.prompt, m.sliding_window) if phase == "prefill" else kv_eff
-        ops.append(Op("flash_attention", "attention", L, b * H * pairs * (4 * d + OPS_PER_ELEMENT["softmax"]),
-                      act_in_bytes=q_bytes, act_out_bytes=q_bytes,
-                      kv_read_bytes=2 * b * kv_eff * m.kv_dim * kb,
-                      operands=attn_fmt, shape=attn_shape))
+        groups = [("flash_attention", L, None)]
+        if hybrid:  # the windowed layers' own op: KV capped at the window (decode averages per op)
+            groups = [("flash_attention", L - m.windowed_layers, None),
+                      ("swa_attention", m.windowed_layers, m.sliding_window)]
+        for name, layers, w in groups:
+            span = kv_eff if w is None else np.minimum(kv, w)
+            pairs = (_prefill_pairs(s.prompt, m.sliding_window if w is None and not hybrid else w)
+                     if phase == "prefill" else span)
+            shape = {**attn_shape, "kv_len": span, **({"window": w} if w is not None else {})}
+            ops.append(Op(name, "attention", layers, b * H * pairs * (4 * d + OPS_PER_ELEMENT["softmax"]),
+                          act_in_bytes=q_bytes, act_out_bytes=q_bytes, kv_read_bytes=2 * b * span * m.kv_dim * kb,
+                          operands=attn_fmt, shape=shape))
+    elif hybrid:
+        raise HwdseError("scenario", "flash_attention", f"{m.name} mixes sliding-window and full layers: only the "
+                                                        "fused attention is modelled for it")
     else:
         scores = b * H * q_len * kv_eff
         ops += qkv + [

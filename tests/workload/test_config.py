@@ -31,6 +31,16 @@ def test_moe_total_and_active_parameters_match_published(name):
     assert model.active_params < model.num_params
 
 
+def test_gpt_oss_parameters_match_openai():
+    """OpenAI's model card: 116.83B / 20.91B total, 5.13B / 3.61B active, counting the matmuls a token
+    uses (the input embedding lookup excluded, the unembedding included)."""
+    for name, total, active in (("gpt-oss-120b", 116.83, 5.13), ("gpt-oss-20b", 20.91, 3.61)):
+        m = load_model(name)
+        lookup = m.vocab_size * m.hidden_size
+        assert m.num_params / 1e9 == pytest.approx(total, rel=0.005)
+        assert (m.active_params - lookup) / 1e9 == pytest.approx(active, rel=0.01)
+
+
 def test_mla_caches_one_latent_per_token():
     """DeepSeek-V2 §2.1.2: MLA caches (d_c + d_h^R) l elements per token, d_c = 4 d_h, d_h^R = d_h / 2."""
     v3 = load_model("deepseek-v3")
@@ -52,7 +62,8 @@ def test_interleaved_moe_layers_are_refused():
 
 
 def test_bundled_models_are_the_issue_list():
-    assert set(names("models")) >= set(PUBLISHED_PARAMS_B) | set(PUBLISHED_MOE) | {"llama-3.1-8b", "llama-3.1-70b"}
+    assert set(names("models")) >= set(PUBLISHED_PARAMS_B) | set(PUBLISHED_MOE) | {"llama-3.1-8b", "llama-3.1-70b",
+                                                                                "gpt-oss-120b", "gpt-oss-20b"}
 
 
 @pytest.mark.parametrize("name", sorted(PUBLISHED_PARAMS_B))

@@ -112,3 +112,25 @@ def test_tensor_parallel_mla_replicates_the_latent_cache_and_pipeline_keeps_laye
                      kv="fp8-e4m3", detail=True)
     counts = dict(zip(piped.op.values, piped.op_count.sel(phase="decode").values))
     assert counts["dense_gate_proj"] == 3 and counts["gate_proj"] == 58 and counts["mla_attention"] == 61
+
+
+def test_hybrid_attention_caps_only_the_windowed_layers_and_decode_averages_exactly():
+    """gpt-oss: 18 of 36 layers attend within 128 tokens. Their op reads at most the window; the other
+    layers the whole cache; the closed-form decode mean equals the explicit mean over the steps across
+    the point where the window starts to cap (prompt 100, 60 steps, window 128)."""
+    import hwdse
+    from hwdse.perf.evaluate import resolve
+    from hwdse.workload.footprint import footprint
+
+    model = load_model("gpt-oss-120b")
+    assert (model.windowed_layers, model.sliding_window, model.attention_sinks) == (18, 128, True)
+    ops = {o.name: o for o in operator_table(model, Scenario(batch=2, prompt=1000), "decode", 1000)}
+    assert ops["flash_attention"].count == ops["swa_attention"].count == 18
+    assert ops["swa_attention"].kv_read_bytes * 1000 == pytest.approx(ops["flash_attention"].kv_read_bytes * 128)
+    kv = footprint(model, Scenario(batch=1, prompt=1000, gen=24, kv="bf16")).kv_cache_bytes
+    assert kv == pytest.approx((18 * 1024 + 18 * 128) * model.kv_elements * 2)
+    small, arch, scen = resolve("gpt-oss-20b", "h100-sxm", None, None, batch=2, prompt=100, gen=60, weights="bf16",
+                                activations="bf16", kv="bf16")
+    steps = [sum(t.op.count * float(np.maximum(t.compute_s, t.memory_s) + sum(t.serial_s.values()))
+                 for t in arch.schedule(operator_table(small, scen, "decode", 100 + j))) for j in range(60)]
+    assert float(hwdse.evaluate(small, arch, scen).tpot_s) == pytest.approx(np.mean(steps), rel=1e-9)
