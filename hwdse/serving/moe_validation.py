@@ -1,7 +1,7 @@
 """MoE serving runs of ``shared/validation/aic_silicon_dev.csv`` scored with the committed engine terms.
 
-Rows: aggregated DeepSeek-V3/R1 and Qwen3-235B-A22B runs on H100/H200/B200 (the architectures the
-catalog models: ``deepseek-v3``, ``qwen3-235b-a22b``). Nothing is fitted on them: the engines' and
+Rows: aggregated DeepSeek-V3/R1, Qwen3-235B-A22B and gpt-oss-120b runs on H100/H200/B200 (the
+architectures the catalog models: ``deepseek-v3``, ``qwen3-235b-a22b``, ``gpt-oss-120b``). Nothing is fitted on them: the engines' and
 harnesses' terms come from the dense fit (:mod:`hwdse.serving.validation`), so every row is
 held out. Parallel layouts the system model represents:
 
@@ -27,8 +27,12 @@ from hwdse.serving.validation import SYSTEMS, harness_of
 
 __all__ = ["MoeRow", "moe_rows", "predict_moe", "moe_error_table", "MOE_MODELS"]
 
-MOE_MODELS = {"DeepSeek-R1": "deepseek-v3", "DeepSeek-V3": "deepseek-v3", "Qwen3-235B-A22B": "qwen3-235b-a22b"}
-FORMATS = {"fp8": ("fp8-e4m3", "fp8-e4m3"), "fp4": ("nvfp4", "fp8-e4m3")}  # (weights and activations, KV)
+MOE_MODELS = {"DeepSeek-R1": "deepseek-v3", "DeepSeek-V3": "deepseek-v3", "Qwen3-235B-A22B": "qwen3-235b-a22b",
+              "gpt-oss-120b": "gpt-oss-120b"}
+FORMATS = {"fp8": ("fp8-e4m3", "fp8-e4m3", "fp8-e4m3"), "fp4": ("nvfp4", "nvfp4", "fp8-e4m3")}  # weights, acts, KV
+# gpt-oss ships MXFP4 experts (the checkpoint's format; BF16 attention, taken as MXFP4 too: one weight format per
+# run, its attention is 0.8 % of the weights) and runs them weight-only with BF16 activations and KV
+MODEL_FORMATS = {"gpt-oss-120b": {"fp4": ("mxfp4", "bf16", "bf16")}}
 
 
 @dataclass(frozen=True)
@@ -103,10 +107,10 @@ def predict_moe(rows: list[MoeRow], harnesses: dict[str, Any] | None = None) -> 
     for (arch, model, precision, devices, ep, engine, _), idx in groups.items():
         gpu = load_arch(arch)
         system = gpu if devices == 1 else with_parallelism(gpu, devices, ep=ep if ep > 1 else None)
-        fmt, kv = FORMATS[precision]
+        weights, acts, kv = MODEL_FORMATS.get(model, FORMATS).get(precision, FORMATS[precision])
         cols = {f: np.array([getattr(rows[i], f) for i in idx]) for f in ("concurrency", "isl", "osl")}
         with np.errstate(divide="ignore", invalid="ignore"):
-            ds = serve(model, system, **cols, engine=engine, weights=fmt, kv=kv, mode="achieved",
+            ds = serve(model, system, **cols, engine=engine, weights=weights, activations=acts, kv=kv, mode="achieved",
                        harness=harness_of(rows[idx[0]], harnesses))
         ttft[idx], tpot[idx] = np.asarray(ds.ttft_s), np.asarray(ds.tpot_s)
     return ttft, tpot

@@ -22,13 +22,14 @@ def scored():
 
 def test_moe_rows_are_scored_on_the_catalog_models(scored):
     rows, skipped, (ttft, tpot) = scored
-    assert {r.model for r in rows} == {"deepseek-v3", "qwen3-235b-a22b"} and len(rows) > 500 and skipped > 0
+    assert {r.model for r in rows} == {"deepseek-v3", "qwen3-235b-a22b", "gpt-oss-120b"} and len(rows) > 900
+    assert skipped > 0
     assert np.isfinite(ttft).all() and np.isfinite(tpot).all() and any(r.ep > 1 for r in rows)
 
 
 def test_moe_held_out_tpot_error(scored):
-    """What the data determine with the dense fit's engine terms: MoE TPOT median |error| 18.4 % (DeepSeek)
-    and 13.2 % (Qwen3-235B); TTFT is not yet modelled well for MoE (median 97 % / 46 %)."""
+    """What the data determine with the dense fit's engine terms: MoE TPOT median |error| 18.4 % (DeepSeek),
+    13.2 % (Qwen3-235B), 12.8 % (gpt-oss-120b); TTFT is not yet modelled well for MoE (median 97 / 46 / 196 %)."""
     rows, _, (ttft, tpot) = scored
     totals = {t["model"]: t for t in moe_error_table(rows, ttft, tpot) if t["system"] == "all"}
-    assert totals["deepseek-v3"]["tpot_median"] < 0.25 and totals["qwen3-235b-a22b"]["tpot_median"] < 0.25
+    assert all(totals[m]["tpot_median"] < 0.25 for m in ("deepseek-v3", "qwen3-235b-a22b", "gpt-oss-120b"))
