@@ -63,6 +63,8 @@ def evaluate(arch: Arch = "h100-sxm", model: Model = "llama-2-7b",
              batch: int = 1, prompt: int = 512, gen: int = 128,
              scenario: Annotated[Optional[str], typer.Option(help="named scenario (chat, rag, ...)")] = None,
              weights: str = "fp16", activations: str = "fp16", kv: str = "fp16",
+             expert_weights: Annotated[Optional[str], typer.Option("--expert-weights", help="MoE experts' weight "
+                                                                   "format (default: --weights)")] = None,
              flash: Annotated[bool, typer.Option("--flash/--unfused", help="fused attention (default, as engines run it) "
                                               "or the unfused convention")] = True,
              mode: Annotated[str, typer.Option(help="roofline, achieved, or auto: achieved for calibrated GPUs "
@@ -81,6 +83,9 @@ def evaluate(arch: Arch = "h100-sxm", model: Model = "llama-2-7b",
         raise HwdseError("--mode", None, f"must be roofline, achieved or auto, got {mode!r}")
     fields = dict(batch=batch, prompt=prompt, gen=gen, weights=weights, activations=activations, kv=kv)
     check_scenario(fields)
+    if expert_weights is not None:
+        check_formats("--expert-weights", [expert_weights])
+        fields["expert_weights"] = expert_weights
     spec, system = model_and_arch(model, arch)
     if tp is not None or pp is not None or ep is not None:  # wrap a GPU (or re-degree a multi-gpu arch) on the fly
         system = with_parallelism(system, tp if tp is not None or ep is None or getattr(system, "tp", 1) > 1 else ep,

@@ -278,8 +278,8 @@ class MultiGPU(Spec):
         Expert parallelism: 1/ep of the routed experts, every other weight replicated; the sequences
         (and their KV cache) split over the data-parallel ranks."""
         if self.ep != 1:
-            experts = model.moe_layers * model.num_experts * model._ffn_params(model.expert_size)
-            weights = (experts / self.ep + model.num_params - experts) / model.num_params
+            routed = model.moe_layers * model.num_experts * model._ffn_params(model.expert_size)
+            weights = (routed / self.ep + model.num_params - routed) / model.num_params  # by parameters
             return weights / self.pp, 1 / (self.tp * self.pp), 1 / (self.tp * self.microbatches)
         kvs = np.minimum(self.tp, model.num_kv_heads)
         return 1 / (self.tp * self.pp), 1 / (kvs * self.pp), 1 / (self.tp * self.microbatches)

@@ -36,7 +36,7 @@ def resolve(model: Any, arch: Any, scenario: Scenario | str | None = None,
     scenario = _scenario(scenario, fields) if scenario is not None else Scenario(**fields)
     from hwdse.formats import get
 
-    for field in ("weights", "activations", "kv"):
+    for field in ("weights", "activations", "kv") + (("expert_weights",) if scenario.expert_weights else ()):
         try:
             get(getattr(scenario, field))
         except HwdseError as exc:

@@ -30,9 +30,9 @@ __all__ = ["MoeRow", "moe_rows", "predict_moe", "moe_error_table", "MOE_MODELS"]
 MOE_MODELS = {"DeepSeek-R1": "deepseek-v3", "DeepSeek-V3": "deepseek-v3", "Qwen3-235B-A22B": "qwen3-235b-a22b",
               "gpt-oss-120b": "gpt-oss-120b"}
 FORMATS = {"fp8": ("fp8-e4m3", "fp8-e4m3", "fp8-e4m3"), "fp4": ("nvfp4", "nvfp4", "fp8-e4m3")}  # weights, acts, KV
-# gpt-oss ships MXFP4 experts (the checkpoint's format; BF16 attention, taken as MXFP4 too: one weight format per
-# run, its attention is 0.8 % of the weights) and runs them weight-only with BF16 activations and KV
-MODEL_FORMATS = {"gpt-oss-120b": {"fp4": ("mxfp4", "bf16", "bf16")}}
+# gpt-oss ships MXFP4 experts beside BF16 attention (the checkpoint's formats) and runs the experts weight-only
+# with BF16 activations and KV: (weights, activations, KV, expert weights)
+MODEL_FORMATS = {"gpt-oss-120b": {"fp4": ("bf16", "bf16", "bf16", "mxfp4")}}
 
 
 @dataclass(frozen=True)
@@ -107,11 +107,11 @@ def predict_moe(rows: list[MoeRow], harnesses: dict[str, Any] | None = None) -> 
     for (arch, model, precision, devices, ep, engine, _), idx in groups.items():
         gpu = load_arch(arch)
         system = gpu if devices == 1 else with_parallelism(gpu, devices, ep=ep if ep > 1 else None)
-        weights, acts, kv = MODEL_FORMATS.get(model, FORMATS).get(precision, FORMATS[precision])
+        weights, acts, kv, *expert = MODEL_FORMATS.get(model, FORMATS).get(precision, FORMATS[precision])
         cols = {f: np.array([getattr(rows[i], f) for i in idx]) for f in ("concurrency", "isl", "osl")}
         with np.errstate(divide="ignore", invalid="ignore"):
             ds = serve(model, system, **cols, engine=engine, weights=weights, activations=acts, kv=kv, mode="achieved",
-                       harness=harness_of(rows[idx[0]], harnesses))
+                       harness=harness_of(rows[idx[0]], harnesses), expert_weights=expert[0] if expert else None)
         ttft[idx], tpot[idx] = np.asarray(ds.ttft_s), np.asarray(ds.tpot_s)
     return ttft, tpot
 

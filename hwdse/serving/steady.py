@@ -121,7 +121,8 @@ def serve(model: Any, arch: Any, *, concurrency: Any = None, arrival_rate: Any =
           osl: Any = 1024, engine: str | Engine = "trtllm", weights: str = "bf16", activations: str | None = None,
           kv: str | None = None, mode: str = "auto", overrides: Mapping[str, Any] | None = None,
           engine_overrides: Mapping[str, Any] | None = None, ttft_slo_s: Any = np.inf,
-          tpot_slo_s: Any = np.inf, harness: Harness = SERVER, economics: Economics | None = None) -> xr.Dataset:
+          tpot_slo_s: Any = np.inf, harness: Harness = SERVER, economics: Economics | None = None,
+          expert_weights: str | None = None) -> xr.Dataset:
     """Serving metrics of ``model`` on ``arch`` (any kind) under an engine and traffic.
 
     Exactly one of ``concurrency`` (closed loop, requests in flight at the client) and
@@ -129,7 +130,8 @@ def serve(model: Any, arch: Any, *, concurrency: Any = None, arrival_rate: Any =
     Goodput counts the tokens of a design point only where mean TTFT <= ``ttft_slo_s`` and TPOT <=
     ``tpot_slo_s``. Throughputs are output tokens per second. ``harness``: a benchmark client's terms
     in TTFT (closed loop only; default none, TTFT as the server sees it). ``economics``: the ownership
-    scenario of ``usd_per_mtoken`` (:class:`hwdse.perf.economics.Economics`).
+    scenario of ``usd_per_mtoken`` (:class:`hwdse.perf.economics.Economics`). ``expert_weights``: the MoE
+    experts' weight format (default: ``weights``).
     """
     if (concurrency is None) == (arrival_rate is None):
         raise HwdseError("traffic", None, "give exactly one of concurrency (closed loop) and arrival_rate (open loop)")
@@ -137,7 +139,7 @@ def serve(model: Any, arch: Any, *, concurrency: Any = None, arrival_rate: Any =
         raise HwdseError("traffic", "osl", f"must be >= 2 (one prefill token and at least one decode step), got {osl}")
     model, arch, scen = resolve(model, arch, None, overrides, batch=1, prompt=isl, gen=osl, weights=weights,
                                 activations=activations or weights, kv=kv or activations or weights,
-                                flash_attention=True)
+                                expert_weights=expert_weights, flash_attention=True)
     mode = resolve_mode(arch, mode)
     eng = load_engine(engine)
     if engine_overrides:

@@ -140,6 +140,13 @@ class ModelConfig(Spec):
         return layers + self._outside_layers()
 
     @property
+    def expert_params(self) -> int:
+        """Parameters of the routed and shared experts of every MoE layer (their own weight format)."""
+        if not self.is_moe:
+            return 0
+        return self.moe_layers * (self.num_experts + self.shared_experts) * self._ffn_params(self.expert_size)
+
+    @property
     def active_params(self) -> int:
         """Parameters one token uses: every layer's attention and norms, the dense FFNs, the shared and
         ``experts_per_token`` routed experts and the router of each MoE layer, embeddings and lm_head."""

@@ -53,4 +53,5 @@ def footprint(model: ModelConfig, scenario: Scenario) -> Footprint:
     if not s.flash_attention:
         widest = np.maximum(widest, 2 * s.batch * m.num_heads * s.prompt * np.minimum(s.prompt, window))
     activations = (tokens * m.hidden_size + widest) * ab + s.batch * m.vocab_size * LOGIT_BYTES
-    return Footprint(m.num_params * wb, kv, activations)
+    ewb = get_format(s.expert_weights).bits_per_element / 8 if s.expert_weights else wb
+    return Footprint((m.num_params - m.expert_params) * wb + m.expert_params * ewb, kv, activations)

@@ -146,6 +146,8 @@ def operator_table(model: ModelConfig, scenario: Scenario, phase: Phase, kv_len:
     """
     m, s = model, scenario
     wb, ab, kb = (get_format(f).bits_per_element / 8 for f in (s.weights, s.activations, s.kv))
+    expert_fmt = s.expert_weights or s.weights
+    ewb = get_format(expert_fmt).bits_per_element / 8
     b = s.batch
     if phase == "prefill":
         q_len = s.prompt
@@ -162,16 +164,19 @@ def operator_table(model: ModelConfig, scenario: Scenario, phase: Phase, kv_len:
     attn_fmt = (s.activations, s.kv)
 
     def gemm(name: str, rows: Number, n: int, k: int, *, count: int = L, out_to_kv: bool = False,
-             experts: int = 1, routed: Number = 1.0, copies: bool = False) -> Op:
+             experts: int = 1, routed: Number = 1.0, copies: bool = False, expert: bool = False) -> Op:
         """rows x k activations times k x n weights; MoE: ``routed`` rows per row, over ``experts``;
-        ``copies``: the routed rows are copies of the layer's input rows (``input_copies`` = routed)."""
+        ``copies``: the routed rows are copies of the layer's input rows (``input_copies`` = routed);
+        ``expert``: an expert's weights, in the expert format."""
         routed_rows = rows * routed
         active = experts * (1 - (1 - routed / experts) ** rows) if experts > 1 else 1
         out = routed_rows * n * ab
         moe = {"experts": experts, **({"input_copies": routed} if copies else {})} if experts > 1 else {}
-        return Op(name, "gemm", count, 2 * routed_rows * n * k, weight_bytes=active * n * k * wb,
+        own = expert or experts > 1
+        return Op(name, "gemm", count, 2 * routed_rows * n * k, weight_bytes=active * n * k * (ewb if own else wb),
                   act_in_bytes=routed_rows * k * ab, act_out_bytes=0 if out_to_kv else out,
-                  kv_write_bytes=routed_rows * n * kb if out_to_kv else 0, operands=gemm_fmt,
+                  kv_write_bytes=routed_rows * n * kb if out_to_kv else 0,
+                  operands=(expert_fmt, s.activations) if own else gemm_fmt,
                   shape={"m": routed_rows / experts, "n": n, "k": k, "groups": experts, **moe})
 
     def vector(name: str, elements: Number, ops: int, inputs: int = 1, count: int = L) -> Op:
@@ -221,12 +226,13 @@ def operator_table(model: ModelConfig, scenario: Scenario, phase: Phase, kv_len:
 
     def ffn(prefix: str, width: int, layers: int, moe: dict, routed: Number) -> list[Op]:
         """One FFN block (gated or not) over ``layers`` layers; ``routed``: rows per token."""
+        routed_in = "experts" in moe  # the routed experts' inputs are copies of the tokens
         if m.gated_ffn:
-            return [gemm(f"{prefix}gate_proj", tokens, width, h, count=layers, copies=bool(moe), **moe),
-                    gemm(f"{prefix}up_proj", tokens, width, h, count=layers, copies=bool(moe), **moe),
+            return [gemm(f"{prefix}gate_proj", tokens, width, h, count=layers, copies=routed_in, **moe),
+                    gemm(f"{prefix}up_proj", tokens, width, h, count=layers, copies=routed_in, **moe),
                     vector(f"{prefix}act", tokens * routed * width, OPS_PER_ELEMENT[act], inputs=2, count=layers),
                     gemm(f"{prefix}down_proj", tokens, h, width, count=layers, **moe)]
-        return [gemm(f"{prefix}fc1", tokens, width, h, count=layers, copies=bool(moe), **moe),
+        return [gemm(f"{prefix}fc1", tokens, width, h, count=layers, copies=routed_in, **moe),
                 vector(f"{prefix}act", tokens * routed * width, OPS_PER_ELEMENT[act], count=layers),
                 gemm(f"{prefix}fc2", tokens, h, width, count=layers, **moe)]
 
@@ -236,7 +242,7 @@ def operator_table(model: ModelConfig, scenario: Scenario, phase: Phase, kv_len:
         ops += ffn("", m.expert_size, moe_l, dict(experts=m.num_experts, routed=m.experts_per_token),
                    m.experts_per_token)
         if m.shared_experts:
-            ops += ffn("shared_", m.expert_size * m.shared_experts, moe_l, {}, 1)
+            ops += ffn("shared_", m.expert_size * m.shared_experts, moe_l, {"expert": True}, 1)
         if m.dense_layers:
             ops += ffn("dense_", m.intermediate_size, m.dense_layers, {}, 1)
     else:

@@ -20,7 +20,8 @@ class Scenario(Spec):
 
     Lengths may be numbers, numpy arrays or ``xarray.DataArray`` (a sweep). ``weights``,
     ``activations`` and ``kv`` name formats from the ``formats/`` catalog. ``flash_attention``
-    (default True) is the fused kernel every serving engine runs; False materialises the score matrix
+    (default True) is the fused kernel every serving engine runs; ``expert_weights`` (MoE) gives the
+    experts' weights their own format (gpt-oss: MXFP4 experts beside BF16 attention); False materialises the score matrix
     (the LLM-Viewer convention of the survey's Table 1, kept by ``hwdse roofline``).
     """
 
@@ -29,6 +30,7 @@ class Scenario(Spec):
     prompt: _Tokens = 512
     gen: _Tokens = 128
     weights: str = "fp16"
+    expert_weights: str | None = None  # routed and shared experts' weights (None: ``weights``), e.g. gpt-oss's MXFP4
     activations: str = "fp16"
     kv: str = "fp16"
     flash_attention: bool = True  # fused attention, as serving engines run it; False: the unfused convention

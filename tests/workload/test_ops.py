@@ -134,3 +134,22 @@ def test_hybrid_attention_caps_only_the_windowed_layers_and_decode_averages_exac
     steps = [sum(t.op.count * float(np.maximum(t.compute_s, t.memory_s) + sum(t.serial_s.values()))
                  for t in arch.schedule(operator_table(small, scen, "decode", 100 + j))) for j in range(60)]
     assert float(hwdse.evaluate(small, arch, scen).tpot_s) == pytest.approx(np.mean(steps), rel=1e-9)
+
+
+def test_experts_may_have_their_own_weight_format():
+    """gpt-oss ships MXFP4 experts beside BF16 attention: the expert GEMMs read and multiply MXFP4, the
+    attention BF16, and the footprint counts each in its format."""
+    from hwdse.formats import get
+    from hwdse.workload.footprint import footprint
+
+    model = load_model("gpt-oss-120b")
+    scen = Scenario(batch=1, prompt=128, gen=8, weights="bf16", activations="bf16", kv="bf16", expert_weights="mxfp4")
+    ops = {o.name: o for o in operator_table(model, scen, "decode", 128)}
+    assert ops["gate_proj"].operands == ("mxfp4", "bf16") and ops["q_proj"].operands == ("bf16", "bf16")
+    plain = {o.name: o for o in operator_table(model, scen.with_(expert_weights=None), "decode", 128)}
+    ratio = get("mxfp4").bits_per_element / get("bf16").bits_per_element
+    assert ops["gate_proj"].weight_bytes == pytest.approx(plain["gate_proj"].weight_bytes * ratio)
+    assert ops["q_proj"].weight_bytes == plain["q_proj"].weight_bytes
+    w = footprint(model, scen).weights_bytes
+    want = (model.num_params - model.expert_params) * 2 + model.expert_params * get("mxfp4").bits_per_element / 8
+    assert w == pytest.approx(want) and 60e9 < w < 66e9  # ~61 GiB as the checkpoint ships
