@@ -33,7 +33,7 @@ device's mean share of the work (utilization = that / (time x one device's peak)
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Annotated, Any, Literal
 
 import numpy as np
@@ -46,15 +46,15 @@ from hwdse._params import Number, count
 from hwdse.hardware._base import Mode, Timing
 from hwdse.hardware.accelerator import Accelerator
 from hwdse.hardware.gpu import GPU
-from hwdse.hardware.gpu_efficiency import collective_s
-from hwdse.hardware.interconnect import Collective, Interconnect, link_names
+from hwdse.hardware.fabric import Fabric
+from hwdse.hardware.interconnect import Interconnect, link_names
 from hwdse.workload.ops import Op
 
 # Single devices a multi-device system can be built from.
 Member = Annotated[GPU | Accelerator, Field(discriminator="kind")]
 _MEMBER = TypeAdapter(Member)
 
-__all__ = ["MultiGPU", "Fabric", "with_parallelism", "shard_ops", "parallel_counts", "is_decode_table", "schedule_sharded",
+__all__ = ["MultiGPU", "with_parallelism", "shard_ops", "parallel_counts", "is_decode_table", "schedule_sharded",
            "COLUMN", "ROW", "KV_COLUMN"]
 
 COLUMN = ("q_proj", "gate_proj", "up_proj", "fc1", "lm_head")
@@ -132,62 +132,43 @@ def _ep_shard(op: Op, ep: Number) -> Op:
 
 def shard_ops(ops: Sequence[Op], tp: Number, pp: Number, m: Number, ep: Number = 1
               ) -> list[tuple[Op, tuple | None]]:
-    """Per-device operators, each with the collective (name, kind) that follows it, if any.
+    """Per-device operators, each with the collective that follows it, if any: ``(name, kind)`` or
+    ``(name, kind, bytes)``.
 
     The ``pp_send`` point-to-point op (message = one microbatch's residual stream) ends the list.
     A degree of exactly 1 inserts no collectives (the table is the member device's own). With ``ep``
-    (= tp) the routed experts are expert-parallel and the rest data-parallel: no tensor-parallel
-    collectives, an all-to-all dispatch of the routed rows before the experts (``ep_dispatch``) and a
-    combine after them (``ep_combine``).
+    (= tp) the routed experts are expert-parallel and everything else data-parallel on 1/ep of the
+    sequences: no tensor-parallel collectives; the router's rows go out to their experts' devices
+    (``ep_dispatch``) and come back after the last expert op (``ep_combine``), each an all-to-all of
+    one rank's routed rows.
     """
+    layers = max(op.count for op in ops)
+    layer_count, sends = parallel_counts(layers, pp, m, is_decode_table(ops))
+    experts: list[str] = []
     if _parallel(ep):
-        return _ep_plan(ops, tp, pp, m, ep)
-    attn = next((op for op in ops if op.kind == "attention"), None)
-    kv_heads = attn.shape["kv_heads"] if attn is not None else np.inf
-    kvs = np.minimum(tp, kv_heads)
-    layers = max(op.count for op in ops)
-    layer_count, sends = parallel_counts(layers, pp, m, is_decode_table(ops))
-    out: list[tuple[Op, tuple[str, Collective] | None]] = []
-    residual: Number = 0.0
-    for op in ops:
-        shard = _microbatch(_tp_shard(op, tp, kvs), m)
-        per_layer = layers > 1 and op.name not in NOT_PER_LAYER  # layer ops (of all or some layers) pass the stages
-        shard = replace(shard, count=op.count * layer_count / layers if per_layer else op.count * m)
-        if op.name == "mlp_add":
-            residual = shard.act_out_bytes
-        out.append((shard, _AFTER.get(op.name) if _parallel(tp) else None))
-    if _parallel(pp):
-        send = Op("pp_send", "collective", sends, 0.0, shape={"bytes": residual, "devices": pp})
-        out.append((send, ("pp_send", "p2p")))
-    return out
-
-
-def _ep_plan(ops: Sequence[Op], tp: Number, pp: Number, m: Number, ep: Number
-             ) -> list[tuple[Op, tuple | None]]:
-    """:func:`shard_ops` under expert parallelism (``ep`` = tp): routed experts split over the devices,
-    everything else data-parallel on 1/ep of the sequences; the router's rows go out to their experts'
-    devices (``ep_dispatch``) and come back after the last expert op (``ep_combine``), each an
-    all-to-all of one rank's routed rows."""
-    layers = max(op.count for op in ops)
-    layer_count, sends = parallel_counts(layers, pp, m, is_decode_table(ops))
-    moe = any(op.shape.get("experts", 1) > 1 for op in ops)
-    experts = [op.name for op in ops if _is_expert(op, moe)]
+        moe = any(op.shape.get("experts", 1) > 1 for op in ops)
+        experts = [op.name for op in ops if _is_expert(op, moe)]
+        share = [_ep_shard(op, ep) if op.name in experts else _microbatch(op, ep) for op in ops]
+    else:
+        attn = next((op for op in ops if op.kind == "attention"), None)
+        kvs = np.minimum(tp, attn.shape["kv_heads"] if attn is not None else np.inf)
+        share = [_tp_shard(op, tp, kvs) for op in ops]
     shards = []
-    for op in ops:
-        shard = _microbatch(_ep_shard(op, ep) if op.name in experts else _microbatch(op, ep), m)
-        per_layer = layers > 1 and op.name not in NOT_PER_LAYER
-        shards.append(replace(shard, count=op.count * layer_count / layers if per_layer else op.count * m))
+    for op, shard in zip(ops, share):
+        per_layer = layers > 1 and op.name not in NOT_PER_LAYER  # layer ops (of all or some layers) pass the stages
+        shards.append(replace(_microbatch(shard, m), count=op.count * layer_count / layers if per_layer
+                              else op.count * m))
     by_name = {s.name: s for s in shards}
     out: list[tuple[Op, tuple | None]] = []
     for shard in shards:
-        after = None
+        after = _AFTER.get(shard.name) if _parallel(tp) and not _parallel(ep) else None
         if experts and shard.name == "router":
             after = ("ep_dispatch", "all_to_all", by_name[experts[0]].act_in_bytes)
         elif experts and shard.name == experts[-1]:
             after = ("ep_combine", "all_to_all", shard.act_out_bytes)
         out.append((shard, after))
     if _parallel(pp):
-        residual = by_name["mlp_add"].act_out_bytes
+        residual = by_name["mlp_add"].act_out_bytes if "mlp_add" in by_name else 0.0
         out.append((Op("pp_send", "collective", sends, 0.0, shape={"bytes": residual, "devices": pp}),
                     ("pp_send", "p2p")))
     return out
@@ -342,93 +323,6 @@ def _per_device(op: Op, share: Number) -> Op:
     if np.ndim(share) == 0 and float(share) == 1:
         return op
     return replace(op, **{k: getattr(op, k) * share for k in _WORK})
-
-
-def _collective(op: Op, link: Interconnect, kind: Collective, nbytes: Number, p: Number, device: Any,
-                mode: Mode) -> Timing:
-    """Timing of one collective instance over ``p`` devices; energy counts every device's sends.
-
-    Roofline mode uses the link's alpha-beta formula; achieved mode the member GPU's calibrated
-    NCCL model (``efficiency.collective``) when it has one.
-    """
-    eff = getattr(getattr(device, "efficiency", None), "collective", None)
-    if mode == "achieved" and eff is not None:
-        seconds = collective_s(eff, kind, nbytes, p, link.bandwidth_Bps)
-    else:
-        seconds = link.time(kind, nbytes, p)
-    return Timing(op, "interconnect", "communication", 0.0, 0.0, {"communication": seconds},
-                  bandwidth_Bps=link.bandwidth_Bps, energy_J=link.energy(kind, nbytes, p))
-
-
-@dataclass(frozen=True)
-class Fabric:
-    """The links of a system of nodes: ``link`` inside a node of ``node_devices`` devices (None: one
-    node), ``scale_out`` between nodes (one NIC per device, rail-aligned: device i of every node on
-    one rail).
-
-    A collective over ``p`` devices that span ``k = p / g`` nodes (``g = min(p, node_devices)``) runs
-    hierarchically, as NCCL does across nodes: reduce-scatter of the buffer ``n`` inside each node,
-    an all-reduce of each device's ``n / g`` shard across the nodes on its rail, an all-gather inside
-    the node (all-gather: the rail step then the node step; reduce-scatter: the reverse). Inside a
-    node the member's calibrated NCCL model applies in achieved mode; the network steps use the
-    alpha-beta formula of ``scale_out`` (no measured multi-node collectives to calibrate on). A
-    pipeline send crosses the network on the ``k - 1`` of the ``pp - 1`` stage boundaries that
-    leave a node (stages fill nodes in order).
-    """
-
-    link: Interconnect
-    scale_out: Interconnect | None = None
-    node_devices: Number | None = None
-
-    def _nodes(self, p: Number) -> tuple[Number, Number]:
-        """(devices per node in the group, nodes the group spans)."""
-        if self.node_devices is None:
-            return p, 1.0
-        g = np.minimum(p, self.node_devices)
-        return g, np.ceil(p / g)
-
-    def collective(self, op: Op, kind: Collective, nbytes: Number, p: Number, device: Any, mode: Mode) -> Timing:
-        inner = _collective(op, self.link, kind, nbytes, p, device, mode)
-        if self.node_devices is None:
-            return inner
-        g, k = self._nodes(p)
-        if kind == "all_to_all":  # the node-local share over NVLink, the rest over each device's NIC
-            local = _collective(op, self.link, "all_to_all", nbytes * g / p, g, device, mode)
-            remote = (p - g) / p * nbytes
-            seconds = (local.serial_s["communication"] + remote / self.scale_out.bandwidth_Bps
-                       + (k - 1) * self.scale_out.latency_s)
-            energy = local.energy_J + p * remote * self.scale_out.energy_J_per_byte
-            flat = k <= 1
-            return replace(inner, serial_s={"communication": where(flat, inner.serial_s["communication"], seconds)},
-                           energy_J=where(flat, inner.energy_J, energy))
-        steps = {"all_reduce": ("reduce_scatter", "all_reduce", "all_gather"),
-                 "all_gather": (None, "all_gather", "all_gather"),
-                 "reduce_scatter": ("reduce_scatter", "reduce_scatter", None)}[kind]
-        seconds, energy = 0.0, 0.0
-        for step, link, size, peers in ((steps[0], "link", nbytes, g), (steps[1], "scale_out", nbytes / g, k),
-                                        (steps[2], "link", nbytes, g)):
-            if step is None:
-                continue
-            if link == "link":
-                t = _collective(op, self.link, step, size, peers, device, mode)
-                seconds, energy = seconds + t.serial_s["communication"], energy + t.energy_J
-            else:  # every rail (g of them) runs its network step at once
-                seconds = seconds + self.scale_out.time(step, size, peers)
-                energy = energy + g * self.scale_out.energy(step, size, peers)
-        flat = k <= 1
-        return replace(inner, serial_s={"communication": where(flat, inner.serial_s["communication"], seconds)},
-                       energy_J=where(flat, inner.energy_J, energy))
-
-    def p2p(self, op: Op, nbytes: Number, tp: Number, pp: Number, device: Any, mode: Mode) -> Timing:
-        inner = _collective(op, self.link, "p2p", nbytes, pp, device, mode)
-        if self.node_devices is None:
-            return inner
-        _, k = self._nodes(tp * pp)
-        cross = where(pp > 1, (k - 1) / np.maximum(pp - 1, 1), 0.0)  # share of boundaries that leave a node
-        net = self.scale_out.time("p2p", nbytes, pp)
-        seconds = (1 - cross) * inner.serial_s["communication"] + cross * net
-        energy = (1 - cross) * inner.energy_J + cross * self.scale_out.energy("p2p", nbytes, pp)
-        return replace(inner, serial_s={"communication": seconds}, energy_J=energy)
 
 
 def with_parallelism(arch: Any, tp: Number | None = None, pp: Number | None = None,

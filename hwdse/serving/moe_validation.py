@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from hwdse.perf.calibration_data import load_rows
-from hwdse.serving.validation import SYSTEMS, harness_of
+from hwdse.serving.validation import SYSTEMS, _harness, _Run, harness_of
 
 __all__ = ["MoeRow", "moe_rows", "predict_moe", "moe_error_table", "MOE_MODELS"]
 
@@ -36,20 +36,9 @@ MODEL_FORMATS = {"gpt-oss-120b": {"fp4": ("bf16", "bf16", "bf16", "mxfp4")}}
 
 
 @dataclass(frozen=True)
-class MoeRow:
+class MoeRow(_Run):
     """One aggregated MoE run on ``devices`` GPUs (``ep`` > 1: attention DP + expert parallelism)."""
 
-    id: str
-    system: str
-    arch: str
-    engine: str
-    model: str
-    precision: str
-    isl: float
-    osl: float
-    concurrency: float
-    ttft_s: float
-    tpot_s: float
     devices: int
     ep: int
     harness: str
@@ -71,8 +60,6 @@ def _layout(r: dict[str, str]) -> tuple[int, int] | None:
 
 def moe_rows() -> tuple[list[MoeRow], int]:
     """The representable MoE rows and how many MoE rows on the catalog GPUs were left out."""
-    from hwdse.serving.validation import _harness
-
     rows, skipped = [], 0
     for r in load_rows("aic_silicon_dev.csv"):
         model = next((name for key, name in MOE_MODELS.items() if key in r["model_path"]), None)

@@ -129,34 +129,33 @@ class ModelConfig(Spec):
         embed = self.vocab_size * h * (1 if self.tie_embeddings else 2)
         return embed + (self.learned_positions or 0) * h + h * (2 if self.norm == "layernorm" else 1)
 
+    def _layer(self, experts: int) -> int:
+        """Parameters of one layer that uses ``experts`` expert FFNs (0: a dense-FFN layer)."""
+        p = self.layer_params
+        if experts == 0:
+            return p["attention"] + p["norms"] + self._ffn_params(self.intermediate_size)
+        return p["attention"] + p["norms"] + p["router"] + experts * self._ffn_params(self.expert_size)
+
+    def _total(self, experts: int) -> int:
+        return (self.moe_layers * self._layer(experts) + (self.num_layers - self.moe_layers) * self._layer(0)
+                + self._outside_layers())
+
     @property
     def num_params(self) -> int:
         """All parameters (embeddings and lm_head included, counted once when tied; an MTP module,
         a separate checkpoint part, excluded)."""
-        per_layer = sum(self.layer_params.values())
-        dense = self.dense_layers * (per_layer - self.layer_params["ffn"] - self.layer_params["router"]
-                                     + self._ffn_params(self.intermediate_size)) if self.is_moe else 0
-        layers = self.moe_layers * per_layer + dense if self.is_moe else self.num_layers * per_layer
-        return layers + self._outside_layers()
+        return self._total(self.num_experts + self.shared_experts)
 
     @property
     def expert_params(self) -> int:
         """Parameters of the routed and shared experts of every MoE layer (their own weight format)."""
-        if not self.is_moe:
-            return 0
         return self.moe_layers * (self.num_experts + self.shared_experts) * self._ffn_params(self.expert_size)
 
     @property
     def active_params(self) -> int:
         """Parameters one token uses: every layer's attention and norms, the dense FFNs, the shared and
         ``experts_per_token`` routed experts and the router of each MoE layer, embeddings and lm_head."""
-        if not self.is_moe:
-            return self.num_params
-        p = self.layer_params
-        moe_layer = (p["attention"] + p["norms"] + p["router"]
-                     + (self.experts_per_token + self.shared_experts) * self._ffn_params(self.expert_size))
-        dense_layer = p["attention"] + p["norms"] + self._ffn_params(self.intermediate_size)
-        return self.moe_layers * moe_layer + self.dense_layers * dense_layer + self._outside_layers()
+        return self._total(self.experts_per_token + self.shared_experts)
 
 
 class _HF(BaseModel):

@@ -216,7 +216,7 @@ def test_two_nodes_run_hierarchical_collectives_over_the_network():
     of each GPU's 1/8 shard over its InfiniBand rail, all-gather in the node. One node: the flat ring."""
     from hwdse.hardware import with_overrides
     from hwdse.hardware.interconnect import Interconnect
-    from hwdse.hardware.multi import Fabric
+    from hwdse.hardware.fabric import Fabric
     from hwdse.workload.ops import Op
 
     x2 = hwdse.load_arch("dgx-a100-x2")
@@ -239,7 +239,7 @@ def test_two_nodes_run_hierarchical_collectives_over_the_network():
 
 def test_pipeline_sends_cross_the_network_only_where_stages_leave_a_node():
     from hwdse.hardware.interconnect import Interconnect
-    from hwdse.hardware.multi import Fabric
+    from hwdse.hardware.fabric import Fabric
     from hwdse.workload.ops import Op
 
     nv, ib = Interconnect(link="nvlink3"), Interconnect(link="ib-hdr")
