@@ -56,7 +56,8 @@ def calibrate(arch: Annotated[Optional[list[str]], typer.Option("--arch", help="
         fitted = cal.calibrate(names)
         for name, fit in fitted.items():
             print(f"{name}: {fit.efficiency['source']}")
-            print("\n".join(cal.estimate_lines(fit)))
+            if name not in cal.DERIVED:
+                print("\n".join(cal.estimate_lines(fit)))
         if write:
             for path in cal.write_catalog({name: fit.efficiency for name, fit in fitted.items()}):
                 print(f"wrote {path}")

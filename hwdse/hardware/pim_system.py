@@ -9,9 +9,9 @@ Placement policy (decode; prefill always runs on the xPU, PIM has little compute
   shorter time, link transfers included). Placement may differ per point of a swept batch.
 
 ``attach: separate`` (AttAcc): the PIM devices are extra memory next to the xPU, holding the
-KV cache; the capacity is the pooled sum (weights + KV + activations against GPU + PIM memory,
-as the AttAcc simulator checks it; a split check, KV in PIM and weights on the xPU, needs a
-feasibility hook in ``evaluate``), and the K/V rows the xPU computes (prefill and decode) cross
+KV cache, which must fit in them (attention runs where it lives); ``capacity_rule: pooled`` checks
+weights + KV + activations against GPU + PIM memory together instead, as the AttAcc simulator
+does. The K/V rows the xPU computes (prefill and decode) cross
 the link into PIM. ``attach: shared`` (HBM-PIM in place of the GPU's own stacks): capacity is
 the GPU's times ``capacity_fraction``, the PIM stacks are the GPU's stacks (``pim.memory`` must
 equal ``xpu.memory``), and in blocked mode every host<->PIM switch pays ``mode_switch_us``.
@@ -86,6 +86,9 @@ class GpuPim(Spec):
         0.0, description="fc=threshold: FC GEMMs of at most this many rows run in PIM")
     overlap: Literal["none", "heads"] = Field(
         "none", description="heads: decode attention in PIM overlaps the xPU's QKV/O projections head by head")
+    capacity_rule: Literal["placed", "pooled"] = Field(
+        "placed", description="placed: the KV cache must fit where attention runs (PIM); pooled: weights + KV + "
+        "activations against GPU + PIM memory together (the AttAcc simulator's convention)")
     sources: dict[str, str]
 
     @field_validator("xpu", mode="before")
@@ -137,7 +140,7 @@ class GpuPim(Spec):
     @property
     def fit_rule(self) -> str:
         """How :meth:`fits` checks the footprint (reported with results)."""
-        if self.attach == "shared" or self.attention != "pim":
+        if self.attach == "shared" or self.attention != "pim" or self.capacity_rule == "pooled":
             return "footprint <= pooled capacity"
         weights = ("weights + activations <= xPU capacity" if self.fc == "xpu"
                    else "footprint <= pooled capacity (FC weights may sit in either memory)")
@@ -145,9 +148,10 @@ class GpuPim(Spec):
 
     def fits(self, weights_bytes: Number, kv_cache_bytes: Number, activation_bytes: Number) -> Number:
         """Whether the footprint fits; with separate PIM devices running attention (AttAcc), the KV
-        cache must fit in them, since attention runs where the KV cache lives."""
+        cache must fit in them, since attention runs where the KV cache lives (``capacity_rule:
+        pooled`` checks the sum only, as the AttAcc simulator does)."""
         pooled = weights_bytes + kv_cache_bytes + activation_bytes <= self.capacity_bytes
-        if self.attach == "shared" or self.attention != "pim":
+        if self.attach == "shared" or self.attention != "pim" or self.capacity_rule == "pooled":
             return pooled
         if self.fc == "xpu":
             pooled = weights_bytes + activation_bytes <= self.xpu.capacity_bytes * getattr(self.xpu, "devices", 1)

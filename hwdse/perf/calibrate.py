@@ -16,7 +16,8 @@ five, by shape hash) of every kernel set marked ``fit`` in :mod:`hwdse.perf.cali
 5. all-reduce: bandwidth fraction of the scale-up link and latency (NCCL tables).
 
 A GPU without data for a stage takes the stage from a sibling (H200 and B200 attention from H100,
-H200 all-reduce from H100) and says so in ``efficiency.source``. The fit minimises a robust
+H200 all-reduce from H100) and says so in ``efficiency.source``; a GPU that never existed
+(``DERIVED``: the HBM3 A100 of AttAcc) takes its sibling's whole block. The fit minimises a robust
 (soft-L1) loss of ``log(predicted / measured)`` with ``scipy.optimize.least_squares``, from several
 start points (the tile/wave model is piecewise, so a single run can stop at a kink), and reports
 each parameter's standard error from the Jacobian (:class:`Estimate`).
@@ -60,6 +61,9 @@ DECODE_MAX_GROUP = {"trtllm": 32.0}
 # independent of N and linear in K, so one tile marches through all of K); they get a fitted k_step_ns.
 NO_SPLIT_K = ("fp4",)
 BORROW = {"h200": {"attention": "h100-sxm", "collective": "h100-sxm"}, "b200": {"attention": "h100-sxm"}}
+# GPUs that were never built to measure take a measured sibling's whole block (same die and kernels; the
+# fractions apply to their own peaks and memory): the AttAcc paper's HBM3 A100.
+DERIVED = {"a100-hbm3": "a100-sxm-80gb"}
 START: dict[str, Any] = {
     "source": "starting point",
     "gemm": {"compute_fraction": {}, "bandwidth_fraction": 0.8, "overlap_exponent": 3.0,
@@ -290,7 +294,13 @@ def calibrate(archs: Sequence[str] = ARCHS) -> dict[str, Calibration]:
                           f"; train = 4 of 5 rows by shape hash; held-out median/p90 |rel. error| %: "
                           f"{_summary(g, mine)}; " + "; ".join(notes))
         fitted[name], estimates[name] = _rounded(data), mine_estimates
-    return {a: Calibration(fitted[a], tuple(estimates[a])) for a in archs}
+    out = {a: Calibration(fitted[a], tuple(estimates[a])) for a in archs}
+    for name, donor in DERIVED.items():
+        if donor in archs:
+            block = {**copy.deepcopy(fitted[donor]), "source": f"{donor}'s fit (the same GA100 die and kernels; no "
+                     f"{name} was built to measure): {fitted[donor]['source']}"}
+            out[name] = Calibration(block, tuple(estimates[donor]))
+    return out
 
 
 def estimate_lines(cal: Calibration) -> list[str]:

@@ -89,6 +89,13 @@ def test_refit_reproduces_the_committed_catalog(arch):
         assert abs(e.value - values[e.path]) <= max(3 * e.sd, 1e-3 * abs(e.value)), e.path
 
 
+def test_a_gpu_never_built_takes_its_siblings_whole_block():
+    """The HBM3 A100 of AttAcc (``DERIVED``) carries a100-sxm-80gb's fitted efficiencies, said so in its source."""
+    for name, donor in cal.DERIVED.items():
+        mine, theirs = load_arch(name).efficiency.model_dump(), load_arch(donor).efficiency.model_dump()
+        assert mine.pop("source").startswith(f"{donor}'s fit") and mine == {k: v for k, v in theirs.items() if k != "source"}
+
+
 def _leaves(d, prefix=""):
     for k, v in d.items():
         if isinstance(v, dict):
