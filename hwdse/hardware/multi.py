@@ -42,7 +42,7 @@ from pydantic import Field, TypeAdapter, model_validator
 from hwdse._array import where
 from hwdse._catalog import Spec, load, validate
 from hwdse._errors import HwdseError
-from hwdse._params import Number, count
+from hwdse._params import Number, count, quantity
 from hwdse.hardware._base import Mode, Timing
 from hwdse.hardware.accelerator import Accelerator
 from hwdse.hardware.gpu import GPU
@@ -124,13 +124,15 @@ def _is_expert(op: Op, moe: bool) -> bool:
     return op.shape.get("experts", 1) > 1 or (moe and op.name == "act")
 
 
-def _ep_shard(op: Op, ep: Number) -> Op:
-    """A routed-expert op on one of ``ep`` devices: 1/ep of the experts (their weights, rows, work)."""
-    return _scaled(op, {"flops": ep, "weight_bytes": ep, "act_in_bytes": ep, "act_out_bytes": ep},
-                   {"groups": ep, "experts": ep, "elements": ep})
+def _ep_shard(op: Op, ep: Number, imbalance: Number = 1.0) -> Op:
+    """A routed-expert op on the busiest of ``ep`` devices: 1/ep of the experts (their weights) and
+    ``imbalance``/ep of the routed rows (their work and activations; its experts' rows grow alike)."""
+    busy = ep / imbalance
+    return _scaled(op, {"flops": busy, "weight_bytes": ep, "act_in_bytes": busy, "act_out_bytes": busy},
+                   {"groups": ep, "experts": ep, "elements": busy, "m": 1 / imbalance})
 
 
-def shard_ops(ops: Sequence[Op], tp: Number, pp: Number, m: Number, ep: Number = 1
+def shard_ops(ops: Sequence[Op], tp: Number, pp: Number, m: Number, ep: Number = 1, imbalance: Number = 1.0
               ) -> list[tuple[Op, tuple | None]]:
     """Per-device operators, each with the collective that follows it, if any: ``(name, kind)`` or
     ``(name, kind, bytes)``.
@@ -140,7 +142,8 @@ def shard_ops(ops: Sequence[Op], tp: Number, pp: Number, m: Number, ep: Number =
     (= tp) the routed experts are expert-parallel and everything else data-parallel on 1/ep of the
     sequences: no tensor-parallel collectives; the router's rows go out to their experts' devices
     (``ep_dispatch``) and come back after the last expert op (``ep_combine``), each an all-to-all of
-    one rank's routed rows.
+    one rank's routed rows; ``imbalance`` (>= 1) is the busiest rank's routed rows over the mean, and
+    that rank sets the step.
     """
     layers = max(op.count for op in ops)
     layer_count, sends = parallel_counts(layers, pp, m, is_decode_table(ops))
@@ -148,7 +151,7 @@ def shard_ops(ops: Sequence[Op], tp: Number, pp: Number, m: Number, ep: Number =
     if _parallel(ep):
         moe = any(op.shape.get("experts", 1) > 1 for op in ops)
         experts = [op.name for op in ops if _is_expert(op, moe)]
-        share = [_ep_shard(op, ep) if op.name in experts else _microbatch(op, ep) for op in ops]
+        share = [_ep_shard(op, ep, imbalance) if op.name in experts else _microbatch(op, ep) for op in ops]
     else:
         attn = next((op for op in ops if op.kind == "attention"), None)
         kvs = np.minimum(tp, attn.shape["kv_heads"] if attn is not None else np.inf)
@@ -191,6 +194,8 @@ class MultiGPU(Spec):
     microbatches: count() = Field(1, description="microbatches per static batch (pipeline)")
     ep: count() = Field(1, description="expert parallelism: 1, or tp (each stage's tp devices hold 1/ep of the "
                                        "routed experts; everything else runs data-parallel)")
+    ep_imbalance: quantity(ge=1, unit="1") = Field(
+        1.0, description="expert parallelism: the busiest device's routed tokens over the mean (1: balanced)")
     interconnect: Interconnect = Field(description="default: the device's scale_up link")
     node_devices: count() | None = Field(None, description="devices per node (one scale-up domain); None: all")
     scale_out: Interconnect | None = Field(None, description="link between nodes, per device (its NIC)")
@@ -270,7 +275,8 @@ class MultiGPU(Spec):
         return Fabric(self.interconnect, self.scale_out, self.node_devices)
 
     def schedule(self, ops: Sequence[Op], mode: Mode = "roofline") -> list[Timing]:
-        return schedule_sharded(self.device, self.fabric, ops, self.tp, self.pp, self.microbatches, mode, self.ep)
+        return schedule_sharded(self.device, self.fabric, ops, self.tp, self.pp, self.microbatches, mode, self.ep,
+                                self.ep_imbalance)
 
 
 def _scale_up(device: Any) -> dict[str, Any] | None:
@@ -286,11 +292,11 @@ def _scale_up(device: Any) -> dict[str, Any] | None:
 
 
 def schedule_sharded(device: Any, link: Interconnect | Fabric, ops: Sequence[Op], tp: Number, pp: Number, m: Number,
-                     mode: Mode, ep: Number = 1) -> list[Timing]:
+                     mode: Mode, ep: Number = 1, imbalance: Number = 1.0) -> list[Timing]:
     """Shard ``ops``, time the shards on ``device`` and the collectives on ``link`` (an interconnect, or a
     :class:`Fabric` of nodes)."""
     fabric = link if isinstance(link, Fabric) else Fabric(link)
-    plan = shard_ops(ops, tp, pp, m, ep)
+    plan = shard_ops(ops, tp, pp, m, ep, imbalance)
     compute = [op for op, _ in plan if op.name != "pp_send"]
     timed = iter(device.schedule(compute, mode))
     timings: list[Timing] = []

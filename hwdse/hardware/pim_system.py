@@ -43,7 +43,7 @@ __all__ = ["GpuPim", "XPU_KINDS"]
 XPU = Annotated[GPU | MultiGPU, Field(discriminator="kind")]
 XPU_KINDS = ("gpu", "multi-gpu")
 
-_ATTENTION = ("qk_matmul", "softmax", "sv_matmul", "flash_attention")
+_ATTENTION = ("qk_matmul", "softmax", "sv_matmul", "flash_attention", "swa_attention", "chunked_attention")
 _PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj")
 _FFN = ("gate_proj", "up_proj", "down_proj", "fc1", "fc2")
 

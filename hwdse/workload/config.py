@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
 
 from hwdse._catalog import Spec, locate, read, validate
 from hwdse._errors import HwdseError
@@ -39,8 +39,8 @@ class ModelConfig(Spec):
     moe_intermediate_size: PositiveInt | None = Field(None, description="routed/shared expert FFN width "
                                                       "(None: intermediate_size)")
     shared_experts: int = Field(0, ge=0, description="always-active experts of every MoE layer (DeepSeek, Kimi)")
-    dense_layers: int = Field(0, ge=0, description="leading layers with a dense FFN of intermediate_size "
-                                                   "(first_k_dense_replace)")
+    dense_layers: int = Field(0, ge=0, description="layers of a MoE model with a dense FFN of intermediate_size "
+                                                   "(first_k_dense_replace, or between interleaved MoE layers)")
     kv_lora_rank: PositiveInt | None = Field(None, description="MLA: latent KV width (None: ordinary attention)")
     q_lora_rank: PositiveInt | None = Field(None, description="MLA: latent query width (None: a full q_proj)")
     qk_rope_head_dim: int = Field(0, ge=0, description="MLA: decoupled RoPE key width, shared by the heads")
@@ -50,8 +50,18 @@ class ModelConfig(Spec):
     sliding_window: PositiveInt | None = None
     window_layers: int | None = Field(None, ge=0, description="layers attending within sliding_window; the rest "
                                                               "full (None: every layer, Mistral-style)")
+    attention_chunk: PositiveInt | None = Field(None, description="chunked attention (Llama 4): a token attends "
+                                                "to the earlier tokens of its own chunk of this many")
+    chunked_layers: int | None = Field(None, ge=0, description="layers with chunked attention; the rest full "
+                                                               "(None: every layer)")
     max_position_embeddings: PositiveInt | None = None
     source: str = ""
+
+    @model_validator(mode="after")
+    def _one_local_pattern(self) -> "ModelConfig":
+        if self.attention_chunk is not None and self.sliding_window is not None:
+            raise ValueError("a model has a sliding window or chunked attention, not both")
+        return self
 
     @property
     def is_moe(self) -> bool:
@@ -112,6 +122,13 @@ class ModelConfig(Spec):
         return self.num_layers if self.window_layers is None else self.window_layers
 
     @property
+    def local_layers(self) -> int:
+        """Layers whose attention reaches only chunk-local tokens (0 without chunked attention)."""
+        if self.attention_chunk is None:
+            return 0
+        return self.num_layers if self.chunked_layers is None else self.chunked_layers
+
+    @property
     def layer_params(self) -> dict[str, int]:
         """Parameters of one FFN-type layer by group (attention, ffn, router, norms), biases included:
         a MoE layer's for MoE models (all experts), else a dense layer's."""
@@ -163,7 +180,8 @@ class _HF(BaseModel):
 
 
 class _LlamaLike(_HF):
-    """llama, mistral, mixtral, qwen2/qwen3(-moe), deepseek_v3/kimi_k2 (MLA + fine-grained MoE) configs."""
+    """llama, mistral, mixtral, qwen2/qwen3(-moe), deepseek_v3/kimi_k2 (MLA + fine-grained MoE), gpt_oss and
+    llama4_text (interleaved MoE with a shared expert, chunked attention) configs."""
 
     model_type: str
     hidden_size: PositiveInt
@@ -196,6 +214,10 @@ class _LlamaLike(_HF):
     qk_nope_head_dim: int = 0
     v_head_dim: PositiveInt | None = None
     layer_types: list[str] | None = None
+    interleave_moe_layer_step: PositiveInt = 1
+    intermediate_size_mlp: PositiveInt | None = None
+    attention_chunk_size: PositiveInt | None = None
+    no_rope_layers: list[int] | None = None
 
 
 class _OPT(_HF):
@@ -255,6 +277,8 @@ def from_hf_config(data: dict, name: str, where: str = "config.json") -> ModelCo
             norm="layernorm", vocab_size=c.vocab_size, tie_embeddings=c.tie_word_embeddings,
             learned_positions=c.n_positions, attention_bias=True, mlp_bias=True,
             max_position_embeddings=c.n_positions, source=source)
+    if "text_config" in data:  # a multimodal checkpoint (Llama 4): the language model's own config
+        return from_hf_config({**data["text_config"], "hwdse_source": source}, name, where)
     c = validate(_LlamaLike, data, where)
     heads = c.num_attention_heads
     if c.hidden_size % heads and c.head_dim is None:
@@ -273,6 +297,13 @@ def from_hf_config(data: dict, name: str, where: str = "config.json") -> ModelCo
         "qwen2", "qwen3", "qwen3_moe")
     gpt_oss = model_type == "gpt_oss"
     mla = c.kv_lora_rank is not None
+    llama4 = model_type == "llama4_text"  # every MoE layer has one shared expert of the routed experts' width
+    step = c.interleave_moe_layer_step
+    if experts > 1 and step > 1 and c.first_k_dense_replace:
+        raise HwdseError(where, "interleave_moe_layer_step", "interleaved MoE layers after dense-first layers are not modelled")
+    chunked = None
+    if c.attention_chunk_size is not None and c.no_rope_layers is not None:  # RoPE layers chunked, NoPE layers global
+        chunked = sum(1 for x in c.no_rope_layers if x)
     windowed = None
     if c.layer_types is not None:  # hybrid attention: sliding-window layers beside full ones (gpt-oss)
         unknown = sorted(set(c.layer_types) - {"sliding_attention", "full_attention"})
@@ -286,17 +317,19 @@ def from_hf_config(data: dict, name: str, where: str = "config.json") -> ModelCo
         name=name, family=model_type, hidden_size=c.hidden_size, num_layers=c.num_hidden_layers,
         num_heads=heads, num_kv_heads=1 if mla else kv_heads,
         head_dim=c.v_head_dim if mla else (c.head_dim or c.hidden_size // heads),
-        intermediate_size=c.intermediate_size, activation=_activation(c.hidden_act, where, "hidden_act"),
+        intermediate_size=c.intermediate_size_mlp if llama4 and c.intermediate_size_mlp else c.intermediate_size,
+        activation=_activation(c.hidden_act, where, "hidden_act"),
         gated_ffn=True, norm="rmsnorm", vocab_size=c.vocab_size, tie_embeddings=c.tie_word_embeddings,
         attention_bias=c.attention_bias or model_type == "qwen2", mlp_bias=c.mlp_bias or gpt_oss,
         num_experts=experts, experts_per_token=(c.num_experts_per_tok or 1) if experts > 1 else 1,
-        moe_intermediate_size=c.moe_intermediate_size if experts > 1 else None,
-        shared_experts=(c.n_shared_experts or 0) if experts > 1 else 0,
-        dense_layers=c.first_k_dense_replace if experts > 1 else 0,
+        moe_intermediate_size=(c.intermediate_size if llama4 else c.moe_intermediate_size) if experts > 1 else None,
+        shared_experts=(1 if llama4 else c.n_shared_experts or 0) if experts > 1 else 0,
+        dense_layers=(c.first_k_dense_replace or c.num_hidden_layers - c.num_hidden_layers // step) if experts > 1 else 0,
         kv_lora_rank=c.kv_lora_rank, q_lora_rank=c.q_lora_rank if mla else None,
         qk_rope_head_dim=c.qk_rope_head_dim if mla else 0, qk_nope_head_dim=c.qk_nope_head_dim if mla else 0,
         qk_norm=model_type in ("qwen3", "qwen3_moe"), attention_sinks=gpt_oss,
         sliding_window=c.sliding_window if uses_window and windowed != 0 else None, window_layers=windowed,
+        attention_chunk=c.attention_chunk_size, chunked_layers=chunked,
         max_position_embeddings=c.max_position_embeddings, source=source)
 
 

@@ -36,7 +36,8 @@ def footprint(model: ModelConfig, scenario: Scenario) -> Footprint:
 
     KV cache: ``batch x positions x kv_elements`` elements in the KV format (``2 x kv_dim``, or
     MLA's latent + RoPE key), ``positions`` = ``prompt + gen`` per full layer and at most the window
-    per windowed layer. Activations: the largest live set of one prefill layer (the residual stream plus
+    per windowed layer (the chunk per chunked layer: a finished chunk's pages are freed).
+    Activations: the largest live set of one prefill layer (the residual stream plus
     the widest intermediate: QKV output, FFN intermediate(s), or, without FlashAttention, the
     score matrix in and out of softmax) plus fp32 logits for one token per sequence.
     """
@@ -44,7 +45,9 @@ def footprint(model: ModelConfig, scenario: Scenario) -> Footprint:
     wb, ab, kb = (get_format(f).bits_per_element / 8 for f in (s.weights, s.activations, s.kv))
     window = m.sliding_window or np.inf
     context = s.prompt + s.gen
-    positions = (m.num_layers - m.windowed_layers) * context + m.windowed_layers * np.minimum(context, window)
+    local = m.windowed_layers + m.local_layers
+    positions = ((m.num_layers - local) * context + m.windowed_layers * np.minimum(context, window)
+                 + m.local_layers * np.minimum(context, m.attention_chunk or np.inf))
     kv = s.batch * positions * m.kv_elements * kb
     tokens = s.batch * s.prompt
     ffn = (np.maximum(m.experts_per_token * m.expert_size, m.intermediate_size if m.dense_layers else 0)

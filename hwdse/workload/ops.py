@@ -24,7 +24,10 @@ Counting rules (the LLM-Viewer conventions of arXiv 2402.16363, Table 1, except 
   (decompressed) and decode (absorbed) paths;
 * a sliding window caps the KV extent at the window; a hybrid model (``window_layers`` of its
   layers windowed, gpt-oss) has a ``swa_attention`` op for those layers, which carries its window
-  in ``shape["window"]`` so the decode average caps it alone.
+  in ``shape["window"]`` so the decode average caps it alone; chunked attention (Llama 4: a token
+  attends within its own chunk of ``attention_chunk`` tokens) is a ``chunked_attention`` op for
+  ``chunked_layers``, whose decode extent is the exact mean over the generated tokens
+  (:func:`chunk_extent`; in a serving step, over ``gen`` tokens from the step's KV length).
 """
 
 from __future__ import annotations
@@ -87,6 +90,25 @@ def _prefill_pairs(n: Number, window: int | None) -> Number:
         return n * (n + 1) / 2
     m = np.minimum(n, window)
     return m * (m + 1) / 2 + (n - m) * window
+
+
+def _chunked_pairs(n: Number, chunk: int) -> Number:
+    """(query, key) pairs of a prompt of ``n`` tokens under chunked attention (causal inside each chunk)."""
+    full = np.floor(n / chunk)
+    rest = n - full * chunk
+    return full * chunk * (chunk + 1) / 2 + rest * (rest + 1) / 2
+
+
+def chunk_extent(start: Number, steps: Number, chunk: int) -> Number:
+    """Mean keys a chunked-attention layer reads per decode step, over the ``steps`` tokens from
+    position ``start`` on (a token at position ``p`` attends to ``p mod chunk + 1`` of its chunk)."""
+    def below(x: Number) -> Number:  # sum of p mod chunk for p < x
+        full = np.floor(x / chunk)
+        rest = x - full * chunk
+        return full * chunk * (chunk - 1) / 2 + rest * (rest - 1) / 2
+
+    steps = np.maximum(steps, 1)
+    return (below(start + steps) - below(start)) / steps + 1
 
 
 def _mla(m: ModelConfig, s: Scenario, phase: Phase, b: Number, q_len: Number, kv_len: Number, tokens: Number,
@@ -193,20 +215,24 @@ def operator_table(model: ModelConfig, scenario: Scenario, phase: Phase, kv_len:
         ops += _mla(m, s, phase, b, q_len, kv_eff, tokens, gemm, (wb, ab, kb))
     elif s.flash_attention:
         ops += qkv
-        groups = [("flash_attention", L, None)]
-        if hybrid:  # the windowed layers' own op: KV capped at the window (decode averages per op)
-            groups = [("flash_attention", L - m.windowed_layers, None),
-                      ("swa_attention", m.windowed_layers, m.sliding_window)]
-        for name, layers, w in groups:
+        groups = []  # (op, layers, keys per query-row at decode / pairs at prefill, shape extras)
+        for name, layers, w in ([("flash_attention", L - m.windowed_layers, None),
+                                 ("swa_attention", m.windowed_layers, m.sliding_window)] if hybrid
+                                else [("flash_attention", L - m.local_layers, None)]):
             span = kv_eff if w is None else np.minimum(kv, w)
-            pairs = (_prefill_pairs(s.prompt, m.sliding_window if w is None and not hybrid else w)
-                     if phase == "prefill" else span)
-            shape = {**attn_shape, "kv_len": span, **({"window": w} if w is not None else {})}
+            pairs = _prefill_pairs(s.prompt, m.sliding_window if w is None and not hybrid else w)
+            groups.append((name, layers, span, pairs, {"window": w} if w is not None else {}))
+        if m.local_layers:  # chunked layers (Llama 4): at decode the exact mean extent over the generated tokens
+            c = m.attention_chunk
+            span = np.minimum(s.prompt, c) if phase == "prefill" else chunk_extent(s.prompt, s.gen, c)
+            groups.append(("chunked_attention", m.local_layers, span, _chunked_pairs(s.prompt, c), {"chunk": c}))
+        for name, layers, span, pairs, extra in groups:
+            pairs = pairs if phase == "prefill" else span
             ops.append(Op(name, "attention", layers, b * H * pairs * (4 * d + OPS_PER_ELEMENT["softmax"]),
                           act_in_bytes=q_bytes, act_out_bytes=q_bytes, kv_read_bytes=2 * b * span * m.kv_dim * kb,
-                          operands=attn_fmt, shape=shape))
-    elif hybrid:
-        raise HwdseError("scenario", "flash_attention", f"{m.name} mixes sliding-window and full layers: only the "
+                          operands=attn_fmt, shape={**attn_shape, "kv_len": span, **extra}))
+    elif hybrid or m.local_layers:
+        raise HwdseError("scenario", "flash_attention", f"{m.name} mixes local and full attention layers: only the "
                                                         "fused attention is modelled for it")
     else:
         scores = b * H * q_len * kv_eff

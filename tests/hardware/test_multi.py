@@ -280,3 +280,22 @@ def test_expert_parallelism_dispatches_and_combines_the_routed_rows():
     assert float(ep.weights_bytes) > float(tp.weights_bytes)  # attention, shared and dense weights replicated
     with pytest.raises(Exception, match="ep: must be 1 or the tp degree"):
         with_parallelism(h200, 8, ep=4)
+
+
+def test_expert_imbalance_loads_the_busiest_rank():
+    """``ep_imbalance``: the busiest rank runs imbalance/ep of the routed rows (its work, activations
+    and all-to-all) over the same 1/ep of the expert weights; other ops are unchanged."""
+    from hwdse.hardware import with_overrides
+
+    h200 = hwdse.load_arch("h200")
+    scen = dict(batch=256, prompt=1024, gen=16, weights="fp8-e4m3", activations="fp8-e4m3", kv="fp8-e4m3",
+                detail=True)
+    even = with_parallelism(h200, 8, ep=8)
+    hot = with_overrides(even, {"ep_imbalance": 1.5})
+    a, b = (evaluate("deepseek-v3", arch, **scen).sel(phase="decode") for arch in (even, hot))
+    for op in ("gate_proj", "down_proj", "ep_dispatch"):
+        assert float(b.op_bytes.sel(op=op) - a.op_bytes.sel(op=op)) >= 0
+    assert float(b.op_flops.sel(op="gate_proj")) == pytest.approx(1.5 * float(a.op_flops.sel(op="gate_proj")))
+    assert float(b.op_flops.sel(op="q_absorb")) == pytest.approx(float(a.op_flops.sel(op="q_absorb")))
+    assert float(b.tpot_s) > float(a.tpot_s)
+    assert float(b.weights_bytes) == pytest.approx(float(a.weights_bytes))

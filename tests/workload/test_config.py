@@ -16,16 +16,19 @@ PUBLISHED_PARAMS_B = {
 # Today's models: (total, active) in billions as published, and the relative tolerance their rounding
 # allows. DeepSeek-V3: 671B / 37B (DeepSeek-V3 technical report, MTP module excluded); Qwen3-235B-A22B:
 # 235B / 22B (Qwen3 model card); Mixtral 8x7B: 12.9B active (Mistral AI); Kimi K2: "1T" total (Moonshot
-# model card, one significant figure).
+# model card, one significant figure); Llama 4 Maverick: 400B / 17B (Meta model card); Llama 4 Scout:
+# 17B active (its 109B total counts the vision encoder, which is not modelled: see below).
 PUBLISHED_MOE = {"deepseek-v3": (671.0, 37.0, 0.015), "qwen3-235b-a22b": (235.0, 22.0, 0.01),
-                 "mixtral-8x7b": (46.7, 12.9, 0.01), "kimi-k2": (1000.0, None, 0.05)}
+                 "mixtral-8x7b": (46.7, 12.9, 0.01), "kimi-k2": (1000.0, None, 0.05),
+                 "llama-4-maverick": (400.0, 17.0, 0.015), "llama-4-scout": (None, 17.0, 0.015)}
 
 
 @pytest.mark.parametrize("name", sorted(PUBLISHED_MOE))
 def test_moe_total_and_active_parameters_match_published(name):
     total, active, tol = PUBLISHED_MOE[name]
     model = load_model(name)
-    assert model.num_params / 1e9 == pytest.approx(total, rel=tol)
+    if total is not None:
+        assert model.num_params / 1e9 == pytest.approx(total, rel=tol)
     if active is not None:
         assert model.active_params / 1e9 == pytest.approx(active, rel=tol)
     assert model.active_params < model.num_params
@@ -52,6 +55,20 @@ def test_mla_caches_one_latent_per_token():
     assert (k2.num_heads, k2.num_experts, k2.dense_layers) == (64, 384, 1)
 
 
+def test_llama4_interleaves_moe_with_a_shared_expert_and_chunks_three_layers_in_four():
+    """Llama 4 (transformers Llama4TextConfig): MoE every ``interleave_moe_layer_step``-th layer with one
+    shared expert of the routed width, dense FFNs of ``intermediate_size_mlp`` between; RoPE layers
+    attend within 8192-token chunks, every 4th (NoPE) layer globally. Scout's text model counts 107.8B
+    against the published 109B, which includes the vision encoder."""
+    scout, maverick = load_model("llama-4-scout"), load_model("llama-4-maverick")
+    assert (maverick.moe_layers, maverick.dense_layers, maverick.num_experts, maverick.shared_experts) == (24, 24, 128, 1)
+    assert (maverick.expert_size, maverick.intermediate_size) == (8192, 16384)
+    assert (scout.moe_layers, scout.dense_layers, scout.num_experts) == (48, 0, 16)
+    assert (scout.attention_chunk, scout.local_layers, scout.num_layers) == (8192, 36, 48)
+    assert 0.98 < scout.num_params / 109e9 < 0.99
+    assert scout.kv_elements * scout.num_layers == 2 * 8 * 128 * 48  # 196,608 elements per token at full context
+
+
 def test_interleaved_moe_layers_are_refused():
     cfg = {
         "model_type": "qwen3_moe", "hidden_size": 256, "intermediate_size": 512, "moe_intermediate_size": 64,
@@ -63,7 +80,8 @@ def test_interleaved_moe_layers_are_refused():
 
 def test_bundled_models_are_the_issue_list():
     assert set(names("models")) >= set(PUBLISHED_PARAMS_B) | set(PUBLISHED_MOE) | {"llama-3.1-8b", "llama-3.1-70b",
-                                                                                "gpt-oss-120b", "gpt-oss-20b"}
+                                                                                "gpt-oss-120b", "gpt-oss-20b",
+                                                                                "qwen3-32b"}
 
 
 @pytest.mark.parametrize("name", sorted(PUBLISHED_PARAMS_B))

@@ -136,6 +136,36 @@ def test_hybrid_attention_caps_only_the_windowed_layers_and_decode_averages_exac
     assert float(hwdse.evaluate(small, arch, scen).tpot_s) == pytest.approx(np.mean(steps), rel=1e-9)
 
 
+def test_chunked_attention_reads_its_chunk_and_decode_averages_exactly():
+    """Llama-4-style chunked layers (3 of 4, chunk 16 here): prefill computes causal pairs inside each
+    chunk, the cache keeps one chunk per chunked layer, and the decode mean over steps that cross a
+    chunk boundary (prompt 10, 30 steps) equals the explicit mean of one-token steps at each position."""
+    import hwdse
+    from hwdse.hardware import load_arch
+    from hwdse.workload import from_hf_config
+    from hwdse.workload.footprint import footprint
+    from hwdse.workload.ops import chunk_extent
+
+    tiny = from_hf_config({"model_type": "llama4_text", "hidden_size": 256, "intermediate_size": 128,
+                           "intermediate_size_mlp": 512, "num_hidden_layers": 4, "num_attention_heads": 4,
+                           "num_key_value_heads": 2, "head_dim": 64, "vocab_size": 1000, "num_local_experts": 4,
+                           "num_experts_per_tok": 1, "interleave_moe_layer_step": 2, "attention_chunk_size": 16,
+                           "no_rope_layers": [1, 1, 1, 0]}, "tiny")
+    assert chunk_extent(10, 30, 16) == pytest.approx(np.mean([(p % 16) + 1 for p in range(10, 40)]))
+    ops = {o.name: o for o in operator_table(tiny, Scenario(batch=1, prompt=40), "prefill")}
+    assert (ops["flash_attention"].count, ops["chunked_attention"].count) == (1, 3)
+    pairs = 2 * 16 * 17 / 2 + 8 * 9 / 2
+    assert ops["chunked_attention"].flops * 40 * 41 / 2 == pytest.approx(ops["flash_attention"].flops * pairs)
+    kv = footprint(tiny, Scenario(batch=1, prompt=40, gen=8, kv="bf16")).kv_cache_bytes
+    assert kv == pytest.approx((1 * 48 + 3 * 16) * tiny.kv_elements * 2)
+    gpu = load_arch("h100-sxm")
+    scen = Scenario(batch=2, prompt=10, gen=30, weights="bf16", activations="bf16", kv="bf16")
+    steps = [sum(t.op.count * float(np.maximum(t.compute_s, t.memory_s) + sum(t.serial_s.values()))
+                 for t in gpu.schedule(operator_table(tiny, scen.with_(prompt=10 + j, gen=1), "decode", 10 + j)))
+             for j in range(30)]
+    assert float(hwdse.evaluate(tiny, gpu, scen, mode="roofline").tpot_s) == pytest.approx(np.mean(steps), rel=1e-9)
+
+
 def test_experts_may_have_their_own_weight_format():
     """gpt-oss ships MXFP4 experts beside BF16 attention: the expert GEMMs read and multiply MXFP4, the
     attention BF16, and the footprint counts each in its format."""
