@@ -34,6 +34,12 @@ def serve(arch: Annotated[str, typer.Option("--arch", help="arch catalog name or
           ttft_slo_ms: Annotated[float, typer.Option(help="TTFT objective for goodput (ms)", min=0)] = float("inf"),
           tpot_slo_ms: Annotated[float, typer.Option(help="TPOT objective for goodput (ms)", min=0)] = float("inf"),
           mode: Annotated[str, typer.Option(help="roofline, achieved or auto")] = "auto",
+          draft_tokens: Annotated[Optional[int], typer.Option(help="speculative decoding: tokens drafted per step",
+                                                              **Positive)] = None,
+          acceptance: Annotated[float, typer.Option(help="speculative decoding: per-token acceptance probability",
+                                                    min=0, max=1)] = 0.7,
+          draft: Annotated[Optional[str], typer.Option(help="speculative decoding: draft model (default: the "
+                                                       "target's own MTP module)")] = None,
           as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False) -> None:
     """Steady-state serving: TTFT, TPOT, throughput per device and goodput under SLOs (aggregated, or
     disaggregated with --decode-arch)."""
@@ -42,6 +48,8 @@ def serve(arch: Annotated[str, typer.Option("--arch", help="arch catalog name or
 
     if (concurrency is None) == (arrival_rate is None):
         raise HwdseError("--concurrency/--arrival-rate", None, "give exactly one")
+    if draft_tokens is not None and decode_arch is not None:
+        raise HwdseError("--draft-tokens", None, "speculative decoding is modelled for aggregated serving only")
     if mode not in ("roofline", "achieved", "auto"):
         raise HwdseError("--mode", None, f"must be roofline, achieved or auto, got {mode!r}")
     for option, name in (("--weights", weights), ("--activations", activations), ("--kv", kv)):
@@ -58,7 +66,16 @@ def serve(arch: Annotated[str, typer.Option("--arch", help="arch catalog name or
     common = dict(concurrency=concurrency, arrival_rate=arrival_rate, isl=isl, osl=osl, engine=eng, weights=weights,
                   activations=activations, kv=kv, mode=mode, ttft_slo_s=ttft_slo_ms / 1e3, tpot_slo_s=tpot_slo_ms / 1e3)
     if decode_arch is None:
-        ds = run(model_spec, system, **common)
+        speculative = None
+        if draft_tokens is not None:
+            from hwdse.serving.speculative import Speculative
+
+            if draft is not None:
+                from hwdse.workload import load_model
+
+                loaded("--draft", load_model, draft)
+            speculative = Speculative(draft_tokens=draft_tokens, acceptance=acceptance, draft=draft)
+        ds = run(model_spec, system, speculative=speculative, **common)
     else:
         from hwdse.hardware import load_arch
 

@@ -37,6 +37,7 @@ from hwdse.perf.economics import Economics, ownership
 from hwdse.perf.evaluate import resolve
 from hwdse.serving.engine import Engine, load_engine
 from hwdse.serving.harness import SERVER, Harness
+from hwdse.serving.speculative import Speculative, tokens_per_step
 from hwdse.serving.step import StepModel
 from hwdse.serving.table import Tabulated
 from hwdse.workload.footprint import footprint
@@ -122,7 +123,7 @@ def serve(model: Any, arch: Any, *, concurrency: Any = None, arrival_rate: Any =
           kv: str | None = None, mode: str = "auto", overrides: Mapping[str, Any] | None = None,
           engine_overrides: Mapping[str, Any] | None = None, ttft_slo_s: Any = np.inf,
           tpot_slo_s: Any = np.inf, harness: Harness = SERVER, economics: Economics | None = None,
-          expert_weights: str | None = None) -> xr.Dataset:
+          expert_weights: str | None = None, speculative: Speculative | None = None) -> xr.Dataset:
     """Serving metrics of ``model`` on ``arch`` (any kind) under an engine and traffic.
 
     Exactly one of ``concurrency`` (closed loop, requests in flight at the client) and
@@ -131,7 +132,9 @@ def serve(model: Any, arch: Any, *, concurrency: Any = None, arrival_rate: Any =
     ``tpot_slo_s``. Throughputs are output tokens per second. ``harness``: a benchmark client's terms
     in TTFT (closed loop only; default none, TTFT as the server sees it). ``economics``: the ownership
     scenario of ``usd_per_mtoken`` (:class:`hwdse.perf.economics.Economics`). ``expert_weights``: the MoE
-    experts' weight format (default: ``weights``).
+    experts' weight format (default: ``weights``). ``speculative``: draft depth and acceptance
+    (:class:`hwdse.serving.speculative.Speculative`): each step verifies ``k + 1`` tokens per sequence
+    and keeps the expected accepted run, so TPOT is the mean step over that run.
     """
     if (concurrency is None) == (arrival_rate is None):
         raise HwdseError("traffic", None, "give exactly one of concurrency (closed loop) and arrival_rate (open loop)")
@@ -145,8 +148,9 @@ def serve(model: Any, arch: Any, *, concurrency: Any = None, arrival_rate: Any =
     if engine_overrides:
         eng = eng.model_copy(update=dict(engine_overrides))
         eng = Engine.model_validate(eng.model_dump())
-    steps = StepModel(model, arch, scen, mode, eng)
+    steps = StepModel(model, arch, scen, mode, eng, speculative)
     decode_steps = osl - 1.0
+    gain = tokens_per_step(speculative)    # tokens each decoding sequence keeps per step
     kv_len = isl + osl / 2
     cap = np.minimum(eng.max_batch, kv_limit(model, arch, scen, eng, isl, osl))
     prompt_attention = steps.prefill_attention(isl)
@@ -167,17 +171,18 @@ def serve(model: Any, arch: Any, *, concurrency: Any = None, arrival_rate: Any =
         chunk = chunk_at(g)
         chunks = isl / chunk                     # chunk steps' worth of prefill per prompt
         extra = t_mix - t_dec                    # what a full chunk adds to a step
-        share = np.minimum(g * chunks / decode_steps, 1.0)
-        tpot = t_dec + share * extra
+        share = np.minimum(g * chunks * gain / decode_steps, 1.0)
+        step = t_dec + share * extra
+        tpot = step / gain
         service = np.ceil(chunks) * t_dec + extra * chunks  # the last chunk: the rest only
         busy = np.minimum(g * service / (decode_steps * tpot), 1.0)  # time share the prompts' server is busy
         queue = md1_wait(busy)
         wave = 0.0
         if closed:
             queue, wave = np.minimum(queue, concurrency), harness.wave_s(service, concurrency)
-        residual = (t_dec**2 + share * extra * (t_mix + t_dec)) / (2 * tpot)  # of the step an arrival falls in
+        residual = (t_dec**2 + share * extra * (t_mix + t_dec)) / (2 * step)  # of the step an arrival falls in
         ttft = residual + service * (1 + queue) + wave
-        return {"g": g, "tpot": tpot, "ttft": ttft, "share": share, "busy": busy, "chunk": chunk,
+        return {"g": g, "step": step, "tpot": tpot, "ttft": ttft, "share": share, "busy": busy, "chunk": chunk,
                 "step_j": e_dec + share * (e_mix - e_dec)}
 
     def exceeds(u: Any) -> Any:
@@ -200,12 +205,13 @@ def serve(model: Any, arch: Any, *, concurrency: Any = None, arrival_rate: Any =
         stable = (s["busy"] < 1) & (rate * decode_steps * s["tpot"] <= cap) & np.isfinite(s["tpot"])
         ttft = where(stable, s["ttft"], np.inf)
     ds = dataset(ttft, s["tpot"], rate, osl, g, cap, stable, getattr(arch, "devices", 1), ttft_slo_s, tpot_slo_s, {
-        **power(getattr(arch, "static_power_W", None), s["step_j"] / s["tpot"], rate * osl,
+        **power(getattr(arch, "static_power_W", None), s["step_j"] / s["step"], rate * osl,
                 getattr(arch, "cost_usd", np.nan), getattr(arch, "devices", 1), economics),
         "prefill_step_share": (s["share"], "1", "share of steps that carry a prefill chunk"),
         "prefill_chunk_tokens": (s["chunk"], "tokens", "prompt tokens per chunk step"),
     })
     ds.attrs.update(model=model.name, arch=arch.name, mode=mode, engine=eng.name,
+                    speculative=json.dumps(speculative.model_dump(exclude={"sources"})) if speculative else "",
                     traffic="closed" if closed else "open", formats=json.dumps(
                         {"weights": scen.weights, "activations": scen.activations, "kv": scen.kv}))
     return ds

@@ -7,7 +7,10 @@ prefill chunk's causal attention (its share, ``prefill / isl``, of a whole promp
 the engine's per-step and per-decoding-request costs. Logits are computed for the decoding
 sequences. Every input may be an array or DataArray (a sweep); nothing loops over design points.
 Each step's dynamic energy (the operators' ``energy_J``) comes with its time; engine costs are host
-time and add no device energy beyond the static power charged over the wall time.
+time and add no device energy beyond the static power charged over the wall time. Under speculative
+decoding (:mod:`hwdse.serving.speculative`) each decoding sequence brings ``k + 1`` verify tokens to
+the token-parallel operators and the logits, reads its cache once, and the step adds the draft's
+``k`` passes.
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ import numpy as np
 from hwdse._params import Number
 from hwdse.hardware import Timing
 from hwdse.serving.engine import Engine, with_engine_kernels
-from hwdse.workload import ModelConfig, Scenario, operator_table
+from hwdse.serving.speculative import Speculative
+from hwdse.workload import ModelConfig, Scenario, load_model, operator_table
 
 __all__ = ["StepModel", "Cost"]
 
@@ -39,9 +43,14 @@ class StepModel:
     scenario: Scenario
     mode: str
     engine: Engine
+    speculative: Speculative | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "arch", with_engine_kernels(self.arch, self.engine))
+        spec = self.speculative
+        if spec is not None and spec.draft is not None:
+            object.__setattr__(self, "_draft", StepModel(load_model(spec.draft), self.arch, self.scenario, self.mode,
+                                                         self.engine))
 
     def _sum(self, timings: list[Timing], keep) -> Cost:
         """Seconds of the kept operators (with the engine's share of their fixed per-kernel cost) and
@@ -62,13 +71,38 @@ class StepModel:
         return self._sum(self.arch.schedule(ops, self.mode), lambda t: t.op.kind != "attention"
                          and t.op.name != "lm_head")
 
-    def decode(self, decode: Number, kv_len: Number) -> Cost:
-        """Decode attention and logits of ``decode`` sequences at ``kv_len`` cached positions."""
-        seqs = np.maximum(decode, 1.0)
+    def decode(self, decode: Number, kv_len: Number, queries: Number = 1) -> Cost:
+        """Decode attention of ``decode`` sequences at ``kv_len`` cached positions (the cache read once
+        for their ``queries`` tokens each) and the logits of all their tokens."""
+        if np.ndim(queries) == 0 and queries == 1:
+            return self._decode_part(decode, kv_len, lambda t: t.op.kind == "attention" or t.op.name == "lm_head")
+        attn = self._decode_part(decode, kv_len, lambda t: t.op.kind == "attention")
+        logits = self._decode_part(decode * queries, kv_len, lambda t: t.op.name == "lm_head")
+        return attn[0] + logits[0], attn[1] + logits[1]
+
+    def _decode_part(self, rows: Number, kv_len: Number, keep) -> Cost:
+        seqs = np.maximum(rows, 1.0)
         ops = operator_table(self.model, self.scenario.with_(batch=seqs, prompt=kv_len), "decode", kv_len)
-        seconds, joules = self._sum(self.arch.schedule(ops, self.mode), lambda t: t.op.kind == "attention"
-                                    or t.op.name == "lm_head")
-        return seconds * decode / seqs, joules * decode / seqs
+        seconds, joules = self._sum(self.arch.schedule(ops, self.mode), keep)
+        return seconds * rows / seqs, joules * rows / seqs
+
+    def draft(self, decode: Number, kv_len: Number) -> Cost:
+        """The draft's ``k`` passes for ``decode`` sequences (0 without speculation): a draft model's
+        decode steps, or the target's MTP module (one layer's share of the token-parallel operators and
+        attention, plus the logits)."""
+        spec = self.speculative
+        if spec is None:
+            return 0.0, 0.0
+        k = spec.draft_tokens
+        if spec.draft is not None:
+            d = self._draft
+            tok, att = d.tokens(np.maximum(decode, 1.0)), d.decode(decode, kv_len)
+            return k * (tok[0] + att[0]), k * (tok[1] + att[1])
+        layers = self.model.num_layers
+        tok = self.tokens(np.maximum(decode, 1.0))
+        att = self._decode_part(decode, kv_len, lambda t: t.op.kind == "attention")
+        logits = self._decode_part(decode, kv_len, lambda t: t.op.name == "lm_head")
+        return (k * ((tok[0] + att[0]) / layers + logits[0]), k * ((tok[1] + att[1]) / layers + logits[1]))
 
     def prefill_attention(self, isl: Number) -> Cost:
         """Causal attention of one whole prompt of ``isl`` tokens."""
@@ -86,11 +120,15 @@ class StepModel:
         prompt tokens (the decode attention, logits and engine cost computed once for both);
         ``prompt_attention``: :meth:`prefill_attention` of ``isl``, where the caller has it."""
         attn_s, attn_j = self.prefill_attention(isl) if prompt_attention is None else prompt_attention
-        dec_s, dec_j = self.decode(decode, kv_len)
+        queries = 1 if self.speculative is None else self.speculative.draft_tokens + 1
+        dec_s, dec_j = self.decode(decode, kv_len, queries)
+        draft_s, draft_j = self.draft(decode, kv_len)
+        dec_s, dec_j = dec_s + draft_s, dec_j + draft_j
         fixed = dec_s + self.engine.step_overhead_us * US + self.engine.sequence_overhead_us * US * decode
-        mix_s, mix_j = self.tokens(np.maximum(decode + prefill, 1.0))
+        verify = decode * queries
+        mix_s, mix_j = self.tokens(np.maximum(verify + prefill, 1.0))
         alone_s = alone_j = None
         if decode_only:
-            tok_s, tok_j = self.tokens(np.maximum(decode, 1.0))
+            tok_s, tok_j = self.tokens(np.maximum(verify, 1.0))
             alone_s, alone_j = tok_s + fixed, tok_j + dec_j
         return alone_s, mix_s + fixed + attn_s * prefill / isl, alone_j, mix_j + dec_j + attn_j * prefill / isl
