@@ -46,11 +46,11 @@ class StepModel:
     speculative: Speculative | None = None
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "arch", with_engine_kernels(self.arch, self.engine))
         spec = self.speculative
-        if spec is not None and spec.draft is not None:
+        if spec is not None and spec.draft is not None:  # on the plain arch: it applies the engine kernels itself
             object.__setattr__(self, "_draft", StepModel(load_model(spec.draft), self.arch, self.scenario, self.mode,
                                                          self.engine))
+        object.__setattr__(self, "arch", with_engine_kernels(self.arch, self.engine))
 
     def _sum(self, timings: list[Timing], keep) -> Cost:
         """Seconds of the kept operators (with the engine's share of their fixed per-kernel cost) and

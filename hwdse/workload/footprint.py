@@ -45,8 +45,8 @@ def footprint(model: ModelConfig, scenario: Scenario) -> Footprint:
     wb, ab, kb = (get_format(f).bits_per_element / 8 for f in (s.weights, s.activations, s.kv))
     window = m.sliding_window or np.inf
     context = s.prompt + s.gen
-    local = m.windowed_layers + m.local_layers
-    positions = ((m.num_layers - local) * context + m.windowed_layers * np.minimum(context, window)
+    full = m.num_layers - m.windowed_layers - m.local_layers
+    positions = (full * context + m.windowed_layers * np.minimum(context, window)
                  + m.local_layers * np.minimum(context, m.attention_chunk or np.inf))
     kv = s.batch * positions * m.kv_elements * kb
     tokens = s.batch * s.prompt
