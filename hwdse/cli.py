@@ -71,8 +71,11 @@ def evaluate(arch: Arch = "h100-sxm", model: Model = "llama-2-7b",
                                                "(arch efficiency block), else roofline")] = "auto",
              tp: Annotated[Optional[int], typer.Option("--tp", help="tensor-parallel GPUs (multi-gpu system)")] = None,
              pp: Annotated[Optional[int], typer.Option("--pp", help="pipeline stages (multi-gpu system)")] = None,
-             ep: Annotated[Optional[int], typer.Option("--ep", help="expert parallelism over the tp devices (= tp; "
-                                                       "attention data-parallel)")] = None,
+             ep: Annotated[Optional[int], typer.Option("--ep", help="expert groups over the tp devices (a divisor of "
+                                                       "tp; experts tensor-parallel over tp/ep)")] = None,
+             attention_dp: Annotated[Optional[int], typer.Option("--attention-dp", help="data-parallel groups over "
+                                                                 "the tp devices for attention and dense layers "
+                                                                 "(a divisor of tp)")] = None,
              as_json: AsJson = False) -> None:
     """TTFT, TPOT, end-to-end latency, throughput and memory of one static batch."""
     from hwdse.hardware.multi import with_parallelism
@@ -87,9 +90,12 @@ def evaluate(arch: Arch = "h100-sxm", model: Model = "llama-2-7b",
         check_formats("--expert-weights", [expert_weights])
         fields["expert_weights"] = expert_weights
     spec, system = model_and_arch(model, arch)
-    if tp is not None or pp is not None or ep is not None:  # wrap a GPU (or re-degree a multi-gpu arch) on the fly
-        system = with_parallelism(system, tp if tp is not None or ep is None or getattr(system, "tp", 1) > 1 else ep,
-                                  pp, ep=ep)
+    degrees = {"ep": ep, "attention_dp": attention_dp}
+    if tp is not None or pp is not None or any(v is not None for v in degrees.values()):
+        # wrap a GPU (or re-degree a multi-gpu arch) on the fly; a lone GPU with --ep N spans N devices
+        span = max((v for v in degrees.values() if v is not None), default=1)
+        system = with_parallelism(system, tp if tp is not None or getattr(system, "tp", 1) > 1 else span, pp,
+                                  **degrees)
     if scenario is not None:  # a named scenario keeps its own prompt and gen lengths
         scenario = loaded("--scenario", named_scenario, scenario)
         fields = {k: v for k, v in fields.items() if k not in ("prompt", "gen")}

@@ -9,6 +9,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+import hwdse
 from hwdse.cli import app
 
 runner = CliRunner()
@@ -118,8 +119,16 @@ def test_gigabytes():
 
 
 def test_evaluate_an_moe_model_with_expert_parallelism():
-    """The issue's command: DeepSeek-V3 on a DGX H100 with EP 8 (FP8: 99 GB per GPU does not fit 80 GB)."""
-    data = json.loads(run("evaluate", "--model", "deepseek-v3", "--arch", "dgx-h100", "--ep", "8", "--weights",
-                          "fp8-e4m3", "--activations", "fp8-e4m3", "--kv", "fp8-e4m3", "--json").output)
-    assert data["devices"] == 8 and data["placement"]["ep_dispatch"] == "interconnect"
-    assert data["fits"] is False and "capacity" in data["fit_reason"]
+    """The issue's command: DeepSeek-V3 on a DGX H100 with EP 8 and TP attention (1/8 of every weight per
+    GPU); with attention data-parallel too, the routed rows go out and back as all-to-alls and the
+    replicated attention weights no longer fit 80 GB (they do on H200s)."""
+    fmt = ("--weights", "fp8-e4m3", "--activations", "fp8-e4m3", "--kv", "fp8-e4m3", "--json")
+    data = json.loads(run("evaluate", "--model", "deepseek-v3", "--arch", "dgx-h100", "--ep", "8", *fmt).output)
+    assert data["devices"] == 8 and data["placement"]["ep_combine"] == "interconnect"
+    assert "ep_dispatch" not in data["placement"]  # TP attention: every GPU holds every token already
+    params = hwdse.load_model("deepseek-v3").num_params
+    assert data["weights_bytes"] == pytest.approx(params / 8, rel=0.01)
+    for arch, fits in (("dgx-h100", False), ("h200", True)):
+        dp = json.loads(run("evaluate", "--model", "deepseek-v3", "--arch", arch, "--ep", "8", "--attention-dp", "8",
+                            *fmt).output)
+        assert dp["devices"] == 8 and dp["placement"]["ep_dispatch"] == "interconnect" and dp["fits"] is fits

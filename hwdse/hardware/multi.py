@@ -1,4 +1,4 @@
-"""Multi-device systems: tensor (Megatron) and pipeline parallelism over identical devices.
+"""Multi-device systems: tensor (Megatron), expert, data and pipeline parallelism over identical devices.
 
 A :class:`MultiGPU` is a Device: ``schedule(ops)`` shards every operator for ONE device (a pure
 function of the op's fields and ``shape``), lets the member device time the shards, and inserts
@@ -12,6 +12,13 @@ collective operators (kind ``collective``) timed by the interconnect (alpha-beta
   lm_head by an all-gather of the logits;
 * attention heads split by tp, the KV cache by ``min(tp, kv_heads)``; the activation ``act`` by tp;
   norms, residual adds and the MoE router are replicated.
+
+MoE layouts (vLLM / SGLang / TensorRT-LLM): the ``tp`` devices of a stage run attention and every
+dense weight as ``attention_dp`` data-parallel groups of ``tp / attention_dp`` tensor-parallel
+devices, and the routed experts as ``ep`` expert groups of ``tp / ep`` tensor-parallel devices (so
+``attention_dp = ep = tp`` is the DeepSeek "DP attention + EP" layout, ``ep = tp`` alone is TP
+attention with EP experts, ``ep = 1`` is expert TP); :func:`shard_ops` says which collectives join
+them.
 
 Pipeline parallelism splits the ``L`` layers into ``pp`` stages. With ``m`` microbatches (each
 op's batch-proportional terms / m, weights read once per microbatch) the critical path of a
@@ -125,55 +132,86 @@ def _is_expert(op: Op, moe: bool) -> bool:
 
 
 def _ep_shard(op: Op, ep: Number, imbalance: Number = 1.0) -> Op:
-    """A routed-expert op on the busiest of ``ep`` devices: 1/ep of the experts (their weights) and
+    """A routed-expert op on the busiest of ``ep`` expert groups: 1/ep of the experts (their weights) and
     ``imbalance``/ep of the routed rows (their work and activations; its experts' rows grow alike)."""
     busy = ep / imbalance
     return _scaled(op, {"flops": busy, "weight_bytes": ep, "act_in_bytes": busy, "act_out_bytes": busy},
                    {"groups": ep, "experts": ep, "elements": busy, "m": 1 / imbalance})
 
 
-def shard_ops(ops: Sequence[Op], tp: Number, pp: Number, m: Number, ep: Number = 1, imbalance: Number = 1.0
-              ) -> list[tuple[Op, tuple | None]]:
-    """Per-device operators, each with the collective that follows it, if any: ``(name, kind)`` or
-    ``(name, kind, bytes)``.
+def group_hit(experts: int, top_k: int, ep: Number) -> Number:
+    """Probability that a token routed to ``top_k`` of ``experts`` (uniformly, without repeats) sends a row
+    to a given one of ``ep`` expert groups: 1 - C(E - E/ep, k) / C(E, k). DeepEP-style dispatch sends a
+    token once per destination group, so this is each group's share of the tokens (k/ep at large ep)."""
+    miss = 1.0
+    for i in range(top_k):
+        miss = miss * np.maximum(experts - experts / ep - i, 0.0) / (experts - i)
+    return 1.0 - miss
 
-    The ``pp_send`` point-to-point op (message = one microbatch's residual stream) ends the list.
-    A degree of exactly 1 inserts no collectives (the table is the member device's own). With ``ep``
-    (= tp) the routed experts are expert-parallel and everything else data-parallel on 1/ep of the
-    sequences: no tensor-parallel collectives; the router's rows go out to their experts' devices
-    (``ep_dispatch``) and come back after the last expert op (``ep_combine``), each an all-to-all of
-    one rank's routed rows; ``imbalance`` (>= 1) is the busiest rank's routed rows over the mean, and
-    that rank sets the step.
+
+def shard_ops(ops: Sequence[Op], tp: Number, pp: Number, m: Number, ep: Number = 1, imbalance: Number = 1.0,
+              attention_dp: Number = 1) -> list[tuple[Op, tuple[tuple, ...]]]:
+    """Per-device operators, each with the collectives that follow it: ``(name, kind, bytes, devices)``.
+
+    A stage of ``tp`` devices runs everything but the routed experts on ``attention_dp`` data-parallel
+    groups (each 1/attention_dp of the sequences, tensor-parallel over ``a = tp / attention_dp``
+    devices: the Megatron rules and all-reduces over ``a``), and the routed experts on ``ep`` expert
+    groups (1/ep of the experts each, tensor-parallel over ``tp / ep`` devices). Routed rows reach the
+    experts as follows:
+
+    * ``attention_dp`` = 1: every device already holds all tokens; the experts' partial outputs (and the
+      shared experts', and the expert-TP partial sums) are summed by one all-reduce of the residual
+      over ``tp`` (``tp_allreduce_mlp``; ``ep_combine`` when ``ep`` > 1);
+    * ``attention_dp`` > 1: the router's rows go to their groups' devices (``ep_dispatch``) and come
+      back after the last expert op (``ep_combine``), each an all-to-all over ``tp`` of one group's
+      tokens (``group_hit`` of the system's tokens, x ``imbalance`` on the busiest), then an
+      all-reduce of the residual over ``a`` where ``a`` > 1 (``tp_allreduce_moe``).
+
+    ``imbalance`` (>= 1) is the busiest group's routed rows over the mean; that group sets the step.
+    ``ep`` = ``attention_dp`` = 1 is Megatron tensor parallelism; degrees of exactly 1 insert no
+    collectives. The ``pp_send`` point-to-point op (message = one microbatch's residual stream) ends
+    the list.
     """
     layers = max(op.count for op in ops)
     layer_count, sends = parallel_counts(layers, pp, m, is_decode_table(ops))
-    experts: list[str] = []
-    if _parallel(ep):
-        moe = any(op.shape.get("experts", 1) > 1 for op in ops)
-        experts = [op.name for op in ops if _is_expert(op, moe)]
-        share = [_ep_shard(op, ep, imbalance) if op.name in experts else _microbatch(op, ep) for op in ops]
-    else:
-        attn = next((op for op in ops if op.kind == "attention"), None)
-        kvs = np.minimum(tp, attn.shape["kv_heads"] if attn is not None else np.inf)
-        share = [_tp_shard(op, tp, kvs) for op in ops]
+    moe = any(op.shape.get("experts", 1) > 1 for op in ops)
+    experts = [op.name for op in ops if _is_expert(op, moe)]
+    attn = next((op for op in ops if op.kind == "attention"), None)
+    a, moe_tp = tp / attention_dp, tp / ep
+    kvs = np.minimum(a, attn.shape["kv_heads"] if attn is not None else np.inf)
     shards = []
-    for op, shard in zip(ops, share):
+    for op in ops:
+        if op.name in experts:
+            shard = _tp_shard(_ep_shard(op, ep, imbalance), moe_tp, kvs)
+        else:
+            shard = _tp_shard(_microbatch(op, attention_dp), a, kvs)
         per_layer = layers > 1 and op.name not in NOT_PER_LAYER  # layer ops (of all or some layers) pass the stages
         shards.append(replace(_microbatch(shard, m), count=op.count * layer_count / layers if per_layer
                               else op.count * m))
     by_name = {s.name: s for s in shards}
-    out: list[tuple[Op, tuple | None]] = []
+    residual = by_name["mlp_add"].act_out_bytes if "mlp_add" in by_name else 0.0  # one DP group's microbatch
+    data_parallel = _parallel(attention_dp)
+    if experts and data_parallel:
+        first = next(op for op in ops if op.name == experts[0])
+        hit = group_hit(first.shape["groups"], int(first.shape.get("input_copies", 1)), ep)
+        routed = residual * attention_dp * hit * imbalance  # one expert group's tokens
+    out: list[tuple[Op, tuple[tuple, ...]]] = []
     for shard in shards:
-        after = _AFTER.get(shard.name) if _parallel(tp) and not _parallel(ep) else None
-        if experts and shard.name == "router":
-            after = ("ep_dispatch", "all_to_all", by_name[experts[0]].act_in_bytes)
-        elif experts and shard.name == experts[-1]:
-            after = ("ep_combine", "all_to_all", shard.act_out_bytes)
+        after: tuple[tuple, ...] = ()
+        if experts and shard.name == experts[-1] and data_parallel:
+            after = (("ep_combine", "all_to_all", routed, tp),) + (
+                (("tp_allreduce_moe", "all_reduce", residual, a),) if _parallel(a) else ())
+        elif experts and shard.name == experts[-1] and _parallel(tp):
+            after = (("ep_combine" if _parallel(ep) else "tp_allreduce_mlp", "all_reduce", residual, tp),)
+        elif experts and shard.name == "router" and data_parallel:
+            after = (("ep_dispatch", "all_to_all", routed, tp),)
+        elif shard.name in _AFTER and shard.name not in experts and _parallel(a):
+            name, kind = _AFTER[shard.name]
+            after = ((name, kind, shard.act_out_bytes * (a if kind == "all_gather" else 1), a),)
         out.append((shard, after))
     if _parallel(pp):
-        residual = by_name["mlp_add"].act_out_bytes if "mlp_add" in by_name else 0.0
         out.append((Op("pp_send", "collective", sends, 0.0, shape={"bytes": residual, "devices": pp}),
-                    ("pp_send", "p2p")))
+                    (("pp_send", "p2p", residual, pp),)))
     return out
 
 
@@ -189,11 +227,14 @@ class MultiGPU(Spec):
     name: str
     description: str = ""
     device: Member
-    tp: count() = Field(1, description="tensor-parallel degree")
+    tp: count() = Field(1, description="devices per pipeline stage: the tensor-parallel degree, over attention_dp "
+                                       "data-parallel groups and ep expert groups")
     pp: count() = Field(1, description="pipeline stages")
     microbatches: count() = Field(1, description="microbatches per static batch (pipeline)")
-    ep: count() = Field(1, description="expert parallelism: 1, or tp (each stage's tp devices hold 1/ep of the "
-                                       "routed experts; everything else runs data-parallel)")
+    ep: count() = Field(1, description="expert groups per stage (a divisor of tp): each holds 1/ep of the routed "
+                                       "experts, tensor-parallel over tp/ep devices")
+    attention_dp: count() = Field(1, description="data-parallel groups per stage (a divisor of tp) for everything "
+                                                 "but the routed experts, each tensor-parallel over tp/attention_dp")
     ep_imbalance: quantity(ge=1, unit="1") = Field(
         1.0, description="expert parallelism: the busiest device's routed tokens over the mean (1: balanced)")
     interconnect: Interconnect = Field(description="default: the device's scale_up link")
@@ -205,9 +246,10 @@ class MultiGPU(Spec):
     def _nodes(self) -> "MultiGPU":
         if self.node_devices is not None and self.scale_out is None:
             raise ValueError("node_devices: needs scale_out (the link between nodes)")
-        if np.ndim(self.ep) == 0 and self.ep != 1 and np.any(self.ep != self.tp):
-            raise ValueError(f"ep: must be 1 or the tp degree ({self.tp}): expert parallelism over the tensor-parallel "
-                             f"devices, attention data-parallel over them; got {self.ep}")
+        for field in ("ep", "attention_dp"):
+            degree = getattr(self, field)
+            if np.ndim(degree) == 0 and np.ndim(self.tp) == 0 and self.tp % degree:
+                raise ValueError(f"{field}: must divide tp ({self.tp}): groups of whole devices; got {degree}")
         return self
 
     @model_validator(mode="before")
@@ -261,14 +303,14 @@ class MultiGPU(Spec):
 
     def footprint_shares(self, model: Any) -> tuple[Number, Number, Number]:
         """Fractions of (weights, KV cache, activations) one device holds (activations: one microbatch's).
-        Expert parallelism: 1/ep of the routed experts, every other weight replicated; the sequences
-        (and their KV cache) split over the data-parallel ranks."""
-        if self.ep != 1:
-            routed = model.moe_layers * model.num_experts * model._ffn_params(model.expert_size)
-            weights = (routed / self.ep + model.num_params - routed) / model.num_params  # by parameters
-            return weights / self.pp, 1 / (self.tp * self.pp), 1 / (self.tp * self.microbatches)
-        kvs = np.minimum(self.tp, model.num_kv_heads)
-        return 1 / (self.tp * self.pp), 1 / (kvs * self.pp), 1 / (self.tp * self.microbatches)
+        The routed experts spread over all tp devices of a stage; every other weight over one data-parallel
+        group's tp/attention_dp devices (replicated across groups), and the sequences (their KV cache) over
+        the groups, each group's KV split over min(tp/attention_dp, KV heads)."""
+        a = self.tp / self.attention_dp
+        routed = model.moe_layers * model.num_experts * model._ffn_params(model.expert_size) if model.is_moe else 0
+        weights = (routed / self.tp + (model.num_params - routed) / a) / model.num_params  # by parameters
+        kvs = np.minimum(a, model.num_kv_heads)
+        return weights / self.pp, 1 / (self.attention_dp * kvs * self.pp), 1 / (self.tp * self.microbatches)
 
     @property
     def fabric(self) -> Fabric:
@@ -276,7 +318,7 @@ class MultiGPU(Spec):
 
     def schedule(self, ops: Sequence[Op], mode: Mode = "roofline") -> list[Timing]:
         return schedule_sharded(self.device, self.fabric, ops, self.tp, self.pp, self.microbatches, mode, self.ep,
-                                self.ep_imbalance)
+                                self.ep_imbalance, self.attention_dp)
 
 
 def _scale_up(device: Any) -> dict[str, Any] | None:
@@ -292,11 +334,11 @@ def _scale_up(device: Any) -> dict[str, Any] | None:
 
 
 def schedule_sharded(device: Any, link: Interconnect | Fabric, ops: Sequence[Op], tp: Number, pp: Number, m: Number,
-                     mode: Mode, ep: Number = 1, imbalance: Number = 1.0) -> list[Timing]:
+                     mode: Mode, ep: Number = 1, imbalance: Number = 1.0, attention_dp: Number = 1) -> list[Timing]:
     """Shard ``ops``, time the shards on ``device`` and the collectives on ``link`` (an interconnect, or a
     :class:`Fabric` of nodes)."""
     fabric = link if isinstance(link, Fabric) else Fabric(link)
-    plan = shard_ops(ops, tp, pp, m, ep, imbalance)
+    plan = shard_ops(ops, tp, pp, m, ep, imbalance, attention_dp)
     compute = [op for op, _ in plan if op.name != "pp_send"]
     timed = iter(device.schedule(compute, mode))
     timings: list[Timing] = []
@@ -308,14 +350,11 @@ def schedule_sharded(device: Any, link: Interconnect | Fabric, ops: Sequence[Op]
         t = next(timed)
         work = _ratio(full.count * m, op.count)  # instances done per critical-path slot
         timings.append(replace(t, op=_per_device(t.op, work / pp), energy_J=t.energy_J * tp * work))
-        if after is not None:
-            name, kind = after[:2]
-            # row-parallel outputs are full-size partial sums; an all-gather's buffer is tp shards; an
-            # expert-parallel all-to-all carries its own buffer (one rank's routed rows)
-            nbytes = after[2] if len(after) > 2 else op.act_out_bytes * (tp if kind == "all_gather" else 1)
-            coll = Op(name, "collective", op.count, 0.0, shape={"bytes": nbytes, "devices": tp})
-            t = fabric.collective(coll, kind, nbytes, tp, device, mode)
-            timings.append(replace(t, energy_J=t.energy_J * work))
+        for name, kind, nbytes, devices in after:
+            coll = Op(name, "collective", op.count, 0.0, shape={"bytes": nbytes, "devices": devices})
+            t = fabric.collective(coll, kind, nbytes, devices, device, mode)
+            # every group of ``devices`` runs its own collective at once: all tp devices' energy
+            timings.append(replace(t, energy_J=t.energy_J * work * tp / devices))
     return timings
 
 
@@ -332,10 +371,11 @@ def _per_device(op: Op, share: Number) -> Op:
 
 
 def with_parallelism(arch: Any, tp: Number | None = None, pp: Number | None = None,
-                     microbatches: Number | None = None, ep: Number | None = None) -> MultiGPU:
+                     microbatches: Number | None = None, ep: Number | None = None,
+                     attention_dp: Number | None = None) -> MultiGPU:
     """A multi-GPU system: a single GPU spec gets wrapped (its scale_up link), a multi-GPU one re-degreed."""
-    changes = {k: v for k, v in (("tp", tp), ("pp", pp), ("microbatches", microbatches), ("ep", ep))
-               if v is not None}
+    changes = {k: v for k, v in (("tp", tp), ("pp", pp), ("microbatches", microbatches), ("ep", ep),
+                                 ("attention_dp", attention_dp)) if v is not None}
     if isinstance(arch, MultiGPU):
         data = {**arch.model_dump(mode="python", round_trip=True), **changes}
         return validate(MultiGPU, data, f"arch {arch.name}")

@@ -3,15 +3,11 @@
 Rows: aggregated DeepSeek-V3/R1, Qwen3-235B-A22B and gpt-oss-120b runs on H100/H200/B200 (the
 architectures the catalog models: ``deepseek-v3``, ``qwen3-235b-a22b``, ``gpt-oss-120b``). Nothing is fitted on them: the engines' and
 harnesses' terms come from the dense fit (:mod:`hwdse.serving.validation`), so every row is
-held out. Parallel layouts the system model represents:
-
-* tensor parallelism over ``tp_size`` GPUs, experts tensor-parallel (``moe_tp_size`` = tp) or expert-
-  parallel with attention still tensor-parallel (``moe_ep_size`` = tp, attention DP 1): mapped to
-  TP (the same expert bytes per GPU and the same all-reduce; per-expert GEMM shapes differ);
-* attention data-parallel with expert parallelism (``attention_dp_size`` = ``moe_ep_size`` = N,
-  tp_size 1): the system's ``ep = N``.
-
-Other layouts (experts split both ways, more than one node) are left out and counted.
+held out. A row's layout maps onto one :class:`hwdse.hardware.multi.MultiGPU` stage of ``tp_size x
+attention_dp_size`` GPUs (= ``moe_tp_size x moe_ep_size``): ``attention_dp`` = attention_dp_size and
+``ep`` = moe_ep_size; beyond 8 GPUs the nodes of 8 are joined by one 400 Gb/s InfiniBand NIC per GPU
+(``ib-ndr``: the DGX H100/H200/B200 compute fabric, ConnectX-7). Rows with pipeline stages or whose
+attention and expert layouts count different GPUs are left out and counted.
 """
 
 from __future__ import annotations
@@ -37,25 +33,27 @@ MODEL_FORMATS = {"gpt-oss-120b": {"fp4": ("bf16", "bf16", "bf16", "mxfp4")}}
 
 @dataclass(frozen=True)
 class MoeRow(_Run):
-    """One aggregated MoE run on ``devices`` GPUs (``ep`` > 1: attention DP + expert parallelism)."""
+    """One aggregated MoE run on ``devices`` GPUs: ``attention_dp`` data-parallel attention groups, ``ep``
+    expert groups."""
 
     devices: int
+    attention_dp: int
     ep: int
     harness: str
     campaign: str
 
 
-def _layout(r: dict[str, str]) -> tuple[int, int] | None:
-    """(devices, ep) of a row's layout, or None where the system model has no equivalent."""
+NODE_DEVICES = 8      # GPUs per HGX/DGX node
+SCALE_OUT = "ib-ndr"  # between nodes: one ConnectX-7 NIC per GPU
+
+
+def _layout(r: dict[str, str]) -> tuple[int, int, int] | None:
+    """(devices, attention_dp, ep) of a row's layout, or None where the system model has no equivalent."""
     num = {k: int(r[k] or 1) for k in ("tp_size", "attention_dp_size", "moe_tp_size", "moe_ep_size", "pp_size")}
-    tp, dp, mtp, mep = num["tp_size"], num["attention_dp_size"], num["moe_tp_size"], num["moe_ep_size"]
-    if num["pp_size"] != 1 or tp * dp > 8:
+    devices = num["tp_size"] * num["attention_dp_size"]
+    if num["pp_size"] != 1 or devices != num["moe_tp_size"] * num["moe_ep_size"]:
         return None
-    if dp == 1 and (mtp, mep) in ((tp, 1), (1, tp)):
-        return tp, 1
-    if tp == 1 and dp == mep and mtp == 1:
-        return dp, dp
-    return None
+    return devices, num["attention_dp_size"], num["moe_ep_size"]
 
 
 def moe_rows() -> tuple[list[MoeRow], int]:
@@ -73,7 +71,8 @@ def moe_rows() -> tuple[list[MoeRow], int]:
         rows.append(MoeRow(id=r["id"], system=r["system"], arch=SYSTEMS[r["system"]], engine=r["backend"], model=model,
                            precision=r["precision"], isl=float(r["isl"]), osl=float(r["osl"]),
                            concurrency=float(r["batch_size"]), ttft_s=float(r["silicon_ttft_ms"]) / 1e3,
-                           tpot_s=float(r["silicon_tpot_ms"]) / 1e3, devices=layout[0], ep=layout[1],
+                           tpot_s=float(r["silicon_tpot_ms"]) / 1e3, devices=layout[0],
+                           attention_dp=layout[1], ep=layout[2],
                            harness=harness, campaign=" ".join(filter(None, (harness, r["backend"],
                                                                             r["backend_version"])))))
     return rows, skipped
@@ -82,18 +81,16 @@ def moe_rows() -> tuple[list[MoeRow], int]:
 def predict_moe(rows: list[MoeRow], harnesses: dict[str, Any] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Predicted (TTFT, TPOT) seconds per row with the catalog engines; one serve call per group."""
     from hwdse.hardware import load_arch
-    from hwdse.hardware.multi import with_parallelism
     from hwdse.serving import serve
     from hwdse.serving.validation import committed_harnesses
 
     harnesses = committed_harnesses() if harnesses is None else harnesses
     groups: dict[tuple, list[int]] = defaultdict(list)
     for i, r in enumerate(rows):
-        groups[(r.arch, r.model, r.precision, r.devices, r.ep, r.engine, r.campaign)].append(i)
+        groups[(r.arch, r.model, r.precision, r.devices, r.attention_dp, r.ep, r.engine, r.campaign)].append(i)
     ttft, tpot = np.empty(len(rows)), np.empty(len(rows))
-    for (arch, model, precision, devices, ep, engine, _), idx in groups.items():
-        gpu = load_arch(arch)
-        system = gpu if devices == 1 else with_parallelism(gpu, devices, ep=ep if ep > 1 else None)
+    for (arch, model, precision, devices, dp, ep, engine, _), idx in groups.items():
+        system = _system(load_arch(arch), devices, dp, ep)
         weights, acts, kv, *expert = MODEL_FORMATS.get(model, FORMATS).get(precision, FORMATS[precision])
         cols = {f: np.array([getattr(rows[i], f) for i in idx]) for f in ("concurrency", "isl", "osl")}
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -101,6 +98,20 @@ def predict_moe(rows: list[MoeRow], harnesses: dict[str, Any] | None = None) -> 
                        harness=harness_of(rows[idx[0]], harnesses), expert_weights=expert[0] if expert else None)
         ttft[idx], tpot[idx] = np.asarray(ds.ttft_s), np.asarray(ds.tpot_s)
     return ttft, tpot
+
+
+def _system(gpu: Any, devices: int, attention_dp: int, ep: int) -> Any:
+    """The GPU, or a stage of ``devices`` of them in the row's layout (nodes of ``NODE_DEVICES``)."""
+    from hwdse._catalog import validate
+    from hwdse.hardware.multi import MultiGPU, with_parallelism
+
+    if devices == 1:
+        return gpu
+    system = with_parallelism(gpu, devices, ep=ep, attention_dp=attention_dp)
+    if devices <= NODE_DEVICES:
+        return system
+    return validate(MultiGPU, {**system.model_dump(mode="python", round_trip=True), "node_devices": NODE_DEVICES,
+                               "scale_out": {"link": SCALE_OUT}}, f"arch {system.name}")
 
 
 def moe_error_table(rows: list[MoeRow], ttft: np.ndarray, tpot: np.ndarray) -> list[dict[str, Any]]:

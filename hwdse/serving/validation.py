@@ -359,7 +359,8 @@ def calibrate_serving(write: bool, report: Path | None) -> list[str]:
     lines += [f"MoE (not fitted, every row held out) {t['model']} {t['system']} {t['engine']} {t['precision']}: "
               f"{t['rows']} rows, TPOT median/p90 {t['tpot_median'] * 100:.1f}/{t['tpot_p90'] * 100:.0f} %, TTFT "
               f"{t['ttft_median'] * 100:.1f}/{t['ttft_p90'] * 100:.0f} %" for t in moe_error_table(mrows, mttft, mtpot)]
-    lines.append(f"MoE rows left out (layouts the system model lacks: mixed expert TP x EP, > 8 GPUs, PP): {skipped}")
+    lines.append(f"MoE rows left out (pipeline stages, or attention and expert layouts over different GPU "
+                 f"counts): {skipped}")
     if write:
         totals = "; ".join(f"{t['system']} TPOT {t['tpot_median'] * 100:.1f} %" for t in table if t["engine"] == "all")
         for e in engines.values():
