@@ -22,7 +22,7 @@ from hwdse._catalog import validate
 from hwdse._errors import HwdseError
 from hwdse.hardware import load_arch, with_overrides
 from hwdse.perf import evaluate, evaluate_mix, resolve
-from hwdse.search.spec import SERVING_PATHS, Param, Serving, StudySpec
+from hwdse.search.spec import SERVING_PATHS, Param, Serving, StudySpec, joint_values
 from hwdse.serving import load_engine, serve, serve_disaggregated
 from hwdse.workload import Scenario, scenario as named_scenario
 
@@ -151,6 +151,7 @@ class Space:
 
     def evaluate_design(self, values: Mapping[str, Any], detail: bool = False) -> xr.Dataset:
         """Evaluate the base design with ``values`` (path -> number/DataArray/choice) applied."""
+        values = self.expand(values)
         if self.spec.serving is not None:
             return self._serve(values, detail)
         arch, fields = self.split(values)
@@ -165,26 +166,39 @@ class Space:
             return evaluate(model, arch, scen, mode=mode, detail=detail, **fields)
         return evaluate(model, arch, mode=mode, detail=detail, **fields)
 
+    def expand(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """``values`` with each table choice of a joint param replaced by its sub-paths' values."""
+        out: dict[str, Any] = {}
+        for k, v in values.items():
+            p = self.params.get(k)
+            out.update(joint_values(k, v) if p is not None and p.joint else {k: v})
+        return out
+
     def resolve_one(self, path: str, value: Any, label: str) -> None:
-        """Apply one value at one path on top of the base design and validate it (no evaluation)."""
+        """Apply one value at one path (a table choice: its sub-paths together) on top of the base design
+        and validate it (no evaluation)."""
+        items = self.expand({path: value})
         serving = self.spec.serving is not None
         prefixes = ("arch.", "scenario.") + (("serving.",) if serving else ()) + (
             ("decode_arch.",) if self.decode_arch is not None else ())
-        if not path.startswith(prefixes):
-            raise HwdseError(self.where, f"search.{path}", f"paths start with {' or '.join(map(repr, prefixes))}")
-        if path.startswith("serving."):
-            return self._resolve_serving(path, value, label)
-        if path.startswith("decode_arch."):
-            return self._resolve_decode(path, value, label)
         fields = _SERVING_SCENARIO_FIELDS if serving else _SCENARIO_FIELDS
-        if path.startswith("scenario.") and path.removeprefix("scenario.") not in fields:
-            extra = "; a serving study's lengths are serving.isl and serving.osl" if serving else ""
-            raise HwdseError(self.where, f"search.{path}",
-                             f"unknown scenario field; expected one of {', '.join(fields)}{extra}")
-        if self.mix is not None and path in ("scenario.prompt", "scenario.gen"):
-            raise HwdseError(self.where, f"search.{path}", "prompt/gen are fixed per scenario of a mix")
+        for key in items:
+            if not key.startswith(prefixes):
+                raise HwdseError(self.where, f"search.{path}", f"paths start with {' or '.join(map(repr, prefixes))}"
+                                 + (f" (table key {key.removeprefix(path + '.')!r})" if key != path else ""))
+            if key.startswith("scenario.") and key.removeprefix("scenario.") not in fields:
+                extra = "; a serving study's lengths are serving.isl and serving.osl" if serving else ""
+                raise HwdseError(self.where, f"search.{path}",
+                                 f"unknown scenario field; expected one of {', '.join(fields)}{extra}")
+            if self.mix is not None and key in ("scenario.prompt", "scenario.gen"):
+                raise HwdseError(self.where, f"search.{path}", "prompt/gen are fixed per scenario of a mix")
+        for key in [k for k in items if k.startswith(("serving.", "decode_arch."))]:
+            check = self._resolve_serving if key.startswith("serving.") else self._resolve_decode
+            check(key, items.pop(key), label, path)
+        if not items:
+            return
         try:
-            arch, fields = self.split({path: value})
+            arch, fields = self.split(items)
             scen = (next(iter(self.mix)) if self.mix else None)
             if self.spec.workload.scenario is not None and scen is None:
                 scen = named_scenario(self.spec.workload.scenario)
@@ -194,14 +208,14 @@ class Space:
         except HwdseError as exc:
             raise HwdseError(self.where, f"search.{path}", f"{label} {value!r}: {_reason(exc, path)}") from None
 
-    def _resolve_decode(self, path: str, value: Any, label: str) -> None:
-        """Validate one ``decode_arch.<path>`` value on the decode pool's arch."""
+    def _resolve_decode(self, path: str, value: Any, label: str, param: str) -> None:
+        """Validate one ``decode_arch.<path>`` value on the decode pool's arch (``param``: the search key)."""
         try:
             with_overrides(self.decode_arch, {path.removeprefix("decode_arch."): value}, where=self.where)
         except HwdseError as exc:
-            raise HwdseError(self.where, f"search.{path}", f"{label} {value!r}: {_reason(exc, path)}") from None
+            raise HwdseError(self.where, f"search.{param}", f"{label} {value!r}: {_reason(exc, path)}") from None
 
-    def _resolve_serving(self, path: str, value: Any, label: str) -> None:
+    def _resolve_serving(self, path: str, value: Any, label: str, param: str) -> None:
         """Validate one ``serving.<field>`` value with the [serving] table's own rules (engine: a catalog entry)."""
         field = path.removeprefix("serving.")  # a known field: check_spec lists the others
         try:
@@ -211,7 +225,7 @@ class Space:
                 validate(Serving, {field: value}, self.where)
         except HwdseError as exc:
             reason = exc.reason if field == "engine" else _reason(exc, path)
-            raise HwdseError(self.where, f"search.{path}", f"{label} {value!r}: {reason}") from None
+            raise HwdseError(self.where, f"search.{param}", f"{label} {value!r}: {reason}") from None
 
 
 def _reason(exc: HwdseError, path: str) -> str:

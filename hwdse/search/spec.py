@@ -33,7 +33,11 @@ Scalar = str | bool | int | float
 class Param(Spec):
     """One search dimension at a dotted path: a float/int range (``low``, ``high``, ``log``, ``step``) or
     categorical ``choices``. A range whose bounds are both integers is an int range unless
-    ``type = "float"``. ``num`` sets the points of a float range in a grid sweep."""
+    ``type = "float"``. ``num`` sets the points of a float range in a grid sweep.
+
+    Choices may be tables of paths below the param's path, set together (``[search.arch] choices =
+    [{tp = 8, ep = 8}, ...]``: layouts whose fields must agree); each is kept as its label
+    ``"tp=8 ep=8"`` (:func:`choice_label`, read back by :func:`joint_values`) and ``joint`` is set."""
 
     low: int | float | None = None
     high: int | float | None = None
@@ -43,6 +47,18 @@ class Param(Spec):
     type: Literal["float", "int", "categorical"] | None = None
     num: int = Field(5, ge=2, description="grid points of a float range without step")
     unit: str = ""
+    joint: bool = Field(False, description="the choices are tables of sub-paths (stored as their labels)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _tables(cls, data: Any) -> Any:
+        """Table choices become their labels, and the param joint."""
+        choices = data.get("choices") if isinstance(data, dict) else None
+        if not isinstance(choices, list) or not any(isinstance(c, dict) for c in choices):
+            return data
+        if not all(isinstance(c, dict) and c for c in choices):
+            raise ValueError("choices: either all tables of sub-paths (set together) or all plain values")
+        return {**data, "choices": [choice_label(c) for c in choices], "joint": True}
 
     @model_validator(mode="after")
     def _shape(self) -> "Param":
@@ -72,6 +88,28 @@ class Param(Spec):
         if self.type is not None:
             return self.type
         return "int" if isinstance(self.low, int) and isinstance(self.high, int) else "float"
+
+
+def choice_label(table: dict[str, Scalar]) -> str:
+    """The label of a table choice: ``"tp=8 ep=8"`` (sub-paths in the table's order)."""
+    for key, value in table.items():
+        if not isinstance(value, (str, bool, int, float)) or any(c in f"{key}{value}" for c in " ="):
+            raise ValueError(f"choices: {key} = {value!r}: table values are plain numbers or words, "
+                             f"without spaces or '='")
+    return " ".join(f"{k}={json.dumps(v) if isinstance(v, bool) else v}" for k, v in table.items())
+
+
+def joint_values(path: str, label: str) -> dict[str, Scalar]:
+    """The ``path.<sub-path>`` values of a table choice's label."""
+    out: dict[str, Scalar] = {}
+    for item in str(label).split():
+        key, text = item.split("=", 1)
+        try:
+            value: Scalar = json.loads(text)
+        except ValueError:
+            value = text
+        out[f"{path}.{key}"] = value
+    return out
 
 
 class MixEntry(Spec):

@@ -26,6 +26,8 @@ CASES = {
                        "search.scenario.weights", "unknown formats entry 'fp7'"),
     "unknown-scenario-field": ('[search."scenario.speed"]\nlow = 1.0\nhigh = 2.0\n' + TAIL,
                                "search.scenario.speed", "unknown scenario field"),
+    "bad-table-choice": ('[search.arch]\nchoices = [{"memory.count" = 2}, {"memory.count" = 0}]\n' + TAIL,
+                         "search.arch", "must be >= 1"),
     "enqueue-outside": ('[search."arch.memory.count"]\nlow = 1\nhigh = 3\n' + TAIL
                         + '[[enqueue]]\n"arch.memory.count" = 9\n',
                         "enqueue[0].arch.memory.count", "outside"),

@@ -11,6 +11,8 @@ import optuna
 import pytest
 import xarray as xr
 
+import hwdse
+import hwdse.hardware
 from hwdse._errors import HwdseError
 from hwdse.report.labels import metric
 from hwdse.search import load_study, run_study
@@ -279,3 +281,36 @@ def test_the_pim_decode_study_runs(tmp_path: Path) -> None:
     assert float(first.devices) == 8 + 16  # a DGX H100; 8 A100s and 8 AttAcc boards
     assert bool(first.feasible) and float(first.goodput_tok_s_per_device) > 0
     assert (out / "figures" / "serving.png").is_file()
+
+
+def test_the_moe_parallelism_study_runs(tmp_path: Path) -> None:
+    """`hwdse study run studies/deepseek-v3-parallelism.toml` (README): table choices set a layout's
+    fields together; the enqueued point is one node of DP attention + EP 8."""
+    space = load_study(REPO / "studies" / "deepseek-v3-parallelism.toml")
+    arch = space.params["arch"]
+    assert arch.joint and arch.kind == "categorical" and "tp=16 ep=16 attention_dp=2" in arch.choices
+    assert space.expand({"arch": "tp=32 ep=32 attention_dp=4"}) == {"arch.tp": 32, "arch.ep": 32, "arch.attention_dp": 4}
+    out = tmp_path / "ds"
+    code, _, err = cli("study", "run", str(REPO / "studies" / "deepseek-v3-parallelism.toml"), "--trials", "3",
+                       "--out", str(out), "--quiet")
+    assert code == 0, err
+    ds = xr.open_dataset(out / "results.nc")
+    first = ds.isel(trial=0)
+    node = hwdse.hardware.with_overrides(hwdse.load_arch("hgx-h200-nodes"), {"ep": 8, "attention_dp": 8})
+    one = serve("deepseek-v3", node, concurrency=256, isl=1024, osl=1024, engine="trtllm", weights="fp8-e4m3",
+                activations="fp8-e4m3", kv="fp8-e4m3", mode="achieved", ttft_slo_s=2.0, tpot_slo_s=0.05)
+    assert str(first["arch"].values) == "tp=8 ep=8 attention_dp=8" and float(first.devices) == 8
+    for m in ("ttft_s", "tpot_s", "goodput_tok_s_per_device"):
+        assert float(first[m]) == pytest.approx(float(one[m]), rel=1e-9), m
+
+
+def test_table_choices_must_all_be_tables_and_name_fields_together(tmp_path: Path) -> None:
+    from hwdse.search.spec import Param, joint_values
+
+    p = Param(choices=[{"tp": 8, "ep": 8}, {"tp": 16, "flag": True, "fmt": "fp8-e4m3"}])
+    assert p.joint and p.choices == ["tp=8 ep=8", "tp=16 flag=true fmt=fp8-e4m3"]
+    assert joint_values("arch", p.choices[1]) == {"arch.tp": 16, "arch.flag": True, "arch.fmt": "fp8-e4m3"}
+    with pytest.raises(ValueError, match="either all tables"):
+        Param(choices=[{"tp": 8}, 16])
+    with pytest.raises(ValueError, match="without spaces"):
+        Param(choices=[{"name": "a b"}])
