@@ -62,6 +62,7 @@ Member = Annotated[GPU | Accelerator, Field(discriminator="kind")]
 _MEMBER = TypeAdapter(Member)
 
 __all__ = ["MultiGPU", "with_parallelism", "shard_ops", "parallel_counts", "is_decode_table", "schedule_sharded",
+           "is_routed_expert", "group_hit",
            "COLUMN", "ROW", "KV_COLUMN"]
 
 COLUMN = ("q_proj", "gate_proj", "up_proj", "fc1", "lm_head")
@@ -126,7 +127,7 @@ def parallel_counts(layers: int, pp: Number, m: Number, decode: bool) -> tuple[N
     return slots_layers, (pp - 1) / pp * (pp + extra)
 
 
-def _is_expert(op: Op, moe: bool) -> bool:
+def is_routed_expert(op: Op, moe: bool) -> bool:
     """A routed-expert op: a per-expert GEMM (``shape["experts"]``), or the routed activation of an MoE table."""
     return op.shape.get("experts", 1) > 1 or (moe and op.name == "act")
 
@@ -175,7 +176,7 @@ def shard_ops(ops: Sequence[Op], tp: Number, pp: Number, m: Number, ep: Number =
     layers = max(op.count for op in ops)
     layer_count, sends = parallel_counts(layers, pp, m, is_decode_table(ops))
     moe = any(op.shape.get("experts", 1) > 1 for op in ops)
-    experts = [op.name for op in ops if _is_expert(op, moe)]
+    experts = [op.name for op in ops if is_routed_expert(op, moe)]
     attn = next((op for op in ops if op.kind == "attention"), None)
     a, moe_tp = tp / attention_dp, tp / ep
     kvs = np.minimum(a, attn.shape["kv_heads"] if attn is not None else np.inf)

@@ -6,7 +6,11 @@ Placement policy (decode; prefill always runs on the xPU, PIM has little compute
   elementwise work, ``sv_matmul``, or the fused ``flash_attention``) in PIM: the AttAcc split;
 * ``fc`` places the FC GEMMs: ``xpu`` (never), ``pim`` (always), ``threshold`` (when the GEMM has
   at most ``fc_batch_threshold`` rows, i.e. sequences), ``faster`` (per op, the unit with the
-  shorter time, link transfers included). Placement may differ per point of a swept batch.
+  shorter time, link transfers included). Placement may differ per point of a swept batch;
+* ``experts: pim`` puts an MoE model's routed-expert GEMMs (and their activation, where the units
+  run elementwise work) in PIM whatever ``fc`` says: each expert sees ``batch x k / E`` rows at
+  decode, so a GEMV engine re-streaming its weights per row competes with the xPU reading the
+  touched experts once (Duplex, MICRO 2024, and MoNDE put MoE experts near memory for this reason).
 
 ``attach: separate`` (AttAcc): the PIM devices are extra memory next to the xPU, holding the
 KV cache, which must fit in them (attention runs where it lives); ``capacity_rule: pooled`` checks
@@ -34,7 +38,7 @@ from hwdse._params import Number, quantity
 from hwdse.hardware._base import Mode, Timing
 from hwdse.hardware.energy import dram_energy_J
 from hwdse.hardware.gpu import GPU
-from hwdse.hardware.multi import MultiGPU
+from hwdse.hardware.multi import MultiGPU, is_routed_expert
 from hwdse.hardware.pim import PIM, boundaries, merge, pim_work
 from hwdse.workload.ops import Op
 
@@ -82,6 +86,8 @@ class GpuPim(Spec):
     attach: Literal["separate", "shared"] = "separate"
     attention: Literal["pim", "xpu"] = "pim"
     fc: Literal["xpu", "pim", "threshold", "faster", "split"] = "xpu"
+    experts: Literal["xpu", "pim"] = Field("xpu", description="where an MoE model's routed-expert GEMMs run at "
+                                                               "decode (pim: their weights live in PIM)")
     fc_batch_threshold: quantity(ge=0, unit="sequences") = Field(
         0.0, description="fc=threshold: FC GEMMs of at most this many rows run in PIM")
     overlap: Literal["none", "heads"] = Field(
@@ -119,9 +125,10 @@ class GpuPim(Spec):
             raise ValueError("fc: split runs xPU and PIM at once: needs attach: separate and pim.blocked_mode: false")
         if self.overlap == "heads" and not (concurrent and self.attention == "pim"):
             raise ValueError("overlap: heads needs attention: pim, attach: separate and pim.blocked_mode: false")
-        if self.fc in ("pim", "threshold", "faster", "split") and "gemv" not in self.pim.units.runs:
-            raise ValueError(f"fc: {self.fc}, but the PIM units do not run GEMVs (units.runs: "
-                             f"{', '.join(self.pim.units.runs)})")
+        for field, value in (("fc", self.fc), ("experts", self.experts)):
+            if value in ("pim", "threshold", "faster", "split") and "gemv" not in self.pim.units.runs:
+                raise ValueError(f"{field}: {value}, but the PIM units do not run GEMVs (units.runs: "
+                                 f"{', '.join(self.pim.units.runs)})")
         return self
 
     @property
@@ -142,8 +149,8 @@ class GpuPim(Spec):
         """How :meth:`fits` checks the footprint (reported with results)."""
         if self.attach == "shared" or self.attention != "pim" or self.capacity_rule == "pooled":
             return "footprint <= pooled capacity"
-        weights = ("weights + activations <= xPU capacity" if self.fc == "xpu"
-                   else "footprint <= pooled capacity (FC weights may sit in either memory)")
+        weights = ("weights + activations <= xPU capacity" if self.fc == "xpu" and self.experts == "xpu"
+                   else "footprint <= pooled capacity (FC or expert weights may sit in either memory)")
         return f"KV cache <= PIM capacity (attention runs where the KV cache lives) and {weights}"
 
     def fits(self, weights_bytes: Number, kv_cache_bytes: Number, activation_bytes: Number) -> Number:
@@ -153,7 +160,7 @@ class GpuPim(Spec):
         pooled = weights_bytes + kv_cache_bytes + activation_bytes <= self.capacity_bytes
         if self.attach == "shared" or self.attention != "pim" or self.capacity_rule == "pooled":
             return pooled
-        if self.fc == "xpu":
+        if self.fc == "xpu" and self.experts == "xpu":
             pooled = weights_bytes + activation_bytes <= self.xpu.capacity_bytes * getattr(self.xpu, "devices", 1)
         return (kv_cache_bytes <= self.pim.capacity_bytes) & pooled
 
@@ -183,7 +190,8 @@ class GpuPim(Spec):
         decode = not any(op.kind == "attention" and np.any(np.asarray(op.shape.get("q_len", 1)) != 1)
                          for op in ops)
         by_name = {t.op.name: t for t in host}
-        on_pim = [self._place(op, by_name.get(op.name)) if decode else False for op in ops]
+        moe = any(op.shape.get("experts", 1) > 1 for op in ops)
+        on_pim = [self._place(op, by_name.get(op.name), moe) if decode else False for op in ops]
         inbound, outbound = boundaries(ops, on_pim)
         swapped = {}
         for op, p, i, o in zip(ops, on_pim, inbound, outbound):
@@ -216,14 +224,17 @@ class GpuPim(Spec):
         at = max(i for i, t in enumerate(timings) if t.op.name in _PROJECTIONS) + 1 if proj else len(timings)
         return timings[:at] + [credit] + timings[at:]
 
-    def _place(self, op: Op, gpu: Timing | None) -> Any:
-        """Whether ``op`` runs in PIM (a bool, or a boolean array over a swept batch)."""
+    def _place(self, op: Op, gpu: Timing | None, moe: bool = False) -> Any:
+        """Whether ``op`` runs in PIM (a bool, or a boolean array over a swept batch); ``moe``: ``op`` is
+        from an MoE model's table."""
         if gpu is None:
             return False
         if op.name in _ATTENTION:
             if self.attention != "pim":
                 return False
             return pim_work(self.pim, op, required=op.kind == "attention")
+        if self.experts == "pim" and is_routed_expert(op, moe):
+            return pim_work(self.pim, op, required=op.kind == "gemm")
         if op.kind != "gemm" or self.fc in ("xpu", "split"):
             return False
         if self.fc in ("pim", "threshold"):

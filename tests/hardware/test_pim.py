@@ -249,3 +249,31 @@ def test_single_gpu_with_shared_pim_stacks():
     assert float(ds.tpot_s[0]) < float(gpu.tpot_s[0]) / 4
     q = ds.sel(phase="decode", op="q_proj").isel(batch=0)  # GPU norm -> PIM GEMV: link + mode switch
     assert float(q.op_time_s) > max(float(q.op_compute_s), float(q.op_memory_s)) + 0.2e-6
+
+
+def test_moe_experts_in_pim_win_at_small_batch_and_lose_when_rows_per_expert_grow():
+    """experts: pim runs the routed-expert GEMMs (and their activation) in PIM at decode: a GEMV engine
+    re-streams an expert's weights for each of its ``batch x k / E`` rows, the GPUs read each touched
+    expert once. Mixtral-8x7B (FP16) on DGX A100 + AttAcc, against the experts on the GPUs (fc: xpu)."""
+    base = with_overrides(load_arch("dgx-a100-attacc"), {"fc": "xpu"})
+    pim = with_overrides(base, {"experts": "pim"})
+    batch = xr.DataArray([1, 256], dims="batch")
+    on, off = (evaluate("mixtral-8x7b", a, batch=batch, prompt=2048, gen=32, detail=True) for a in (pim, base))
+    units = {str(o): set(np.ravel(on.op_unit.sel(phase="decode", op=o).values)) for o in on.op.values}
+    assert units["gate_proj"] == units["down_proj"] == units["act"] == {"pim"}
+    assert units["q_proj"] == units["router"] == {"gpu"}
+    assert set(map(str, np.ravel(on.op_unit.sel(phase="prefill").values))) <= {"gpu", "interconnect"}
+    assert set(np.ravel(off.op_unit.sel(phase="decode", op="gate_proj").values)) == {"gpu"}
+    t_on, t_off = on.op_time_s.sel(phase="decode", op="down_proj"), off.op_time_s.sel(phase="decode", op="down_proj")
+    assert float(t_on[0]) < float(t_off[0]) and float(t_on[1]) > float(t_off[1])
+    assert float(on.decode_energy_j_per_token[0]) < float(off.decode_energy_j_per_token[0])
+    assert "expert weights may sit in either memory" in pim.fit_rule
+
+
+def test_experts_in_pim_need_gemv_units(tmp_path):
+    data = read(hwdse._catalog.locate("arch", "dgx-a100-attacc"))
+    data.update(fc="xpu", overlap="none", experts="pim")
+    data["pim"] = {"base": "hbm3-pim", "devices": 8, "units": {"runs": ["attention"]}}
+    with pytest.raises(HwdseError, match="experts: pim, but the PIM units do not run GEMVs") as err:
+        load("arch", _write(tmp_path, "bad-moe-pim", data), Arch)
+    assert "\n" not in str(err.value)

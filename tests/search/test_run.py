@@ -159,3 +159,24 @@ def test_optuna_dashboard_reads_the_study(tiny: Path, tmp_path: Path) -> None:
     assert [s["study_name"] for s in studies] == ["tiny"]
     detail = get(f"/api/studies/{studies[0]['study_id']}")
     assert detail["objective_names"] == ["tpot_s"] and len(detail["trials"]) == 3
+
+
+def test_the_moe_pim_study_shows_where_experts_in_pim_pay(tmp_path: Path) -> None:
+    """`hwdse study run studies/moe-pim-decode.toml` (README): the whole grid of expert placement x FFN
+    placement x batch; routed experts in PIM beat them on the GPUs (fc: xpu) in TPOT and energy at
+    batch 1 and lose in TPOT at batch 512, where each expert sees 32 rows."""
+    out = tmp_path / "mp"
+    code, _, err = cli("study", "run", str(REPO / "studies" / "moe-pim-decode.toml"), "--out", str(out),
+                       "--quiet")
+    assert code == 0, err
+    ds = xr.open_dataset(out / "results.nc")
+    assert ds.sizes["trial"] == 40 and bool(ds.feasible.all())
+
+    def at(experts: str, batch: int) -> xr.Dataset:
+        mask = (ds["arch.experts"] == experts) & (ds["arch.fc"] == "xpu") & (ds["scenario.batch"] == batch)
+        return ds.isel(trial=int(np.flatnonzero(mask.values)[0]))
+
+    pim, gpu = at("pim", 1), at("xpu", 1)
+    assert float(pim.tpot_s) < float(gpu.tpot_s) and float(pim.decode_energy_j_per_token) < float(
+        gpu.decode_energy_j_per_token)
+    assert float(at("pim", 512).tpot_s) > float(at("xpu", 512).tpot_s)
