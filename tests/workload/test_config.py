@@ -34,6 +34,18 @@ def test_moe_total_and_active_parameters_match_published(name):
     assert model.active_params < model.num_params
 
 
+def test_published_active_counts_leave_out_the_embedding_lookup():
+    """DeepSeek-V3 "37B activated" (technical report) and Kimi K2 "32B activated" (Moonshot model card) are
+    whole billions; the matmul parameters a token uses (the input embedding lookup left out, as OpenAI
+    counts gpt-oss) fall in both rounding intervals, the counts with the lookup (37.55B, 32.86B) in
+    neither."""
+    for name, published in (("deepseek-v3", 37), ("kimi-k2", 32)):
+        m = load_model(name)
+        lookup = m.vocab_size * m.hidden_size
+        assert published - 0.5 <= (m.active_params - lookup) / 1e9 < published + 0.5
+        assert not published - 0.5 <= m.active_params / 1e9 < published + 0.5
+
+
 def test_gpt_oss_parameters_match_openai():
     """OpenAI's model card: 116.83B / 20.91B total, 5.13B / 3.61B active, counting the matmuls a token
     uses (the input embedding lookup excluded, the unembedding included)."""
