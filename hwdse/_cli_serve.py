@@ -48,8 +48,6 @@ def serve(arch: Annotated[str, typer.Option("--arch", help="arch catalog name or
 
     if (concurrency is None) == (arrival_rate is None):
         raise HwdseError("--concurrency/--arrival-rate", None, "give exactly one")
-    if draft_tokens is not None and decode_arch is not None:
-        raise HwdseError("--draft-tokens", None, "speculative decoding is modelled for aggregated serving only")
     if mode not in ("roofline", "achieved", "auto"):
         raise HwdseError("--mode", None, f"must be roofline, achieved or auto, got {mode!r}")
     for option, name in (("--weights", weights), ("--activations", activations), ("--kv", kv)):
@@ -65,17 +63,16 @@ def serve(arch: Annotated[str, typer.Option("--arch", help="arch catalog name or
         raise exc.referenced_by("--engine", None) from None
     common = dict(concurrency=concurrency, arrival_rate=arrival_rate, isl=isl, osl=osl, engine=eng, weights=weights,
                   activations=activations, kv=kv, mode=mode, ttft_slo_s=ttft_slo_ms / 1e3, tpot_slo_s=tpot_slo_ms / 1e3)
+    if draft_tokens is not None:  # speculation runs where the decode steps run
+        from hwdse.serving.speculative import Speculative
+
+        if draft is not None:
+            from hwdse.workload import load_model
+
+            loaded("--draft", load_model, draft)
+        common["speculative"] = Speculative(draft_tokens=draft_tokens, acceptance=acceptance, draft=draft)
     if decode_arch is None:
-        speculative = None
-        if draft_tokens is not None:
-            from hwdse.serving.speculative import Speculative
-
-            if draft is not None:
-                from hwdse.workload import load_model
-
-                loaded("--draft", load_model, draft)
-            speculative = Speculative(draft_tokens=draft_tokens, acceptance=acceptance, draft=draft)
-        ds = run(model_spec, system, speculative=speculative, **common)
+        ds = run(model_spec, system, **common)
     else:
         from hwdse.hardware import load_arch
 

@@ -13,6 +13,7 @@ and the decode steps' energy over TPOT. Closed loop: Little's law over the ``con
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -26,6 +27,7 @@ from hwdse.perf.economics import Economics
 from hwdse.perf.evaluate import resolve
 from hwdse.serving.engine import Engine, load_engine
 from hwdse.serving.harness import SERVER, Harness
+from hwdse.serving.speculative import Speculative, tokens_per_step
 from hwdse.serving.steady import dataset, design_ndim, kv_limit, md1_wait, on_plain_arrays, power, solve
 from hwdse.serving.step import StepModel
 from hwdse.serving.table import Tabulated
@@ -38,9 +40,10 @@ LINK_BANDWIDTH_GBPS = 50.0
 LINK_LATENCY_US = 10.0  # assumption: RDMA write of a registered buffer, one switch hop (a few us) plus setup
 
 
-def _pool(model: Any, arch: Any, overrides: Mapping[str, Any] | None, fields: dict, mode: str, engine: Engine):
+def _pool(model: Any, arch: Any, overrides: Mapping[str, Any] | None, fields: dict, mode: str, engine: Engine,
+          speculative: Speculative | None = None) -> StepModel:
     model, arch, scen = resolve(model, arch, None, overrides, **fields)
-    return StepModel(model, arch, scen, resolve_mode(arch, mode), engine)
+    return StepModel(model, arch, scen, resolve_mode(arch, mode), engine, speculative)
 
 
 @on_plain_arrays
@@ -52,16 +55,18 @@ def serve_disaggregated(model: Any, prefill_arch: Any, decode_arch: Any, *, conc
                         prefill_overrides: Mapping[str, Any] | None = None,
                         decode_overrides: Mapping[str, Any] | None = None, ttft_slo_s: Any = np.inf,
                         tpot_slo_s: Any = np.inf, harness: Harness = SERVER,
-                        economics: Economics | None = None) -> xr.Dataset:
+                        economics: Economics | None = None, speculative: Speculative | None = None) -> xr.Dataset:
     """Serving metrics of a prefill pool + decode pool (see the module docstring); throughput per
-    device counts the devices of both pools. ``harness``, ``economics``: as for :func:`hwdse.serving.serve`."""
+    device counts the devices of both pools. ``harness``, ``economics``, ``speculative``: as for
+    :func:`hwdse.serving.serve` (speculation runs in the decode pool, its draft on the decode system)."""
     if (concurrency is None) == (arrival_rate is None):
         raise HwdseError("traffic", None, "give exactly one of concurrency (closed loop) and arrival_rate (open loop)")
     eng = load_engine(engine)
     fields = dict(batch=1, prompt=isl, gen=osl, weights=weights, activations=activations or weights,
                   kv=kv or activations or weights, flash_attention=True)
     pre = _pool(model, prefill_arch, prefill_overrides, fields, mode, eng)
-    dec = _pool(model, decode_arch, decode_overrides, fields, mode, eng)
+    dec = _pool(model, decode_arch, decode_overrides, fields, mode, eng, speculative)
+    gain = tokens_per_step(speculative)  # tokens each decoding sequence keeps per step
     decode_steps = osl - 1.0
     kv_len = isl + osl / 2
     _, prefill_s, _, prefill_j = pre.pair(0.0, isl, isl, isl, decode_only=False)
@@ -75,7 +80,7 @@ def serve_disaggregated(model: Any, prefill_arch: Any, decode_arch: Any, *, conc
     decode_table = Tabulated(lambda g: dec.pair(g, 0.0, isl, kv_len, decode_only=False)[1::2], per_instance, ndim)
 
     def tpot_at(g: Any) -> Any:
-        return decode_table(g / decode_instances)[0]
+        return decode_table(g / decode_instances)[0] / gain
 
     def ttft_at(rate: Any) -> Any:
         rho = rate / prefill_instances * prefill_s
@@ -109,7 +114,7 @@ def serve_disaggregated(model: Any, prefill_arch: Any, decode_arch: Any, *, conc
     devices = (prefill_instances * getattr(pre.arch, "devices", 1) + decode_instances * getattr(dec.arch, "devices", 1))
     statics = [getattr(p.arch, "static_power_W", None) for p in (pre, dec)]
     static = None if None in statics else prefill_instances * statics[0] + decode_instances * statics[1]
-    dynamic_w = rate * prefill_j + decode_instances * decode_table(g / decode_instances)[1] / tpot
+    dynamic_w = rate * prefill_j + decode_instances * decode_table(g / decode_instances)[1] / (tpot * gain)
     ds = dataset(ttft, tpot, rate, osl, g, cap, stable, devices, ttft_slo_s, tpot_slo_s, {
         **power(static, dynamic_w, rate * osl, prefill_instances * getattr(pre.arch, "cost_usd", np.nan)
                 + decode_instances * getattr(dec.arch, "cost_usd", np.nan), devices, economics),
@@ -119,5 +124,6 @@ def serve_disaggregated(model: Any, prefill_arch: Any, decode_arch: Any, *, conc
     })
     ds.attrs.update(model=pre.model.name, prefill_arch=pre.arch.name, decode_arch=dec.arch.name, arch=
                     f"{pre.arch.name} -> {dec.arch.name}", mode=f"{pre.mode}/{dec.mode}", engine=eng.name,
-                    traffic="closed" if closed else "open")
+                    traffic="closed" if closed else "open",
+                    speculative=json.dumps(speculative.model_dump(exclude={"sources"})) if speculative else "")
     return ds

@@ -81,3 +81,21 @@ def test_disaggregated_power_is_both_pools_static_plus_prompt_and_decode_energy(
     _, _, _, step_j = steps.pair(float(ds.requests_decoding) / 3, 0.0, 1024.0, 1024 + 256, decode_only=False)
     want = float(ds.request_rate) * prompt_j + 3 * step_j / float(ds.tpot_s)
     assert float(ds.dynamic_power_w) == pytest.approx(want, rel=5e-3)
+
+
+def test_speculation_runs_in_the_decode_pool():
+    """The decode pool's steps verify k + 1 tokens per sequence and run the draft; TPOT is that step over
+    the expected tokens kept (the prefill pool is unchanged)."""
+    from hwdse.serving.speculative import Speculative, tokens_per_step
+
+    spec = Speculative(draft_tokens=3, acceptance=0.7)
+    c = xr.DataArray([4.0, 64.0], dims="c")
+    plain = serve_disaggregated("llama-3-8b", "h100-sxm", "h100-sxm", concurrency=c, **KW)
+    fast = serve_disaggregated("llama-3-8b", "h100-sxm", "h100-sxm", concurrency=c, speculative=spec, **KW)
+    m, a, s = resolve("llama-3-8b", "h100-sxm", None, None, batch=1, prompt=1024, gen=512, weights="bf16",
+                      activations="bf16", kv="bf16", flash_attention=True)
+    steps = StepModel(m, a, s, "achieved", load_engine("vllm"), spec)
+    g = fast.requests_decoding
+    assert np.allclose(fast.tpot_s, steps.step_s(g, 0.0, 1024, 1024 + 256) / tokens_per_step(spec), rtol=1e-9)
+    assert np.all(fast.tpot_s < plain.tpot_s) and "draft_tokens" in fast.attrs["speculative"]
+    assert float(fast.kv_transfer_s) == pytest.approx(float(plain.kv_transfer_s))
