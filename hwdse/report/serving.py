@@ -197,14 +197,17 @@ def write_serving_report(path: Path, figure: Path, rows: Sequence[Any], ttft: np
             "| engine | step_overhead_us | sequence_overhead_us | kernel_overhead_retained | k_step_retained |",
             "|---|---|---|---|---|",
             *params, "",
-            "| benchmark campaign (harness, engine, version) | client wait (inter-completion intervals) | start wave "
+            "| benchmark campaign (harness, engine, version) or sweep (campaign, model, precision) | client wait "
+            "(inter-completion intervals) | start wave "
             "(share of requests) |", "|---|---|---|",
             *[f"| {k} | {h.client_wait:.3g} | {h.start_wave:.3g} |" for k, h in harnesses.items()], "",
             "Client terms (`hwdse.serving.harness`) are how each benchmark client measured, not the engine: TTFT "
             "timed from when a request queued at the client, before a concurrency slot freed (it grows with OSL / "
             "concurrency), and the start wave (all clients sending at once; a share of the measured requests waits "
-            "behind (C - 1) / 2 prompts). A harness row is its pooled fit, used by campaigns with fewer than "
-            "10 training rows. The product's default is neither (TTFT as the server sees it).", "",
+            "behind (C - 1) / 2 prompts). A sweep (one model and precision of a campaign: one client "
+            "configuration) with 10 training rows has its own terms; a campaign row serves its other sweeps, a "
+            "harness row (its pooled fit) campaigns with fewer than 10 training rows. The product's default is "
+            "neither (TTFT as the server sees it).", "",
             *_disagg_markdown(*disagg), "",
             f"![throughput vs latency]({figure.relative_to(path.parent)})", ""]
     path.write_text("\n".join(text))

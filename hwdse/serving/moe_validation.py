@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from hwdse.perf.calibration_data import load_rows
-from hwdse.serving.validation import SYSTEMS, _harness, _Run, harness_of
+from hwdse.serving.validation import SYSTEMS, _campaign, _harness, _Run, harness_of
 
 __all__ = ["MoeRow", "moe_rows", "predict_moe", "moe_error_table", "MOE_MODELS"]
 
@@ -41,6 +41,7 @@ class MoeRow(_Run):
     ep: int
     harness: str
     campaign: str
+    sweep: str
 
 
 NODE_DEVICES = 8      # GPUs per HGX/DGX node
@@ -67,14 +68,13 @@ def moe_rows() -> tuple[list[MoeRow], int]:
         if layout is None:
             skipped += 1
             continue
-        harness = _harness(r)
+        harness, campaign = _harness(r), _campaign(r)
         rows.append(MoeRow(id=r["id"], system=r["system"], arch=SYSTEMS[r["system"]], engine=r["backend"], model=model,
                            precision=r["precision"], isl=float(r["isl"]), osl=float(r["osl"]),
                            concurrency=float(r["batch_size"]), ttft_s=float(r["silicon_ttft_ms"]) / 1e3,
                            tpot_s=float(r["silicon_tpot_ms"]) / 1e3, devices=layout[0],
                            attention_dp=layout[1], ep=layout[2],
-                           harness=harness, campaign=" ".join(filter(None, (harness, r["backend"],
-                                                                            r["backend_version"])))))
+                           harness=harness, campaign=campaign, sweep=f"{campaign} {model} {r['precision']}"))
     return rows, skipped
 
 

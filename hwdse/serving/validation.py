@@ -7,9 +7,11 @@ file does not record it; ModelOpt checkpoints quantize it) and BF16 otherwise. T
 one row in five by a hash of its id; :func:`fit` uses the others only.
 
 Each row comes from a benchmark campaign: its harness (``dump``: the 2026 database dump; ``gap``: the
-per-version gap-analysis tables; ``dynamo``: Dynamo deployment jobs) with one engine version. A
-campaign's client terms (:class:`hwdse.serving.Harness`: slot wait, start wave) are fitted on its
-training rows; a campaign with fewer than ``MIN_CAMPAIGN_ROWS`` of them takes its harness' pooled fit.
+per-version gap-analysis tables; ``dynamo``: Dynamo deployment jobs) with one engine version, and
+within it from one sweep (one model and precision: one client configuration; the gap campaign of
+TensorRT-LLM 1.0.0rc3 times Llama-3.1-8B's TTFT growing with OSL and Qwen3-32B's flat in it). Client
+terms (:class:`hwdse.serving.Harness`: slot wait, start wave) are fitted on the training rows of each
+sweep, campaign and harness with at least ``MIN_CAMPAIGN_ROWS`` of them; a row takes the narrowest.
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ class ServingRow(_Run):
     held_out: bool
     harness: str     # "dump": the 2026 database dump; "gap": per-version gap-analysis tables; "dynamo": Dynamo jobs
     campaign: str    # harness, engine and engine version
+    sweep: str       # campaign, model and precision: one benchmark sweep (one client configuration)
 
 
 @dataclass(frozen=True)
@@ -99,12 +102,16 @@ def _harness(r: dict[str, str]) -> str:
     return "dynamo" if "gtl_job_id=" in r["silicon_data_source"] else "gap"
 
 
+def _campaign(r: dict[str, str]) -> str:
+    return " ".join(filter(None, (_harness(r), r["backend"], r["backend_version"])))
+
+
 def serving_rows(mode: str = "agg") -> list[ServingRow]:
     """Dense rows of ``mode`` on the catalog GPUs with a single pipeline stage and no attention DP."""
     return [ServingRow(**run, concurrency=float(r["batch_size"]), tp=int(r["tp_size"]),
                        held_out=int(hashlib.sha256(r["id"].encode()).hexdigest(), 16) % HELD_OUT_EVERY == 0,
-                       harness=_harness(r), campaign=" ".join(filter(None, (_harness(r), r["backend"],
-                                                                            r["backend_version"]))))
+                       harness=_harness(r), campaign=_campaign(r), sweep=f"{_campaign(r)} {run['model']} "
+                                                                         f"{r['precision'] or 'bf16'}")
             for r, run in _dense_runs(mode) if r["pp_size"] in ("", "1") and r["attention_dp_size"] in ("", "1")]
 
 
@@ -139,10 +146,10 @@ def _grouped(rows: Sequence[ServingRow], *keys: str) -> dict[tuple, tuple[list[i
 
 
 def harness_of(row: ServingRow, harnesses: Mapping[str, Any]) -> Any:
-    """The client terms of ``row``: its campaign's, else its harness' pooled fit, else none."""
+    """The client terms of ``row``: its sweep's, else its campaign's, else its harness' pooled fit, else none."""
     from hwdse.serving import SERVER
 
-    return harnesses.get(row.campaign) or harnesses.get(row.harness) or SERVER
+    return harnesses.get(row.sweep) or harnesses.get(row.campaign) or harnesses.get(row.harness) or SERVER
 
 
 def predict_rows(rows: Sequence[ServingRow], engines: Mapping[str, Any] | None = None,
@@ -154,7 +161,7 @@ def predict_rows(rows: Sequence[ServingRow], engines: Mapping[str, Any] | None =
 
     ttft, tpot = np.empty(len(rows)), np.empty(len(rows))
     for (arch, model, precision, tp, engine, _), (idx, cols) in _grouped(
-            rows, "arch", "model", "precision", "tp", "engine", "campaign").items():
+            rows, "arch", "model", "precision", "tp", "engine", "sweep").items():
         fmt, kv = FORMATS[precision]
         ds = serve(model, _system(arch, tp), **cols, engine=(engines or {}).get(engine, engine), weights=fmt, kv=kv,
                    mode="achieved", harness=harness_of(rows[idx[0]], harnesses or {}))
@@ -218,14 +225,16 @@ def _fit_engines(train: Sequence[ServingRow], harnesses: Mapping[str, Any], star
 
 
 def _fit_harnesses(train: Sequence[ServingRow], engines: Mapping[str, Any]) -> dict[str, Any]:
-    """``HARNESS_FIT`` on log TTFT, pooled per harness and per campaign with ``MIN_CAMPAIGN_ROWS``
-    training rows."""
+    """``HARNESS_FIT`` on log TTFT, pooled per harness, and per campaign and per sweep with
+    ``MIN_CAMPAIGN_ROWS`` training rows (a campaign's only sweep is the campaign)."""
     from hwdse.serving import Harness
 
     groups = {h: [r for r in train if r.harness == h] for h in sorted({r.harness for r in train})}
-    for c in sorted({r.campaign for r in train}):
-        mine = [r for r in train if r.campaign == c]
-        if len(mine) >= MIN_CAMPAIGN_ROWS:
+    campaigns = {c: [r for r in train if r.campaign == c] for c in sorted({r.campaign for r in train})}
+    groups.update({c: mine for c, mine in campaigns.items() if len(mine) >= MIN_CAMPAIGN_ROWS})
+    for c in sorted({r.sweep for r in train}):
+        mine = [r for r in train if r.sweep == c]
+        if MIN_CAMPAIGN_ROWS <= len(mine) < len(campaigns[mine[0].campaign]):  # a campaign of one sweep is fitted
             groups[c] = mine
     out = {}
     for key, mine in groups.items():
@@ -233,7 +242,7 @@ def _fit_harnesses(train: Sequence[ServingRow], engines: Mapping[str, Any]) -> d
 
         def residuals(x: np.ndarray, mine=mine, measured=measured) -> np.ndarray:
             terms = Harness(*map(float, x))
-            return np.log(predict_rows(mine, engines, {r.campaign: terms for r in mine})[0]) - measured
+            return np.log(predict_rows(mine, engines, {r.sweep: terms for r in mine})[0]) - measured
 
         out[key] = Harness(*map(float, _least_squares(residuals, HARNESS_FIT)))
     return out
