@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from hwdse.perf.calibration_data import load_rows
-from hwdse.serving.validation import SYSTEMS, _campaign, _harness, _Run, harness_of
+from hwdse.serving.validation import SYSTEMS, _campaign, _harness, _Run, _sweep, harness_of
 
 __all__ = ["MoeRow", "moe_rows", "predict_moe", "moe_error_table", "MOE_MODELS"]
 
@@ -74,7 +74,7 @@ def moe_rows() -> tuple[list[MoeRow], int]:
                            concurrency=float(r["batch_size"]), ttft_s=float(r["silicon_ttft_ms"]) / 1e3,
                            tpot_s=float(r["silicon_tpot_ms"]) / 1e3, devices=layout[0],
                            attention_dp=layout[1], ep=layout[2],
-                           harness=harness, campaign=campaign, sweep=f"{campaign} {model} {r['precision']}"))
+                           harness=harness, campaign=campaign, sweep=_sweep(r, model)))
     return rows, skipped
 
 

@@ -106,12 +106,15 @@ def _campaign(r: dict[str, str]) -> str:
     return " ".join(filter(None, (_harness(r), r["backend"], r["backend_version"])))
 
 
+def _sweep(r: dict[str, str], model: str) -> str:
+    return f"{_campaign(r)} {model} {r['precision'] or 'bf16'}"
+
+
 def serving_rows(mode: str = "agg") -> list[ServingRow]:
     """Dense rows of ``mode`` on the catalog GPUs with a single pipeline stage and no attention DP."""
     return [ServingRow(**run, concurrency=float(r["batch_size"]), tp=int(r["tp_size"]),
                        held_out=int(hashlib.sha256(r["id"].encode()).hexdigest(), 16) % HELD_OUT_EVERY == 0,
-                       harness=_harness(r), campaign=_campaign(r), sweep=f"{_campaign(r)} {run['model']} "
-                                                                         f"{r['precision'] or 'bf16'}")
+                       harness=_harness(r), campaign=_campaign(r), sweep=_sweep(r, run["model"]))
             for r, run in _dense_runs(mode) if r["pp_size"] in ("", "1") and r["attention_dp_size"] in ("", "1")]
 
 
