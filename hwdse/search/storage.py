@@ -28,7 +28,7 @@ def make_storage(url: str, *, heartbeat_interval: int | None = None, grace_perio
                  max_retry: int = 2, origin: tuple[str, str | None] = ("--storage", None),
                  ) -> optuna.storages.RDBStorage:
     """An RDB storage. SQLite runs in WAL mode with ``synchronous=NORMAL`` (a committed trial survives a
-    killed process); with ``heartbeat_interval`` (seconds) stale trials of dead workers are failed
+    killed process) and serializable transactions (:func:`_sqlite_begin`); with ``heartbeat_interval`` (seconds) stale trials of dead workers are failed
     and retried up to ``max_retry`` times. Errors name ``origin`` (where the URL came from)."""
     kwargs: dict[str, Any] = {}
     if heartbeat_interval:
@@ -46,6 +46,7 @@ def make_storage(url: str, *, heartbeat_interval: int | None = None, grace_perio
         raise HwdseError(*origin, f"cannot open {url}: {str(exc).splitlines()[0]}") from None
     if url.startswith("sqlite"):
         event.listen(storage.engine, "connect", _sqlite_pragmas)
+        event.listen(storage.engine, "begin", _sqlite_begin)
         storage.engine.dispose()
     return storage
 
@@ -75,10 +76,19 @@ def _open(url: str, engine: dict[str, Any], kwargs: dict[str, Any], attempts: in
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    dbapi_conn.isolation_level = None  # the driver's own BEGIN: see _sqlite_begin
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.close()
+
+
+def _sqlite_begin(conn: Any) -> None:
+    """Start every transaction with ``BEGIN IMMEDIATE``. Python's sqlite3 driver begins a transaction only
+    at the first write, so Optuna's read-then-write (pop a WAITING trial, tell a RUNNING one) was two
+    steps: two workers could both read the enqueued trial as WAITING and both run it. Holding the write
+    lock from the start makes each one transaction; the other worker waits (busy timeout)."""
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def make_sampler(space: Space, seed: int | None) -> optuna.samplers.BaseSampler:
