@@ -172,8 +172,10 @@ def _disagg_markdown(rows: Sequence[Any], ttft: np.ndarray, tpot: np.ndarray) ->
 
 def write_serving_report(path: Path, figure: Path, rows: Sequence[Any], ttft: np.ndarray, tpot: np.ndarray,
                          table: Sequence[Mapping[str, Any]], engines: Mapping[str, Any],
-                         harnesses: Mapping[str, Any], disagg: tuple[Sequence[Any], np.ndarray, np.ndarray]) -> None:
-    """``path`` (Markdown) and ``figure`` (PNG); ``disagg``: disaggregated rows with predicted TTFT, TPOT."""
+                         harnesses: Mapping[str, Any], kv: Mapping[str, str],
+                         disagg: tuple[Sequence[Any], np.ndarray, np.ndarray]) -> None:
+    """``path`` (Markdown) and ``figure`` (PNG); ``kv``: the fitted KV-cache formats by sweep; ``disagg``:
+    disaggregated rows with predicted TTFT, TPOT."""
     figure.parent.mkdir(parents=True, exist_ok=True)
     import matplotlib.pyplot as plt
 
@@ -208,6 +210,11 @@ def write_serving_report(path: Path, figure: Path, rows: Sequence[Any], ttft: np
             "configuration) with 10 training rows has its own terms; a campaign row serves its other sweeps, a "
             "harness row (its pooled fit) campaigns with fewer than 10 training rows. The product's default is "
             "neither (TTFT as the server sees it).", "",
+            "| quantized sweep (10 training rows or more) | KV-cache format |", "|---|---|",
+            *[f"| {k} | {fmt} |" for k, fmt in kv.items()], "",
+            "The file does not record a quantized sweep's KV-cache format (ModelOpt checkpoints quantize it to FP8; "
+            "an FP8 checkpoint of another quantizer may keep it at BF16): the fit takes the one of FP8 and BF16 "
+            "with the lower log-TPOT loss on the sweep's training rows; other quantized rows read FP8.", "",
             *_disagg_markdown(*disagg), "",
             f"![throughput vs latency]({figure.relative_to(path.parent)})", ""]
     path.write_text("\n".join(text))

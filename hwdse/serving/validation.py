@@ -2,9 +2,11 @@
 
 Rows: aggregated dense runs on H100/H200/B200 (Llama-3.1-8B/70B, Qwen3-32B). A row's system is the
 catalog GPU, tensor-parallel over ``tp_size`` GPUs; ``precision`` sets the formats ('' = bf16; fp8 =
-FP8 E4M3 weights and activations; fp4 = NVFP4), the KV cache is FP8 for quantized checkpoints (the
-file does not record it; ModelOpt checkpoints quantize it) and BF16 otherwise. The split holds out
-one row in five by a hash of its id; :func:`fit` uses the others only.
+FP8 E4M3 weights and activations; fp4 = NVFP4). The file does not record the KV-cache format of a
+quantized sweep: ModelOpt checkpoints quantize it to FP8, an FP8 checkpoint of another quantizer may keep
+it at BF16. It is FP8 unless the fit chose BF16 for the sweep on its training rows (``KV_CHOICES``);
+BF16 for BF16 rows. The split holds out one row in five by a hash of its id; :func:`fit` uses the others
+only.
 
 Each row comes from a benchmark campaign: its harness (``dump``: the 2026 database dump; ``gap``: the
 per-version gap-analysis tables; ``dynamo``: Dynamo deployment jobs) with one engine version, and
@@ -17,6 +19,7 @@ sweep, campaign and harness with at least ``MIN_CAMPAIGN_ROWS`` of them; a row t
 from __future__ import annotations
 
 import hashlib
+import itertools
 import re
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
@@ -29,11 +32,12 @@ import numpy as np
 from hwdse.perf.calibration_data import load_rows
 
 __all__ = ["ServingRow", "DisaggRow", "serving_rows", "disagg_rows", "predict_disagg", "predict_rows", "harness_of",
-           "fit", "committed_harnesses", "static_tpot", "error_table", "calibrate_serving", "SYSTEMS", "MODELS"]
+           "kv_of", "fit", "committed_harnesses", "committed_kv", "static_tpot", "error_table", "calibrate_serving", "SYSTEMS", "MODELS"]
 
 SYSTEMS = {"h100_sxm": "h100-sxm", "h200_sxm": "h200", "b200_sxm": "b200"}
 MODELS = {"Llama-3.1-8B": "llama-3-8b", "Llama-3.1-70B": "llama-3-70b", "Qwen3-32B": "qwen3-32b"}
-FORMATS = {"": ("bf16", "bf16"), "fp8": ("fp8-e4m3", "fp8-e4m3"), "fp4": ("nvfp4", "fp8-e4m3")}
+FORMATS = {"": ("bf16", "bf16"), "fp8": ("fp8-e4m3", "fp8-e4m3"), "fp4": ("nvfp4", "fp8-e4m3")}  # weights, KV
+KV_CHOICES = ("fp8-e4m3", "bf16")  # the KV-cache formats a quantized sweep may have run with
 HELD_OUT_EVERY = 5
 
 
@@ -155,19 +159,26 @@ def harness_of(row: ServingRow, harnesses: Mapping[str, Any]) -> Any:
     return harnesses.get(row.sweep) or harnesses.get(row.campaign) or harnesses.get(row.harness) or SERVER
 
 
+def kv_of(row: ServingRow, kv: Mapping[str, str]) -> str:
+    """The KV-cache format of ``row``: its sweep's fitted choice, else its precision's default."""
+    return kv.get(row.sweep, FORMATS[row.precision][1])
+
+
 def predict_rows(rows: Sequence[ServingRow], engines: Mapping[str, Any] | None = None,
-                 harnesses: Mapping[str, Any] | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Predicted (TTFT, TPOT) seconds per row; rows of one system/model/format/TP/engine/campaign are one
+                 harnesses: Mapping[str, Any] | None = None,
+                 kv: Mapping[str, str] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Predicted (TTFT, TPOT) seconds per row; rows of one system/model/format/TP/engine/sweep are one
     call. ``engines``: engine specs by family (default: the catalog); ``harnesses``: client terms by
-    campaign or harness (default: none, TTFT as the server sees it)."""
+    sweep, campaign or harness (default: none, TTFT as the server sees it); ``kv``: KV-cache formats by
+    sweep (default: the precision's)."""
     from hwdse.serving import serve
 
     ttft, tpot = np.empty(len(rows)), np.empty(len(rows))
     for (arch, model, precision, tp, engine, _), (idx, cols) in _grouped(
             rows, "arch", "model", "precision", "tp", "engine", "sweep").items():
-        fmt, kv = FORMATS[precision]
-        ds = serve(model, _system(arch, tp), **cols, engine=(engines or {}).get(engine, engine), weights=fmt, kv=kv,
-                   mode="achieved", harness=harness_of(rows[idx[0]], harnesses or {}))
+        ds = serve(model, _system(arch, tp), **cols, engine=(engines or {}).get(engine, engine),
+                   weights=FORMATS[precision][0], kv=kv_of(rows[idx[0]], kv or {}), mode="achieved",
+                   harness=harness_of(rows[idx[0]], harnesses or {}))
         ttft[idx], tpot[idx] = np.asarray(ds.ttft_s), np.asarray(ds.tpot_s)
     return ttft, tpot
 
@@ -190,9 +201,15 @@ ENGINE_FIT = (("step_overhead_us", 30.0, 0.0, 3000.0), ("sequence_overhead_us", 
               ("kernel_overhead_retained", 0.5, 0.0, 1.0), ("k_step_retained", 0.7, 0.0, 1.0))
 NO_SPLIT_K = {"fp4"}  # precisions whose GEMMs the kernel tables measured without split-K: they alone see k_step_retained
 HARNESS_FIT = (("client_wait", 0.5, 0.0, 5.0), ("start_wave", 0.1, 0.0, 1.0))
+HARNESS_STARTS = tuple(itertools.product((0.0, 0.003, 0.03, 0.3), (0.05, 0.15, 0.3)))  # the TTFT loss has several basins
 MIN_CAMPAIGN_ROWS = 10
 ROUNDS = 2        # engines (log TPOT) and client terms (log TTFT) are fitted in turn: each moves the other
 F_SCALE = 0.1     # soft-L1 scale of the log residuals
+
+
+def _soft_l1(residuals: np.ndarray) -> float:
+    """The soft-L1 loss :func:`_least_squares` minimizes, of ``residuals``."""
+    return float(np.sum(2 * (np.sqrt(1 + (residuals / F_SCALE) ** 2) - 1)))
 
 
 def _least_squares(residuals, specs, start: Sequence[float] | None = None) -> np.ndarray:
@@ -209,7 +226,8 @@ def _engine(name: str, x: Sequence[float], specs: Sequence[tuple] = ENGINE_FIT) 
     return load_engine(name).model_copy(update={k: float(v) for (k, *_), v in zip(specs, x)})
 
 
-def _fit_engines(train: Sequence[ServingRow], harnesses: Mapping[str, Any], start: Mapping[str, Any]) -> dict[str, Any]:
+def _fit_engines(train: Sequence[ServingRow], harnesses: Mapping[str, Any], kv: Mapping[str, str],
+                 start: Mapping[str, Any]) -> dict[str, Any]:
     """Per engine family, ``ENGINE_FIT`` on log TPOT of its training rows (``start``: engines to start
     from). An engine with no rows in a ``NO_SPLIT_K`` precision keeps ``k_step_retained`` = 1 (not
     determined by its data)."""
@@ -220,16 +238,32 @@ def _fit_engines(train: Sequence[ServingRow], harnesses: Mapping[str, Any], star
         specs = [s for s in ENGINE_FIT if s[0] != "k_step_retained" or any(r.precision in NO_SPLIT_K for r in mine)]
 
         def residuals(x: np.ndarray, mine=mine, measured=measured, name=name, specs=specs) -> np.ndarray:
-            return np.log(predict_rows(mine, {name: _engine(name, x, specs)}, harnesses)[1]) - measured
+            return np.log(predict_rows(mine, {name: _engine(name, x, specs)}, harnesses, kv)[1]) - measured
 
         x0 = [getattr(start[name], k) for k, *_ in specs] if name in start else None
         engines[name] = _engine(name, _least_squares(residuals, specs, x0), specs)
     return engines
 
 
-def _fit_harnesses(train: Sequence[ServingRow], engines: Mapping[str, Any]) -> dict[str, Any]:
+def _fit_kv(train: Sequence[ServingRow], engines: Mapping[str, Any], harnesses: Mapping[str, Any]) -> dict[str, str]:
+    """Per quantized sweep with ``MIN_CAMPAIGN_ROWS`` training rows, the format of ``KV_CHOICES`` with the
+    lower soft-L1 loss of log TPOT (decode reads the KV cache every step; TTFT barely sees it)."""
+    out = {}
+    for sweep in sorted({r.sweep for r in train if r.precision}):
+        mine = [r for r in train if r.sweep == sweep]
+        if len(mine) < MIN_CAMPAIGN_ROWS:
+            continue
+        measured = np.log([r.tpot_s for r in mine])
+        loss = {fmt: _soft_l1(np.log(predict_rows(mine, engines, harnesses, {sweep: fmt})[1]) - measured)
+                for fmt in KV_CHOICES}
+        out[sweep] = min(loss, key=loss.__getitem__)
+    return out
+
+
+def _fit_harnesses(train: Sequence[ServingRow], engines: Mapping[str, Any], kv: Mapping[str, str]) -> dict[str, Any]:
     """``HARNESS_FIT`` on log TTFT, pooled per harness, and per campaign and per sweep with
-    ``MIN_CAMPAIGN_ROWS`` training rows (a campaign's only sweep is the campaign)."""
+    ``MIN_CAMPAIGN_ROWS`` training rows (a campaign's only sweep is the campaign); each local fit starts
+    from the point of ``HARNESS_STARTS`` with the lowest loss."""
     from hwdse.serving import Harness
 
     groups = {h: [r for r in train if r.harness == h] for h in sorted({r.harness for r in train})}
@@ -245,34 +279,39 @@ def _fit_harnesses(train: Sequence[ServingRow], engines: Mapping[str, Any]) -> d
 
         def residuals(x: np.ndarray, mine=mine, measured=measured) -> np.ndarray:
             terms = Harness(*map(float, x))
-            return np.log(predict_rows(mine, engines, {r.sweep: terms for r in mine})[0]) - measured
+            return np.log(predict_rows(mine, engines, {r.sweep: terms for r in mine}, kv)[0]) - measured
 
-        out[key] = Harness(*map(float, _least_squares(residuals, HARNESS_FIT)))
+        start = min(HARNESS_STARTS, key=lambda x, residuals=residuals: _soft_l1(residuals(np.array(x))))
+        out[key] = Harness(*map(float, _least_squares(residuals, HARNESS_FIT, start)))
     return out
 
 
-def fit(rows: Sequence[ServingRow]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Fitted engines (per family, on log TPOT) and client terms (per campaign or harness, on log TTFT),
-    from the training rows only (the held-out rows are never used)."""
+def fit(rows: Sequence[ServingRow]) -> tuple[dict[str, Any], dict[str, Any], dict[str, str]]:
+    """Fitted engines (per family, on log TPOT), client terms (per sweep, campaign or harness, on log TTFT)
+    and KV-cache formats (per quantized sweep, on log TPOT), from the training rows only (the held-out
+    rows are never used)."""
     train = [r for r in rows if not r.held_out]
     engines: dict[str, Any] = {}
     harnesses: dict[str, Any] = {}
+    kv: dict[str, str] = {}
     for _ in range(ROUNDS):
-        engines = _fit_engines(train, harnesses, engines)
-        harnesses = _fit_harnesses(train, engines)
-    return engines, harnesses
+        engines = _fit_engines(train, harnesses, kv, engines)
+        kv = _fit_kv(train, engines, harnesses)
+        harnesses = _fit_harnesses(train, engines, kv)
+    return engines, harnesses, kv
 
 
-def static_tpot(rows: Sequence[ServingRow]) -> np.ndarray:
-    """TPOT of the static-batch evaluator at batch = concurrency (achieved mode, fused attention): the
-    figure serving mode replaces."""
+def static_tpot(rows: Sequence[ServingRow], kv: Mapping[str, str] | None = None) -> np.ndarray:
+    """TPOT of the static-batch evaluator at batch = concurrency (achieved mode, fused attention; ``kv``
+    as in :func:`predict_rows`): the figure serving mode replaces."""
     from hwdse.perf import evaluate
 
     out = np.empty(len(rows))
-    for (arch, model, precision, tp), (idx, cols) in _grouped(rows, "arch", "model", "precision", "tp").items():
-        fmt, kv = FORMATS[precision]
+    for (arch, model, precision, tp, _), (idx, cols) in _grouped(rows, "arch", "model", "precision", "tp",
+                                                                  "sweep").items():
+        fmt = FORMATS[precision][0]
         ds = evaluate(model, _system(arch, tp), mode="achieved", batch=cols["concurrency"], prompt=cols["isl"],
-                      gen=cols["osl"], weights=fmt, activations=fmt, kv=kv)
+                      gen=cols["osl"], weights=fmt, activations=fmt, kv=kv_of(rows[idx[0]], kv or {}))
         out[idx] = np.asarray(ds.tpot_s)
     return out
 
@@ -305,7 +344,7 @@ FIT_FILE = "serving_fit.yaml"
 
 
 def fit_path() -> Path:
-    """``validation/serving_fit.yaml``: the fitted client terms."""
+    """``validation/serving_fit.yaml``: the fitted client terms and KV-cache formats."""
     from hwdse._catalog import catalog_dir
 
     return catalog_dir("arch").parent / "validation" / FIT_FILE
@@ -318,6 +357,13 @@ def committed_harnesses() -> dict[str, Any]:
     from hwdse.serving import Harness
 
     return {k: Harness(**v) for k, v in yaml.safe_load(fit_path().read_text())["harness"].items()}
+
+
+def committed_kv() -> dict[str, str]:
+    """The KV-cache formats of ``validation/serving_fit.yaml`` by sweep."""
+    import yaml
+
+    return dict(yaml.safe_load(fit_path().read_text()).get("kv_cache", {}))
 
 
 def _write_engine(engine: Any, held: str, determined: bool) -> Path:
@@ -352,15 +398,16 @@ def calibrate_serving(write: bool, report: Path | None) -> list[str]:
 
     rows = serving_rows()
     if write or not fit_path().is_file():
-        engines, harnesses = fit(rows)
+        engines, harnesses, kv = fit(rows)
     else:
         engines = {name: load_engine(name) for name in sorted({r.engine for r in rows})}
-        harnesses = committed_harnesses()
-    ttft, tpot = predict_rows(rows, engines, harnesses)
-    table = error_table(rows, ttft, tpot, static_tpot(rows))
+        harnesses, kv = committed_harnesses(), committed_kv()
+    ttft, tpot = predict_rows(rows, engines, harnesses, kv)
+    table = error_table(rows, ttft, tpot, static_tpot(rows, kv))
     lines = [f"{name}: " + ", ".join(f"{k} {getattr(e, k):.4g}" for k, *_ in ENGINE_FIT) for name, e in engines.items()]
     lines += [f"client terms ({key}): wait {h.client_wait:.3g} intervals, start wave {h.start_wave:.3g}"
               for key, h in harnesses.items()]
+    lines += [f"KV cache ({sweep}): {fmt}" for sweep, fmt in kv.items()]
     lines += [f"{t['system']} {t['engine']} {t['precision']}: {t['rows']} held-out rows, TPOT median/p90 "
               f"{t['tpot_median'] * 100:.1f}/{t['tpot_p90'] * 100:.0f} %, TTFT {t['ttft_median'] * 100:.1f}/"
               f"{t['ttft_p90'] * 100:.0f} % (static-batch TPOT {t['static_tpot_median'] * 100:.0f} %)" for t in table]
@@ -381,12 +428,13 @@ def calibrate_serving(write: bool, report: Path | None) -> list[str]:
         fit_path().write_text(yaml.safe_dump({
             "source": "hwdse calibrate --serving (training rows of aic_silicon_dev.csv, log TTFT, soft-L1)",
             "harness": {k: {"client_wait": float(f"{h.client_wait:.4g}"), "start_wave": float(f"{h.start_wave:.4g}")}
-                        for k, h in harnesses.items()}}, sort_keys=False))
+                        for k, h in harnesses.items()},
+            "kv_cache": kv}, sort_keys=False))
         lines.append(f"wrote {fit_path()}")
     if report is not None:
         report.mkdir(parents=True, exist_ok=True)
         drows = disagg_rows()
         write_serving_report(report / "serving.md", report / "figures" / "serving.png", rows, ttft, tpot, table,
-                             engines, harnesses, (drows, *predict_disagg(drows)))
+                             engines, harnesses, kv, (drows, *predict_disagg(drows)))
         lines.append(f"wrote {report / 'serving.md'}")
     return lines
