@@ -35,7 +35,7 @@ def calibrate(arch: Annotated[Optional[list[str]], typer.Option("--arch", help="
     if serving:
         from pathlib import Path
 
-        from hwdse.serving.validation import calibrate_serving
+        from hwdse.serving.validation_fit import calibrate_serving
 
         print("\n".join(calibrate_serving(write, Path(out) if report else None)))
         return

@@ -28,8 +28,9 @@ def make_storage(url: str, *, heartbeat_interval: int | None = None, grace_perio
                  max_retry: int = 2, origin: tuple[str, str | None] = ("--storage", None),
                  ) -> optuna.storages.RDBStorage:
     """An RDB storage. SQLite runs in WAL mode with ``synchronous=NORMAL`` (a committed trial survives a
-    killed process) and serializable transactions (:func:`_sqlite_begin`); with ``heartbeat_interval`` (seconds) stale trials of dead workers are failed
-    and retried up to ``max_retry`` times. Errors name ``origin`` (where the URL came from)."""
+    killed process) and serializable transactions (:func:`_sqlite_begin`); with ``heartbeat_interval``
+    (seconds) stale trials of dead workers are failed and retried up to ``max_retry`` times. Errors name
+    ``origin`` (where the URL came from)."""
     kwargs: dict[str, Any] = {}
     if heartbeat_interval:
         kwargs.update(heartbeat_interval=heartbeat_interval, grace_period=grace_period or 2 * heartbeat_interval,

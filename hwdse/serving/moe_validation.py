@@ -82,7 +82,7 @@ def predict_moe(rows: list[MoeRow], harnesses: dict[str, Any] | None = None) -> 
     """Predicted (TTFT, TPOT) seconds per row with the catalog engines; one serve call per group."""
     from hwdse.hardware import load_arch
     from hwdse.serving import serve
-    from hwdse.serving.validation import committed_harnesses
+    from hwdse.serving.validation_fit import committed_harnesses
 
     harnesses = committed_harnesses() if harnesses is None else harnesses
     groups: dict[tuple, list[int]] = defaultdict(list)

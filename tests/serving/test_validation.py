@@ -5,13 +5,12 @@ are the held-out medians of ``validation/serving.md``: a change of the serving m
 must regenerate that report (``hwdse calibrate --serving --report``).
 """
 
-from dataclasses import replace
-
 import numpy as np
 import pytest
 
 from hwdse.perf import calibration_data as data
 from hwdse.serving import validation as v
+from hwdse.serving import validation_fit as vf
 
 needs_data = pytest.mark.skipif(not (data.validation_dir() / "aic_silicon_dev.csv").is_file(),
                                 reason=f"aic_silicon_dev.csv not found at {data.validation_dir()}")
@@ -32,8 +31,8 @@ def test_committed_engines_reproduce_the_reported_held_out_errors():
     """Serving mode replaces the static-batch figure: on held-out rows its TPOT error is a third to a
     half of the static evaluator's, per GPU (values of validation/serving.md, +-1.5 points)."""
     rows = v.serving_rows()
-    kv = v.committed_kv()
-    ttft, tpot = v.predict_rows(rows, None, v.committed_harnesses(), kv)
+    kv = vf.committed_kv()
+    ttft, tpot = v.predict_rows(rows, None, vf.committed_harnesses(), kv)
     table = {t["system"]: t for t in v.error_table(rows, ttft, tpot, v.static_tpot(rows, kv)) if t["engine"] == "all"}
     for system, (tpot_median, ttft_median) in {"h100_sxm": (0.067, 0.197), "h200_sxm": (0.083, 0.213),
                                                "b200_sxm": (0.046, 0.447)}.items():
@@ -42,18 +41,3 @@ def test_committed_engines_reproduce_the_reported_held_out_errors():
         assert t["ttft_median"] == pytest.approx(ttft_median, abs=0.03), system
         assert t["tpot_median"] < 0.5 * t["static_tpot_median"], system
 
-
-@needs_data
-@pytest.mark.parametrize("truth", v.KV_CHOICES)
-def test_the_fit_recovers_a_sweeps_kv_cache_format(truth):
-    """A quantized sweep whose TPOTs are what the model predicts with ``truth`` KV gets ``truth`` back;
-    a sweep of fewer than MIN_CAMPAIGN_ROWS training rows keeps its precision's default."""
-    from hwdse.serving import load_engine
-
-    rows = [r for r in v.serving_rows() if r.sweep == "gap sglang 0.5.6.post2 llama-3-8b fp8" and not r.held_out]
-    engines = {"sglang": load_engine("sglang")}
-    tpot = v.predict_rows(rows, engines, {}, {rows[0].sweep: truth})[1]
-    made = [replace(r, tpot_s=float(t)) for r, t in zip(rows, tpot)]
-    assert v._fit_kv(made, engines, {}) == {rows[0].sweep: truth}
-    assert v._fit_kv(made[: v.MIN_CAMPAIGN_ROWS - 1], engines, {}) == {}
-    assert v.kv_of(made[0], {}) == "fp8-e4m3"
