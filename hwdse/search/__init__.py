@@ -76,12 +76,20 @@ def run_study(study: str | Path | Space, out: str | Path | None = None, *, n_tri
                 progress(len(opt.get_trials(deepcopy=False)) - before, None)
         if progress:
             progress(len(opt.get_trials(deepcopy=False)) - before, None)
-        if any(p.returncode for p in procs):
-            raise RuntimeError(f"{sum(bool(p.returncode) for p in procs)} of {jobs} workers failed")
+        failed = sum(bool(p.returncode) for p in procs)
+        if failed and not opt.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,
+                                                                  optuna.trial.TrialState.FAIL)):
+            raise HwdseError("--jobs", None, f"{failed} of {len(procs)} workers failed (their errors are above) "
+                                             "and no trial is stored")
     else:
+        failed = 0
         opt = run_trials(space, make_storage(url, origin=origin), spec.name, n, batch or spec.batch, progress)
     ds = trials_dataset(space, opt)
-    return StudyRun(ds, opt, out, space, write_results(ds, out, space))
+    run = StudyRun(ds, opt, out, space, write_results(ds, out, space))
+    if failed:  # what the others stored is written first: a failed worker loses no result
+        raise HwdseError("--jobs", None, f"{failed} of {len(procs)} workers failed (their errors are above); the "
+                                         f"{ds.sizes.get('trial', 0)} stored trials are written to {out}")
+    return run
 
 
 def _bools_to_int(ds: xr.Dataset) -> xr.Dataset:

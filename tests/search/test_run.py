@@ -97,6 +97,28 @@ def test_jobs_run_worker_processes_on_sqlite(tiny: Path, tmp_path: Path) -> None
     assert xr.open_dataset(out / "results.nc").sizes["trial"] == 6
 
 
+def test_a_failed_worker_is_one_line_and_loses_no_stored_trial(tiny: Path, tmp_path: Path, monkeypatch) -> None:
+    """--jobs 2 where one worker dies: exit 2 with one line, the other worker's trials still written."""
+    import subprocess
+    import sys
+
+    import hwdse.search as search
+
+    real = search.spawn_workers
+
+    def one_dies(url, name, n_trials, jobs, **kw):
+        dies = subprocess.Popen([sys.executable, "-c", "raise SystemExit(1)"])
+        return real(url, name, n_trials - 1, 1, **kw) + [dies]
+
+    monkeypatch.setattr(search, "spawn_workers", one_dies)
+    out = tmp_path / "f"
+    code, _, err = cli("study", "run", str(tiny), "--jobs", "2", "--trials", "4", "--out", str(out), "--quiet")
+    assert code == 2, err
+    assert err.strip().splitlines() == [f"hwdse: error: --jobs: 1 of 2 workers failed (their errors are above); "
+                                        f"the 3 stored trials are written to {out}"]
+    assert xr.open_dataset(out / "results.nc").sizes["trial"] == 3
+
+
 def _completed(db: Path) -> int:
     """Completed trials, read through a read-only SQLite connection: an Optuna storage opened here
     while the run creates its tables would race it for the write lock."""
