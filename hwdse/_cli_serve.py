@@ -93,3 +93,6 @@ def serve(arch: Annotated[str, typer.Option("--arch", help="arch catalog name or
     where = (f"prefill chunks in {out['prefill_step_share'] * 100:.0f} % of steps" if decode_arch is None else
              f"prefill pool {out['prefill_utilization'] * 100:.0f} % busy, KV transfer {duration(out['kv_transfer_s'])}")
     print(f"  {out['requests_decoding']:.3g} requests decoding (limit {out['max_requests']:.0f}), {where}")
+    if out["max_requests"] < 1:
+        print("  does not fit: no request's KV cache fits next to the weights on a "
+              f"{'decode ' if decode_arch else ''}device (hwdse evaluate shows the memory footprint)")

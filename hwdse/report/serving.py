@@ -199,17 +199,20 @@ def write_serving_report(path: Path, figure: Path, rows: Sequence[Any], ttft: np
             "| engine | step_overhead_us | sequence_overhead_us | kernel_overhead_retained | k_step_retained |",
             "|---|---|---|---|---|",
             *params, "",
-            "| benchmark campaign (harness, engine, version) or sweep (campaign, model, precision) | client wait "
-            "(inter-completion intervals) | start wave "
-            "(share of requests) |", "|---|---|---|",
-            *[f"| {k} | {h.client_wait:.3g} | {h.start_wave:.3g} |" for k, h in harnesses.items()], "",
+            "| scope: harness, campaign (harness, engine, version), sweep (campaign, model, precision) or deployment "
+            "(sweep, GPU system) | client wait (inter-completion intervals) | start wave (share of requests) | "
+            "request-path latency (ms) |", "|---|---|---|---|",
+            *[f"| {k} | {h.client_wait:.3g} | {h.start_wave:.3g} | {h.latency_s * 1e3:.3g} |"
+              for k, h in harnesses.items()], "",
             "Client terms (`hwdse.serving.harness`) are how each benchmark client measured, not the engine: TTFT "
             "timed from when a request queued at the client, before a concurrency slot freed (it grows with OSL / "
-            "concurrency), and the start wave (all clients sending at once; a share of the measured requests waits "
-            "behind (C - 1) / 2 prompts). A sweep (one model and precision of a campaign: one client "
-            "configuration) with 10 training rows has its own terms; a campaign row serves its other sweeps, a "
-            "harness row (its pooled fit) campaigns with fewer than 10 training rows. The product's default is "
-            "neither (TTFT as the server sees it).", "",
+            "concurrency), the start wave (all clients sending at once; a share of the measured requests waits "
+            "behind (C - 1) / 2 prompts), and a fixed latency on each request's path outside the engine's steps "
+            "(HTTP front end, tokenization, the first streamed chunk's way back). Each scope with 10 training rows "
+            "that are not all of the scope around it has its own terms (a sweep: one model and precision of a "
+            "campaign, one client configuration; a deployment: a sweep on one GPU system, one client host and "
+            "engine build); a row takes its narrowest fitted scope. The product's default is none of them (TTFT "
+            "as the server sees it).", "",
             "| quantized sweep (10 training rows or more) | KV-cache format |", "|---|---|",
             *[f"| {k} | {fmt} |" for k, fmt in kv.items()], "",
             "The file does not record a quantized sweep's KV-cache format (ModelOpt checkpoints quantize it to FP8; "

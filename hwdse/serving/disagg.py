@@ -47,6 +47,7 @@ def _pool(model: Any, arch: Any, overrides: Mapping[str, Any] | None, fields: di
 
 
 @on_plain_arrays
+@np.errstate(divide="ignore", invalid="ignore")  # a point that cannot serve comes out inf / 0, stable false
 def serve_disaggregated(model: Any, prefill_arch: Any, decode_arch: Any, *, concurrency: Any = None,
                         arrival_rate: Any = None, isl: Any = 1024, osl: Any = 1024, prefill_instances: Any = 1,
                         decode_instances: Any = 1, engine: str | Engine = "trtllm", weights: str = "bf16",
@@ -94,23 +95,23 @@ def serve_disaggregated(model: Any, prefill_arch: Any, decode_arch: Any, *, conc
         tpot = tpot_at(g)
         if not closed:
             return arrival_rate * decode_steps * tpot > g
-        cycle = ttft_at(g / (decode_steps * tpot))[0] + decode_steps * tpot
+        cycle = ttft_at(g / (decode_steps * tpot))[0] + harness.latency_s + decode_steps * tpot
         return concurrency / (harness.wait_s(cycle, concurrency) + cycle) * decode_steps * tpot > g
 
     g = solve(exceeds, np.minimum(concurrency, cap) if closed else cap)
     tpot = tpot_at(g)
     if closed:
         ttft, rho = ttft_at(g / (decode_steps * tpot))
-        cycle = ttft + decode_steps * tpot
+        cycle = ttft + harness.latency_s + decode_steps * tpot
         wait = harness.wait_s(cycle, concurrency)
         rate = np.minimum(concurrency / (wait + cycle), g / (decode_steps * tpot))
-        ttft = np.maximum(wait + ttft, concurrency / rate - decode_steps * tpot)
+        ttft = np.maximum(wait + ttft + harness.latency_s, concurrency / rate - decode_steps * tpot)
         stable = np.isfinite(ttft) & np.isfinite(tpot)
     else:
         rate = arrival_rate * 1.0
         ttft, rho = ttft_at(rate)
         stable = (rho < 1) & (rate * decode_steps * tpot <= cap) & np.isfinite(tpot)
-        ttft = where(stable, ttft, np.inf)
+        ttft = where(stable, ttft + harness.latency_s, np.inf)
     devices = (prefill_instances * getattr(pre.arch, "devices", 1) + decode_instances * getattr(dec.arch, "devices", 1))
     statics = [getattr(p.arch, "static_power_W", None) for p in (pre, dec)]
     static = None if None in statics else prefill_instances * statics[0] + decode_instances * statics[1]

@@ -1,8 +1,8 @@
 """How a closed-loop benchmark client sees a server: the terms measured TTFT has beyond the server's own.
 
 A serving benchmark (``aiperf --concurrency C``, ``genai-perf``, ``sglang.bench_serving``) reports the
-mean over the requests it measured, timed from when the client created each request. Two things of the
-client, not of the engine, enter that figure:
+mean over the requests it measured, timed from when the client created each request. Three things of the
+client and the deployment around the engine, not of the engine, enter that figure:
 
 - ``client_wait``: some clients start a request's clock when it is queued, before one of the ``C``
   slots frees, so TTFT counts a wait of that many inter-completion intervals (``cycle / C``); it
@@ -10,8 +10,12 @@ client, not of the engine, enter that figure:
 - ``start_wave``: all ``C`` clients send at once when the run starts, so the first ``C`` requests
   queue behind each other's prefills, ``(C - 1) / 2`` prompts on average. ``start_wave`` is the share
   of the measured requests that were in that wave (1 / the number of rounds the run lasts).
+- ``latency_s``: a fixed time on every request's path that no engine step contains: the HTTP front end,
+  chat template and tokenization, a serving frontend's routing, the first streamed chunk's way back
+  (detokenization, server-sent events). It adds to TTFT, and the request holds its client's slot as
+  long (it enters the closed loop's cycle).
 
-:data:`SERVER` (both zero) is TTFT as the server sees it, the default of every serving model.
+:data:`SERVER` (all zero) is TTFT as the server sees it, the default of every serving model.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ class Harness:
 
     client_wait: Any = 0.0   # inter-completion intervals counted in TTFT
     start_wave: Any = 0.0    # share of measured requests sent together at the start
+    latency_s: Any = 0.0     # fixed request-path latency (s) outside the engine's steps
 
     def wait_s(self, cycle: Any, concurrency: Any) -> Any:
         """Client wait per request (s), for requests that cycle in ``cycle`` s at ``concurrency``."""

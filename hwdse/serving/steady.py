@@ -118,6 +118,7 @@ def design_ndim(*values: Any) -> int:
 
 
 @on_plain_arrays
+@np.errstate(divide="ignore", invalid="ignore")  # a point that cannot serve comes out inf / 0, stable false
 def serve(model: Any, arch: Any, *, concurrency: Any = None, arrival_rate: Any = None, isl: Any = 1024,
           osl: Any = 1024, engine: str | Engine = "trtllm", weights: str = "bf16", activations: str | None = None,
           kv: str | None = None, mode: str = "auto", overrides: Mapping[str, Any] | None = None,
@@ -130,11 +131,11 @@ def serve(model: Any, arch: Any, *, concurrency: Any = None, arrival_rate: Any =
     ``arrival_rate`` (open loop, requests/s) is given. Any number may be an array or DataArray.
     Goodput counts the tokens of a design point only where mean TTFT <= ``ttft_slo_s`` and TPOT <=
     ``tpot_slo_s``. Throughputs are output tokens per second. ``harness``: a benchmark client's terms
-    in TTFT (closed loop only; default none, TTFT as the server sees it). ``economics``: the ownership
-    scenario of ``usd_per_mtoken`` (:class:`hwdse.perf.economics.Economics`). ``expert_weights``: the MoE
-    experts' weight format (default: ``weights``). ``speculative``: draft depth and acceptance
-    (:class:`hwdse.serving.speculative.Speculative`): each step verifies ``k + 1`` tokens per sequence
-    and keeps the expected accepted run, so TPOT is the mean step over that run.
+    in TTFT (default none, TTFT as the server sees it; open loop takes its ``latency_s`` only).
+    ``economics``: the ownership scenario of ``usd_per_mtoken`` (:class:`hwdse.perf.economics.Economics`).
+    ``expert_weights``: the MoE experts' weight format (default: ``weights``). ``speculative``: draft
+    depth and acceptance (:class:`hwdse.serving.speculative.Speculative`): each step verifies ``k + 1``
+    tokens per sequence and keeps the expected accepted run, so TPOT is the mean step over that run.
     """
     if (concurrency is None) == (arrival_rate is None):
         raise HwdseError("traffic", None, "give exactly one of concurrency (closed loop) and arrival_rate (open loop)")
@@ -188,22 +189,22 @@ def serve(model: Any, arch: Any, *, concurrency: Any = None, arrival_rate: Any =
     def exceeds(u: Any) -> Any:
         s = state(u)
         if closed:
-            cycle = s["ttft"] + decode_steps * s["tpot"]
+            cycle = s["ttft"] + harness.latency_s + decode_steps * s["tpot"]
             return concurrency / (harness.wait_s(cycle, concurrency) + cycle) * decode_steps * s["tpot"] > s["g"]
         return arrival_rate * decode_steps * s["tpot"] > s["g"]
 
     s = state(solve(exceeds, table.position(hi)))  # searched along the table: no locating per step
     g = s["g"]
     if closed:
-        cycle = s["ttft"] + decode_steps * s["tpot"]
+        cycle = s["ttft"] + harness.latency_s + decode_steps * s["tpot"]
         wait = harness.wait_s(cycle, concurrency)
         rate = np.minimum(concurrency / (wait + cycle), g / (decode_steps * s["tpot"]))
-        ttft = np.maximum(wait + s["ttft"], concurrency / rate - decode_steps * s["tpot"])
+        ttft = np.maximum(wait + s["ttft"] + harness.latency_s, concurrency / rate - decode_steps * s["tpot"])
         stable = np.isfinite(ttft) & np.isfinite(s["tpot"])
     else:
         rate = arrival_rate * 1.0
         stable = (s["busy"] < 1) & (rate * decode_steps * s["tpot"] <= cap) & np.isfinite(s["tpot"])
-        ttft = where(stable, s["ttft"], np.inf)
+        ttft = where(stable, s["ttft"] + harness.latency_s, np.inf)
     ds = dataset(ttft, s["tpot"], rate, osl, g, cap, stable, getattr(arch, "devices", 1), ttft_slo_s, tpot_slo_s, {
         **power(getattr(arch, "static_power_W", None), s["step_j"] / s["step"], rate * osl,
                 getattr(arch, "cost_usd", np.nan), getattr(arch, "devices", 1), economics),

@@ -13,7 +13,8 @@ per-version gap-analysis tables; ``dynamo``: Dynamo deployment jobs) with one en
 within it from one sweep (one model and precision: one client configuration; the gap campaign of
 TensorRT-LLM 1.0.0rc3 times Llama-3.1-8B's TTFT growing with OSL and Qwen3-32B's flat in it). Client
 terms (:class:`hwdse.serving.Harness`: slot wait, start wave) are fitted on the training rows of each
-sweep, campaign and harness with enough of them; a row takes the narrowest.
+deployment (a sweep on one GPU system), sweep, campaign and harness with enough of them; a row takes the
+narrowest.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import numpy as np
 
 from hwdse.perf.calibration_data import load_rows
 
-__all__ = ["ServingRow", "DisaggRow", "serving_rows", "disagg_rows", "predict_disagg", "predict_rows", "harness_of",
+__all__ = ["ServingRow", "DisaggRow", "serving_rows", "disagg_rows", "predict_disagg", "predict_rows", "harness_of", "scopes",
            "kv_of", "static_tpot", "error_table", "SYSTEMS", "MODELS"]
 
 SYSTEMS = {"h100_sxm": "h100-sxm", "h200_sxm": "h200", "b200_sxm": "b200"}
@@ -149,11 +150,17 @@ def _grouped(rows: Sequence[ServingRow], *keys: str) -> dict[tuple, tuple[list[i
             for key, idx in groups.items()}
 
 
+def scopes(row: ServingRow) -> tuple[str, str, str, str]:
+    """The benchmark scopes of ``row``, narrowest first: its deployment (the sweep on one GPU system: one
+    client host and engine build), sweep, campaign and harness."""
+    return f"{row.sweep} {row.system}", row.sweep, row.campaign, row.harness
+
+
 def harness_of(row: ServingRow, harnesses: Mapping[str, Any]) -> Any:
-    """The client terms of ``row``: its sweep's, else its campaign's, else its harness' pooled fit, else none."""
+    """The client terms of ``row``: those of its narrowest scope that has them, else none."""
     from hwdse.serving import SERVER
 
-    return harnesses.get(row.sweep) or harnesses.get(row.campaign) or harnesses.get(row.harness) or SERVER
+    return next((harnesses[k] for k in scopes(row) if k in harnesses), SERVER)
 
 
 def kv_of(row: ServingRow, kv: Mapping[str, str]) -> str:

@@ -9,13 +9,14 @@ not held out; ``hwdse calibrate --serving --write`` writes them into ``arch/engi
 from __future__ import annotations
 
 import itertools
+from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from hwdse.serving.validation import (ServingRow, disagg_rows, error_table, predict_disagg, predict_rows,
+from hwdse.serving.validation import (ServingRow, disagg_rows, error_table, predict_disagg, predict_rows, scopes,
                                       serving_rows, static_tpot)
 
 __all__ = ["fit", "committed_harnesses", "committed_kv", "calibrate_serving", "KV_CHOICES", "MIN_CAMPAIGN_ROWS"]
@@ -24,8 +25,8 @@ KV_CHOICES = ("fp8-e4m3", "bf16")  # the KV-cache formats a quantized sweep may 
 ENGINE_FIT = (("step_overhead_us", 30.0, 0.0, 3000.0), ("sequence_overhead_us", 5.0, 0.0, 200.0),
               ("kernel_overhead_retained", 0.5, 0.0, 1.0), ("k_step_retained", 0.7, 0.0, 1.0))
 NO_SPLIT_K = {"fp4"}  # precisions whose GEMMs the kernel tables measured without split-K: they alone see k_step_retained
-HARNESS_FIT = (("client_wait", 0.5, 0.0, 5.0), ("start_wave", 0.1, 0.0, 1.0))
-HARNESS_STARTS = tuple(itertools.product((0.0, 0.003, 0.03, 0.3), (0.05, 0.15, 0.3)))  # the TTFT loss has several basins
+HARNESS_FIT = (("client_wait", 0.5, 0.0, 5.0), ("start_wave", 0.1, 0.0, 1.0), ("latency_s", 0.02, 0.0, 1.0))
+HARNESS_STARTS = tuple(itertools.product((0.0, 0.003, 0.03, 0.3), (0.05, 0.15, 0.3), (0.0, 0.05)))  # several basins
 MIN_CAMPAIGN_ROWS = 10
 ROUNDS = 2        # engines (log TPOT) and client terms (log TTFT) are fitted in turn: each moves the other
 F_SCALE = 0.1     # soft-L1 scale of the log residuals
@@ -85,25 +86,29 @@ def _fit_kv(train: Sequence[ServingRow], engines: Mapping[str, Any], harnesses: 
 
 
 def _fit_harnesses(train: Sequence[ServingRow], engines: Mapping[str, Any], kv: Mapping[str, str]) -> dict[str, Any]:
-    """``HARNESS_FIT`` on log TTFT, pooled per harness, and per campaign and per sweep with
-    ``MIN_CAMPAIGN_ROWS`` training rows (a campaign's only sweep is the campaign); each local fit starts
-    from the point of ``HARNESS_STARTS`` with the lowest loss."""
+    """``HARNESS_FIT`` on log TTFT per scope of :func:`~hwdse.serving.validation.scopes`: pooled per harness,
+    and per campaign, sweep and deployment with ``MIN_CAMPAIGN_ROWS`` training rows that are not all of the
+    wider scope's (that fit serves them); each fit starts from the point of ``HARNESS_STARTS`` with the
+    lowest loss."""
     from hwdse.serving import Harness
 
-    groups = {h: [r for r in train if r.harness == h] for h in sorted({r.harness for r in train})}
-    campaigns = {c: [r for r in train if r.campaign == c] for c in sorted({r.campaign for r in train})}
-    groups.update({c: mine for c, mine in campaigns.items() if len(mine) >= MIN_CAMPAIGN_ROWS})
-    for c in sorted({r.sweep for r in train}):
-        mine = [r for r in train if r.sweep == c]
-        if MIN_CAMPAIGN_ROWS <= len(mine) < len(campaigns[mine[0].campaign]):  # a campaign of one sweep is fitted
-            groups[c] = mine
+    members: dict[str, list[ServingRow]] = defaultdict(list)
+    wider: dict[str, tuple[int, str]] = {}  # scope -> (depth from the harness, the scope around it)
+    for r in train:
+        keys = scopes(r)[::-1]
+        for depth, key in enumerate(keys):
+            members[key].append(r)
+            wider[key] = depth, keys[depth - 1] if depth else ""
+    groups = sorted((wider[k][0], k) for k, mine in members.items()
+                    if not wider[k][1] or MIN_CAMPAIGN_ROWS <= len(mine) < len(members[wider[k][1]]))
     out = {}
-    for key, mine in groups.items():
+    for _, key in groups:
+        mine = members[key]
         measured = np.log([r.ttft_s for r in mine])
 
         def residuals(x: np.ndarray, mine=mine, measured=measured) -> np.ndarray:
             terms = Harness(*map(float, x))
-            return np.log(predict_rows(mine, engines, {r.sweep: terms for r in mine}, kv)[0]) - measured
+            return np.log(predict_rows(mine, engines, {scopes(r)[0]: terms for r in mine}, kv)[0]) - measured
 
         start = min(HARNESS_STARTS, key=lambda x, residuals=residuals: _soft_l1(residuals(np.array(x))))
         out[key] = Harness(*map(float, _least_squares(residuals, HARNESS_FIT, start)))
@@ -111,7 +116,7 @@ def _fit_harnesses(train: Sequence[ServingRow], engines: Mapping[str, Any], kv: 
 
 
 def fit(rows: Sequence[ServingRow]) -> tuple[dict[str, Any], dict[str, Any], dict[str, str]]:
-    """Fitted engines (per family, on log TPOT), client terms (per sweep, campaign or harness, on log TTFT)
+    """Fitted engines (per family, on log TPOT), client terms (per scope of a row, on log TTFT)
     and KV-cache formats (per quantized sweep, on log TPOT), from the training rows only (the held-out
     rows are never used)."""
     train = [r for r in rows if not r.held_out]
@@ -190,8 +195,8 @@ def calibrate_serving(write: bool, report: Path | None) -> list[str]:
     ttft, tpot = predict_rows(rows, engines, harnesses, kv)
     table = error_table(rows, ttft, tpot, static_tpot(rows, kv))
     lines = [f"{name}: " + ", ".join(f"{k} {getattr(e, k):.4g}" for k, *_ in ENGINE_FIT) for name, e in engines.items()]
-    lines += [f"client terms ({key}): wait {h.client_wait:.3g} intervals, start wave {h.start_wave:.3g}"
-              for key, h in harnesses.items()]
+    lines += [f"client terms ({key}): wait {h.client_wait:.3g} intervals, start wave {h.start_wave:.3g}, "
+              f"latency {h.latency_s * 1e3:.3g} ms" for key, h in harnesses.items()]
     lines += [f"KV cache ({sweep}): {fmt}" for sweep, fmt in kv.items()]
     lines += [f"{t['system']} {t['engine']} {t['precision']}: {t['rows']} held-out rows, TPOT median/p90 "
               f"{t['tpot_median'] * 100:.1f}/{t['tpot_p90'] * 100:.0f} %, TTFT {t['ttft_median'] * 100:.1f}/"
@@ -212,8 +217,7 @@ def calibrate_serving(write: bool, report: Path | None) -> list[str]:
             lines.append(f"wrote {_write_engine(e, 'held-out median |error| ' + totals, determined)}")
         fit_path().write_text(yaml.safe_dump({
             "source": "hwdse calibrate --serving (training rows of aic_silicon_dev.csv, log TTFT, soft-L1)",
-            "harness": {k: {"client_wait": float(f"{h.client_wait:.4g}"), "start_wave": float(f"{h.start_wave:.4g}")}
-                        for k, h in harnesses.items()},
+            "harness": {k: {f: float(f"{getattr(h, f):.4g}") for f, *_ in HARNESS_FIT} for k, h in harnesses.items()},
             "kv_cache": kv}, sort_keys=False))
         lines.append(f"wrote {fit_path()}")
     if report is not None:

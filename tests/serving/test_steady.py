@@ -1,6 +1,7 @@
 """Serving steady state: checked against a step-level simulation, capacity limits, SLOs, sweeps, CLI."""
 
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -97,6 +98,17 @@ def test_serve_cli_json_and_open_loop():
     assert 0.005 < out["tpot_s"] < 0.05 and out["stable"]
     result = runner.invoke(app, ["serve", "--arrival-rate", "2", "--tpot-slo-ms", "1"])
     assert result.exit_code == 0 and "goodput 0 tok/s/device" in result.output
+
+
+def test_serve_cli_says_why_a_system_that_cannot_hold_a_request_serves_nothing():
+    """Llama-2-70B in FP16 (138 GB) on one 80 GB H100: an answer with the reason, no numpy warnings."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ds = serve("llama-2-70b", "h100-sxm", concurrency=8.0, isl=1024, osl=256)
+    assert float(ds.max_requests) == 0 and not bool(ds.stable) and float(ds.throughput_tok_s) == 0
+    result = CliRunner().invoke(app, ["serve", "--arch", "h100-sxm", "--model", "llama-2-70b", "--concurrency", "8"])
+    assert result.exit_code == 0, result.output
+    assert "does not fit: no request's KV cache fits next to the weights" in result.output
 
 
 def test_serving_power_is_static_plus_the_mean_steps_energy_over_tpot():
