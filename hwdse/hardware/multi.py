@@ -170,7 +170,7 @@ def shard_ops(ops: Sequence[Op], tp: Number, pp: Number, m: Number, ep: Number =
 
     ``imbalance`` (>= 1) is the busiest group's routed rows over the mean; that group sets the step.
     ``ep`` = ``attention_dp`` = 1 is Megatron tensor parallelism; degrees of exactly 1 insert no
-    collectives. The ``pp_send`` point-to-point op (message = one microbatch's residual stream) ends
+    collectives (a swept ``attention_dp`` runs the all-to-alls over one device, 0 s, where it is 1). The ``pp_send`` point-to-point op (message = one microbatch's residual stream) ends
     the list.
     """
     layers = max(op.count for op in ops)
@@ -196,16 +196,17 @@ def shard_ops(ops: Sequence[Op], tp: Number, pp: Number, m: Number, ep: Number =
         first = next(op for op in ops if op.name == experts[0])
         hit = group_hit(first.shape["groups"], int(first.shape.get("input_copies", 1)), ep)
         routed = residual * attention_dp * hit * imbalance  # one expert group's tokens
+        spread = where(np.asarray(attention_dp) > 1, tp, 1.0)  # a swept degree's points at 1 exchange nothing
     out: list[tuple[Op, tuple[tuple, ...]]] = []
     for shard in shards:
         after: tuple[tuple, ...] = ()
         if experts and shard.name == experts[-1] and data_parallel:
-            after = (("ep_combine", "all_to_all", routed, tp),) + (
+            after = (("ep_combine", "all_to_all", routed, spread),) + (
                 (("tp_allreduce_moe", "all_reduce", residual, a),) if _parallel(a) else ())
         elif experts and shard.name == experts[-1] and _parallel(tp):
             after = (("ep_combine" if _parallel(ep) else "tp_allreduce_mlp", "all_reduce", residual, tp),)
         elif experts and shard.name == "router" and data_parallel:
-            after = (("ep_dispatch", "all_to_all", routed, tp),)
+            after = (("ep_dispatch", "all_to_all", routed, spread),)
         elif shard.name in _AFTER and shard.name not in experts and _parallel(a):
             name, kind = _AFTER[shard.name]
             after = ((name, kind, shard.act_out_bytes * (a if kind == "all_gather" else 1), a),)

@@ -335,6 +335,20 @@ def test_moe_layouts_split_the_same_expert_work_and_differ_in_their_collectives(
     assert w["tp"] == pytest.approx(w["tp-ep"]) and w["tp"] < w["mix"] < w["dp-ep"]
 
 
+@pytest.mark.parametrize("mode", ["roofline", "achieved"])
+def test_a_swept_attention_dp_is_each_layout_where_it_takes_that_value(mode):
+    """attention_dp swept over (1, 2, 8) with ep 8 in one call: each point is the layout evaluated on its
+    own (at 1, TP attention's all-reduce and no all-to-all)."""
+    system = with_parallelism(hwdse.load_arch("h200"), 8, ep=8)
+    scen = dict(batch=64, prompt=1024, gen=64, weights="fp8-e4m3", activations="fp8-e4m3", kv="fp8-e4m3", mode=mode)
+    dp = xr.DataArray([1, 2, 8], dims="attention_dp")
+    swept = evaluate("deepseek-v3", system, overrides={"attention_dp": dp}, **scen)
+    for i, d in enumerate(dp.values):
+        alone = evaluate("deepseek-v3", with_parallelism(hwdse.load_arch("h200"), 8, ep=8, attention_dp=int(d)), **scen)
+        for var in ("ttft_s", "tpot_s", "energy_j"):
+            assert float(swept[var][i]) == pytest.approx(float(alone[var]), rel=1e-9), (int(d), var)
+
+
 def test_moe_layout_degrees_must_divide_the_devices():
     h200 = hwdse.load_arch("h200")
     with pytest.raises(Exception, match="attention_dp: must divide tp"):
