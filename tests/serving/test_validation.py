@@ -27,6 +27,20 @@ def test_rows_and_split():
 
 
 @needs_data
+def test_a_row_takes_the_client_terms_of_its_narrowest_fitted_scope():
+    from hwdse.serving import SERVER, Harness
+
+    row = next(r for r in v.serving_rows() if r.campaign == "gap vllm 0.12.0" and r.model == "qwen3-32b")
+    assert v.scopes(row) == ("gap vllm 0.12.0 qwen3-32b bf16 h100_sxm", "gap vllm 0.12.0 qwen3-32b bf16",
+                             "gap vllm 0.12.0", "gap")
+    terms = {k: Harness(latency_s=i / 100) for i, k in enumerate(v.scopes(row))}
+    for i, key in enumerate(v.scopes(row)):
+        assert v.harness_of(row, terms) is terms[key]
+        del terms[key]
+    assert v.harness_of(row, terms) is SERVER
+
+
+@needs_data
 def test_committed_engines_reproduce_the_reported_held_out_errors():
     """Serving mode replaces the static-batch figure: on held-out rows its TPOT error is a third to a
     half of the static evaluator's, per GPU (values of validation/serving.md, +-1.5 points)."""
