@@ -170,8 +170,8 @@ def shard_ops(ops: Sequence[Op], tp: Number, pp: Number, m: Number, ep: Number =
 
     ``imbalance`` (>= 1) is the busiest group's routed rows over the mean; that group sets the step.
     ``ep`` = ``attention_dp`` = 1 is Megatron tensor parallelism; degrees of exactly 1 insert no
-    collectives (a swept ``attention_dp`` runs the all-to-alls over one device, 0 s, where it is 1). The ``pp_send`` point-to-point op (message = one microbatch's residual stream) ends
-    the list.
+    collectives (a swept ``attention_dp`` runs the all-to-alls over one device, 0 s, where it is 1).
+    The ``pp_send`` point-to-point op (message = one microbatch's residual stream) ends the list.
     """
     layers = max(op.count for op in ops)
     layer_count, sends = parallel_counts(layers, pp, m, is_decode_table(ops))

@@ -12,9 +12,9 @@ Each row comes from a benchmark campaign: its harness (``dump``: the 2026 databa
 per-version gap-analysis tables; ``dynamo``: Dynamo deployment jobs) with one engine version, and
 within it from one sweep (one model and precision: one client configuration; the gap campaign of
 TensorRT-LLM 1.0.0rc3 times Llama-3.1-8B's TTFT growing with OSL and Qwen3-32B's flat in it). Client
-terms (:class:`hwdse.serving.Harness`: slot wait, start wave) are fitted on the training rows of each
-deployment (a sweep on one GPU system), sweep, campaign and harness with enough of them; a row takes the
-narrowest.
+terms (:class:`hwdse.serving.Harness`: slot wait, start wave, request-path latency) are fitted on the
+training rows of each deployment (a sweep on one GPU system: one client host), sweep, campaign and
+harness with enough of them; a row takes the narrowest.
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ import numpy as np
 
 from hwdse.perf.calibration_data import load_rows
 
-__all__ = ["ServingRow", "DisaggRow", "serving_rows", "disagg_rows", "predict_disagg", "predict_rows", "harness_of", "scopes",
-           "kv_of", "static_tpot", "error_table", "SYSTEMS", "MODELS"]
+__all__ = ["ServingRow", "DisaggRow", "serving_rows", "disagg_rows", "predict_disagg", "predict_rows", "harness_of",
+           "scopes", "kv_of", "static_tpot", "error_table", "SYSTEMS", "MODELS"]
 
 SYSTEMS = {"h100_sxm": "h100-sxm", "h200_sxm": "h200", "b200_sxm": "b200"}
 MODELS = {"Llama-3.1-8B": "llama-3-8b", "Llama-3.1-70B": "llama-3-70b", "Qwen3-32B": "qwen3-32b"}
