@@ -95,17 +95,16 @@ def serve_disaggregated(model: Any, prefill_arch: Any, decode_arch: Any, *, conc
         tpot = tpot_at(g)
         if not closed:
             return arrival_rate * decode_steps * tpot > g
-        cycle = ttft_at(g / (decode_steps * tpot))[0] + harness.latency_s + decode_steps * tpot
-        return concurrency / (harness.wait_s(cycle, concurrency) + cycle) * decode_steps * tpot > g
+        decode_s = decode_steps * tpot
+        return harness.rate(ttft_at(g / decode_s)[0], decode_s, concurrency) * decode_s > g
 
     g = solve(exceeds, np.minimum(concurrency, cap) if closed else cap)
     tpot = tpot_at(g)
     if closed:
-        ttft, rho = ttft_at(g / (decode_steps * tpot))
-        cycle = ttft + harness.latency_s + decode_steps * tpot
-        wait = harness.wait_s(cycle, concurrency)
-        rate = np.minimum(concurrency / (wait + cycle), g / (decode_steps * tpot))
-        ttft = np.maximum(wait + ttft + harness.latency_s, concurrency / rate - decode_steps * tpot)
+        decode_s = decode_steps * tpot
+        ttft, rho = ttft_at(g / decode_s)
+        rate = np.minimum(harness.rate(ttft, decode_s, concurrency), g / decode_s)  # beyond g: queued
+        ttft = concurrency / rate - decode_s
         stable = np.isfinite(ttft) & np.isfinite(tpot)
     else:
         rate = arrival_rate * 1.0

@@ -42,6 +42,13 @@ class Harness:
             return 0.0
         return self.client_wait * cycle / concurrency * (1 - 1 / concurrency)
 
+    def rate(self, server_ttft_s: Any, decode_s: Any, concurrency: Any) -> Any:
+        """Requests/s ``concurrency`` clients send to a server that takes ``server_ttft_s`` to a request's
+        first token and ``decode_s`` to the rest (Little's law over the cycle: client wait, request-path
+        latency, server). At that rate a client sees TTFT ``concurrency / rate - decode_s``."""
+        cycle = server_ttft_s + self.latency_s + decode_s
+        return concurrency / (self.wait_s(cycle, concurrency) + cycle)
+
     def wave_s(self, prompt_s: Any, concurrency: Any) -> Any:
         """Mean extra TTFT (s) of the start wave, when the server clears one prompt per ``prompt_s`` s."""
         if np.ndim(self.start_wave) == 0 and self.start_wave == 0:

@@ -189,17 +189,16 @@ def serve(model: Any, arch: Any, *, concurrency: Any = None, arrival_rate: Any =
     def exceeds(u: Any) -> Any:
         s = state(u)
         if closed:
-            cycle = s["ttft"] + harness.latency_s + decode_steps * s["tpot"]
-            return concurrency / (harness.wait_s(cycle, concurrency) + cycle) * decode_steps * s["tpot"] > s["g"]
+            decode_s = decode_steps * s["tpot"]
+            return harness.rate(s["ttft"], decode_s, concurrency) * decode_s > s["g"]
         return arrival_rate * decode_steps * s["tpot"] > s["g"]
 
     s = state(solve(exceeds, table.position(hi)))  # searched along the table: no locating per step
     g = s["g"]
     if closed:
-        cycle = s["ttft"] + harness.latency_s + decode_steps * s["tpot"]
-        wait = harness.wait_s(cycle, concurrency)
-        rate = np.minimum(concurrency / (wait + cycle), g / (decode_steps * s["tpot"]))
-        ttft = np.maximum(wait + s["ttft"] + harness.latency_s, concurrency / rate - decode_steps * s["tpot"])
+        decode_s = decode_steps * s["tpot"]
+        rate = np.minimum(harness.rate(s["ttft"], decode_s, concurrency), g / decode_s)  # beyond g: queued
+        ttft = concurrency / rate - decode_s
         stable = np.isfinite(ttft) & np.isfinite(s["tpot"])
     else:
         rate = arrival_rate * 1.0
