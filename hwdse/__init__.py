@@ -1,11 +1,10 @@
 """hwdse: hardware design-space exploration for LLM inference."""
 
-__version__ = "0.1.0"
-
-from hwdse.hardware import load_arch, load_memory, with_overrides  # noqa: E402
-from hwdse.perf import evaluate, evaluate_mix, roofline  # noqa: E402
-from hwdse.serving import serve, serve_disaggregated  # noqa: E402
-from hwdse.workload import Scenario, load_model, scenario  # noqa: E402
+from hwdse._version import __version__
+from hwdse.hardware import load_arch, load_memory, with_overrides
+from hwdse.perf import evaluate, evaluate_mix, roofline
+from hwdse.serving import serve, serve_disaggregated
+from hwdse.workload import Scenario, load_model, scenario
 
 __all__ = ["__version__", "load_arch", "load_memory", "load_model", "evaluate", "evaluate_mix", "roofline",
            "Scenario", "scenario", "with_overrides", "serve", "serve_disaggregated",

@@ -8,6 +8,7 @@ file there or by passing a path wherever a catalog name is accepted.
 from __future__ import annotations
 
 import json
+import tomllib
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -71,8 +72,6 @@ def read(path: Path) -> dict[str, Any]:
         if path.suffix == ".json":
             data = json.loads(text)
         elif path.suffix == ".toml":
-            import tomllib
-
             data = tomllib.loads(text)
         else:
             data = yaml.safe_load(text)

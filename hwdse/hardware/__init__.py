@@ -10,15 +10,13 @@ from pydantic import Field, TypeAdapter
 from hwdse._catalog import load, validate
 from hwdse._errors import HwdseError
 from hwdse.hardware._base import COMPUTE_CLASSES, Device, Mode, Timing
+from hwdse.hardware.accelerator import Accelerator
 from hwdse.hardware.gpu import GPU
 from hwdse.hardware.memory import MemorySystem, MemoryTechnology, load_memory
-from hwdse.hardware.pim import PIM  # processing-in-memory devices (kind pim)
-from hwdse.hardware.pim_system import GpuPim  # GPU + PIM systems (kind gpu-pim)
-from hwdse.hardware.interconnect import Interconnect, LinkSpec, load_link
-from hwdse.hardware.multi import MultiGPU
-from hwdse.hardware.accelerator import Accelerator
-from hwdse.hardware.spatial import Spatial
 from hwdse.hardware.pe import PEArray, PEType, load_pe
+from hwdse.hardware.pim import PIM, GpuPim
+from hwdse.hardware.spatial import Spatial
+from hwdse.hardware.systems import Interconnect, LinkSpec, MultiGPU, load_link
 
 __all__ = ["Arch", "GPU", "Device", "Timing", "Mode", "MemorySystem", "MemoryTechnology", "COMPUTE_CLASSES",
            "load_arch", "load_memory", "with_overrides",

@@ -9,6 +9,7 @@ from typing import Literal, Protocol
 import numpy as np
 
 from hwdse._params import Number
+from hwdse.formats import get
 from hwdse.workload.ops import Op
 
 __all__ = ["Timing", "Device", "Mode", "COMPUTE_CLASSES", "join_classes", "operand_class", "UPCAST", "upcast"]
@@ -100,6 +101,4 @@ def join_classes(classes: Sequence[str]) -> str:
 
 def operand_class(formats: Sequence[str]) -> str:
     """The arithmetic class multiplying these formats needs (see :func:`join_classes`)."""
-    from hwdse.formats import get
-
     return join_classes([get(f).compute for f in formats])

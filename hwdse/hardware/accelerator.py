@@ -38,7 +38,7 @@ from hwdse._errors import HwdseError
 from hwdse._params import Number, quantity
 from hwdse.hardware._base import Mode, Timing, operand_class
 from hwdse.hardware.cost import device_usd, known_fab, known_package, load_package
-from hwdse.hardware.gpu import Link
+from hwdse.hardware.gpu.device import Link
 from hwdse.hardware.memory import MemorySystem
 from hwdse.hardware.pe import PEArray
 from hwdse.workload.ops import Op

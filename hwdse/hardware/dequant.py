@@ -48,6 +48,7 @@ from typing import Any, Literal
 
 from hwdse._errors import HwdseError
 from hwdse._params import Number
+from hwdse.formats import get
 from hwdse.hardware._base import join_classes
 from hwdse.workload.ops import Op
 
@@ -106,8 +107,6 @@ def needs(formats: tuple[str, ...], native_class: Callable[[str], str], block_sc
     ``block_scaled`` lists classes with block-scaled MMAs; ``decodes`` format kinds the
     datapath decodes itself (e.g. ``"flint"`` for an ANT PE).
     """
-    from hwdse.formats import get
-
     fmts = [get(f) for f in formats]
     wide16 = "fp16" if any(f.compute == "fp16" for f in fmts) else "bf16"
     wanted, as_stored = [], []
@@ -131,8 +130,6 @@ def needs(formats: tuple[str, ...], native_class: Callable[[str], str], block_sc
 def ops_per_element(fmt_name: str, decoded_here: bool = False) -> float:
     """Vector ops to convert one element of ``fmt_name`` to a wider class, its group/block
     scale applied (see module doc); ``decoded_here``: the datapath decodes the format itself."""
-    from hwdse.formats import get
-
     fmt = get(fmt_name)
     decode = FLINT_DECODE_OPS if fmt.spec.kind not in _DECODED_BY_CAST and not decoded_here else DECODE_OPS
     block = _in_dot_block(fmt)
@@ -149,8 +146,6 @@ def plan(op: Op, native_class: Callable[[str], str], *, vector_ops_per_s: Number
         return Dequant(run)
     if op.kind not in _OPERAND_BYTES:
         raise HwdseError(f"op {op.name}", "operands", f"no operand tensors known for kind {op.kind!r}")
-    from hwdse.formats import get
-
     ops: Number = 0.0
     elements: Number = 0.0
     for name, field in zip(op.operands, _OPERAND_BYTES[op.kind]):

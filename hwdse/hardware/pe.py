@@ -31,8 +31,8 @@ from pydantic import Field, model_validator
 from hwdse._catalog import Spec, catalog_dir, read, validate
 from hwdse._errors import HwdseError
 from hwdse._params import Number, count, quantity
-from hwdse.hardware._base import COMPUTE_CLASSES
-from hwdse.hardware._base import upcast
+from hwdse.formats import get, mac_cost
+from hwdse.hardware._base import COMPUTE_CLASSES, upcast
 from hwdse.hardware.power import VFCurve
 
 __all__ = ["PEType", "PEArray", "load_pe", "pe_names", "DEFAULT_COST_FORMAT"]
@@ -64,8 +64,6 @@ class PEType(Spec):
 
     @model_validator(mode="after")
     def _known(self) -> "PEType":
-        from hwdse.formats import get
-
         for cls in list(self.rate) + list(self.cost_formats):
             if cls not in COMPUTE_CLASSES:
                 raise ValueError(f"rate: unknown arithmetic class {cls!r}; expected one of {', '.join(COMPUTE_CLASSES)}")
@@ -89,8 +87,6 @@ class PEType(Spec):
     def mac_energy_pJ(self, cls: str, voltage_V: Number | None = None) -> Number:
         """Energy of one MAC in the class ``cls`` runs in, at the node and ``voltage_V`` (default
         the nominal supply), in pJ (NaN if infeasible)."""
-        from hwdse.formats import mac_cost
-
         native = self.native_class(cls)
         if native is None:
             return np.nan
@@ -102,8 +98,6 @@ class PEType(Spec):
     @property
     def array_area_mm2(self) -> Number:
         """MAC array area at the node: the costliest mode's MACs per cycle x MAC area."""
-        from hwdse.formats import mac_cost
-
         scale = (self.node_nm / _REF_NODE_NM) ** 2 * 1e-6
         areas = [self.rows * self.cols * r * mac_cost(self.cost_formats.get(c, DEFAULT_COST_FORMAT[c])).area_um2
                  for c, r in self.rate.items()]

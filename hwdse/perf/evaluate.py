@@ -9,11 +9,12 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from hwdse import __version__
 from hwdse._array import maximum_of, to_dataarray
 from hwdse._errors import HwdseError
+from hwdse._version import __version__
+from hwdse.formats import get
 from hwdse.hardware import Mode, load_arch, with_overrides
-from hwdse.hardware.gpu_efficiency import resolve_mode
+from hwdse.hardware.gpu.efficiency import resolve_mode
 from hwdse.perf.economics import Economics, ownership
 from hwdse.perf.footprint import Footprint, footprint
 from hwdse.perf.phases import PhaseOps, decode_phase, prefill_phase
@@ -34,8 +35,6 @@ def resolve(model: Any, arch: Any, scenario: Scenario | str | None = None,
     if overrides:
         arch = with_overrides(arch, overrides)
     scenario = _scenario(scenario, fields) if scenario is not None else Scenario(**fields)
-    from hwdse.formats import get
-
     for field in ("weights", "activations", "kv") + (("expert_weights",) if scenario.expert_weights else ()):
         try:
             get(getattr(scenario, field))

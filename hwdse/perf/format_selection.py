@@ -20,6 +20,7 @@ import xarray as xr
 
 from hwdse._errors import HwdseError
 from hwdse.formats import get, mac_cost, matmul_rel_error, qsnr_db, sources
+from hwdse.hardware import COMPUTE_CLASSES
 from hwdse.perf.evaluate import evaluate, resolve
 
 __all__ = ["SOURCES", "FLOOR_SOURCES", "TENSORS", "DEFAULT_CHOICES", "candidates", "floor_sources", "kernel_of",
@@ -122,8 +123,6 @@ def candidates(weights: Sequence[str] = DEFAULT_CHOICES["weights"],
 
 def _mac_format(w: str, a: str) -> str:
     """The operand that sizes a native multiplier for the pair: the wider class (activations on a tie)."""
-    from hwdse.hardware import COMPUTE_CLASSES
-
     return w if COMPUTE_CLASSES.index(get(w).compute) < COMPUTE_CLASSES.index(get(a).compute) else a
 
 

@@ -21,9 +21,16 @@ import numpy as np  # noqa: E402
 import xarray as xr  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from hwdse import __version__  # noqa: E402
 from hwdse._errors import HwdseError  # noqa: E402
-from hwdse.report.labels import axis_label, format_value, metric, quantity, scenario_text  # noqa: E402
+from hwdse._version import __version__  # noqa: E402
+from hwdse.report.labels import (  # noqa: E402
+    axis_label,
+    format_value,
+    metric,
+    quantity,
+    scenario_text,
+)
+from hwdse.search.spec import parse_study
 from hwdse.workload import Scenario, scenario  # noqa: E402
 
 __all__ = ["format_figures", "format_markdown", "format_html", "write_format_report", "study_arguments"]
@@ -256,8 +263,6 @@ def write_format_report(ds: xr.Dataset, out: str | Path) -> dict[str, Path]:
 
 def study_arguments(path: str | Path) -> dict[str, Any]:
     """Arguments of :func:`hwdse.perf.format_selection` from a study file (hwdse.search schema)."""
-    from hwdse.search.spec import parse_study
-
     spec, where = parse_study(path)
     choices = {}
     for tensor in ("weights", "activations", "kv"):

@@ -17,6 +17,8 @@ import xarray as xr
 
 from hwdse._errors import HwdseError
 from hwdse.perf import evaluate
+from hwdse.search.space import grid_values
+from hwdse.search.spec import parse_study
 
 __all__ = ["SYSTEMS", "MODELS", "LIMITS", "study_grid", "pim_vs_gpu", "crossovers"]
 
@@ -34,9 +36,6 @@ LIMITS = ("capacity", "pim compute", "pim memory", "pim communication", "host co
 
 def study_grid(study: str | Path) -> dict[str, Any]:
     """Batch and prompt grids, gen and mode from a study file (hwdse.search schema)."""
-    from hwdse.search.space import grid_values
-    from hwdse.search.spec import parse_study
-
     spec, where = parse_study(study)
     grids = {}
     for field in ("batch", "prompt"):

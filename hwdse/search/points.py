@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from hwdse.formats import get, qsnr_db, sources
 from hwdse.search.space import Space, grid_values
 
 __all__ = ["evaluate_points", "evaluate_grid", "grid_coords", "score", "pareto_mask", "qsnr_of"]
@@ -140,8 +141,6 @@ def _python(value: Any) -> Any:
 def qsnr_of(fmt: str, tensor: str) -> float:
     """QSNR (dB) of ``fmt`` on a reference tensor: Gaussian weights, LLM-like activations (with outlier
     channels) for activations and KV (seeded, 2^16 values)."""
-    from hwdse.formats import get, qsnr_db, sources
-
     x = sources.gaussian(1 << 16, seed=0) if tensor == "weights" else sources.llm_activations(64, 1024, seed=0)
     return qsnr_db(x, get(fmt).quantize(x, axis=-1))
 

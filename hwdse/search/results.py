@@ -15,7 +15,7 @@ import numpy as np
 import optuna
 import xarray as xr
 
-from hwdse import __version__
+from hwdse._version import __version__
 from hwdse._errors import HwdseError
 from hwdse.search.points import evaluate_points, pareto_mask
 from hwdse.search.space import Space

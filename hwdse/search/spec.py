@@ -18,7 +18,9 @@ from hwdse._catalog import Spec, locate, read, validate
 from hwdse._errors import HwdseError
 from hwdse.formats import get
 from hwdse.hardware import load_arch
-from hwdse.workload import load_model, scenario as named_scenario
+from hwdse.serving import load_engine
+from hwdse.workload import load_model
+from hwdse.workload import scenario as named_scenario
 
 __all__ = ["Param", "MixEntry", "Workload", "Serving", "Objective", "Constraint", "SamplerSpec", "Baseline", "StudySpec",
            "SAMPLERS", "SERVING_PATHS", "DISAGG_PATHS", "parse_study", "check_spec", "spec_json", "schema"]
@@ -298,8 +300,6 @@ def check_spec(data: dict[str, Any], where: str) -> StudySpec:
 
 def _check_serving(spec: StudySpec, where: str) -> None:
     """A serving study: one request shape, one kind of traffic, every length given or searched."""
-    from hwdse.serving import load_engine
-
     w, s = spec.workload, spec.serving
     unused = {  # workload field -> (set, what a serving study uses instead)
         "mix": (w.mix is not None, "one request shape: serving.isl and serving.osl"),

@@ -22,7 +22,7 @@ import xarray as xr
 
 from hwdse._array import where
 from hwdse._errors import HwdseError
-from hwdse.hardware.gpu_efficiency import resolve_mode
+from hwdse.hardware.gpu.efficiency import resolve_mode
 from hwdse.perf.economics import Economics
 from hwdse.perf.evaluate import resolve
 from hwdse.serving.engine import Engine, load_engine

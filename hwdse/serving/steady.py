@@ -29,10 +29,10 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from hwdse import __version__
+from hwdse._version import __version__
 from hwdse._array import where
 from hwdse._errors import HwdseError
-from hwdse.hardware.gpu_efficiency import resolve_mode
+from hwdse.hardware.gpu.efficiency import resolve_mode
 from hwdse.perf.economics import Economics, ownership
 from hwdse.perf.evaluate import resolve
 from hwdse.serving.engine import Engine, load_engine

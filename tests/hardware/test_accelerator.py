@@ -10,8 +10,8 @@ from typer.testing import CliRunner
 
 import hwdse
 from hwdse._catalog import locate
-from hwdse.cli import app
-from hwdse.hardware.multi import with_parallelism
+from hwdse.cli.main import app
+from hwdse.hardware.systems.multi import with_parallelism
 from hwdse.hardware.pe import load_pe
 from hwdse.perf import evaluate
 from hwdse.perf.roofline import op_time

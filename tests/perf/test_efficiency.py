@@ -12,7 +12,7 @@ import xarray as xr
 
 from hwdse._errors import HwdseError
 from hwdse.hardware import load_arch, with_overrides
-from hwdse.hardware.gpu_efficiency import TILES, class_value, gpu_collective_s, gemm_s
+from hwdse.hardware.gpu.efficiency import TILES, class_value, gpu_collective_s, gemm_s
 from hwdse.perf import evaluate, op_time
 from hwdse.workload import Scenario, load_model, operator_table
 from hwdse.workload.ops import Op
@@ -122,7 +122,7 @@ def test_cli_mode_defaults_to_achieved_where_calibrated():
 
     from typer.testing import CliRunner
 
-    from hwdse.cli import app
+    from hwdse.cli.main import app
 
     runner = CliRunner()
     modes = {}
@@ -136,7 +136,7 @@ def test_cli_mode_defaults_to_achieved_where_calibrated():
 
 
 def test_multi_gpu_achieved_mode_times_collectives_with_nccl_fit():
-    from hwdse.hardware.multi import with_parallelism
+    from hwdse.hardware.systems.multi import with_parallelism
 
     system = with_parallelism(load_arch("h100-sxm"), tp=4)
     ds = evaluate("llama-2-70b", system, mode="achieved", batch=8, prompt=512, gen=16, flash_attention=True,

@@ -8,7 +8,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from hwdse.cli import app
+from hwdse.cli.main import app
 from hwdse.formats import get
 from hwdse.hardware import load_arch
 from hwdse.hardware.dequant import ops_per_element

@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 import hwdse
-from hwdse.cli import app
+from hwdse.cli.main import app
 from hwdse.perf import roofline_rows
 
 G, M, K, T = 1e9, 1e6, 1e3, 1e12

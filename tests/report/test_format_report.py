@@ -10,7 +10,7 @@ import pytest
 import xarray as xr
 from typer.testing import CliRunner
 
-from hwdse.cli import app
+from hwdse.cli.main import app
 from hwdse.formats import get, mac_cost
 from hwdse.perf import evaluate
 from hwdse.perf.format_selection import SOURCES, candidates, floor_sources, format_selection, pareto, recommend

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from hwdse.cli import app
+from hwdse.cli.main import app
 from hwdse.report.pim import curves_figure, winner_figure, write_report
 from hwdse.report.pim_study import LIMITS, SYSTEMS, crossovers, pim_vs_gpu, study_grid
 

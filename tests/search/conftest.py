@@ -62,7 +62,7 @@ def cli(*args: str) -> tuple[int, str, str]:
     """Run the CLI in this process: (exit code, stdout, stderr)."""
     from typer.testing import CliRunner
 
-    from hwdse.cli import app
+    from hwdse.cli.main import app
 
     r = CliRunner().invoke(app, list(args))
     return r.exit_code, r.stdout, r.stderr

@@ -61,7 +61,7 @@ def test_serve_cli_disaggregated_with_a_pim_decode_pool():
 
     from typer.testing import CliRunner
 
-    from hwdse.cli import app
+    from hwdse.cli.main import app
 
     result = CliRunner().invoke(app, ["serve", "--arch", "dgx-h100", "--decode-arch", "dgx-a100-attacc", "--model",
                                       "llama-2-70b", "--weights", "fp16", "--concurrency", "32", "--isl", "2048",

@@ -8,7 +8,7 @@ import pytest
 import xarray as xr
 from typer.testing import CliRunner
 
-from hwdse.cli import app
+from hwdse.cli.main import app
 from hwdse.serving import StepModel, load_engine, serve
 from hwdse.perf.evaluate import resolve
 

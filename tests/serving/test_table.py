@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from hwdse.hardware.gpu_efficiency import resolve_mode
+from hwdse.hardware.gpu.efficiency import resolve_mode
 from hwdse.perf.evaluate import resolve
 from hwdse.serving import StepModel, load_engine
 from hwdse.serving.table import PER_OCTAVE, UNIFORM, Tabulated, grid

@@ -101,7 +101,7 @@ def test_mla_decode_reads_the_latent_cache_once_for_all_heads_and_prefill_decomp
 
 def test_tensor_parallel_mla_replicates_the_latent_cache_and_pipeline_keeps_layer_counts():
     import hwdse
-    from hwdse.hardware.multi import with_parallelism
+    from hwdse.hardware.systems.multi import with_parallelism
     from hwdse.perf import evaluate
 
     h200 = hwdse.load_arch("h200")

@@ -1,0 +1,153 @@
+"""GPU-class devices: tensor-core peaks per arithmetic class, an off-chip memory system."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from hwdse._catalog import Spec
+from hwdse._errors import HwdseError
+from hwdse._params import Number, count, quantity
+from hwdse.formats import get
+from hwdse.hardware._base import COMPUTE_CLASSES, Mode, Timing, upcast
+from hwdse.hardware.cost import device_usd, known_fab, known_package
+from hwdse.hardware.dequant import BlockScaled, gpu_plan
+from hwdse.hardware.energy import gpu_op_energy_J
+from hwdse.hardware.gpu.efficiency import GPUEfficiency, achieved_timings
+from hwdse.hardware.memory import MemorySystem
+from hwdse.hardware.power import GPUPower
+from hwdse.workload.ops import Op
+
+__all__ = ["GPU", "Compute", "OnChip", "Link"]
+
+
+_TOPS = quantity(gt=0, unit="10^12 ops/s")
+
+
+class Compute(Spec):
+    """Dense (non-sparse) peaks. ``peak_TOPS`` is keyed by arithmetic class (see COMPUTE_CLASSES)."""
+
+    units: count() = Field(description="streaming multiprocessors / compute units")
+    clock_GHz: quantity(gt=0, unit="GHz")
+    peak_TOPS: dict[str, _TOPS] = Field(description="matrix (tensor-core) peak per class, 10^12 ops/s")
+    vector_TFLOPS: _TOPS = Field(description="non-matrix FP32 peak, used by elementwise operators")
+    block_scaled: BlockScaled = Field(default=(), description="classes whose MMA applies MX/NVFP4 block scales")
+    dequant_fused: bool = Field(default=True, description="operand dequantization fused into the matmul kernel")
+
+    @model_validator(mode="after")
+    def _known_classes(self) -> "Compute":
+        unknown = sorted(set(self.peak_TOPS) - set(COMPUTE_CLASSES))
+        if unknown:
+            raise ValueError(f"peak_TOPS: unknown arithmetic class {unknown[0]!r}; "
+                             f"expected one of {', '.join(COMPUTE_CLASSES)}")
+        return self
+
+
+class OnChip(Spec):
+    sram_per_unit_KiB: quantity(gt=0, unit="KiB") = Field(description="shared memory + L1 per compute unit")
+    l2_MiB: quantity(gt=0, unit="MiB")
+
+
+class Link(Spec):
+    name: str
+    bandwidth_GBps: quantity(gt=0, unit="GB/s") = Field(description="per direction")
+    latency_us: quantity(ge=0, unit="us") = 0.0
+
+
+class GPU(Spec):
+    """A GPU: tensor-core peaks, vector peak, off-chip memory, on-chip SRAM, links, TDP."""
+
+    kind: Literal["gpu"] = "gpu"
+    name: str
+    description: str = ""
+    compute: Compute
+    memory: MemorySystem
+    onchip: OnChip
+    scale_up: Link | None = None
+    host_link: Link | None = None
+    tdp_W: quantity(gt=0, unit="W")
+    die_area_mm2: quantity(gt=0, unit="mm^2") | None = Field(None, description="logic silicon, all dies")
+    dies: count() = Field(1, description="logic dies sharing die_area_mm2")
+    fab: str | None = Field(None, description="arch/fabs entry of the logic dies (None: no cost model)")
+    package: str | None = Field(None, description="arch/packages entry (None: dies and memory on a board)")
+    efficiency: GPUEfficiency | None = Field(None, description="achieved-mode parameters (hwdse calibrate)")
+    power: GPUPower | None = Field(None, description="idle and running board power (None: dynamic energy only)")
+    kernels: dict[str, Literal["native", "weight-only"]] = Field(
+        {}, description="formats a production GEMM kernel runs (sources per format); others run as modelled "
+                        "upcasts with no kernel behind them")
+    sources: dict[str, str]
+
+    _fab = field_validator("fab")(known_fab)
+    _package = field_validator("package")(known_package)
+
+    @field_validator("kernels")
+    @classmethod
+    def _known_formats(cls, kernels: dict[str, str]) -> dict[str, str]:
+        for name in kernels:
+            get(name)
+        return kernels
+
+    @property
+    def area_mm2(self) -> Number:
+        """Silicon area (NaN when the catalog has none)."""
+        return float("nan") if self.die_area_mm2 is None else self.die_area_mm2
+
+    @property
+    def power_W(self) -> Number:
+        """Power budget of the device (its TDP)."""
+        return self.tdp_W
+
+    @property
+    def cost_usd(self) -> Number:
+        """Cost to build (hwdse.hardware.cost; NaN without a fab or die area)."""
+        return device_usd(self.area_mm2, self.dies, self.fab, self.memory, self.package)
+
+    @property
+    def static_power_W(self) -> Number | None:
+        """Board power while running, whatever the kernels compute (None: no power block)."""
+        return None if self.power is None else self.power.running_W
+
+    @property
+    def capacity_bytes(self) -> Number:
+        return self.memory.capacity_bytes
+
+    @property
+    def bandwidth_Bps(self) -> Number:
+        return self.memory.bandwidth_Bps
+
+    @property
+    def onchip_bytes(self) -> float:
+        return float(self.onchip.sram_per_unit_KiB) * 1024
+
+    def native_class(self, wanted: str) -> str:
+        """The class an operand pair of class ``wanted`` actually runs in (upcast if not native)."""
+        cls = upcast(wanted, self.compute.peak_TOPS)
+        if cls is None:
+            raise HwdseError(f"arch {self.name}", "compute.peak_TOPS", f"no datapath for {wanted} or any wider class")
+        return cls
+
+    def peak_ops_per_s(self, cls: str) -> Number:
+        return self.compute.peak_TOPS[self.native_class(cls)] * 1e12
+
+    def schedule(self, ops: Sequence[Op], mode: Mode = "roofline") -> list[Timing]:
+        if mode == "achieved":  # calibrated efficiencies replace the roofline's time terms
+            return achieved_timings(self, self.schedule(ops, "roofline"))
+        if mode != "roofline":
+            raise HwdseError(f"arch {self.name}", "mode", f"must be 'roofline' or 'achieved', got {mode!r}")
+        bw = self.bandwidth_Bps
+        scales = (1.0, 1.0) if self.power is None else (self.power.compute_scale, self.power.memory_scale)
+        timings = []
+        for op in ops:
+            dq = gpu_plan(op, self)  # hwdse.hardware.dequant: class the op runs in, operand conversion cost
+            if op.operands:
+                cls = dq.compute_class
+                peak = self.compute.peak_TOPS[cls] * 1e12
+            else:
+                cls, peak = "vector", self.compute.vector_TFLOPS * 1e12
+            energy = gpu_op_energy_J(op, cls, self.memory.energy_pJ_per_bit, *scales)  # hwdse.hardware.energy
+            timings.append(Timing(op, "gpu", cls, op.flops / peak + dq.compute_s, op.bytes / bw + dq.memory_s,
+                                  peak_ops_per_s=peak, bandwidth_Bps=bw,
+                                  energy_J=energy))
+        return timings

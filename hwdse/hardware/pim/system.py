@@ -1,0 +1,269 @@
+"""GPU + PIM systems (arch kind ``gpu-pim``): an xPU for prefill and FC layers, PIM for decode GEMVs.
+
+Placement policy (decode; prefill always runs on the xPU, PIM has little compute):
+
+* ``attention: pim`` puts the decode attention (``qk_matmul``, ``softmax`` if the units run
+  elementwise work, ``sv_matmul``, or the fused ``flash_attention``) in PIM: the AttAcc split;
+* ``fc`` places the FC GEMMs: ``xpu`` (never), ``pim`` (always), ``threshold`` (when the GEMM has
+  at most ``fc_batch_threshold`` rows, i.e. sequences), ``faster`` (per op, the unit with the
+  shorter time, link transfers included). Placement may differ per point of a swept batch;
+* ``experts: pim`` puts an MoE model's routed-expert GEMMs (and their activation, where the units
+  run elementwise work) in PIM whatever ``fc`` says: each expert sees ``batch x k / E`` rows at
+  decode, so a GEMV engine re-streaming its weights per row competes with the xPU reading the
+  touched experts once (Duplex, MICRO 2024, and MoNDE put MoE experts near memory for this reason).
+
+``attach: separate`` (AttAcc): the PIM devices are extra memory next to the xPU, holding the
+KV cache, which must fit in them (attention runs where it lives); ``capacity_rule: pooled`` checks
+weights + KV + activations against GPU + PIM memory together instead, as the AttAcc simulator
+does. The K/V rows the xPU computes (prefill and decode) cross
+the link into PIM. ``attach: shared`` (HBM-PIM in place of the GPU's own stacks): capacity is
+the GPU's times ``capacity_fraction``, the PIM stacks are the GPU's stacks (``pim.memory`` must
+equal ``xpu.memory``), and in blocked mode every host<->PIM switch pays ``mode_switch_us``.
+``fc: split`` runs every FFN GEMM on both at once, split in proportion to their speeds, and
+``overlap: heads`` lets the decode attention in PIM overlap the xPU's QKV/O projections head by head
+(AttAcc's --ffopt and --pipeopt); both need separate memories (no blocked mode). Otherwise
+PIM and xPU operators never overlap; transfer rules: see :mod:`hwdse.hardware.pim.device`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Annotated, Any, Literal
+
+import numpy as np
+from pydantic import Field, TypeAdapter, field_validator, model_validator
+
+from hwdse._catalog import Spec, load, locate, read
+from hwdse._params import Number, quantity
+from hwdse.hardware._base import Mode, Timing
+from hwdse.hardware.energy import dram_energy_J
+from hwdse.hardware.gpu.device import GPU
+from hwdse.hardware.pim.device import PIM, boundaries, merge, pim_work
+from hwdse.hardware.systems.multi import MultiGPU, is_routed_expert
+from hwdse.workload.ops import Op
+
+__all__ = ["GpuPim", "XPU_KINDS"]
+
+XPU = Annotated[GPU | MultiGPU, Field(discriminator="kind")]
+XPU_KINDS = ("gpu", "multi-gpu")
+_MEMBER = TypeAdapter(Annotated[GPU | MultiGPU | PIM, Field(discriminator="kind")])  # what a name may load
+
+_ATTENTION = ("qk_matmul", "softmax", "sv_matmul", "flash_attention", "swa_attention", "chunked_attention")
+_PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj")
+_FFN = ("gate_proj", "up_proj", "down_proj", "fc1", "fc2")
+
+
+def _from_catalog(value: Any, kinds: tuple[str, ...]) -> Any:
+    """A catalog name becomes the loaded spec (so dotted overrides reach inside it); a mapping with
+    ``base: <name>`` is that entry with the mapping's other keys replaced (``{base: hbm3-pim, devices: 8}``)."""
+    base = value if isinstance(value, str) else value.get("base") if isinstance(value, dict) else None
+    if base is None:
+        return value
+    kind = read(locate("arch", base)).get("kind")
+    if kind not in kinds:
+        raise ValueError(f"{base!r} is a {kind} arch; expected kind {' or '.join(kinds)}")
+    spec = load("arch", base, _MEMBER)
+    if isinstance(value, str):
+        return spec
+    return _deep_merge(spec.model_dump(mode="python", round_trip=True), {k: v for k, v in value.items() if k != "base"})
+
+
+def _deep_merge(data: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    out = dict(data)
+    for key, value in changes.items():
+        out[key] = _deep_merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+class GpuPim(Spec):
+    """An xPU (GPU or multi-GPU) plus PIM devices, with a placement policy."""
+
+    kind: Literal["gpu-pim"] = "gpu-pim"
+    name: str
+    description: str = ""
+    xpu: XPU = Field(description="arch name or inline GPU / multi-GPU spec")
+    pim: PIM = Field(description="arch name or inline PIM spec (its devices x memory)")
+    attach: Literal["separate", "shared"] = "separate"
+    attention: Literal["pim", "xpu"] = "pim"
+    fc: Literal["xpu", "pim", "threshold", "faster", "split"] = "xpu"
+    experts: Literal["xpu", "pim"] = Field("xpu", description="where an MoE model's routed-expert GEMMs run at "
+                                                               "decode (pim: their weights live in PIM)")
+    fc_batch_threshold: quantity(ge=0, unit="sequences") = Field(
+        0.0, description="fc=threshold: FC GEMMs of at most this many rows run in PIM")
+    overlap: Literal["none", "heads"] = Field(
+        "none", description="heads: decode attention in PIM overlaps the xPU's QKV/O projections head by head")
+    capacity_rule: Literal["placed", "pooled"] = Field(
+        "placed", description="placed: the KV cache must fit where attention runs (PIM); pooled: weights + KV + "
+        "activations against GPU + PIM memory together (the AttAcc simulator's convention)")
+    sources: dict[str, str]
+
+    @field_validator("xpu", mode="before")
+    @classmethod
+    def _xpu(cls, value: Any) -> Any:
+        return _from_catalog(value, XPU_KINDS)
+
+    @field_validator("pim", mode="before")
+    @classmethod
+    def _pim(cls, value: Any) -> Any:
+        return _from_catalog(value, ("pim",))
+
+    @model_validator(mode="after")
+    def _shared(self) -> "GpuPim":
+        if self.attach == "shared":
+            if self.xpu.kind != "gpu":
+                raise ValueError("attach: shared needs a single GPU as xpu (its stacks become PIM stacks)")
+            same = (self.pim.memory.technology == self.xpu.memory.technology
+                    and np.all(self.pim.memory.count == self.xpu.memory.count) and np.all(self.pim.devices == 1))
+            if not same:
+                raise ValueError("attach: shared needs pim.memory = xpu.memory (technology and count) and "
+                                 "pim.devices = 1")
+        if self.attention == "pim" and "attention" not in self.pim.units.runs:
+            raise ValueError(f"attention: pim, but the PIM units do not run attention (units.runs: "
+                             f"{', '.join(self.pim.units.runs)})")
+        concurrent = self.attach == "separate" and not self.pim.blocked_mode
+        if self.fc == "split" and not concurrent:
+            raise ValueError("fc: split runs xPU and PIM at once: needs attach: separate and pim.blocked_mode: false")
+        if self.overlap == "heads" and not (concurrent and self.attention == "pim"):
+            raise ValueError("overlap: heads needs attention: pim, attach: separate and pim.blocked_mode: false")
+        for field, value in (("fc", self.fc), ("experts", self.experts)):
+            if value in ("pim", "threshold", "faster", "split") and "gemv" not in self.pim.units.runs:
+                raise ValueError(f"{field}: {value}, but the PIM units do not run GEMVs (units.runs: "
+                                 f"{', '.join(self.pim.units.runs)})")
+        return self
+
+    @property
+    def capacity_bytes(self) -> Number:
+        if self.attach == "shared":
+            return self.xpu.capacity_bytes * self.pim.capacity_fraction
+        # whole-system capacity (weights + KV pooled): a multi-GPU reports one device's
+        return self.xpu.capacity_bytes * getattr(self.xpu, "devices", 1) + self.pim.capacity_bytes
+
+    @property
+    def devices(self) -> Number:
+        """Devices of the system: the xPU's GPUs, plus the PIM devices when they are boards of their own
+        (``attach: separate``); shared PIM stacks are the GPU's memory, no extra device."""
+        return getattr(self.xpu, "devices", 1) + (self.pim.devices if self.attach == "separate" else 0)
+
+    @property
+    def fit_rule(self) -> str:
+        """How :meth:`fits` checks the footprint (reported with results)."""
+        if self.attach == "shared" or self.attention != "pim" or self.capacity_rule == "pooled":
+            return "footprint <= pooled capacity"
+        weights = ("weights + activations <= xPU capacity" if self.fc == "xpu" and self.experts == "xpu"
+                   else "footprint <= pooled capacity (FC or expert weights may sit in either memory)")
+        return f"KV cache <= PIM capacity (attention runs where the KV cache lives) and {weights}"
+
+    def fits(self, weights_bytes: Number, kv_cache_bytes: Number, activation_bytes: Number) -> Number:
+        """Whether the footprint fits; with separate PIM devices running attention (AttAcc), the KV
+        cache must fit in them, since attention runs where the KV cache lives (``capacity_rule:
+        pooled`` checks the sum only, as the AttAcc simulator does)."""
+        pooled = weights_bytes + kv_cache_bytes + activation_bytes <= self.capacity_bytes
+        if self.attach == "shared" or self.attention != "pim" or self.capacity_rule == "pooled":
+            return pooled
+        if self.fc == "xpu" and self.experts == "xpu":
+            pooled = weights_bytes + activation_bytes <= self.xpu.capacity_bytes * getattr(self.xpu, "devices", 1)
+        return (kv_cache_bytes <= self.pim.capacity_bytes) & pooled
+
+    @property
+    def onchip_bytes(self) -> float:
+        return self.xpu.onchip_bytes
+
+    @property
+    def area_mm2(self) -> Number:
+        return getattr(self.xpu, "area_mm2", float("nan"))
+
+    @property
+    def power_W(self) -> Number:
+        return getattr(self.xpu, "power_W", float("nan"))
+
+    @property
+    def static_power_W(self) -> Number | None:
+        """The xPU's static power; PIM devices model dynamic energy only (no sourced idle figure)."""
+        return getattr(self.xpu, "static_power_W", None)
+
+    def schedule(self, ops: Sequence[Op], mode: Mode = "roofline") -> list[Timing]:
+        """xPU timings with the PIM-placed ops swapped in (names and order of the xPU's schedule)."""
+        host = self.xpu.schedule(ops, mode)
+        whole = {op.name: op for op in ops}
+        if self.attach == "separate" and self.attention == "pim":
+            host = [self._kv_to_pim(t, whole[t.op.name]) if t.op.name in ("k_proj", "v_proj") else t for t in host]
+        decode = not any(op.kind == "attention" and np.any(np.asarray(op.shape.get("q_len", 1)) != 1)
+                         for op in ops)
+        by_name = {t.op.name: t for t in host}
+        moe = any(op.shape.get("experts", 1) > 1 for op in ops)
+        on_pim = [self._place(op, by_name.get(op.name), moe) if decode else False for op in ops]
+        inbound, outbound = boundaries(ops, on_pim)
+        swapped = {}
+        for op, p, i, o in zip(ops, on_pim, inbound, outbound):
+            if op.name in by_name and not (isinstance(p, (bool, np.bool_)) and not p):
+                swapped[op.name] = merge(p, self.pim.timing(op, i, o), by_name[op.name])
+            elif decode and self.fc == "split" and op.name in _FFN and op.name in by_name:
+                pim_work(self.pim, op, required=True)
+                swapped[op.name] = _split(by_name[op.name], self.pim.timing(op, True, True))
+        out = [swapped.get(t.op.name, t) for t in host]
+        return self._overlap(out, decode) if self.overlap == "heads" else out
+
+    def _overlap(self, timings: list[Timing], decode: bool) -> list[Timing]:
+        """Insert ``pim_overlap`` after o_proj: a credit of ``-(1 - r) min(A, F)`` per layer, where A is
+        the PIM attention time, F the xPU's q/k/v/o projections and r = 1 / (heads per xPU device):
+        AttAcc's head-level pipeline hides all but one head's worth of the shorter side
+        (attacc_simulator src/system.py ``_pipeline``, --pipeopt). Both arguments of the min are
+        affine in the KV length, so the decode mean stays exact (a max of two affine terms)."""
+        attn = [t for t in timings if t.op.name in _ATTENTION]
+        proj = [t for t in timings if t.op.name in _PROJECTIONS]
+        if not decode or not attn or not proj:
+            credit_a = credit_f = 0.0
+        else:
+            r = 1.0 / attn[0].op.shape.get("heads", 1)
+            credit_a = -(1 - r) * sum(t.seconds for t in attn)
+            credit_f = -(1 - r) * sum(t.seconds for t in proj)
+        count = proj[-1].op.count if proj else 1
+        credit = Timing(Op("pim_overlap", "collective", count, 0.0), "gpu+pim" if decode else "gpu", "overlap",
+                        credit_a, credit_f,
+                        energy_J=0.0)
+        at = max(i for i, t in enumerate(timings) if t.op.name in _PROJECTIONS) + 1 if proj else len(timings)
+        return timings[:at] + [credit] + timings[at:]
+
+    def _place(self, op: Op, gpu: Timing | None, moe: bool = False) -> Any:
+        """Whether ``op`` runs in PIM (a bool, or a boolean array over a swept batch); ``moe``: ``op`` is
+        from an MoE model's table."""
+        if gpu is None:
+            return False
+        if op.name in _ATTENTION:
+            if self.attention != "pim":
+                return False
+            return pim_work(self.pim, op, required=op.kind == "attention")
+        if self.experts == "pim" and is_routed_expert(op, moe):
+            return pim_work(self.pim, op, required=op.kind == "gemm")
+        if op.kind != "gemm" or self.fc in ("xpu", "split"):
+            return False
+        if self.fc in ("pim", "threshold"):
+            pim_work(self.pim, op, required=True)
+            if self.fc == "pim":
+                return True
+            rows = op.shape.get("m", 1) * op.shape.get("groups", 1)
+            return rows <= self.fc_batch_threshold
+        if not self.pim.runnable(op):
+            return False
+        return self.pim.timing(op, True, True).seconds < gpu.seconds
+
+    def _kv_to_pim(self, t: Timing, op: Op) -> Timing:
+        """The K/V rows an xPU op writes also cross the link into the PIM devices (parallel links)."""
+        nbytes = op.kv_write_bytes
+        serial = dict(t.serial_s)
+        serial["communication"] = serial.get("communication", 0.0) + nbytes / (self.pim.link_Bps * self.pim.devices)
+        energy = t.energy_J + dram_energy_J(nbytes, self.pim.link.energy_pJ_per_bit)
+        return Timing(t.op, t.unit, t.compute_class, t.compute_s, t.memory_s, serial, t.peak_ops_per_s,
+                      t.bandwidth_Bps, energy)
+
+
+
+def _split(xpu: Timing, pim: Timing) -> Timing:
+    """An FFN GEMM split between xPU and PIM running at once, in proportion to their speeds
+    (AttAcc --ffopt, attacc_simulator src/system.py ``_ff_parallel``): the xPU keeps the share
+    ``t_pim / (t_xpu + t_pim)`` of the work, so both finish after ``t_xpu t_pim / (t_xpu + t_pim)``."""
+    t_x, t_p = xpu.seconds, pim.seconds
+    share = t_p / (t_x + t_p)
+    return Timing(xpu.op, "gpu+pim", xpu.compute_class, xpu.compute_s * share, xpu.memory_s * share,
+                  {k: v * share for k, v in xpu.serial_s.items()}, xpu.peak_ops_per_s, xpu.bandwidth_Bps,
+                  xpu.energy_J * share + pim.energy_J * (1 - share))
