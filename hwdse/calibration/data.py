@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from hwdse._errors import HwdseError
-from hwdse.formats import get
-from hwdse.workload.ops import OPS_PER_ELEMENT, Op
+from hwdse.workload.kernels import attention_op, collective_op, gemm_op, vector_op
+from hwdse.workload.ops import Op
 
 __all__ = ["KernelSet", "validation_dir", "kernel_sets", "load_rows", "HELD_OUT_EVERY", "FAMILIES"]
 
@@ -82,10 +82,7 @@ def _groups(rows: tuple[dict[str, str], ...], key: Callable[[dict[str, str]], st
 def _gemm(file: str, arch: str, fmt: str, fit: bool = True, device: str | None = None) -> KernelSet:
     """One ``Linear``: activations [m, k] x weights [k, n], bf16 output; latency in ms (or ms column)."""
     rows = [r for r in load_rows(file) if device is None or r["device"] == device]
-    m, n, k = _col(rows, "m"), _col(rows, "n"), _col(rows, "k")
-    b = get(fmt).bits_per_element / 8
-    op = Op("gemm", "gemm", 1, 2 * m * n * k, weight_bytes=n * k * b, act_in_bytes=m * k * b, act_out_bytes=m * n * 2,
-            operands=(fmt, fmt), shape={"m": m, "n": n, "k": k, "groups": np.ones_like(m)})
+    op = gemm_op(_col(rows, "m"), _col(rows, "n"), _col(rows, "k"), fmt)
     ms = _col(rows, "latency" if "latency" in rows[0] else "latency_ms")
     keys = [f"{r['m']},{r['n']},{r['k']}" for r in rows]
     return KernelSet(file.removesuffix(".csv") + ("" if device is None else f"_{device}"), arch, "gemm", fit, (op,),
@@ -104,19 +101,10 @@ def _attention(file: str, arch: str, decode: bool, fit: bool = True) -> KernelSe
     ops, measured, keys = [], [], []
     extra = 1.0 if decode and "trtllm" in file else 0.0
     for kv, rows in _groups(load_rows(file), lambda r: r["kv_cache_dtype"]).items():
-        fmt = _KV_FORMAT[kv]
-        kb = 1.0 if kv == "fp8" else 2.0
         b, h, kvh = _col(rows, "batch_size"), _col(rows, "num_heads"), _col(rows, "num_key_value_heads")
-        q = np.ones_like(b) if decode else _col(rows, "isl")
+        q = 1 if decode else _col(rows, "isl")
         length = _col(rows, "step") + extra if decode else q
-        pairs = length if decode else q * (q + 1) / 2
-        q_bytes = b * q * h * HEAD_DIM * 2
-        shape = {"batch": b, "heads": h, "kv_heads": kvh, "q_len": 1 if decode else q, "kv_len": length,
-                 "head_dim": HEAD_DIM}
-        operands = ("bf16", fmt) if decode else (fmt, fmt)
-        ops.append(Op("flash_attention", "attention", 1, b * h * pairs * (4 * HEAD_DIM + OPS_PER_ELEMENT["softmax"]),
-                      act_in_bytes=q_bytes, act_out_bytes=q_bytes, kv_read_bytes=2 * b * length * kvh * HEAD_DIM * kb,
-                      operands=operands, shape=shape))
+        ops.append(attention_op(b, h, kvh, q, length, HEAD_DIM, _KV_FORMAT[kv], decode))
         measured.append(_col(rows, "latency") * 1e-3)
         keys += [f"{r['batch_size']},{r['isl']},{r['num_heads']},{r['num_key_value_heads']},{r['step']}" for r in rows]
     family = "decode_attention" if decode else "prefill_attention"
@@ -132,8 +120,7 @@ def _vector(file: str, arch: str = "a100-sxm-80gb") -> KernelSet:
     """LLMCompass fp16 softmax / LayerNorm / GeLU on one A100 over an [M, N] tensor (host-timed)."""
     rows = [r for r in load_rows(file) if r["device"] == "A100"]
     elements = _col(rows, "num_elements") if "num_elements" in rows[0] else _col(rows, "m") * _col(rows, "n")
-    op = Op(_VECTOR[file], "elementwise", 1, OPS_PER_ELEMENT[_VECTOR[file]] * elements, act_in_bytes=2 * elements,
-            act_out_bytes=2 * elements, shape={"elements": elements})
+    op = vector_op(_VECTOR[file], elements, "fp16")
     keys = [",".join(str(r.get(k)) for k in ("m", "n", "num_elements", "sweep")) for r in rows]
     return KernelSet(file.removesuffix(".csv") + "_A100", arch, "vector", True, (op,),
                      _col(rows, "latency_ms_derived") * 1e-3, _held_out(keys), file)
@@ -144,7 +131,7 @@ def _all_reduce(file: str, arch: str) -> KernelSet:
     rows = [r for r in load_rows(file) if r["op_name"] == "all_reduce"]
     size = np.array([2.0 if r["nccl_dtype"] == "half" else 1.0 for r in rows]) * _col(rows, "message_size")
     devices = _col(rows, "num_gpus")
-    op = Op("all_reduce", "collective", 1, 0.0, shape={"bytes": size, "devices": devices})
+    op = collective_op("all_reduce", size, devices)
     keys = [f"{r['nccl_dtype']},{r['num_gpus']},{r['message_size']}" for r in rows]
     return KernelSet(file.removesuffix(".csv"), arch, "all_reduce", True, (op,), _col(rows, "latency") * 1e-3,
                      _held_out(keys), file)
@@ -154,7 +141,7 @@ def _llmcompass_all_reduce() -> KernelSet:
     """LLMCompass's measured A100-node all-reduce (4 GPUs assumed; latency in us). Validation only."""
     rows = list(load_rows("llmcompass_allreduce_A100_node.csv"))
     nbytes, devices = _col(rows, "message_bytes"), _col(rows, "num_gpus_assumed")
-    op = Op("all_reduce", "collective", 1, 0.0, shape={"bytes": nbytes, "devices": devices})
+    op = collective_op("all_reduce", nbytes, devices)
     return KernelSet("llmcompass_allreduce_A100_node", "a100-sxm-80gb", "all_reduce", False, (op,),
                      _col(rows, "latency_us") * 1e-6, _held_out([r["message_bytes"] for r in rows]),
                      "llmcompass_allreduce_A100_node.csv")
@@ -169,6 +156,9 @@ def kernel_sets() -> list[KernelSet]:
         sets += [_gemm(g.format(gpu, "1.3.0rc20", "bf16"), arch, "bf16"),
                  _gemm(g.format(gpu, "1.3.0rc20", "fp8"), arch, "fp8-e4m3")]
     sets.append(_gemm(g.format("b200", "1.3.0rc20", "nvfp4"), "b200", "nvfp4"))
+    for gpu, arch in (("gb200", "gb200"), ("l40s", "l40s"), ("rtx_pro_6000_server", "rtx-pro-6000")):
+        formats = ("bf16", "fp8-e4m3") + (("nvfp4",) if arch != "l40s" else ())
+        sets += [_gemm(f"aic_gemm_{gpu}_trtllm1.3.0rc20_{fmt.split('-')[0]}.csv", arch, fmt) for fmt in formats]
     a = "aic_{}_attention_{}_sxm_{}.csv"
     sets += [_attention(a.format("context", "a100", "trtllm1.0.0"), "a100-sxm-80gb", decode=False),
              _attention(a.format("context", "a100", "vllm0.14.0"), "a100-sxm-80gb", decode=False),

@@ -25,8 +25,16 @@ def calibrate(arch: Annotated[Optional[list[str]], typer.Option("--arch", help="
               serving: Annotated[bool, typer.Option("--serving", help="serving engines on aic_silicon_dev.csv: fit "
                                                     "(--write) or score; --report writes serving.md")] = False,
               power: Annotated[bool, typer.Option("--power", help="GPU board power while serving on validation/"
-                                                  "gpu_serving_power.csv: fit (--write) and score")] = False) -> None:
+                                                  "gpu_serving_power.csv: fit (--write) and score")] = False,
+              transfer: Annotated[bool, typer.Option("--transfer", help="efficiencies shared by every GPU, fitted "
+                                                     "jointly (--write) or scored: leave-one-device-out errors")]
+              = False) -> None:
     """Fit achieved-mode GPU efficiencies to measured kernels ($HWDSE_VALIDATION_DIR, default ../shared/validation)."""
+    if transfer:
+        from hwdse.calibration.transfer import calibrate_transfer
+
+        print("\n".join(calibrate_transfer(write)))
+        return
     if power:
         from hwdse.calibration.power import calibrate_power
 

@@ -14,8 +14,10 @@ from rich.table import Table
 
 from hwdse._errors import HwdseError
 from hwdse.cli.support import (
+    MODE_HELP,
     OneLineGroup,
     check_formats,
+    check_mode,
     check_scenario,
     duration,
     gigabytes,
@@ -24,6 +26,7 @@ from hwdse.cli.support import (
     one_line_errors,
     si,
 )
+from hwdse.hardware._base import DEFAULT_MODE
 
 app = typer.Typer(help="Hardware design-space exploration for LLM inference.", no_args_is_help=True,
                   pretty_exceptions_enable=False, add_completion=False, cls=OneLineGroup)
@@ -77,8 +80,7 @@ def evaluate(arch: Arch = "h100-sxm", model: Model = "llama-2-7b",
                                                                    "format (default: --weights)")] = None,
              flash: Annotated[bool, typer.Option("--flash/--unfused", help="fused attention (default, as engines run it) "
                                               "or the unfused convention")] = True,
-             mode: Annotated[str, typer.Option(help="roofline, achieved, or auto: achieved for calibrated GPUs "
-                                               "(arch efficiency block), else roofline")] = "auto",
+             mode: Annotated[str, typer.Option(help=MODE_HELP)] = DEFAULT_MODE,
              tp: Annotated[Optional[int], typer.Option("--tp", help="tensor-parallel GPUs (multi-gpu system)")] = None,
              pp: Annotated[Optional[int], typer.Option("--pp", help="pipeline stages (multi-gpu system)")] = None,
              ep: Annotated[Optional[int], typer.Option("--ep", help="expert groups over the tp devices (a divisor of "
@@ -93,8 +95,7 @@ def evaluate(arch: Arch = "h100-sxm", model: Model = "llama-2-7b",
     from hwdse.perf import fit_reason
     from hwdse.workload import scenario as named_scenario
 
-    if mode not in ("roofline", "achieved", "auto"):
-        raise HwdseError("--mode", None, f"must be roofline, achieved or auto, got {mode!r}")
+    check_mode(mode)
     fields = dict(batch=batch, prompt=prompt, gen=gen, weights=weights, activations=activations, kv=kv)
     check_scenario(fields)
     if expert_weights is not None:
@@ -112,7 +113,7 @@ def evaluate(arch: Arch = "h100-sxm", model: Model = "llama-2-7b",
         fields = {k: v for k, v in fields.items() if k not in ("prompt", "gen")}
     ds = run(spec, system, scenario, mode=mode, detail=True, flash_attention=flash, **fields)
     mode = ds.attrs["mode"]  # auto resolved
-    out: dict[str, Any] = {"model": ds.attrs["model"], "arch": ds.attrs["arch"], "mode": mode}
+    out: dict[str, Any] = {"model": ds.attrs["model"], "arch": ds.attrs["arch"], "mode": mode, "basis": ds.attrs["basis"]}
     out.update({k: ds[k].item() for k in ds.data_vars if ds[k].ndim == 0})
     out["fits"] = bool(out["fits"])
     out["fit_reason"] = fit_reason(ds)
@@ -122,7 +123,7 @@ def evaluate(arch: Arch = "h100-sxm", model: Model = "llama-2-7b",
     if as_json:
         print(json.dumps(out, indent=1))
         return
-    table = Table(title=f"{out['model']} on {out['arch']} ({mode})", show_header=False)
+    table = Table(title=f"{out['model']} on {out['arch']} ({mode}, basis {out['basis']})", show_header=False)
     time, rate, util = (lambda s: duration(s, 4)), "{:.4g} tok/s".format, "{:.3f}".format
     for key, fmt in (("ttft_s", time), ("tpot_s", time), ("e2e_s", time), ("throughput_tok_s", rate),
                      ("tok_s_per_user", rate), ("devices", "{:g}".format), ("memory_bytes", gigabytes),
@@ -351,7 +352,7 @@ def formats_report(
         batch: int = 1, prompt: int = 512, gen: int = 128,
         min_qsnr: Annotated[float, typer.Option("--min-qsnr", help="quality floor, dB QSNR")] = 25.0,
         floor: Annotated[str, typer.Option(help="tensor classes the floor applies to")] = "weights,activations",
-        mode: Annotated[str, typer.Option(help="evaluator mode: roofline or achieved")] = "roofline",
+        mode: Annotated[str, typer.Option(help=MODE_HELP)] = DEFAULT_MODE,
         study: Annotated[Optional[str], typer.Option(help="study TOML (hwdse.search schema); replaces the "
                                                      "options above")] = None,
         out: Annotated[str, typer.Option("--out", help="output folder")] = "format-report") -> None:
@@ -388,9 +389,11 @@ def formats_report(
 
 
 from hwdse.cli.calibrate import calibrate  # noqa: E402  (registered here, defined beside the CLI helpers)
+from hwdse.cli.kernel import kernel  # noqa: E402
 from hwdse.cli.serve import serve  # noqa: E402
 
 app.command()(calibrate)
+app.command()(kernel)
 app.command()(serve)
 
 

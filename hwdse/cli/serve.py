@@ -8,13 +8,8 @@ from typing import Annotated, Optional
 import typer
 
 from hwdse._errors import HwdseError
-from hwdse.cli.support import (
-    check_formats,
-    duration,
-    loaded,
-    model_and_arch,
-    one_line_errors,
-)
+from hwdse.cli.support import MODE_HELP, check_formats, check_mode, duration, loaded, model_and_arch, one_line_errors
+from hwdse.hardware._base import DEFAULT_MODE
 
 __all__ = ["serve"]
 
@@ -39,7 +34,7 @@ def serve(arch: Annotated[str, typer.Option("--arch", help="arch catalog name or
           weights: str = "bf16", activations: Optional[str] = None, kv: Optional[str] = None,
           ttft_slo_ms: Annotated[float, typer.Option(help="TTFT objective for goodput (ms)", min=0)] = float("inf"),
           tpot_slo_ms: Annotated[float, typer.Option(help="TPOT objective for goodput (ms)", min=0)] = float("inf"),
-          mode: Annotated[str, typer.Option(help="roofline, achieved or auto")] = "auto",
+          mode: Annotated[str, typer.Option(help=MODE_HELP)] = DEFAULT_MODE,
           draft_tokens: Annotated[Optional[int], typer.Option(help="speculative decoding: tokens drafted per step",
                                                               **Positive)] = None,
           acceptance: Annotated[float, typer.Option(help="speculative decoding: per-token acceptance probability",
@@ -55,8 +50,7 @@ def serve(arch: Annotated[str, typer.Option("--arch", help="arch catalog name or
 
     if (concurrency is None) == (arrival_rate is None):
         raise HwdseError("--concurrency/--arrival-rate", None, "give exactly one")
-    if mode not in ("roofline", "achieved", "auto"):
-        raise HwdseError("--mode", None, f"must be roofline, achieved or auto, got {mode!r}")
+    check_mode(mode)
     for option, name in (("--weights", weights), ("--activations", activations), ("--kv", kv)):
         check_formats(option, [name] if name else [])
     model_spec, system = model_and_arch(model, arch)
@@ -88,12 +82,12 @@ def serve(arch: Annotated[str, typer.Option("--arch", help="arch catalog name or
                                  decode_instances=decode_instances, link_bandwidth_GBps=link_GBps or LINK_BANDWIDTH_GBPS,
                                  **common)
     out = {"model": ds.attrs["model"], "arch": ds.attrs["arch"], "engine": ds.attrs["engine"], "mode": ds.attrs["mode"],
-           "traffic": ds.attrs["traffic"], **{k: ds[k].item() for k in ds.data_vars}}
+           "basis": ds.attrs["basis"], "traffic": ds.attrs["traffic"], **{k: ds[k].item() for k in ds.data_vars}}
     out.update(stable=bool(out["stable"]), meets_slo=bool(out["meets_slo"]))
     if as_json:
         print(json.dumps(out, indent=1))
         return
-    print(f"{out['model']} on {out['arch']} ({out['engine']}, {out['mode']}, {out['traffic']} loop)")
+    print(f"{out['model']} on {out['arch']} ({out['engine']}, {out['mode']}, basis {out['basis']}, {out['traffic']} loop)")
     print(f"  TTFT {duration(out['ttft_s'])}, TPOT {duration(out['tpot_s'])}, {out['tok_s_per_user']:.4g} tok/s/user")
     print(f"  throughput {out['throughput_tok_s']:.4g} tok/s ({out['tok_s_per_device']:.4g} per device), "
           f"goodput {out['goodput_tok_s_per_device']:.4g} tok/s/device")

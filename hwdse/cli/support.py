@@ -13,8 +13,12 @@ from pydantic import ValidationError
 from typer.core import TyperGroup
 
 from hwdse._errors import HwdseError, from_validation_error
+from hwdse.hardware._base import MODES
 
-__all__ = ["OneLineGroup", "one_line_errors", "loaded", "model_and_arch", "check_scenario", "check_formats", "si",
+MODE_HELP = ("auto (default: achieved when every system of the result has an achieved basis, else roofline for "
+             "all of them), achieved or roofline")
+
+__all__ = ["MODE_HELP", "check_mode", "OneLineGroup", "one_line_errors", "loaded", "model_and_arch", "check_scenario", "check_formats", "si",
            "duration", "gigabytes"]
 
 T = TypeVar("T")
@@ -23,6 +27,12 @@ T = TypeVar("T")
 def _fail(exc: HwdseError) -> NoReturn:
     print(f"hwdse: error: {exc}", file=sys.stderr)
     raise typer.Exit(2)
+
+
+def check_mode(mode: str) -> None:
+    """``--mode`` is one of MODES."""
+    if mode not in MODES:
+        raise HwdseError("--mode", None, f"must be {', '.join(MODES)}, got {mode!r}")
 
 
 def one_line_errors(func: Callable) -> Callable:

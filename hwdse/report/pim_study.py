@@ -16,6 +16,8 @@ import numpy as np
 import xarray as xr
 
 from hwdse._errors import HwdseError
+from hwdse.hardware import load_arch
+from hwdse.hardware._base import DEFAULT_MODE, basis_of, resolve_mode
 from hwdse.perf import evaluate
 from hwdse.search.space import grid_values
 from hwdse.search.spec import parse_study
@@ -61,10 +63,13 @@ def _limit(ds: xr.Dataset) -> xr.DataArray:
 
 def pim_vs_gpu(batch: Sequence[float], prompt: Sequence[float], gen: int = 128,
                models: Sequence[str] = MODELS, systems: Mapping[str, tuple[str, str]] | None = None,
-               mode: str = "roofline") -> xr.Dataset:
+               mode: str = DEFAULT_MODE) -> xr.Dataset:
     """Dataset over (model, system, batch, prompt): tpot_s, decode_tok_s, throughput_tok_s,
-    energy_j_per_token (batch incl. prefill), decode_energy_j_per_token, fits, limit."""
+    energy_j_per_token (batch incl. prefill), decode_energy_j_per_token, fits, limit. Every system runs
+    in one mode (``auto``: achieved only if each has an achieved basis); ``basis`` says what each rests on."""
     systems = dict(systems or SYSTEMS)
+    archs = {label: load_arch(arch) for label, (arch, _) in systems.items()}
+    mode = resolve_mode(mode, *archs.values())
     b = xr.DataArray(np.asarray(batch, dtype=float), dims="batch", coords={"batch": np.asarray(batch, dtype=float)})
     p = xr.DataArray(np.asarray(prompt, dtype=float), dims="prompt", coords={"prompt": np.asarray(prompt, dtype=float)})
     keep = ("tpot_s", "ttft_s", "decode_tok_s", "throughput_tok_s", "energy_j_per_token", "decode_energy_j_per_token",
@@ -83,6 +88,7 @@ def pim_vs_gpu(batch: Sequence[float], prompt: Sequence[float], gen: int = 128,
     data = data.assign_coords(model=list(models), system=list(systems))
     data = data.transpose("model", "system", "batch", "prompt")
     data["arch"] = xr.DataArray([systems[s][0] for s in systems], dims="system")
+    data["basis"] = xr.DataArray([basis_of(archs[s], mode) for s in systems], dims="system")
     data.attrs.update(gen=gen, mode=mode, systems=json.dumps(systems))
     return data
 

@@ -13,6 +13,8 @@ import numpy as np
 import xarray as xr
 
 from hwdse._errors import HwdseError
+from hwdse.hardware import load_arch
+from hwdse.hardware._base import resolve_mode
 from hwdse.search.space import Space
 from hwdse.search.spec import StudySpec, check_spec, parse_study
 
@@ -32,6 +34,7 @@ def space_from_spec(spec: StudySpec | dict[str, Any], where: str = "study") -> S
     if not isinstance(spec, StudySpec):
         spec = check_spec(spec, where)
     _check_sampler(spec, where)
+    spec = _one_mode(spec, where)
     space = Space(spec, where, tuple(k for k, p in spec.search.items() if p.kind == "categorical"))
     for path, p in spec.search.items():
         trials = [("choice", c) for c in p.choices] if p.choices is not None else [("low", p.low), ("high", p.high)]
@@ -42,6 +45,18 @@ def space_from_spec(spec: StudySpec | dict[str, Any], where: str = "study") -> S
     _check_metrics(space, probe)
     _check_enqueue(space)
     return space
+
+
+def _one_mode(spec: StudySpec, where: str) -> StudySpec:
+    """The spec with its mode resolved once for every system the study compares: the design, its decode
+    pool and its baselines (``auto``: achieved only if each has an achieved basis)."""
+    names = [spec.arch, *([spec.serving.decode_arch] if spec.serving and spec.serving.decode_arch else []),
+             *(b.arch for b in spec.baselines)]
+    archs = [load_arch(name) for name in names]
+    try:
+        return spec.model_copy(update={"mode": resolve_mode(spec.mode, *archs)})
+    except HwdseError as exc:
+        raise HwdseError(where, "mode", f"{exc.where}: {exc.reason}") from None
 
 
 def _check_sampler(spec: StudySpec, where: str) -> None:

@@ -18,6 +18,7 @@ from hwdse._catalog import Spec, locate, read, validate
 from hwdse._errors import HwdseError
 from hwdse.formats import get
 from hwdse.hardware import load_arch
+from hwdse.hardware._base import DEFAULT_MODE
 from hwdse.serving import load_engine
 from hwdse.workload import load_model
 from hwdse.workload import scenario as named_scenario
@@ -235,7 +236,8 @@ class StudySpec(Spec):
     name: str
     description: str = ""
     mode: Literal["roofline", "achieved", "auto"] = Field(
-        "roofline", description="auto: achieved where the arch is calibrated, else roofline (per pool when disaggregated)")
+        DEFAULT_MODE, description="auto: achieved when every system of the study (the design, a decode pool, the "
+                                  "baselines) has an achieved basis, else roofline for all of them")
     workload: Workload
     serving: Serving | None = Field(None, description="serve each design (hwdse.serving.serve) instead of "
                                                       "evaluating one static batch")

@@ -22,7 +22,7 @@ import xarray as xr
 
 from hwdse._array import where
 from hwdse._errors import HwdseError
-from hwdse.hardware.gpu.efficiency import resolve_mode
+from hwdse.hardware._base import DEFAULT_MODE, basis_of, resolve_mode
 from hwdse.perf.economics import Economics
 from hwdse.perf.evaluate import resolve
 from hwdse.serving.engine import Engine, load_engine
@@ -40,10 +40,13 @@ LINK_BANDWIDTH_GBPS = 50.0
 LINK_LATENCY_US = 10.0  # assumption: RDMA write of a registered buffer, one switch hop (a few us) plus setup
 
 
-def _pool(model: Any, arch: Any, overrides: Mapping[str, Any] | None, fields: dict, mode: str, engine: Engine,
-          speculative: Speculative | None = None) -> StepModel:
-    model, arch, scen = resolve(model, arch, None, overrides, **fields)
-    return StepModel(model, arch, scen, resolve_mode(arch, mode), engine, speculative)
+def _pools(model: Any, archs: tuple[Any, Any], overrides: tuple[Mapping[str, Any] | None, ...], fields: dict,
+           mode: str, engine: Engine, speculative: Speculative | None) -> tuple[StepModel, StepModel]:
+    """The prefill and decode pools' step models, both in one mode (one basis for the whole result)."""
+    resolved = [resolve(model, arch, None, more, **fields) for arch, more in zip(archs, overrides)]
+    mode = resolve_mode(mode, *(arch for _, arch, _ in resolved))
+    (pm, pa, ps), (dm, da, dscen) = resolved
+    return StepModel(pm, pa, ps, mode, engine), StepModel(dm, da, dscen, mode, engine, speculative)
 
 
 @on_plain_arrays
@@ -51,7 +54,7 @@ def _pool(model: Any, arch: Any, overrides: Mapping[str, Any] | None, fields: di
 def serve_disaggregated(model: Any, prefill_arch: Any, decode_arch: Any, *, concurrency: Any = None,
                         arrival_rate: Any = None, isl: Any = 1024, osl: Any = 1024, prefill_instances: Any = 1,
                         decode_instances: Any = 1, engine: str | Engine = "trtllm", weights: str = "bf16",
-                        activations: str | None = None, kv: str | None = None, mode: str = "auto",
+                        activations: str | None = None, kv: str | None = None, mode: str = DEFAULT_MODE,
                         link_bandwidth_GBps: Any = LINK_BANDWIDTH_GBPS, link_latency_us: Any = LINK_LATENCY_US,
                         prefill_overrides: Mapping[str, Any] | None = None,
                         decode_overrides: Mapping[str, Any] | None = None, ttft_slo_s: Any = np.inf,
@@ -65,8 +68,8 @@ def serve_disaggregated(model: Any, prefill_arch: Any, decode_arch: Any, *, conc
     eng = load_engine(engine)
     fields = dict(batch=1, prompt=isl, gen=osl, weights=weights, activations=activations or weights,
                   kv=kv or activations or weights, flash_attention=True)
-    pre = _pool(model, prefill_arch, prefill_overrides, fields, mode, eng)
-    dec = _pool(model, decode_arch, decode_overrides, fields, mode, eng, speculative)
+    pre, dec = _pools(model, (prefill_arch, decode_arch), (prefill_overrides, decode_overrides), fields, mode, eng,
+                      speculative)
     gain = tokens_per_step(speculative)  # tokens each decoding sequence keeps per step
     decode_steps = osl - 1.0
     kv_len = isl + osl / 2
@@ -123,7 +126,8 @@ def serve_disaggregated(model: Any, prefill_arch: Any, decode_arch: Any, *, conc
         "kv_transfer_bytes": (kv_bytes, "B", "KV cache bytes of one prompt"),
     })
     ds.attrs.update(model=pre.model.name, prefill_arch=pre.arch.name, decode_arch=dec.arch.name, arch=
-                    f"{pre.arch.name} -> {dec.arch.name}", mode=f"{pre.mode}/{dec.mode}", engine=eng.name,
+                    f"{pre.arch.name} -> {dec.arch.name}", mode=pre.mode, engine=eng.name,
+                    basis=f"{basis_of(pre.arch, pre.mode)}/{basis_of(dec.arch, dec.mode)}",
                     traffic="closed" if closed else "open",
                     speculative=json.dumps(speculative.model_dump(exclude={"sources"})) if speculative else "")
     return ds

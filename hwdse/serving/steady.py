@@ -32,7 +32,7 @@ import xarray as xr
 from hwdse._version import __version__
 from hwdse._array import where
 from hwdse._errors import HwdseError
-from hwdse.hardware.gpu.efficiency import resolve_mode
+from hwdse.hardware._base import DEFAULT_MODE, basis_of, resolve_mode
 from hwdse.perf.economics import Economics, ownership
 from hwdse.perf.evaluate import resolve
 from hwdse.serving.engine import Engine, load_engine
@@ -121,7 +121,7 @@ def design_ndim(*values: Any) -> int:
 @np.errstate(divide="ignore", invalid="ignore")  # a point that cannot serve comes out inf / 0, stable false
 def serve(model: Any, arch: Any, *, concurrency: Any = None, arrival_rate: Any = None, isl: Any = 1024,
           osl: Any = 1024, engine: str | Engine = "trtllm", weights: str = "bf16", activations: str | None = None,
-          kv: str | None = None, mode: str = "auto", overrides: Mapping[str, Any] | None = None,
+          kv: str | None = None, mode: str = DEFAULT_MODE, overrides: Mapping[str, Any] | None = None,
           engine_overrides: Mapping[str, Any] | None = None, ttft_slo_s: Any = np.inf,
           tpot_slo_s: Any = np.inf, harness: Harness = SERVER, economics: Economics | None = None,
           expert_weights: str | None = None, speculative: Speculative | None = None) -> xr.Dataset:
@@ -144,7 +144,7 @@ def serve(model: Any, arch: Any, *, concurrency: Any = None, arrival_rate: Any =
     model, arch, scen = resolve(model, arch, None, overrides, batch=1, prompt=isl, gen=osl, weights=weights,
                                 activations=activations or weights, kv=kv or activations or weights,
                                 expert_weights=expert_weights, flash_attention=True)
-    mode = resolve_mode(arch, mode)
+    mode = resolve_mode(mode, arch)
     eng = load_engine(engine)
     if engine_overrides:
         eng = eng.model_copy(update=dict(engine_overrides))
@@ -210,7 +210,7 @@ def serve(model: Any, arch: Any, *, concurrency: Any = None, arrival_rate: Any =
         "prefill_step_share": (s["share"], "1", "share of steps that carry a prefill chunk"),
         "prefill_chunk_tokens": (s["chunk"], "tokens", "prompt tokens per chunk step"),
     })
-    ds.attrs.update(model=model.name, arch=arch.name, mode=mode, engine=eng.name,
+    ds.attrs.update(model=model.name, arch=arch.name, mode=mode, basis=basis_of(arch, mode), engine=eng.name,
                     speculative=json.dumps(speculative.model_dump(exclude={"sources"})) if speculative else "",
                     traffic="closed" if closed else "open", formats=json.dumps(
                         {"weights": scen.weights, "activations": scen.activations, "kv": scen.kv}))

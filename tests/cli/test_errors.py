@@ -56,7 +56,7 @@ OPTIONS = {  # command line -> the start of the reason (after "hwdse: error: ")
     "serve --concurrency 4 --engine tgi": "--engine: unknown engine 'tgi'",
     "serve --concurrency 4 --weights fp7": "--weights: unknown formats entry 'fp7'",
     "serve --concurrency 4 --decode-arch aim": "--decode-arch: unknown arch entry 'aim'",
-    "serve --concurrency 4 --mode fast": "--mode: must be roofline, achieved or auto",
+    "serve --concurrency 4 --mode fast": "--mode: must be auto, achieved, roofline",
     "catalog list gpus": "catalog: unknown catalog 'gpus'",
 }
 

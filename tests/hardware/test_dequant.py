@@ -138,7 +138,7 @@ def test_sweep_of_vector_peak_scales_the_dequant_time() -> None:
     from hwdse.perf import evaluate
 
     vec = xr.DataArray([10.0, 20.0, 40.0, 80.0], dims="vector_TFLOPS")
-    kw = dict(batch=1, prompt=2048, gen=8, overrides={"compute.vector_TFLOPS": vec}, detail=True)
+    kw = dict(batch=1, prompt=2048, gen=8, overrides={"compute.vector_TFLOPS": vec}, detail=True, mode="roofline")
     gate = dict(phase="prefill", op="gate_proj")                      # compute-bound at every peak
     penalty = (evaluate("llama-2-7b", "a6000", weights="int4", **kw).op_time_s.sel(**gate)
                - evaluate("llama-2-7b", "a6000", weights="fp16", **kw).op_time_s.sel(**gate))

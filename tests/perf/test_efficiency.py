@@ -86,10 +86,11 @@ def test_wave_quantisation_steps_up_past_a_full_wave():
     assert over > full * 1.05
 
 
-def test_uncalibrated_gpu_refuses_achieved_mode():
-    with pytest.raises(HwdseError, match="efficiency") as err:
-        evaluate("llama-2-7b", "a6000", mode="achieved")
+def test_a_kind_without_an_achieved_basis_refuses_achieved_mode():
+    with pytest.raises(HwdseError, match="achieved mode needs calibrated or transferred efficiencies") as err:
+        evaluate("llama-2-7b", "hbm3-pim", mode="achieved", weights="fp16", activations="fp16", kv="fp16")
     assert "\n" not in str(err.value)
+    assert evaluate("llama-2-7b", "a6000", mode="achieved").attrs["basis"] == "transferred"
 
 
 def test_efficiency_is_sweepable_by_dotted_override():
@@ -117,7 +118,7 @@ def test_class_value_falls_back_to_nearest_class():
         class_value({}, "fp8", "x")
 
 
-def test_cli_mode_defaults_to_achieved_where_calibrated():
+def test_cli_and_api_default_to_achieved_where_calibrated():
     import json
 
     from typer.testing import CliRunner
@@ -130,9 +131,9 @@ def test_cli_mode_defaults_to_achieved_where_calibrated():
         result = runner.invoke(app, ["evaluate", "--arch", arch, "--json"])
         assert result.exit_code == 0, result.output
         modes[arch] = json.loads(result.output)["mode"]
-    assert modes == {"h100-sxm": "achieved", "a6000": "roofline"}
-    assert evaluate("llama-2-7b", "h100-sxm").attrs["mode"] == "roofline"  # the library default stays explicit
-    assert evaluate("llama-2-7b", "h100-sxm", mode="auto").attrs["mode"] == "achieved"
+    assert modes == {"h100-sxm": "achieved", "a6000": "achieved"}  # the A6000 on transferred efficiencies
+    assert evaluate("llama-2-7b", "h100-sxm").attrs["mode"] == "achieved"  # the library's default is the CLI's
+    assert evaluate("llama-2-7b", "h100-sxm", mode="roofline").attrs["basis"] == "roofline"
 
 
 def test_multi_gpu_achieved_mode_times_collectives_with_nccl_fit():

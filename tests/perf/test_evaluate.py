@@ -39,7 +39,7 @@ def test_too_large_model_reports_reason_not_error():
 
 
 def test_decode_memory_bound_and_prefill_linear_compute_bound_on_a6000():
-    ds = hwdse.evaluate("llama-2-7b", "a6000", batch=1, prompt=2048, gen=64, detail=True)
+    ds = hwdse.evaluate("llama-2-7b", "a6000", batch=1, prompt=2048, gen=64, detail=True, mode="roofline")
     assert (ds.op_bound.sel(phase="decode") == "memory").all()
     linear = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
     assert (ds.op_bound.sel(phase="prefill", op=linear) == "compute").all()
@@ -70,8 +70,8 @@ def test_scenario_lengths_sweep():
 
 
 def test_memory_technology_count_sets_bandwidth():
-    base = hwdse.evaluate("llama-2-7b", "h100-sxm", batch=1, prompt=512, gen=64)
-    six = hwdse.evaluate("llama-2-7b", "h100-sxm", batch=1, prompt=512, gen=64, overrides={"memory.count": 6})
+    base = hwdse.evaluate("llama-2-7b", "h100-sxm", batch=1, prompt=512, gen=64, mode="roofline")
+    six = hwdse.evaluate("llama-2-7b", "h100-sxm", batch=1, prompt=512, gen=64, overrides={"memory.count": 6}, mode="roofline")
     assert base.tpot_s.item() / six.tpot_s.item() == pytest.approx(6 / 5, rel=0.01)
 
 
@@ -87,4 +87,5 @@ def test_mix_weights_scenarios():
 
 def test_provenance_attrs():
     ds = hwdse.evaluate("llama-2-7b", "a6000", batch=2)
-    assert ds.attrs["mode"] == "roofline" and ds.attrs["arch"] == "a6000" and '"batch": 2' in ds.attrs["scenario"]
+    assert ds.attrs["mode"] == "achieved" and ds.attrs["basis"] == "transferred" and ds.attrs["arch"] == "a6000"
+    assert '"batch": 2' in ds.attrs["scenario"]

@@ -27,7 +27,8 @@ def _linear_s(ds, phase: str, ops: list[str] = LINEAR) -> float:
 
 def _run(weights: str, arch: str = "a6000", **fields):
     fields = {"batch": 1, "prompt": 2048, "gen": 128, **fields}
-    return evaluate("llama-2-13b", arch, weights=weights, activations="fp16", kv="fp16", detail=True, **fields)
+    return evaluate("llama-2-13b", arch, weights=weights, activations="fp16", kv="fp16", detail=True, mode="roofline",
+                    **fields)
 
 
 @pytest.mark.parametrize("arch", ["a6000", "a100-sxm-80gb"])
@@ -71,14 +72,14 @@ def test_weight_only_speedup_shrinks_with_batch() -> None:
 def test_fp8_w8a8_native_on_h100_upcast_on_a100() -> None:
     fp8 = dict(weights="fp8-e4m3", activations="fp8-e4m3", kv="fp16", batch=8, prompt=2048, gen=16, detail=True)
     fp16 = {**fp8, "weights": "fp16", "activations": "fp16"}
-    h_fp8, h_fp16 = evaluate("llama-3-8b", "h100-sxm", **fp8), evaluate("llama-3-8b", "h100-sxm", **fp16)
+    h_fp8, h_fp16 = evaluate("llama-3-8b", "h100-sxm", **fp8, mode="roofline"), evaluate("llama-3-8b", "h100-sxm", **fp16, mode="roofline")
     gemm = dict(phase="prefill", op="gate_proj")
     assert str(h_fp8.op_compute_class.sel(**gemm).item()) == "fp8"
     # native: the FP8 peak (2x FP16) and no conversion work
     assert float(h_fp8.op_compute_s.sel(**gemm)) == pytest.approx(float(h_fp8.op_flops.sel(**gemm)) / 1978.9e12)
     assert float(h_fp8.op_compute_s.sel(**gemm)) == pytest.approx(float(h_fp16.op_compute_s.sel(**gemm)) / 2, rel=1e-3)
     assert float(h_fp8.ttft_s) < 0.6 * float(h_fp16.ttft_s)
-    a_fp8, a_fp16 = evaluate("llama-3-8b", "a100-sxm-80gb", **fp8), evaluate("llama-3-8b", "a100-sxm-80gb", **fp16)
+    a_fp8, a_fp16 = evaluate("llama-3-8b", "a100-sxm-80gb", **fp8, mode="roofline"), evaluate("llama-3-8b", "a100-sxm-80gb", **fp16, mode="roofline")
     assert str(a_fp8.op_compute_class.sel(**gemm).item()) == "fp16"
     assert float(a_fp8.op_compute_s.sel(**gemm)) > float(a_fp16.op_compute_s.sel(**gemm))  # + convert ops
     assert _linear_s(a_fp8, "prefill", LAYER_LINEAR) > _linear_s(a_fp16, "prefill", LAYER_LINEAR)
@@ -86,8 +87,8 @@ def test_fp8_w8a8_native_on_h100_upcast_on_a100() -> None:
 
 def test_fp8_kv_cache_halves_decode_attention_bytes() -> None:
     kw = dict(batch=16, prompt=4096, gen=64, flash_attention=True, detail=True)
-    fp16 = evaluate("llama-3-8b", "h100-sxm", kv="fp16", **kw)
-    fp8 = evaluate("llama-3-8b", "h100-sxm", kv="fp8-e4m3", **kw)
+    fp16 = evaluate("llama-3-8b", "h100-sxm", kv="fp16", **kw, mode="roofline")
+    fp8 = evaluate("llama-3-8b", "h100-sxm", kv="fp8-e4m3", **kw, mode="roofline")
     attn = dict(phase="decode", op="flash_attention")
     assert float(fp8.op_bytes.sel(**attn) / fp16.op_bytes.sel(**attn)) == pytest.approx(0.5, rel=0.01)
     assert float(fp8.op_time_s.sel(**attn) / fp16.op_time_s.sel(**attn)) == pytest.approx(0.5, rel=0.01)
@@ -98,8 +99,8 @@ def test_fp8_kv_cache_halves_decode_attention_bytes() -> None:
 
 def test_block_scaled_formats_native_on_b200_only() -> None:
     kw = dict(weights="mxfp4", activations="mxfp8-e4m3", kv="fp8-e4m3", batch=8, prompt=1024, gen=16, detail=True)
-    b200 = evaluate("llama-3-8b", "b200", **kw)
-    h100 = evaluate("llama-3-8b", "h100-sxm", **kw)
+    b200 = evaluate("llama-3-8b", "b200", **kw, mode="roofline")
+    h100 = evaluate("llama-3-8b", "h100-sxm", **kw, mode="roofline")
     gemm = dict(phase="prefill", op="up_proj")
     assert str(b200.op_compute_class.sel(**gemm).item()) == "fp8"
     assert float(b200.op_compute_s.sel(**gemm)) == pytest.approx(float(b200.op_flops.sel(**gemm)) / 4500e12)

@@ -13,6 +13,7 @@ from hwdse.search import load_study, run_study, sweep
 SPACE = """
 name = "optimum"
 arch = "h100-sxm"
+mode = "roofline"  # the search landscape this test was sized on (a smooth roofline)
 [workload]
 model = "llama-3-8b"
 prompt = 1024

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from hwdse.hardware.gpu.efficiency import resolve_mode
+from hwdse.hardware._base import resolve_mode
 from hwdse.perf.evaluate import resolve
 from hwdse.serving import StepModel, load_engine
 from hwdse.serving.table import PER_OCTAVE, UNIFORM, Tabulated, grid
@@ -48,7 +48,7 @@ def test_tabulated_steps_match_direct_timing(arch, model, weights):
     steps are), and within 2 % everywhere (a mixed step's edges move with its prompt chunk)."""
     model, system, scen = resolve(model, arch, None, None, batch=1, prompt=2048, gen=512, flash_attention=True,
                                   weights=weights, activations=weights, kv=weights)
-    steps = StepModel(model, system, scen, resolve_mode(system, "auto"), load_engine("trtllm"))
+    steps = StepModel(model, system, scen, resolve_mode("auto", system), load_engine("trtllm"))
     g = np.arange(1, 513.0)
     table = Tabulated(lambda x: steps.pair(x, 512.0, 2048.0, 2304.0), hi=512.0, ndim=0)
     direct = steps.pair(g, 512.0, 2048.0, 2304.0)

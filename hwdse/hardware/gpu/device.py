@@ -11,11 +11,12 @@ from hwdse._catalog import Spec
 from hwdse._errors import HwdseError
 from hwdse._params import Number, count, quantity
 from hwdse.formats import get
-from hwdse.hardware._base import COMPUTE_CLASSES, Mode, Timing, upcast
+from hwdse.hardware._base import COMPUTE_CLASSES, Basis, Mode, Timing, upcast
 from hwdse.hardware.cost import device_usd, known_fab, known_package
 from hwdse.hardware.dequant import BlockScaled, gpu_plan
 from hwdse.hardware.energy import gpu_op_energy_J
 from hwdse.hardware.gpu.efficiency import GPUEfficiency, achieved_timings
+from hwdse.hardware.gpu.transfer import load_transfer, transferred_efficiency
 from hwdse.hardware.memory import MemorySystem
 from hwdse.hardware.power import GPUPower
 from hwdse.workload.ops import Op
@@ -95,6 +96,15 @@ class GPU(Spec):
         return float("nan") if self.die_area_mm2 is None else self.die_area_mm2
 
     @property
+    def achieved_basis(self) -> Basis | None:
+        """``calibrated`` with an ``efficiency`` block (hwdse calibrate), else ``transferred``."""
+        return "calibrated" if self.efficiency is not None else "transferred"
+
+    def achieved_efficiency(self) -> GPUEfficiency:
+        """Its own ``efficiency`` block, else the one transferred from the calibrated GPUs."""
+        return self.efficiency if self.efficiency is not None else transferred_efficiency(self, load_transfer())
+
+    @property
     def power_W(self) -> Number:
         """Power budget of the device (its TDP)."""
         return self.tdp_W
@@ -132,8 +142,9 @@ class GPU(Spec):
         return self.compute.peak_TOPS[self.native_class(cls)] * 1e12
 
     def schedule(self, ops: Sequence[Op], mode: Mode = "roofline") -> list[Timing]:
-        if mode == "achieved":  # calibrated efficiencies replace the roofline's time terms
-            return achieved_timings(self, self.schedule(ops, "roofline"))
+        if mode == "achieved":  # calibrated (or transferred) efficiencies replace the roofline's time terms
+            gpu = self if self.efficiency is not None else self.model_copy(update={"efficiency": self.achieved_efficiency()})
+            return achieved_timings(gpu, self.schedule(ops, "roofline"))
         if mode != "roofline":
             raise HwdseError(f"arch {self.name}", "mode", f"must be 'roofline' or 'achieved', got {mode!r}")
         bw = self.bandwidth_Bps

@@ -58,8 +58,7 @@ from hwdse.hardware._base import COMPUTE_CLASSES, Timing
 from hwdse.workload.ops import Op
 
 __all__ = ["GPUEfficiency", "GemmEfficiency", "AttentionEfficiency", "VectorEfficiency", "CollectiveEfficiency",
-           "TILES", "QUERY_TILE", "achieved_timings", "gemm_s", "collective_s", "gpu_collective_s", "class_value",
-           "is_calibrated", "resolve_mode"]
+           "TILES", "QUERY_TILE", "achieved_timings", "gemm_s", "collective_s", "gpu_collective_s", "class_value"]
 
 # Output tiles (rows x cols) a GEMM library chooses from (CUTLASS/cuBLAS Ampere-Hopper menus).
 TILES = ((16, 128), (32, 128), (64, 64), (64, 128), (128, 64), (128, 128), (128, 256), (256, 128))
@@ -86,6 +85,11 @@ class GemmEfficiency(Spec):
     quantize_passes: dict[str, quantity(ge=0, unit="passes")] = Field(
         default_factory=dict, description="dynamic activation quantisation per low-precision class: effective passes "
         "over the activations (read 2 B, write the operand width); 0 = static scales")
+    l2_fit_fraction: quantity(gt=0, unit="fraction of L2") | None = Field(
+        default=None, description="weights smaller than this share of the L2 stay resident between calls and are "
+        "read at the L2 rate (a kernel benchmark cycling few weight copies); None: every byte from DRAM")
+    l2_bytes_per_clock: quantity(gt=0, unit="B per SM per cycle") | None = Field(
+        default=None, description="L2 read rate of resident weights, per SM and cycle")
 
 
 class AttentionEfficiency(Spec):
@@ -141,7 +145,8 @@ class GPULike(Protocol):
     """What the achieved model reads of a GPU spec (:class:`hwdse.hardware.gpu.GPU` is one)."""
 
     name: str
-    compute: Any  # units, vector_TFLOPS
+    compute: Any  # units, clock_GHz, vector_TFLOPS
+    onchip: Any  # l2_MiB
     scale_up: Any  # bandwidth_GBps per direction, or None
     efficiency: GPUEfficiency | None
 
@@ -202,6 +207,10 @@ def _gemm(gpu: GPULike, t: Timing, m: Number, n: Number, k: Number, groups: Numb
     compute = gemm_s(m, n, k, groups, t.peak_ops_per_s, gpu.compute.units, class_value(g.compute_fraction, cls, ctx),
                      g.split_k_us * US, g.k_step_ns.get(cls, 0.0) * 1e-9, cls not in g.no_split_k)
     memory = op.bytes / (g.bandwidth_fraction * t.bandwidth_Bps)
+    if g.l2_fit_fraction is not None:  # resident weights come from L2 (a smooth step at the fitted share)
+        resident = 1 / (1 + (op.weight_bytes / (g.l2_fit_fraction * gpu.onchip.l2_MiB * 2**20)) ** 8)
+        l2_Bps = g.l2_bytes_per_clock * gpu.compute.units * gpu.compute.clock_GHz * 1e9
+        memory = memory - resident * op.weight_bytes * (1 / (g.bandwidth_fraction * t.bandwidth_Bps) - 1 / l2_Bps)
     serial = {"overhead": class_value(g.overhead_us, cls, ctx) * US,
               "overlap": _overlap(compute, memory, g.overlap_exponent)}
     passes = g.quantize_passes.get(cls, 0.0)
@@ -300,18 +309,3 @@ def _kind_of(op: Op) -> str:
         if op.name.startswith(prefix):
             return kind
     return "all_reduce"
-
-
-def is_calibrated(arch: Any) -> bool:
-    """True when ``arch`` (a GPU, or a system of GPUs) carries calibrated efficiencies."""
-    device = getattr(arch, "device", arch)
-    return getattr(arch, "efficiency", None) is not None or getattr(device, "efficiency", None) is not None
-
-
-def resolve_mode(arch: Any, mode: str) -> str:
-    """``auto`` -> ``achieved`` for calibrated GPUs (and systems of them), else ``roofline``."""
-    if mode == "auto":
-        return "achieved" if is_calibrated(arch) else "roofline"
-    if mode not in ("roofline", "achieved"):
-        raise HwdseError("mode", None, f"must be roofline, achieved or auto, got {mode!r}")
-    return mode

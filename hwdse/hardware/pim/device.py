@@ -39,7 +39,7 @@ from hwdse._catalog import Spec
 from hwdse._errors import HwdseError
 from hwdse._params import Number, count, quantity
 from hwdse.formats import get
-from hwdse.hardware._base import COMPUTE_CLASSES, Mode, Timing, operand_class
+from hwdse.hardware._base import COMPUTE_CLASSES, Basis, Mode, Timing, operand_class
 from hwdse.hardware.energy import compute_energy_J, dram_energy_J
 from hwdse.hardware.memory import MemorySystem
 from hwdse.workload.ops import Op
@@ -141,6 +141,11 @@ class PIM(Spec):
     sources: dict[str, str]
 
     # -- derived quantities (SI units) ---------------------------------------------------------
+    @property
+    def achieved_basis(self) -> Basis | None:
+        """None: PIM units run at DRAM-timing rates (the roofline); no achieved model yet."""
+        return None
+
     @property
     def stacks(self) -> Number:
         """Stacks/chips in the whole system."""

@@ -35,7 +35,7 @@ from pydantic import Field, TypeAdapter, field_validator, model_validator
 
 from hwdse._catalog import Spec, load, locate, read
 from hwdse._params import Number, quantity
-from hwdse.hardware._base import Mode, Timing
+from hwdse.hardware._base import Basis, Mode, Timing
 from hwdse.hardware.energy import dram_energy_J
 from hwdse.hardware.gpu.device import GPU
 from hwdse.hardware.pim.device import PIM, boundaries, merge, pim_work
@@ -171,6 +171,11 @@ class GpuPim(Spec):
     @property
     def area_mm2(self) -> Number:
         return getattr(self.xpu, "area_mm2", float("nan"))
+
+    @property
+    def achieved_basis(self) -> Basis | None:
+        """None: the PIM side has no achieved model (its units run at DRAM-timing rates, the roofline)."""
+        return None
 
     @property
     def power_W(self) -> Number:

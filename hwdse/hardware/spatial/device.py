@@ -67,7 +67,7 @@ from hwdse._array import where
 from hwdse._catalog import Spec
 from hwdse._errors import HwdseError
 from hwdse._params import Number, count, quantity
-from hwdse.hardware._base import Mode, Timing, operand_class
+from hwdse.hardware._base import Basis, Mode, Timing, operand_class
 from hwdse.hardware.memory import load_memory
 from hwdse.hardware.pe import PEArray
 from hwdse.hardware.systems.interconnect import Interconnect
@@ -229,6 +229,11 @@ class Spatial(Spec):
     @property
     def area_mm2(self) -> Number:
         return self.die_area_mm2 * self._count()
+
+    @property
+    def achieved_basis(self) -> Basis | None:
+        """``calibrated`` with an ``efficiency`` block (hwdse calibrate --spatial), else None."""
+        return "calibrated" if self.efficiency is not None else None
 
     @property
     def power_W(self) -> Number:

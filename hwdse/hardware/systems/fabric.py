@@ -26,10 +26,11 @@ def collective_timing(op: Op, link: Interconnect, kind: Collective, nbytes: Numb
                 mode: Mode) -> Timing:
     """Timing of one collective instance over ``p`` devices; energy counts every device's sends.
 
-    Roofline mode uses the link's alpha-beta formula; achieved mode the member GPU's calibrated
-    NCCL model (``efficiency.collective``) when it has one.
+    Roofline mode uses the link's alpha-beta formula; achieved mode the member GPU's NCCL model
+    (``efficiency.collective``, calibrated or transferred) when it has one.
     """
-    eff = getattr(getattr(device, "efficiency", None), "collective", None)
+    achieved = getattr(device, "achieved_efficiency", None)
+    eff = achieved().collective if mode == "achieved" and achieved is not None else None
     if mode == "achieved" and eff is not None:
         seconds = collective_s(eff, kind, nbytes, p, link.bandwidth_Bps)
     else:

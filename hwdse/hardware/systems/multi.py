@@ -50,7 +50,7 @@ from hwdse._array import where
 from hwdse._catalog import Spec, load, validate
 from hwdse._errors import HwdseError
 from hwdse._params import Number, count, quantity
-from hwdse.hardware._base import Mode, Timing
+from hwdse.hardware._base import Basis, Mode, Timing
 from hwdse.hardware.accelerator import Accelerator
 from hwdse.hardware.gpu.device import GPU
 from hwdse.hardware.systems.fabric import Fabric
@@ -288,6 +288,11 @@ class MultiGPU(Spec):
     @property
     def area_mm2(self) -> Number:
         return getattr(self.device, "area_mm2", np.nan) * self.devices
+
+    @property
+    def achieved_basis(self) -> Basis | None:
+        """Its devices' basis."""
+        return self.device.achieved_basis
 
     @property
     def power_W(self) -> Number:

@@ -54,7 +54,7 @@ def test_a_model_too_large_for_one_chip_uses_more_chips():
 def test_more_chips_give_each_operator_more_bandwidth_on_a_stationary_chip_only():
     run = dict(batch=1, prompt=512, gen=64, flash_attention=True, detail=True)
     # stationary: half the layers per wafer -> each layer's region (its cores' SRAM and PEs) doubles
-    wafers = evaluate("llama-2-70b", "cerebras-wse-3", overrides={"chips": xr.DataArray([4, 8], dims="chips")}, **run)
+    wafers = evaluate("llama-2-70b", "cerebras-wse-3", overrides={"chips": xr.DataArray([4, 8], dims="chips")}, **run, mode="roofline")
     q = wafers.op_memory_s.sel(phase="decode", op="q_proj")
     assert float(q[1]) == pytest.approx(float(q[0]) / 2, rel=1e-9)
     # ... and its broadcast/reduction side grows by sqrt(2): at one cycle per hop the wider region is slower
@@ -64,7 +64,7 @@ def test_more_chips_give_each_operator_more_bandwidth_on_a_stationary_chip_only(
     assert float(fabric[1]) == pytest.approx(float(fabric[0]) * np.sqrt(2), rel=1e-9)
     # streaming: every operator already streams from the whole chip
     groq = evaluate("llama-2-70b", "groq-lpu", overrides={"chips": xr.DataArray([576, 1152], dims="chips")},
-                    weights="int8", **run)
+                    weights="int8", **run, mode="roofline")
     q = groq.op_memory_s.sel(phase="decode", op="q_proj")
     assert float(q[1]) == pytest.approx(float(q[0]), rel=1e-12)
 
@@ -94,7 +94,7 @@ def test_decode_latency_is_region_time_plus_all_reduces_plus_hops():
 def test_decode_mean_is_exact_against_a_brute_force_loop(arch_name, model_name, run):
     model, scen = load_model(model_name), Scenario(**run)
     arch = hwdse.load_arch(arch_name).for_workload(model, scen)
-    ds = evaluate(model, arch_name, scen)
+    ds = evaluate(model, arch_name, scen, mode="roofline")
     steps = [sum(t.op.count * op_time(t) for t in arch.schedule(operator_table(model, scen, "decode", kv)))
              for kv in range(int(scen.prompt), int(scen.prompt + scen.gen))]
     assert float(ds.tpot_s) == pytest.approx(np.mean(steps), rel=1e-12)
@@ -143,21 +143,21 @@ def test_user_written_pe_and_chip_run_from_yaml_with_dotted_overrides(tmp_path):
     base = json.loads(out.output)
     assert base["arch"] == "my-chip" and base["chips"] >= 8
     more_sram = evaluate("llama-2-7b", str(path), overrides={"sram_MiB": 2048}, weights="fp8-e4m3",
-                         activations="fp8-e4m3", kv="fp8-e4m3")
+                         activations="fp8-e4m3", kv="fp8-e4m3", mode="roofline")
     assert int(more_sram.chips) < base["chips"]
     faster = evaluate("llama-2-7b", str(path), overrides={"interconnect.bandwidth_GBps": 100, "pe.clock_GHz": 2.0,
                                                           "pe.count": 32, "chips": 64, "tp": 4},
-                      weights="fp8-e4m3", activations="fp8-e4m3", kv="fp8-e4m3")
+                      weights="fp8-e4m3", activations="fp8-e4m3", kv="fp8-e4m3", mode="roofline")
     assert int(faster.chips) == 64 and float(faster.tpot_s) < base["tpot_s"]
     # the PE has no fp16 datapath and must not upcast: fp16 operands make the design infeasible
-    bad = evaluate("llama-2-7b", str(path), batch=1, prompt=64, gen=4)
+    bad = evaluate("llama-2-7b", str(path), batch=1, prompt=64, gen=4, mode="roofline")
     assert float(bad.ttft_s) == np.inf
     # the design fits in SRAM but cannot run: `feasible` says so, and why
     assert bool(bad.fits) and not bool(bad.feasible)
     assert "cannot compute fp16" in bad.attrs["infeasible_reason"] and "my-pe" in bad.attrs["infeasible_reason"]
     assert bool(more_sram.feasible) and more_sram.attrs["infeasible_reason"] == ""
     assert base["feasible"] is True
-    upcast = evaluate("llama-2-7b", str(path), overrides={"pe.type": "groq-mxm"}, batch=1, prompt=64, gen=4)
+    upcast = evaluate("llama-2-7b", str(path), overrides={"pe.type": "groq-mxm"}, batch=1, prompt=64, gen=4, mode="roofline")
     assert bool(upcast.feasible) and np.isfinite(float(upcast.tpot_s))
 
 
@@ -229,8 +229,8 @@ def test_fixed_fabric_is_a_per_operator_constant_from_the_catalog():
 
 def test_the_fabric_term_adds_exactly_its_per_operator_latency_to_tpot():
     run = dict(batch=1, prompt=512, gen=32, weights="bf16", activations="bf16", kv="bf16", flash_attention=True)
-    with_fabric = evaluate("llama-3-8b", "cerebras-wse-3", detail=True, **run)
-    without = evaluate("llama-3-8b", "cerebras-wse-3", overrides={"fabric": None}, **run)
+    with_fabric = evaluate("llama-3-8b", "cerebras-wse-3", detail=True, **run, mode="roofline")
+    without = evaluate("llama-3-8b", "cerebras-wse-3", overrides={"fabric": None}, **run, mode="roofline")
     scen = Scenario(**run)
     _, t = _decode_timings("cerebras-wse-3", "llama-3-8b", scen)
     d = with_fabric.sel(phase="decode")
@@ -238,7 +238,7 @@ def test_the_fabric_term_adds_exactly_its_per_operator_latency_to_tpot():
     assert added > 0
     assert float(with_fabric.tpot_s) - float(without.tpot_s) == pytest.approx(added, rel=1e-9)
     sweep = evaluate("llama-3-8b", "cerebras-wse-3", overrides={"fabric.hop_cycles": xr.DataArray([1, 2, 4], dims="h")},
-                     **run)
+                     **run, mode="roofline")
     assert float(sweep.tpot_s[0]) == pytest.approx(float(with_fabric.tpot_s), rel=1e-12)
     assert float(sweep.tpot_s[2]) - float(sweep.tpot_s[0]) == pytest.approx(3 * added, rel=1e-9)
 

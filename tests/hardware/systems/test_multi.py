@@ -30,7 +30,7 @@ def test_tp1_pp1_equals_the_single_gpu_exactly(model, gpu, flash):
 
 def _allreduce_time(tp):
     arch = with_parallelism(hwdse.load_arch("dgx-a100"), tp=tp)
-    ds = evaluate("llama-2-70b", arch, detail=True, **SCEN)
+    ds = evaluate("llama-2-70b", arch, detail=True, mode="roofline", **SCEN)
     return float(ds.op_time_s.sel(phase="decode", op="tp_allreduce_mlp")), arch
 
 
@@ -92,8 +92,8 @@ def test_per_device_footprint_decides_fit():
 def test_pipeline_without_microbatches_adds_only_the_stage_sends():
     base = with_parallelism(hwdse.load_arch("h100-sxm"), tp=2)
     piped = with_parallelism(base, pp=4)
-    a = evaluate("llama-2-13b", base, detail=True, **SCEN)
-    b = evaluate("llama-2-13b", piped, detail=True, **SCEN)
+    a = evaluate("llama-2-13b", base, detail=True, **SCEN, mode="roofline")
+    b = evaluate("llama-2-13b", piped, detail=True, **SCEN, mode="roofline")
     send = b.op_time_s.sel(phase="decode", op="pp_send") * b.op_count.sel(phase="decode", op="pp_send")
     assert float(b.tpot_s) == pytest.approx(float(a.tpot_s) + float(send), rel=1e-12)
     h = load_model("llama-2-13b").hidden_size
@@ -117,7 +117,7 @@ def test_decode_mean_is_exact_against_a_brute_force_loop():
     arch = MultiGPU(name="t", device="h100-sxm", tp=4, pp=2, microbatches=2)
     model = load_model("llama-2-7b")
     scen = Scenario(batch=8, prompt=100, gen=37)
-    ds = evaluate(model, arch, scen)
+    ds = evaluate(model, arch, scen, mode="roofline")
     steps = []
     for kv in range(100, 100 + 37):
         timings = arch.schedule(operator_table(model, scen, "decode", kv))
@@ -231,11 +231,11 @@ def test_two_nodes_run_hierarchical_collectives_over_the_network():
     assert one_node.collective(op, "all_reduce", n, 16, x2.device, "roofline").serial_s["communication"] == \
         pytest.approx(nv.time("all_reduce", n, 16))
     flat = with_overrides(x2, {"node_devices": None, "scale_out": None})
-    small = evaluate("llama-2-70b", x2, batch=1, prompt=512, gen=16)
-    ring = evaluate("llama-2-70b", flat, batch=1, prompt=512, gen=16)
+    small = evaluate("llama-2-70b", x2, batch=1, prompt=512, gen=16, mode="roofline")
+    ring = evaluate("llama-2-70b", flat, batch=1, prompt=512, gen=16, mode="roofline")
     assert float(small.tpot_s) < float(ring.tpot_s)  # batch 1: 2 x 7 + 2 hops beat a 2 x 15-hop ring
-    big = evaluate("llama-2-70b", x2, batch=256, prompt=512, gen=16)
-    assert float(big.tpot_s) > float(evaluate("llama-2-70b", flat, batch=256, prompt=512, gen=16).tpot_s)
+    big = evaluate("llama-2-70b", x2, batch=256, prompt=512, gen=16, mode="roofline")
+    assert float(big.tpot_s) > float(evaluate("llama-2-70b", flat, batch=256, prompt=512, gen=16, mode="roofline").tpot_s)
 
 
 def test_pipeline_sends_cross_the_network_only_where_stages_leave_a_node():
@@ -269,7 +269,7 @@ def test_expert_parallelism_dispatches_and_combines_the_routed_rows():
     h200 = hwdse.load_arch("h200")
     scen = dict(batch=64, prompt=1024, gen=64, weights="fp8-e4m3", activations="fp8-e4m3", kv="fp8-e4m3")
     system = with_parallelism(h200, 8, ep=8, attention_dp=8)
-    ep = evaluate("deepseek-v3", system, detail=True, **scen)
+    ep = evaluate("deepseek-v3", system, detail=True, **scen, mode="roofline")
     names = list(map(str, ep.op.values))
     assert {"ep_dispatch", "ep_combine"} <= set(names) and "tp_allreduce_mlp" not in names
     assert str(ep.op_bound.sel(phase="decode", op="ep_dispatch").item()) == "communication"
@@ -281,7 +281,7 @@ def test_expert_parallelism_dispatches_and_combines_the_routed_rows():
     want = 64 * hit * model.hidden_size * get("fp8-e4m3").bits_per_element / 8
     t = system.interconnect.time("all_to_all", want, 8)  # roofline: alpha-beta
     assert float(ep.op_time_s.sel(phase="decode", op="ep_dispatch")) == pytest.approx(float(t), rel=0.02)
-    tp = evaluate("deepseek-v3", with_parallelism(h200, 8), **scen)
+    tp = evaluate("deepseek-v3", with_parallelism(h200, 8), **scen, mode="roofline")
     assert float(ep.kv_cache_bytes) == pytest.approx(float(tp.kv_cache_bytes) / 8)  # MLA cache no longer replicated
     assert float(ep.weights_bytes) > float(tp.weights_bytes)  # attention, shared and dense weights replicated
     with pytest.raises(Exception, match="ep: must divide tp"):
