@@ -230,6 +230,15 @@ def _fit_stage(gpu: Any, data: dict, family: str, sets: Sequence[KernelSet]) -> 
     return build(best.x), [Estimate(p[0], float(v), float(e), bool(b)) for p, v, e, b in zip(specs, best.x, sd, at_bound)]
 
 
+def held_out_band(gpu: Any, sets: Sequence[KernelSet]) -> dict[str, list[float]]:
+    """Per kernel family of ``sets``: median and p90 |relative error| over their held-out rows pooled."""
+    out = {}
+    for family in dict.fromkeys(s.family for s in sets):
+        e = np.concatenate([errors(_predict_host(gpu, s), s.measured_s)[s.held_out] for s in sets if s.family == family])
+        out[family] = [round(float(np.median(e)), 4), round(float(np.percentile(e, 90)), 4)]
+    return out
+
+
 def _summary(gpu: Any, sets: Sequence[KernelSet]) -> str:
     parts = []
     for s in sets:
@@ -293,6 +302,7 @@ def calibrate(archs: Sequence[str] = ARCHS) -> dict[str, Calibration]:
         data["source"] = (f"hwdse calibrate (hwdse/calibration/kernels.py) on shared/validation {', '.join(s.source for s in mine)}"
                           f"; train = 4 of 5 rows by shape hash; held-out median/p90 |rel. error| %: "
                           f"{_summary(g, mine)}; " + "; ".join(notes))
+        data = {"source": data.pop("source"), "held_out": held_out_band(g, mine), **data}
         fitted[name], estimates[name] = _rounded(data), mine_estimates
     out = {a: Calibration(fitted[a], tuple(estimates[a])) for a in archs}
     for name, donor in DERIVED.items():

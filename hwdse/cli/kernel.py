@@ -17,6 +17,21 @@ from hwdse.workload.ops import OPS_PER_ELEMENT, Op
 __all__ = ["kernel"]
 
 OPS = ("gemm", "prefill-attention", "decode-attention", "vector")
+FAMILY = {"gemm": "gemm", "prefill-attention": "prefill_attention", "decode-attention": "decode_attention",
+          "vector": "vector"}
+
+
+def band(system: object, op: str, basis: str, seconds: float) -> dict[str, object]:
+    """Where the measured time should fall: a roofline time is a lower bound; an achieved time carries the
+    held-out |relative error| (median, p90) of its kernel family (``error = predicted / measured - 1``)."""
+    if basis == "roofline":
+        return {"band_s": [seconds, None], "band": "lower bound (roofline)"}
+    found = getattr(system, "error_band", lambda family: None)(FAMILY[op])
+    if found is None:
+        return {"band_s": [None, None], "band": f"no held-out {FAMILY[op]} data"}
+    median, p90 = found
+    return {"band_s": [seconds / (1 + p90), seconds / (1 - p90) if p90 < 1 else None], "band_median_rel": median,
+            "band_p90_rel": p90, "band": f"held-out |error| median {median:.1%}, p90 {p90:.1%}"}
 
 
 def _positive(option: str, value: Optional[int]) -> int:
@@ -73,8 +88,12 @@ def kernel(arch: Annotated[str, typer.Option("--arch", help="arch catalog name o
     out = {"arch": system.name, "op": op, "mode": mode, "basis": basis_of(system, mode), "time_s": float(timing.seconds),
            "bound": bound, "compute_class": timing.compute_class, "compute_s": float(timing.compute_s),
            "memory_s": float(timing.memory_s), "serial_s": {k: float(v) for k, v in timing.serial_s.items()}}
+    out.update(band(system, op, out["basis"], out["time_s"]))
     if as_json:
         print(json.dumps(out, indent=1))
         return
+    low, high = out["band_s"]
+    where = (f"90 % of measured kernels within {duration(low, 3)} - {duration(high, 3) if high else '?'}"
+             if out["basis"] != "roofline" and low is not None else out["band"])
     print(f"{op} on {system.name} ({mode}, basis {out['basis']}): {duration(out['time_s'], 4)}, {bound}-bound "
-          f"({timing.compute_class})")
+          f"({timing.compute_class}); {where}")

@@ -54,3 +54,24 @@ def test_attention_decode_is_memory_bound_on_a_long_cache() -> None:
 def test_bad_options_are_one_line(args: list[str], message: str) -> None:
     result = runner.invoke(app, ["kernel", *args])
     assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output
+
+
+def test_the_band_is_the_held_out_error_of_the_basis_used() -> None:
+    """Calibrated: the GPU's own held-out error of the kernel family; a family it has no data for (H200
+    attention) and a GPU without data: the transferred parameters' leave-device-out error; roofline: a
+    lower bound on the measured time."""
+    from hwdse.hardware.gpu.transfer import load_transfer
+
+    gemm = ("--op", "gemm", "--m", "256", "--n", "8192", "--k", "8192")
+    own = _kernel("--arch", "h100-sxm", *gemm)
+    assert (own["band_median_rel"], own["band_p90_rel"]) == tuple(load_arch("h100-sxm").efficiency.held_out["gemm"])
+    low, high = own["band_s"]
+    assert low == pytest.approx(own["time_s"] / (1 + own["band_p90_rel"])) and low < own["time_s"] < high
+    attention = ("--op", "decode-attention", "--batch", "8", "--heads", "64", "--kv-heads", "8", "--seq", "2048")
+    borrowed = _kernel("--arch", "h200", *attention)
+    transferred = _kernel("--arch", "mi300x", *gemm)
+    shared = load_transfer().held_out
+    assert (borrowed["band_median_rel"], borrowed["band_p90_rel"]) == tuple(shared["decode_attention"])
+    assert (transferred["band_median_rel"], transferred["band_p90_rel"]) == tuple(shared["gemm"])
+    bound = _kernel("--arch", "hbm3-pim", *gemm, "--dtype", "fp16")
+    assert bound["band_s"] == [bound["time_s"], None]

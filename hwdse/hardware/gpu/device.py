@@ -100,6 +100,13 @@ class GPU(Spec):
         """``calibrated`` with an ``efficiency`` block (hwdse calibrate), else ``transferred``."""
         return "calibrated" if self.efficiency is not None else "transferred"
 
+    def error_band(self, family: str) -> tuple[float, float] | None:
+        """Median and p90 |relative error| of achieved kernel times of ``family`` (gemm, prefill_attention,
+        decode_attention, vector, all_reduce) on held-out rows: this GPU's own where it has data, else the
+        leave-one-device-out error of the transferred parameters; None where neither was measured."""
+        own = self.efficiency.held_out.get(family) if self.efficiency is not None else None
+        return own if own is not None else load_transfer().held_out.get(family)
+
     def achieved_efficiency(self) -> GPUEfficiency:
         """Its own ``efficiency`` block, else the one transferred from the calibrated GPUs."""
         return self.efficiency if self.efficiency is not None else transferred_efficiency(self, load_transfer())

@@ -135,6 +135,9 @@ class GPUEfficiency(Spec):
     """The ``efficiency:`` block of a GPU: achieved-mode parameters and what they were fit on."""
 
     source: str = Field(description="data sets the parameters were fit on, with the fit's residuals")
+    held_out: dict[str, tuple[float, float]] = Field(
+        default_factory=dict, description="kernel family -> median, p90 |relative error| on held-out rows (the band "
+        "of a prediction); families without data on this GPU are absent")
     gemm: GemmEfficiency
     attention: AttentionEfficiency
     vector: VectorEfficiency

@@ -294,6 +294,11 @@ class MultiGPU(Spec):
         """Its devices' basis."""
         return self.device.achieved_basis
 
+    def error_band(self, family: str) -> tuple[float, float] | None:
+        """Its devices' kernel error band (see :meth:`hwdse.hardware.gpu.GPU.error_band`)."""
+        band = getattr(self.device, "error_band", None)
+        return band(family) if band is not None else None
+
     @property
     def power_W(self) -> Number:
         return getattr(self.device, "power_W", np.nan) * self.devices
