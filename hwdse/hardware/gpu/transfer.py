@@ -29,11 +29,11 @@ from hwdse.hardware.gpu.efficiency import (AttentionEfficiency, CollectiveEffici
                                            VectorEfficiency)
 
 __all__ = ["TransferEfficiency", "FAMILIES", "class_family", "memory_family", "transferred_efficiency",
-           "load_transfer", "NO_SPLIT_K_FAMILIES", "DECODE_MAX_GROUP"]
+           "load_transfer", "NO_SPLIT_K", "DECODE_MAX_GROUP"]
 
 FAMILIES = {"fp32": "bf16", "tf32": "bf16", "bf16": "bf16", "fp16": "bf16", "fp8": "fp8", "int8": "fp8",
             "fp6": "fp8", "fp4": "fp4", "int4": "fp4", "int2": "fp4"}
-NO_SPLIT_K_FAMILIES = ("fp4",)  # the measured NVFP4 kernels never split K
+NO_SPLIT_K = ("fp4",)  # classes whose measured kernels (NVFP4) never split K; INT4 GEMMs were not measured
 DECODE_MAX_GROUP = 32.0  # TensorRT-LLM XQA's GQA group limit (a software constant, not fitted)
 
 _Frac = quantity(gt=0, le=1.5, unit="fraction of peak")
@@ -92,7 +92,7 @@ def transferred_efficiency(gpu: Any, shared: TransferEfficiency) -> GPUEfficienc
     cycle_us = 1e-3 / gpu.compute.clock_GHz
     bandwidth = shared.bandwidth_fraction.get(memory_family(gpu.memory.technology), shared.bandwidth_fraction["hbm"])
     quantized = [c for c in classes if class_family(c) in shared.quantize_passes]
-    no_split = [c for c in classes if class_family(c) in NO_SPLIT_K_FAMILIES]
+    no_split = [c for c in classes if c in NO_SPLIT_K]
     gemm = GemmEfficiency.model_construct(
         compute_fraction=_by_family(shared.compute_fraction, classes), bandwidth_fraction=bandwidth,
         overlap_exponent=shared.overlap_exponent, split_k_us=shared.split_k_us,
