@@ -25,6 +25,8 @@ class MemoryTechnology(Spec):
     pin_rate_Gbps: quantity(gt=0, unit="Gbit/s per pin")
     capacity_GiB: quantity(gt=0, unit="GiB per device/stack")
     energy_pJ_per_bit: quantity(gt=0, unit="pJ/bit") | None = Field(None, description="device access energy")
+    background_W: quantity(ge=0, unit="W per device/stack") | None = Field(
+        None, description="standby and refresh power of one device/stack, whatever it reads (None: not modelled)")
     usd_per_GB: quantity(gt=0, unit="USD/GB") | None = Field(None, description="purchase price per 10^9 bytes")
     sources: dict[str, str]
 

@@ -4,8 +4,10 @@ A device kind that models it answers ``static_power_W``: the power it draws what
 (leakage, clock tree and uncore at speed, memory refresh and PHYs, board losses), whole system, in
 W. The evaluator charges ``static_power_W x wall time`` on top of the operators' dynamic energy.
 The PE accelerator derives it from leakage per mm^2; a GPU with a :class:`GPUPower` block adds its
-measured idle board power and a calibrated floor while kernels run (systems of GPUs sum their
-members). PIM and spatial kinds report dynamic energy alone.
+measured idle board power and a calibrated floor while kernels run, and a GPU without one takes
+:class:`SharedPower`'s block: floors in proportion to its TDP and the energy factors the measured
+GPUs share (systems of GPUs sum their members). PIM devices charge their DRAM's background and
+refresh power and, packaged as cards, their hosts'; spatial chips report dynamic energy alone.
 
 A GPU's per-operator energies (``hwdse.hardware.energy``: Horowitz MACs, DRAM and on-chip pJ/bit)
 leave out what a real SM spends per instruction (fetch, scheduling, register files, operand
@@ -22,13 +24,15 @@ reached at the node's maximum voltage: the design is infeasible.
 
 from __future__ import annotations
 
+from functools import cache
+
 import numpy as np
 from pydantic import Field, model_validator
 
-from hwdse._catalog import Spec
+from hwdse._catalog import Spec, load_in
 from hwdse._params import Number, quantity
 
-__all__ = ["VFCurve", "GPUPower"]
+__all__ = ["VFCurve", "GPUPower", "SharedPower", "load_shared_power"]
 
 
 class VFCurve(Spec):
@@ -78,3 +82,29 @@ class GPUPower(Spec):
     def running_W(self) -> Number:
         """Static power while the GPU executes: idle plus the busy floor."""
         return self.idle_W + self.busy_W
+
+
+class SharedPower(Spec):
+    """The power block of a GPU without power measurements: idle and busy floors as fractions of its TDP
+    and the energy factors, from the GPUs with measurements (``arch/efficiency/power.yaml``)."""
+
+    name: str = "power"
+    source: str
+    idle_fraction_of_tdp: quantity(ge=0, le=1, unit="1")
+    busy_fraction_of_tdp: quantity(ge=0, le=1, unit="1")
+    compute_scale: quantity(ge=0, unit="1")
+    memory_scale: quantity(ge=0, unit="1")
+    held_out: dict[str, float] = Field(default_factory=dict, description="check -> relative error of a GPU "
+                                                                          "predicted without its own data")
+
+    def for_tdp(self, tdp_W: Number) -> GPUPower:
+        """The block a GPU of ``tdp_W`` gets."""
+        return GPUPower.model_construct(idle_W=self.idle_fraction_of_tdp * tdp_W,
+                                        busy_W=self.busy_fraction_of_tdp * tdp_W,
+                                        compute_scale=self.compute_scale, memory_scale=self.memory_scale)
+
+
+@cache
+def load_shared_power() -> SharedPower:
+    """``arch/efficiency/power.yaml``."""
+    return load_in("arch/efficiency", "shared efficiency", "power", SharedPower)

@@ -6,7 +6,7 @@ import xarray as xr
 from pydantic import ValidationError
 
 import hwdse
-from hwdse.hardware.power import VFCurve
+from hwdse.hardware.power import VFCurve, load_shared_power
 from hwdse.perf import evaluate
 
 RUN = dict(batch=16, prompt=1024, gen=64, weights="mxfp4", activations="fp8-e4m3", kv="fp8-e4m3")
@@ -70,7 +70,7 @@ def test_a_clock_past_the_vf_curve_is_infeasible():
     assert not bool(evaluate("llama-3-70b", "decode-accel", overrides={"pe.clock_GHz": 2.5}, **RUN).feasible)
 
 
-def test_gpu_static_power_is_idle_plus_busy_and_a_gpu_without_a_power_block_stays_dynamic():
+def test_gpu_static_power_is_idle_plus_busy_and_a_gpu_without_a_power_block_takes_the_shared_one():
     ds = evaluate("llama-2-7b", "h100-sxm", batch=1, prompt=128, gen=8)
     gpu = hwdse.load_arch("h100-sxm")
     assert float(ds.static_power_w) == pytest.approx(gpu.power.idle_W + gpu.power.busy_W)
@@ -78,7 +78,11 @@ def test_gpu_static_power_is_idle_plus_busy_and_a_gpu_without_a_power_block_stay
     assert 0.4 * gpu.tdp_W < float(ds.avg_power_w) < gpu.tdp_W  # batch-1 decode: well below TDP, above idle
     bare = gpu.model_copy(update={"power": None})
     plain = evaluate("llama-2-7b", bare, batch=1, prompt=128, gen=8)
-    assert np.isnan(float(plain.static_power_w)) and float(plain.energy_j) == float(plain.dynamic_energy_j)
+    shared = load_shared_power()
+    assert float(plain.static_power_w) == pytest.approx((shared.idle_fraction_of_tdp + shared.busy_fraction_of_tdp)
+                                                        * gpu.tdp_W)
+    assert float(plain.energy_j) == pytest.approx(float(plain.dynamic_energy_j) + float(plain.static_power_w
+                                                                                          * plain.e2e_s))
     tp8 = evaluate("llama-2-7b", "dgx-h100", batch=1, prompt=128, gen=8)
     assert float(tp8.static_power_w) == pytest.approx(8 * float(ds.static_power_w))  # a system sums its GPUs
 

@@ -18,7 +18,7 @@ from hwdse.hardware.energy import gpu_op_energy_J
 from hwdse.hardware.gpu.efficiency import GPUEfficiency, achieved_timings
 from hwdse.hardware.gpu.transfer import load_transfer, transferred_efficiency
 from hwdse.hardware.memory import MemorySystem
-from hwdse.hardware.power import GPUPower
+from hwdse.hardware.power import GPUPower, load_shared_power
 from hwdse.workload.ops import Op
 
 __all__ = ["GPU", "Compute", "OnChip", "Link"]
@@ -122,9 +122,14 @@ class GPU(Spec):
         return device_usd(self.area_mm2, self.dies, self.fab, self.memory, self.package)
 
     @property
-    def static_power_W(self) -> Number | None:
-        """Board power while running, whatever the kernels compute (None: no power block)."""
-        return None if self.power is None else self.power.running_W
+    def power_model(self) -> GPUPower:
+        """Its own ``power`` block, else the one shared by the GPUs with power measurements."""
+        return self.power if self.power is not None else load_shared_power().for_tdp(self.tdp_W)
+
+    @property
+    def static_power_W(self) -> Number:
+        """Board power while running, whatever the kernels compute."""
+        return self.power_model.running_W
 
     @property
     def capacity_bytes(self) -> Number:
@@ -155,7 +160,7 @@ class GPU(Spec):
         if mode != "roofline":
             raise HwdseError(f"arch {self.name}", "mode", f"must be 'roofline' or 'achieved', got {mode!r}")
         bw = self.bandwidth_Bps
-        scales = (1.0, 1.0) if self.power is None else (self.power.compute_scale, self.power.memory_scale)
+        scales = (self.power_model.compute_scale, self.power_model.memory_scale)
         timings = []
         for op in ops:
             dq = gpu_plan(op, self)  # hwdse.hardware.dequant: class the op runs in, operand conversion cost

@@ -104,6 +104,8 @@ class PIMCards(Spec):
     cards_per_host: count()
     link: PIMLink = Field(description="host <-> card, per card, per direction")
     network: PIMLink = Field(description="between hosts, per host, per direction")
+    host_W: quantity(ge=0, unit="W per host") = Field(description="a host server's power outside the PIM cards "
+                                                                  "(CPUs, DRAM, fans, power supply)")
 
     def cards(self, devices: Number) -> Number:
         return np.ceil(devices / self.devices_per_card)
@@ -145,6 +147,14 @@ class PIM(Spec):
     def achieved_basis(self) -> Basis | None:
         """None: PIM units run at DRAM-timing rates (the roofline); no achieved model yet."""
         return None
+
+    @property
+    def static_power_W(self) -> Number:
+        """DRAM standby and refresh of every stack/chip (``memory`` technology's ``background_W``; PIM logic
+        leakage has no sourced figure and is left out) plus, packaged as cards, the host servers'."""
+        background = self.memory.tech.background_W or 0.0
+        hosts = 0.0 if self.cards is None else self.cards.hosts(self.devices) * self.cards.host_W
+        return self.devices * self.memory.count * background + hosts
 
     @property
     def stacks(self) -> Number:

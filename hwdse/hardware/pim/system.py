@@ -182,9 +182,9 @@ class GpuPim(Spec):
         return getattr(self.xpu, "power_W", float("nan"))
 
     @property
-    def static_power_W(self) -> Number | None:
-        """The xPU's static power; PIM devices model dynamic energy only (no sourced idle figure)."""
-        return getattr(self.xpu, "static_power_W", None)
+    def static_power_W(self) -> Number:
+        """The xPU's static power and the PIM devices' (DRAM background and refresh)."""
+        return self.xpu.static_power_W + self.pim.static_power_W
 
     def schedule(self, ops: Sequence[Op], mode: Mode = "roofline") -> list[Timing]:
         """xPU timings with the PIM-placed ops swapped in (names and order of the xPU's schedule)."""

@@ -70,6 +70,7 @@ from hwdse._params import Number, count, quantity
 from hwdse.hardware._base import Basis, Mode, Timing, operand_class
 from hwdse.hardware.memory import load_memory
 from hwdse.hardware.pe import PEArray
+from hwdse.hardware.power import load_shared_power
 from hwdse.hardware.systems.interconnect import Interconnect
 from hwdse.hardware.systems.multi import is_decode_table, schedule_sharded
 from hwdse.workload import operator_table
@@ -238,6 +239,14 @@ class Spatial(Spec):
     @property
     def power_W(self) -> Number:
         return (np.nan if self.chip_power_W is None else self.chip_power_W) * self._count()
+
+    @property
+    def static_power_W(self) -> Number | None:
+        """Idle and busy floors of every chip as fractions of its power, as the GPUs with power measurements
+        draw them (:class:`hwdse.hardware.power.SharedPower`); None without a chip power."""
+        if self.chip_power_W is None:
+            return None
+        return load_shared_power().for_tdp(self.chip_power_W).running_W * self._count()
 
     @property
     def pe_area_mm2(self) -> Number:
