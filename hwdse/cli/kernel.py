@@ -11,14 +11,17 @@ from hwdse._errors import HwdseError
 from hwdse.cli.support import MODE_HELP, check_formats, check_mode, duration, loaded, one_line_errors
 from hwdse.hardware import load_arch
 from hwdse.hardware._base import DEFAULT_MODE, basis_of, resolve_mode
-from hwdse.workload.kernels import attention_op, gemm_op, vector_op
+from hwdse.hardware.systems import with_parallelism
+from hwdse.workload.kernels import COLLECTIVES, attention_op, collective_op, gemm_op, vector_op
 from hwdse.workload.ops import OPS_PER_ELEMENT, Op
 
 __all__ = ["kernel"]
 
-OPS = ("gemm", "prefill-attention", "decode-attention", "vector")
+COLLECTIVE_OPS = tuple(c.replace("_", "-") for c in COLLECTIVES)
+OPS = ("gemm", "prefill-attention", "decode-attention", "vector", *COLLECTIVE_OPS)
 FAMILY = {"gemm": "gemm", "prefill-attention": "prefill_attention", "decode-attention": "decode_attention",
-          "vector": "vector"}
+          "vector": "vector", "all-reduce": "all_reduce", "all-gather": "all_gather",
+          "reduce-scatter": "reduce_scatter", "all-to-all": "all_to_all"}
 
 
 def band(system: object, op: str, basis: str, seconds: float) -> dict[str, object]:
@@ -56,6 +59,18 @@ def _op(op: str, m: Optional[int], n: Optional[int], k: Optional[int], dtype: st
     return vector_op(name, _positive("--elements", elements), dtype)
 
 
+def _collective(system: object, op: str, nbytes: Optional[int], devices: Optional[int], mode: str) -> tuple:
+    """A collective over ``devices`` of a GPU (or of a multi-GPU system's GPUs) on its scale-up fabric."""
+    if system.kind not in ("gpu", "multi-gpu"):
+        raise HwdseError("--op", None, f"{op} needs a gpu or multi-gpu arch, got {system.name!r} ({system.kind})")
+    count, size = _positive("--devices", devices), _positive("--bytes", nbytes)
+    group = with_parallelism(system if system.kind == "gpu" else system.device, count)
+    kind = op.replace("-", "_")
+    timing = group.fabric.collective(collective_op(kind, size, count), kind, size, count, group.device,
+                                     resolve_mode(mode, group))
+    return group, timing
+
+
 @one_line_errors
 def kernel(arch: Annotated[str, typer.Option("--arch", help="arch catalog name or YAML path")] = "h100-sxm",
            op: Annotated[str, typer.Option("--op", help=f"one of {', '.join(OPS)}")] = "gemm",
@@ -73,6 +88,10 @@ def kernel(arch: Annotated[str, typer.Option("--arch", help="arch catalog name o
            head_dim: Annotated[int, typer.Option("--head-dim", help="attention: head size")] = 128,
            name: Annotated[str, typer.Option(help="vector: elementwise operator")] = "softmax",
            elements: Annotated[Optional[int], typer.Option(help="vector: elements read and written")] = None,
+           nbytes: Annotated[Optional[int], typer.Option("--bytes", help="collective: bytes per device")] = None,
+           devices: Annotated[Optional[int], typer.Option("--devices", help="collective: devices taking part (a "
+                                                          "GPU arch is wrapped in a tensor-parallel system of them)")]
+           = None,
            mode: Annotated[str, typer.Option(help=MODE_HELP)] = DEFAULT_MODE,
            as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False) -> None:
     """Time one operator on one device of ``--arch``: seconds, the bound, and the basis (calibrated or roofline)."""
@@ -81,8 +100,13 @@ def kernel(arch: Annotated[str, typer.Option("--arch", help="arch catalog name o
         raise HwdseError("--op", None, f"must be one of {', '.join(OPS)}, got {op!r}")
     check_formats("--dtype", [dtype])
     system = loaded("--arch", load_arch, arch)
-    mode = resolve_mode(mode, system)
-    timing = system.schedule([_op(op, m, n, k, dtype, batch, heads, kv_heads, seq, head_dim, name, elements)], mode)[0]
+    if op in COLLECTIVE_OPS:
+        system, timing = _collective(system, op, nbytes, devices, mode)
+        mode = resolve_mode(mode, system)
+    else:
+        mode = resolve_mode(mode, system)
+        timing = system.schedule([_op(op, m, n, k, dtype, batch, heads, kv_heads, seq, head_dim, name, elements)],
+                                 mode)[0]
     bound = max((("compute", timing.compute_s), ("memory", timing.memory_s), *timing.serial_s.items()),
                 key=lambda kv: float(kv[1]))[0]
     out = {"arch": system.name, "op": op, "mode": mode, "basis": basis_of(system, mode), "time_s": float(timing.seconds),

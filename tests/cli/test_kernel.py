@@ -75,3 +75,18 @@ def test_the_band_is_the_held_out_error_of_the_basis_used() -> None:
     assert (transferred["band_median_rel"], transferred["band_p90_rel"]) == tuple(shared["gemm"])
     bound = _kernel("--arch", "hbm3-pim", *gemm, "--dtype", "fp16")
     assert bound["band_s"] == [bound["time_s"], None]
+
+
+def test_an_all_reduce_is_the_gpus_nccl_model_over_its_scale_up_link() -> None:
+    from hwdse.hardware.gpu.efficiency import gpu_collective_s
+
+    out = _kernel("--arch", "h100-sxm", "--op", "all-reduce", "--bytes", str(16 * 2**20), "--devices", "8")
+    h100 = load_arch("h100-sxm")
+    assert out["time_s"] == pytest.approx(float(gpu_collective_s(h100, "all_reduce", 16 * 2**20, 8)))
+    assert out["basis"] == "calibrated" and out["band_p90_rel"] == h100.efficiency.held_out["all_reduce"][1]
+    roof = _kernel("--arch", "h100-sxm", "--op", "all-reduce", "--bytes", str(16 * 2**20), "--devices", "8",
+                   "--mode", "roofline")
+    assert roof["time_s"] < out["time_s"]  # the alpha-beta ring at the link's full rate is the bound
+    result = runner.invoke(app, ["kernel", "--arch", "gddr6-aim", "--op", "all-reduce", "--bytes", "64",
+                                 "--devices", "2"])
+    assert result.exit_code == 2 and "needs a gpu or multi-gpu arch" in result.output
