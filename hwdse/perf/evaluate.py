@@ -19,6 +19,7 @@ from hwdse.perf.economics import Economics, ownership
 from hwdse.perf.footprint import Footprint, footprint
 from hwdse.perf.phases import PhaseOps, decode_phase, prefill_phase
 from hwdse.perf.roofline import bound
+from hwdse.perf.uncertainty import phase_band
 from hwdse.workload import ModelConfig, Scenario, load_model, operator_table
 from hwdse.workload.scenario import scenario as named_scenario
 
@@ -77,6 +78,7 @@ def evaluate(model: Any, arch: Any, scenario: Scenario | str | None = None, *, m
     """
     model, arch, scen = resolve(model, arch, scenario, overrides, **fields)
     mode = resolve_mode(mode, arch)
+    basis = basis_of(arch, mode)
     prefill, decode = _phases(model, arch, scen, mode)
     ttft = prefill.total(prefill.time_s)
     tpot = decode.total(decode.time_s)
@@ -105,6 +107,9 @@ def evaluate(model: Any, arch: Any, scenario: Scenario | str | None = None, *, m
     data = {
         "ttft_s": (ttft, "s", "time to first token (prefill of the whole batch)"),
         "tpot_s": (tpot, "s", "time per output token: mean decode step over the generated tokens"),
+        "ttft_band": (phase_band(arch, basis, prefill, False), "1", "p90 relative error of TTFT from the held-out "
+                      "kernel errors of its basis (NaN: a roofline bound, or no held-out data)"),
+        "tpot_band": (phase_band(arch, basis, decode, True), "1", "p90 relative error of TPOT, as ttft_band"),
         "e2e_s": (e2e, "s", "end-to-end latency of the static batch"),
         "throughput_tok_s": (scen.batch * scen.gen / e2e, "token/s", "generated tokens per second"),
         "decode_tok_s": (scen.batch / tpot, "token/s", "decode-phase generation rate"),
@@ -143,7 +148,7 @@ def evaluate(model: Any, arch: Any, scenario: Scenario | str | None = None, *, m
     ds = xr.Dataset({k: to_dataarray(v).assign_attrs(units=u, long_name=d) for k, (v, u, d) in data.items()})
     if detail:
         ds = ds.merge(_detail(prefill, decode))
-    ds.attrs.update(hwdse_version=__version__, model=model.name, arch=arch.name, mode=mode, basis=basis_of(arch, mode),
+    ds.attrs.update(hwdse_version=__version__, model=model.name, arch=arch.name, mode=mode, basis=basis,
                     infeasible_reason=infeasible, fit_rule=getattr(arch, "fit_rule", "footprint <= capacity"),
                     scenario=json.dumps(_jsonable(scen.model_dump())),
                     overrides=json.dumps({k: _jsonable(v) for k, v in (overrides or {}).items()}))

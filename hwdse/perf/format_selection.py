@@ -23,6 +23,7 @@ from hwdse.formats import get, mac_cost, matmul_rel_error, qsnr_db, sources
 from hwdse.hardware import COMPUTE_CLASSES
 from hwdse.hardware._base import DEFAULT_MODE, basis_of, resolve_mode
 from hwdse.perf.evaluate import evaluate, resolve
+from hwdse.perf.uncertainty import exceeds
 
 __all__ = ["SOURCES", "FLOOR_SOURCES", "TENSORS", "DEFAULT_CHOICES", "candidates", "floor_sources", "kernel_of",
            "format_selection", "recommend", "pareto"]
@@ -173,8 +174,22 @@ def recommend(ds: xr.Dataset, min_qsnr_db: float, tensors: Sequence[str] = ("wei
         pareto_silicon=xr.DataArray(pareto(quality.values, ds.mac_area_um2.values), dims="candidate",
                                     attrs={"long_name": "on the quality vs MAC area Pareto front"}))
     out.attrs.update(min_qsnr_db=min_qsnr_db, floor_tensors=",".join(tensors),
-                     recommendation=str(ds.candidate.values[order[0][2]]) if order else "")
+                     recommendation=str(ds.candidate.values[order[0][2]]) if order else "",
+                     margin=_margin(ds, order))
     return out
+
+
+def _margin(ds: xr.Dataset, order: Sequence[tuple[float, float, int]]) -> str:
+    """Whether the recommended candidate's TPOT lead over the runner-up exceeds their bands."""
+    if len(order) < 2:
+        return "no runner-up"
+    (first, _, i), (second, _, j) = order[:2]
+    runner = str(ds.candidate.values[j])
+    if "tpot_band" not in ds:
+        return f"ahead of {runner} by {second / first - 1:.1%} (no band)"
+    verdict = exceeds(second, first, float(ds.tpot_band[j]), float(ds.tpot_band[i]))
+    said = {1.0: "beyond the TPOT bands", 0.0: "within the TPOT bands"}.get(float(verdict), "no band (a roofline bound)")
+    return f"ahead of {runner} by {second / first - 1:.1%}: {said}"
 
 
 def format_selection(model: Any, arch: Any, triples: Sequence[tuple[str, str, str]] | None = None, *,
@@ -192,10 +207,11 @@ def format_selection(model: Any, arch: Any, triples: Sequence[tuple[str, str, st
                         coords={"format": fmt_names, "source": list(tensors),
                                 "source_role": ("source", [r for r, _ in tensors.values()])})
     rows: dict[str, list[Any]] = {k: [] for k in (
-        "ttft_s", "tpot_s", "memory_bytes", "fits", "energy_j_per_token", "gemm_class_prefill", "gemm_class_decode")}
+        "ttft_s", "tpot_s", "tpot_band", "memory_bytes", "fits", "energy_j_per_token", "gemm_class_prefill",
+        "gemm_class_decode")}
     for w, a, kv in triples:
         ds = evaluate(model, arch, scenario, mode=mode, detail=True, weights=w, activations=a, kv=kv, **fields)
-        for k in ("ttft_s", "tpot_s", "memory_bytes", "fits", "energy_j_per_token"):
+        for k in ("ttft_s", "tpot_s", "tpot_band", "memory_bytes", "fits", "energy_j_per_token"):
             rows[k].append(ds[k].item())
         for phase in ("prefill", "decode"):
             rows[f"gemm_class_{phase}"].append(str(ds.op_compute_class.sel(phase=phase, op=_a_gemm(ds)).item()))
@@ -220,6 +236,7 @@ def format_selection(model: Any, arch: Any, triples: Sequence[tuple[str, str, st
                                f"production kernel for the {t} format on the arch (none: runs as an upcast)")
     macs = [mac_cost(_mac_format(w, a)) for w, a, _ in triples]
     perf_units = {"ttft_s": ("s", "time to first token"), "tpot_s": ("s", "time per output token"),
+                  "tpot_band": ("1", "p90 relative error band of TPOT (NaN: a roofline bound)"),
                   "memory_bytes": ("B", "weights + KV cache + activations"), "fits": ("", "fits in memory"),
                   "energy_j_per_token": ("J/token", "energy per generated token (NaN without an energy model)"),
                   "gemm_class_prefill": ("", "class the prefill GEMMs run in"),

@@ -196,7 +196,8 @@ def _summary(ds: xr.Dataset) -> str:
     tpot, ttft = (quantity(k, ds[k].values[i], "{:.3g}") for k in ("tpot_s", "ttft_s"))
     return (f"Recommended: **{rec}** (weights/activations/KV) -- the fastest TPOT ({tpot}, TTFT {ttft}, "
             f"{quantity('memory_bytes', ds.memory_bytes.values[i], '{:.2f}')}) among the candidates that meet the "
-            f"floor ({floor}) and fit in memory; ties go to the smaller footprint.")
+            f"floor ({floor}) and fit in memory; ties go to the smaller footprint. It is "
+            f"{ds.attrs.get('margin', 'not compared')} (basis {ds.attrs.get('basis', '?')}).")
 
 
 _NOTES = ("QSNR: seeded sources quantized along the reduction axis. The floor reads real LLM-layer weights "

@@ -139,12 +139,14 @@ def _table(data: xr.Dataset, prompt: float) -> list[str]:
 
 
 def _crossover_lines(data: xr.Dataset) -> list[str]:
-    lines = ["| model | PIM system | context | PIM at least as fast at batch | crossovers (batch a -> b: winner) |",
-             "|---|---|---|---|---|"]
+    lines = ["| model | PIM system | context | PIM at least as fast at batch | crossovers (batch a -> b: winner) "
+             "| difference beyond the bands at batch |", "|---|---|---|---|---|---|"]
     for r in crossovers(data):
         wins = ", ".join(str(int(b)) for b in r["pim_wins"]) or "never"
         changes = "; ".join(f"{int(a)} -> {int(b)}: {w}" for a, b, w in r["crossovers"]) or "none"
-        lines.append(f"| {r['model']} | {r['system']} | {int(r['prompt'])} | {wins} | {changes} |")
+        beyond = ("no band (roofline bounds)" if r["beyond_band"] is None
+                  else ", ".join(str(int(b)) for b in r["beyond_band"]) or "none")
+        lines.append(f"| {r['model']} | {r['system']} | {int(r['prompt'])} | {wins} | {changes} | {beyond} |")
     return lines
 
 
@@ -162,7 +164,8 @@ def write_report(data: xr.Dataset, out: str | Path, title: str = "PIM versus GPU
     md = [f"# {title}", "",
           f"Mode: {data.attrs.get('mode')}; {int(data.attrs.get('gen', 0))} generated tokens; decode metrics "
           "are exact means over the generated tokens. Systems (capacity-matched, 1280 GiB):", ""]
-    md += [f"- **{label}**: `{arch}` ({fmt})" for label, (arch, fmt) in systems.items()]
+    bases = dict(zip(data.system.values, data.basis.values)) if "basis" in data else {}
+    md += [f"- **{label}**: `{arch}` ({fmt}; basis {bases.get(label, '?')})" for label, (arch, fmt) in systems.items()]
     md += ["", "![TPOT, throughput and energy over batch](curves.png)", "",
            "![Winner and binding limit over batch x context](winners.png)", "",
            f"## {labels.axis_label('tpot_s')} / {labels.axis_label('decode_energy_j_per_token')} at context "

@@ -19,6 +19,7 @@ from hwdse._errors import HwdseError
 from hwdse.hardware import load_arch
 from hwdse.hardware._base import DEFAULT_MODE, basis_of, resolve_mode
 from hwdse.perf import evaluate
+from hwdse.perf.uncertainty import exceeds
 from hwdse.search.space import grid_values
 from hwdse.search.spec import parse_study
 
@@ -73,7 +74,7 @@ def pim_vs_gpu(batch: Sequence[float], prompt: Sequence[float], gen: int = 128,
     b = xr.DataArray(np.asarray(batch, dtype=float), dims="batch", coords={"batch": np.asarray(batch, dtype=float)})
     p = xr.DataArray(np.asarray(prompt, dtype=float), dims="prompt", coords={"prompt": np.asarray(prompt, dtype=float)})
     keep = ("tpot_s", "ttft_s", "decode_tok_s", "throughput_tok_s", "energy_j_per_token", "decode_energy_j_per_token",
-            "fits")
+            "fits", "tpot_band")
     per_model = []
     for model in models:
         rows = []
@@ -97,21 +98,29 @@ def crossovers(data: xr.Dataset, reference: str = "GPU", metric: str = "decode_t
     """Where the better of ``reference`` and each other system (higher ``metric``) changes along batch.
 
     One record per (model, system, prompt): ``pim_wins`` (batches where the other system is at
-    least as good, both feasible) and ``crossovers`` (``(batch_before, batch_after, winner_after)``).
+    least as good, both feasible), ``crossovers`` (``(batch_before, batch_after, winner_after)``) and
+    ``beyond_band`` (batches where the two differ by more than their TPOT bands added; None when the
+    systems rest on roofline bounds, which carry no band).
     """
     ref = data[metric].sel(system=reference)
+    band = data.tpot_band.broadcast_like(data[metric])
     both = data.fits & data.fits.sel(system=reference)
     wins = (data[metric] >= ref).where(both)
     records = []
     for model in data.model.values:
         for system in (s for s in data.system.values if s != reference):
             for prompt in data.prompt.values:
-                row = wins.sel(model=model, system=system, prompt=prompt)
+                at = dict(model=model, prompt=prompt)
+                row = wins.sel(system=system, **at)
                 ok = ~np.isnan(row.values)
                 batches, flags = row.batch.values[ok], row.values[ok].astype(bool)
                 changes = [(float(batches[i]), float(batches[i + 1]), system if flags[i + 1] else reference)
                            for i in range(len(flags) - 1) if flags[i] != flags[i + 1]]
+                beyond = exceeds(data[metric].sel(system=system, **at).values[ok], ref.sel(**at).values[ok],
+                                 band.sel(system=system, **at).values[ok], band.sel(system=reference, **at).values[ok])
                 records.append({"model": str(model), "system": str(system), "prompt": float(prompt),
                                 "pim_wins": [float(b) for b in batches[flags]], "crossovers": changes,
-                                "feasible_batches": [float(b) for b in batches]})
+                                "feasible_batches": [float(b) for b in batches],
+                                "beyond_band": None if np.isnan(beyond).any() else
+                                [float(b) for b, x in zip(batches, beyond) if x]})
     return records

@@ -14,9 +14,22 @@ import optuna
 import xarray as xr
 from matplotlib.figure import Figure
 
-from hwdse.report.figures import (history_figure, importance_figure, pareto_figure, roofline_figure,
-                                  tornado_figure)
-from hwdse.report.labels import axis_label, cut_note, format_value, metric, quantity, scenario_text
+from hwdse.perf.uncertainty import exceeds
+from hwdse.report.figures import (
+    history_figure,
+    importance_figure,
+    pareto_figure,
+    roofline_figure,
+    tornado_figure,
+)
+from hwdse.report.labels import (
+    axis_label,
+    cut_note,
+    format_value,
+    metric,
+    quantity,
+    scenario_text,
+)
 from hwdse.report.serving import serving_study_figure
 from hwdse.search.points import pareto_mask
 from hwdse.search.results import best_rows
@@ -205,18 +218,34 @@ def _baseline_lines(ds: xr.Dataset, spec: StudySpec, baselines: list) -> list[st
     rows = [("best design (trial " + format_value("trial", best.trial.values) + ")", best)]
     rows += [(f"{b.arch} ({', '.join(f'{t} {getattr(b, t)}' for t in ('weights', 'kv') if getattr(b, t))})", r)
              for b, r in baselines]
-    head = ["design", *map(axis_label, metrics), "violates"]
+    head = ["design", *map(axis_label, metrics), "violates", f"{axis_label(metrics[0])} vs the best"]
     lines = ["", "## Baselines", "", "The best design beside shipping products on its workload and traffic and the "
              "study's constraints (cost: cost to build, `hwdse.hardware.cost`; $/Mtoken: amortized build cost plus "
-             "electricity, `hwdse.perf.economics`).", "",
+             "electricity, `hwdse.perf.economics`), all in one mode "
+             f"({ds.attrs.get('mode', '?')}); the last column says whether the first objective's difference exceeds "
+             "the two predictions' error bands.", "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for label, r in rows:
         broken = [str(k).removeprefix("constraint_") for k in r.data_vars if str(k).startswith("constraint_")
                   and float(np.asarray(r[k].values, dtype=float).max()) > 0]
         cells = [format_value(m, float(np.asarray(r[m].values, dtype=float).mean())) if m in r else "n/a"
                  for m in metrics]
-        lines.append("| " + " | ".join([label, *cells, ", ".join(broken) or "none"]) + " |")
+        verdict = "–" if r is best else _versus(r, best, metrics[0])
+        lines.append("| " + " | ".join([label, *cells, ", ".join(broken) or "none", verdict]) + " |")
     return lines
+
+
+BANDS = {"tpot_s": "tpot_band", "ttft_s": "ttft_band"}  # metrics whose predictions carry an error band
+
+
+def _versus(row: xr.Dataset, best: xr.Dataset, metric: str) -> str:
+    """Whether ``row`` and ``best`` differ on ``metric`` by more than their error bands."""
+    band = BANDS.get(metric)
+    if metric not in row or band is None or band not in row or band not in best:
+        return "no band for this metric"
+    values = [float(np.asarray(x[k].values, dtype=float).mean()) for x in (row, best) for k in (metric, band)]
+    verdict = float(exceeds(values[0], values[2], values[1], values[3]))
+    return {1.0: "beyond the bands", 0.0: "within the bands"}.get(verdict, "no band (a roofline bound)")
 
 
 def _binding_lines(rows: list[dict]) -> list[str]:

@@ -147,3 +147,15 @@ def test_results_file_round_trip(tmp_path: Path) -> None:
     back = xr.open_dataset(run.files["results"])
     assert set(study_figures(back)) == {"pareto", "history"}
     back.close()
+
+
+def test_a_baseline_is_judged_against_the_best_within_the_error_bands() -> None:
+    import xarray as xr
+
+    from hwdse.report.study import _versus
+
+    best = xr.Dataset({"tpot_s": 0.010, "tpot_band": 0.15})
+    assert _versus(xr.Dataset({"tpot_s": 0.014, "tpot_band": 0.15}), best, "tpot_s") == "beyond the bands"
+    assert _versus(xr.Dataset({"tpot_s": 0.012, "tpot_band": 0.15}), best, "tpot_s") == "within the bands"
+    assert _versus(xr.Dataset({"tpot_s": 0.020, "tpot_band": np.nan}), best, "tpot_s") == "no band (a roofline bound)"
+    assert _versus(xr.Dataset({"energy_j_per_token": 1.0}), best, "energy_j_per_token") == "no band for this metric"

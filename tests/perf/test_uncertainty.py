@@ -1,0 +1,44 @@
+"""Error bands of predictions and verdicts that say whether a difference exceeds them."""
+
+import numpy as np
+import pytest
+
+from hwdse import evaluate, load_arch
+from hwdse.perf.uncertainty import exceeds
+from hwdse.report.pim_study import crossovers, pim_vs_gpu
+
+
+def test_a_phase_band_is_its_kernel_families_bands_weighted_by_time() -> None:
+    h100 = load_arch("h100-sxm")
+    p90 = [p for _, p in h100.efficiency.held_out.values()]
+    ds = evaluate("llama-2-7b", h100, batch=8, prompt=1024, gen=64)
+    for band in (float(ds.ttft_band), float(ds.tpot_band)):
+        assert min(p90) <= band <= max(p90)
+    # decode of a long context is attention-heavy: its band leans to decode attention's p90
+    long = evaluate("llama-2-7b", h100, batch=64, prompt=16384, gen=64)
+    assert float(long.tpot_band) > float(ds.tpot_band)
+    roof = evaluate("llama-2-7b", h100, batch=8, prompt=1024, gen=64, mode="roofline")
+    assert np.isnan(float(roof.tpot_band)) and roof.attrs["basis"] == "roofline"  # a bound has no band
+    moved = evaluate("llama-2-7b", "mi300x", batch=8, prompt=1024, gen=64)
+    assert float(moved.tpot_band) > float(ds.tpot_band)  # transferred: the leave-device-out errors, wider
+
+
+@pytest.mark.parametrize("a, b, band_a, band_b, verdict", [(1.5, 1.0, 0.2, 0.2, 1.0), (1.3, 1.0, 0.2, 0.2, 0.0),
+                                                           (1.5, 1.0, np.nan, 0.2, np.nan)])
+def test_a_difference_exceeds_the_bands_only_beyond_their_sum(a, b, band_a, band_b, verdict) -> None:
+    assert np.array_equal(exceeds(a, b, band_a, band_b), verdict, equal_nan=True)
+
+
+def test_verdicts_say_when_a_win_is_within_the_bands() -> None:
+    data = pim_vs_gpu([1, 64], [512], 32, models=["llama-2-7b"],
+                      systems={"GPU": ("h100-sxm", "bf16"), "MI300X": ("mi300x", "bf16")})
+    record = crossovers(data)[0]
+    assert isinstance(record["beyond_band"], list)
+    tput = data.decode_tok_s.sel(model="llama-2-7b", prompt=512)
+    band = data.tpot_band.sel(model="llama-2-7b", prompt=512)
+    for i, batch in enumerate(data.batch.values):
+        gap = abs(float(tput.sel(system="MI300X")[i] / tput.sel(system="GPU")[i]) - 1)
+        assert (batch in record["beyond_band"]) == (gap > float(band.sel(system="MI300X")[i] + band.sel(system="GPU")[i]))
+    bounds = pim_vs_gpu([1], [512], 32, models=["llama-2-7b"],
+                        systems={"GPU": ("dgx-a100", "fp16"), "AttAcc": ("dgx-a100-attacc", "fp16")})
+    assert crossovers(bounds)[0]["beyond_band"] is None  # roofline bounds: no verdict beyond them
