@@ -8,30 +8,42 @@ from typing import Annotated, Optional
 import typer
 
 from hwdse._errors import HwdseError
-from hwdse.cli.support import MODE_HELP, check_formats, check_mode, duration, loaded, one_line_errors
+from hwdse.cli.support import (
+    MODE_HELP,
+    check_formats,
+    check_mode,
+    duration,
+    loaded,
+    one_line_errors,
+)
 from hwdse.hardware import load_arch
 from hwdse.hardware._base import DEFAULT_MODE, basis_of, resolve_mode
 from hwdse.hardware.systems import with_parallelism
-from hwdse.workload.kernels import COLLECTIVES, attention_op, collective_op, gemm_op, vector_op
+from hwdse.workload.kernels import (
+    COLLECTIVES,
+    attention_op,
+    collective_op,
+    gemm_op,
+    vector_op,
+)
 from hwdse.workload.ops import OPS_PER_ELEMENT, Op
 
 __all__ = ["kernel"]
 
 COLLECTIVE_OPS = tuple(c.replace("_", "-") for c in COLLECTIVES)
 OPS = ("gemm", "prefill-attention", "decode-attention", "vector", *COLLECTIVE_OPS)
-FAMILY = {"gemm": "gemm", "prefill-attention": "prefill_attention", "decode-attention": "decode_attention",
-          "vector": "vector", "all-reduce": "all_reduce", "all-gather": "all_gather",
-          "reduce-scatter": "reduce_scatter", "all-to-all": "all_to_all"}
 
 
-def band(system: object, op: str, basis: str, seconds: float) -> dict[str, object]:
+def _band(system: object, op: str, basis: str, seconds: float) -> dict[str, object]:
     """Where the measured time should fall: a roofline time is a lower bound; an achieved time carries the
-    held-out |relative error| (median, p90) of its kernel family (``error = predicted / measured - 1``)."""
+    held-out |relative error| (median, p90) of its kernel family, named as the op with underscores
+    (``error = predicted / measured - 1``)."""
+    family = op.replace("-", "_")
     if basis == "roofline":
         return {"band_s": [seconds, None], "band": "lower bound (roofline)"}
-    found = getattr(system, "error_band", lambda family: None)(FAMILY[op])
+    found = getattr(system, "error_band", lambda family: None)(family)
     if found is None:
-        return {"band_s": [None, None], "band": f"no held-out {FAMILY[op]} data"}
+        return {"band_s": [None, None], "band": f"no held-out {family} data"}
     median, p90 = found
     return {"band_s": [seconds / (1 + p90), seconds / (1 - p90) if p90 < 1 else None], "band_median_rel": median,
             "band_p90_rel": p90, "band": f"held-out |error| median {median:.1%}, p90 {p90:.1%}"}
@@ -112,7 +124,7 @@ def kernel(arch: Annotated[str, typer.Option("--arch", help="arch catalog name o
     out = {"arch": system.name, "op": op, "mode": mode, "basis": basis_of(system, mode), "time_s": float(timing.seconds),
            "bound": bound, "compute_class": timing.compute_class, "compute_s": float(timing.compute_s),
            "memory_s": float(timing.memory_s), "serial_s": {k: float(v) for k, v in timing.serial_s.items()}}
-    out.update(band(system, op, out["basis"], out["time_s"]))
+    out.update(_band(system, op, out["basis"], out["time_s"]))
     if as_json:
         print(json.dumps(out, indent=1))
         return

@@ -8,7 +8,15 @@ from typing import Annotated, Optional
 import typer
 
 from hwdse._errors import HwdseError
-from hwdse.cli.support import MODE_HELP, check_formats, check_mode, duration, loaded, model_and_arch, one_line_errors
+from hwdse.cli.support import (
+    MODE_HELP,
+    check_formats,
+    check_mode,
+    duration,
+    loaded,
+    model_and_arch,
+    one_line_errors,
+)
 from hwdse.hardware._base import DEFAULT_MODE
 
 __all__ = ["serve"]

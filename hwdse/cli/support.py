@@ -6,7 +6,7 @@ import math
 import sys
 from collections.abc import Callable, Iterable, Mapping
 from functools import wraps
-from typing import Any, NoReturn, TypeVar
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 from pydantic import ValidationError
@@ -15,10 +15,13 @@ from typer.core import TyperGroup
 from hwdse._errors import HwdseError, from_validation_error
 from hwdse.hardware._base import MODES
 
+Arch = Annotated[str, typer.Option("--arch", help="arch catalog name or YAML path")]
+Model = Annotated[str, typer.Option("--model", help="bundled model name or a config.json path")]
+AsJson = Annotated[bool, typer.Option("--json", help="print JSON")]
 MODE_HELP = ("auto (default: achieved when every system of the result has an achieved basis, else roofline for "
              "all of them), achieved or roofline")
 
-__all__ = ["MODE_HELP", "check_mode", "OneLineGroup", "one_line_errors", "loaded", "model_and_arch", "check_scenario", "check_formats", "si",
+__all__ = ["Arch", "Model", "AsJson", "MODE_HELP", "check_mode", "OneLineGroup", "one_line_errors", "loaded", "model_and_arch", "check_scenario", "check_formats", "si",
            "duration", "gigabytes"]
 
 T = TypeVar("T")
