@@ -203,10 +203,6 @@ def test_pipeline_energy_charges_every_microbatch_pass():
 def test_pipeline_utilization_is_the_mean_over_devices():
     scen = dict(batch=16, prompt=256, gen=32)
     h100 = hwdse.load_arch("h100-sxm")
-
-    def per_token(ds, batch):  # operators' energy alone: static power follows the time, not the work
-        return float(ds.dynamic_energy_j) / (batch * scen["gen"])
-
     single = evaluate("llama-2-7b", h100, **scen)
     for m in (1, 4):
         piped = evaluate("llama-2-7b", with_parallelism(h100, tp=1, pp=4, microbatches=m), **scen)
