@@ -76,11 +76,12 @@ def power_rows() -> list[PowerRow]:
 
 
 def _gpu(arch: str, compute_scale: float, memory_scale: float) -> Any:
-    """The catalog GPU with its idle power only (no busy floor) and the given energy scales."""
+    """The catalog GPU with its idle power only (no busy floor), the given energy scales and no power
+    budget (its power stays linear in the scales; :func:`predict_power` applies the budget)."""
     gpu = load_arch(arch)
     idle = 0.0 if gpu.power is None else gpu.power.idle_W
-    return gpu.model_copy(update={"power": GPUPower(idle_W=idle, compute_scale=compute_scale,
-                                                    memory_scale=memory_scale)})
+    return gpu.model_copy(update={"tdp_W": np.inf, "power": GPUPower(idle_W=idle, compute_scale=compute_scale,
+                                                                      memory_scale=memory_scale)})
 
 
 def power_parts(rows: list[PowerRow]) -> np.ndarray:
@@ -120,10 +121,12 @@ def fit_power(rows: list[PowerRow], parts: np.ndarray) -> dict[str, float]:
 
 
 def predict_power(rows: list[PowerRow], parts: np.ndarray, params: dict[str, float]) -> np.ndarray:
-    """Board power per GPU (W) of each row under ``params``."""
+    """Board power per GPU (W) of each row under ``params``, at most its TDP (a run over it throttles to it:
+    :mod:`hwdse.perf.power_cap`)."""
     busy = np.array([params[f"busy_W:{TRANSFERS.get(r.arch, r.arch)}"] for r in rows])
-    return (parts[:, 0] + busy + params["compute_scale"] * parts[:, 1] + params["memory_scale"] * parts[:, 2]
-            + parts[:, 3])
+    tdp = np.array([load_arch(r.arch).tdp_W for r in rows])
+    return np.minimum(parts[:, 0] + busy + params["compute_scale"] * parts[:, 1] + params["memory_scale"] * parts[:, 2]
+                      + parts[:, 3], tdp)
 
 
 def leave_one_out(rows: list[PowerRow], parts: np.ndarray) -> np.ndarray:

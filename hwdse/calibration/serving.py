@@ -114,9 +114,10 @@ def disagg_rows() -> list[DisaggRow]:
     return out
 
 
-def _system(arch: str, tp: int) -> Any:
-    """The catalog GPU, tensor-parallel over ``tp`` of them."""
-    return load_arch(arch) if tp == 1 else with_parallelism(load_arch(arch), tp)
+def _system(arch: str, tp: int, gpus: Mapping[str, Any] | None = None) -> Any:
+    """The catalog GPU (or ``gpus[arch]``), tensor-parallel over ``tp`` of them."""
+    gpu = (gpus or {}).get(arch) or load_arch(arch)
+    return gpu if tp == 1 else with_parallelism(gpu, tp)
 
 
 def _grouped(rows: Sequence[ServingRow], *keys: str) -> dict[tuple, tuple[list[int], dict[str, np.ndarray]]]:
@@ -130,15 +131,16 @@ def _grouped(rows: Sequence[ServingRow], *keys: str) -> dict[tuple, tuple[list[i
 
 def predict_rows(rows: Sequence[ServingRow], engines: Mapping[str, Any] | None = None,
                  harnesses: Mapping[str, Any] | None = None,
-                 kv: Mapping[str, str] | None = None) -> tuple[np.ndarray, np.ndarray]:
+                 kv: Mapping[str, str] | None = None, gpus: Mapping[str, Any] | None = None
+                 ) -> tuple[np.ndarray, np.ndarray]:
     """Predicted (TTFT, TPOT) seconds per row; rows of one system/model/format/TP/engine/sweep are one
     call. ``engines``: engine specs by family (default: the catalog); ``harnesses``: client terms by
     sweep, campaign or harness (default: none, TTFT as the server sees it); ``kv``: KV-cache formats by
-    sweep (default: the precision's)."""
+    sweep (default: the precision's); ``gpus``: GPUs by catalog name (default: the catalog's)."""
     ttft, tpot = np.empty(len(rows)), np.empty(len(rows))
     for (arch, model, precision, tp, engine, _), (idx, cols) in _grouped(
             rows, "arch", "model", "precision", "tp", "engine", "sweep").items():
-        ds = serve(model, _system(arch, tp), **cols, engine=(engines or {}).get(engine, engine),
+        ds = serve(model, _system(arch, tp, gpus), **cols, engine=(engines or {}).get(engine, engine),
                    weights=FORMATS[precision][0], kv=kv_of(rows[idx[0]], kv or {}), mode="achieved",
                    harness=harness_of(rows[idx[0]], harnesses or {}))
         ttft[idx], tpot[idx] = np.asarray(ds.ttft_s), np.asarray(ds.tpot_s)

@@ -38,14 +38,15 @@ from hwdse.calibration.serving import (
 from hwdse.calibration.serving_report import write_serving_report
 from hwdse.serving import Harness, load_engine
 
-__all__ = ["fit", "calibrate_serving", "KV_CHOICES", "MIN_CAMPAIGN_ROWS"]
+__all__ = ["fit", "engine_with", "calibrate_serving", "KV_CHOICES", "MIN_CAMPAIGN_ROWS", "ENGINE_FIT", "HARNESS_FIT"]
 
 KV_CHOICES = ("fp8-e4m3", "bf16")  # the KV-cache formats a quantized sweep may have run with
 ENGINE_FIT = (("step_overhead_us", 30.0, 0.0, 3000.0), ("sequence_overhead_us", 5.0, 0.0, 200.0),
               ("kernel_overhead_retained", 0.5, 0.0, 1.0), ("k_step_retained", 0.7, 0.0, 1.0))
 NO_SPLIT_K = {"fp4"}  # precisions whose GEMMs the kernel tables measured without split-K: they alone see k_step_retained
 HARNESS_FIT = (("client_wait", 0.5, 0.0, 5.0), ("start_wave", 0.1, 0.0, 1.0), ("latency_s", 0.02, 0.0, 1.0))
-HARNESS_STARTS = tuple(itertools.product((0.0, 0.003, 0.03, 0.3), (0.05, 0.15, 0.3), (0.0, 0.05)))  # several basins
+HARNESS_STARTS = tuple(itertools.product((0.0, 0.003, 0.03, 0.3), (0.05, 0.15, 0.3), (0.0, 0.02, 0.05)))  # several basins
+DESCENTS = 3      # client-term fits run from the best starts of HARNESS_STARTS: the best one may sit in a side basin
 MIN_CAMPAIGN_ROWS = 10
 ROUNDS = 2        # engines (log TPOT) and client terms (log TTFT) are fitted in turn: each moves the other
 F_SCALE = 0.1     # soft-L1 scale of the log residuals
@@ -63,15 +64,20 @@ def _least_squares(residuals, specs, start: Sequence[float] | None = None) -> np
                          loss="soft_l1", f_scale=F_SCALE, diff_step=1e-3, x_scale=np.maximum(x0, 0.1), max_nfev=30).x
 
 
+def engine_with(name: str, values: Mapping[str, float]) -> Any:
+    """The catalog engine ``name`` with ``values`` (fitted terms) in place of its own."""
+    return load_engine(name).model_copy(update=dict(values))
+
+
 def _engine(name: str, x: Sequence[float], specs: Sequence[tuple] = ENGINE_FIT) -> Any:
-    return load_engine(name).model_copy(update={k: float(v) for (k, *_), v in zip(specs, x)})
+    return engine_with(name, {k: float(v) for (k, *_), v in zip(specs, x)})
 
 
 def _fit_engines(train: Sequence[ServingRow], harnesses: Mapping[str, Any], kv: Mapping[str, str],
                  start: Mapping[str, Any]) -> dict[str, Any]:
     """Per engine family, ``ENGINE_FIT`` on log TPOT of its training rows (``start``: engines to start
     from). An engine with no rows in a ``NO_SPLIT_K`` precision keeps ``k_step_retained`` = 1 (not
-    determined by its data)."""
+    determined by its data; the catalog's value may come from rows this fit leaves out)."""
     engines = {}
     for name in sorted({r.engine for r in train}):
         mine = [r for r in train if r.engine == name]
@@ -82,7 +88,8 @@ def _fit_engines(train: Sequence[ServingRow], harnesses: Mapping[str, Any], kv: 
             return np.log(predict_rows(mine, {name: _engine(name, x, specs)}, harnesses, kv)[1]) - measured
 
         x0 = [getattr(start[name], k) for k, *_ in specs] if name in start else None
-        engines[name] = _engine(name, _least_squares(residuals, specs, x0), specs)
+        fitted = _engine(name, _least_squares(residuals, specs, x0), specs)
+        engines[name] = fitted if len(specs) == len(ENGINE_FIT) else fitted.model_copy(update={"k_step_retained": 1.0})
     return engines
 
 
@@ -104,8 +111,8 @@ def _fit_kv(train: Sequence[ServingRow], engines: Mapping[str, Any], harnesses: 
 def _fit_harnesses(train: Sequence[ServingRow], engines: Mapping[str, Any], kv: Mapping[str, str]) -> dict[str, Any]:
     """``HARNESS_FIT`` on log TTFT per scope of :func:`~hwdse.calibration.serving.scopes`: pooled per harness,
     and per campaign, sweep and deployment with ``MIN_CAMPAIGN_ROWS`` training rows that are not all of the
-    wider scope's (that fit serves them); each fit starts from the point of ``HARNESS_STARTS`` with the
-    lowest loss."""
+    wider scope's (that fit serves them); each fit descends from the ``DESCENTS`` points of
+    ``HARNESS_STARTS`` with the lowest loss and keeps the best end."""
     members: dict[str, list[ServingRow]] = defaultdict(list)
     wider: dict[str, tuple[int, str]] = {}  # scope -> (depth from the harness, the scope around it)
     for r in train:
@@ -124,8 +131,9 @@ def _fit_harnesses(train: Sequence[ServingRow], engines: Mapping[str, Any], kv: 
             terms = Harness(*map(float, x))
             return np.log(predict_rows(mine, engines, {scopes(r)[0]: terms for r in mine}, kv)[0]) - measured
 
-        start = min(HARNESS_STARTS, key=lambda x, residuals=residuals: _soft_l1(residuals(np.array(x))))
-        out[key] = Harness(*map(float, _least_squares(residuals, HARNESS_FIT, start)))
+        starts = sorted(HARNESS_STARTS, key=lambda x, residuals=residuals: _soft_l1(residuals(np.array(x))))
+        fits = [_least_squares(residuals, HARNESS_FIT, start) for start in starts[:DESCENTS]]
+        out[key] = Harness(*map(float, min(fits, key=lambda x, residuals=residuals: _soft_l1(residuals(x)))))
     return out
 
 

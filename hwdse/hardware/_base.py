@@ -37,7 +37,9 @@ class Timing:
     ``compute_s`` and ``memory_s`` overlap (the roofline: the op takes the larger); every
     entry of ``serial_s`` (launch overhead, communication, mode switches) adds on top.
     Each term must be affine in the KV length within a decode phase (true of every
-    built-in model): the exact decode average relies on it. ``energy_J`` is per instance.
+    built-in model): the exact decode average relies on it. ``energy_J`` is per instance;
+    ``core_share`` is the part of it drawn in the core's clock and voltage domain (MACs, on-chip
+    SRAM and network), which a power cap's lower clock and supply reduce (:mod:`hwdse.perf.power_cap`).
     """
 
     op: Op
@@ -49,6 +51,7 @@ class Timing:
     peak_ops_per_s: Number = float("nan")
     bandwidth_Bps: Number = float("nan")
     energy_J: Number = float("nan")
+    core_share: Number = 0.0
 
     @property
     def seconds(self) -> Number:

@@ -157,6 +157,9 @@ class Accelerator(Spec):
             else:
                 cls, peak = "vector", pe.vector_ops_per_s
             compute = op.flops / peak if compute is None else compute
+            energy = mac_J + op.bytes * mem_J_per_B
+            with np.errstate(divide="ignore", invalid="ignore"):
+                core = np.where(energy > 0, mac_J / energy, 0.0)
             timings.append(Timing(op, "pe", cls, compute, op.bytes / bw, peak_ops_per_s=peak, bandwidth_Bps=bw,
-                                  energy_J=mac_J + op.bytes * mem_J_per_B))
+                                  energy_J=energy, core_share=core))
         return timings

@@ -14,6 +14,8 @@ a stated simplification, not a per-node fit.
 
 from __future__ import annotations
 
+import numpy as np
+
 from hwdse._params import Number
 from hwdse.workload.ops import Op
 
@@ -64,8 +66,12 @@ def dram_energy_J(nbytes: Number, pj_per_bit: Number | None) -> Number:
 
 
 def gpu_op_energy_J(op: Op, cls: str, dram_pj_per_bit: Number | None, compute_scale: Number = 1.0,
-                    memory_scale: Number = 1.0) -> Number:
+                    memory_scale: Number = 1.0) -> tuple[Number, Number]:
     """One instance of ``op`` on a GPU: MACs in class ``cls``, its bytes from DRAM through L2 and L1;
-    each part times a measured factor (``hwdse.hardware.power.GPUPower``; 1: the per-op model alone)."""
-    moved = dram_energy_J(op.bytes, dram_pj_per_bit) + op.bytes * 8 * ONCHIP_PJ_PER_BIT * 1e-12
-    return compute_scale * compute_energy_J(op.flops, mac_pJ(cls)) + memory_scale * moved
+    each part times a measured factor (``hwdse.hardware.power.GPUPower``; 1: the per-op model alone).
+    Returns (J, the share of them in the core domain: the MACs and the on-chip L2/L1 traffic)."""
+    onchip = memory_scale * op.bytes * 8 * ONCHIP_PJ_PER_BIT * 1e-12
+    core = compute_scale * compute_energy_J(op.flops, mac_pJ(cls)) + onchip
+    total = core + memory_scale * dram_energy_J(op.bytes, dram_pj_per_bit)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return total, np.where(total > 0, core / total, 0.0)

@@ -86,7 +86,8 @@ class GPUPower(Spec):
 
 class SharedPower(Spec):
     """The power block of a GPU without power measurements: idle and busy floors as fractions of its TDP
-    and the energy factors, from the GPUs with measurements (``arch/efficiency/power.yaml``)."""
+    and the energy factors, from the GPUs with measurements (``arch/efficiency/power.yaml``); and the
+    supply curve every GPU and spatial chip throttles along under its power budget."""
 
     name: str = "power"
     source: str
@@ -96,6 +97,23 @@ class SharedPower(Spec):
     memory_scale: quantity(ge=0, unit="1")
     held_out: dict[str, float] = Field(default_factory=dict, description="check -> relative error of a GPU "
                                                                           "predicted without its own data")
+    vf: VFCurve = Field(description="supply against clock of the logic node a budget throttles along")
+    boost_GHz: quantity(gt=0, unit="GHz") = Field(description="the point of ``vf`` a part's rated clock sits at")
+
+    @model_validator(mode="after")
+    def _boost_on_curve(self) -> "SharedPower":
+        if not self.vf.clock_GHz[0] < self.boost_GHz <= self.vf.max_clock_GHz:
+            raise ValueError("boost_GHz: must lie within vf's clocks, above its lowest point")
+        return self
+
+    @property
+    def min_clock_fraction(self) -> float:
+        """The lowest clock a budget throttles to, as a fraction of the rated clock (the curve's floor)."""
+        return self.vf.clock_GHz[0] / self.boost_GHz
+
+    def voltage_fraction(self, clock_fraction: Number) -> Number:
+        """Supply at ``clock_fraction`` of the rated clock over the supply at the rated clock."""
+        return self.vf.voltage(clock_fraction * self.boost_GHz) / self.vf.voltage(self.boost_GHz)
 
     def for_tdp(self, tdp_W: Number) -> GPUPower:
         """The block a GPU of ``tdp_W`` gets."""

@@ -18,6 +18,7 @@ from hwdse.hardware._base import DEFAULT_MODE, basis_of, resolve_mode
 from hwdse.perf.economics import Economics, ownership
 from hwdse.perf.footprint import Footprint, footprint
 from hwdse.perf.phases import PhaseOps, decode_phase, prefill_phase
+from hwdse.perf.power_cap import capped, over_budget
 from hwdse.perf.roofline import bound
 from hwdse.perf.uncertainty import phase_band
 from hwdse.workload import ModelConfig, Scenario, load_model, operator_table
@@ -80,8 +81,8 @@ def evaluate(model: Any, arch: Any, scenario: Scenario | str | None = None, *, m
     mode = resolve_mode(mode, arch)
     basis = basis_of(arch, mode)
     prefill, decode = _phases(model, arch, scen, mode)
-    ttft = prefill.total(prefill.time_s)
-    tpot = decode.total(decode.time_s)
+    ttft, prefill_j, prefill_clock = capped(arch, prefill.work())  # hwdse.perf.power_cap: the budget's clock
+    tpot, decode_j, decode_clock = capped(arch, decode.work())
     e2e = ttft + scen.gen * tpot
     mem = footprint(model, scen)
     shares = getattr(arch, "footprint_shares", None)  # multi-device systems: one device's share
@@ -97,13 +98,15 @@ def evaluate(model: Any, arch: Any, scenario: Scenario | str | None = None, *, m
         where_not = "" if np.ndim(reachable) == 0 else " (at some points)"
         infeasible = "; ".join(filter(None, [infeasible, "clock beyond the PE node's V(f) curve, die over the "
                                              f"reticle, more memory stacks than its edges hold or an interposer over the package limit{where_not}"]))
+    if over_budget(arch):
+        infeasible = "; ".join(filter(None, [infeasible, "static power at or above the power budget"]))
     p_cu, p_bu = _utilization(prefill, ttft)
     d_cu, d_bu = _utilization(decode, tpot)
     static = getattr(arch, "static_power_W", None)  # hwdse.hardware.power; None: dynamic energy only
     charged = 0.0 if static is None else static
-    dynamic = prefill.total(prefill.energy_J) + scen.gen * decode.total(decode.energy_J)
+    dynamic = prefill_j + scen.gen * decode_j
     energy = dynamic + charged * e2e
-    decode_j = decode.total(decode.energy_J) + charged * tpot
+    decode_j = decode_j + charged * tpot
     data = {
         "ttft_s": (ttft, "s", "time to first token (prefill of the whole batch)"),
         "tpot_s": (tpot, "s", "time per output token: mean decode step over the generated tokens"),
@@ -134,6 +137,9 @@ def evaluate(model: Any, arch: Any, scenario: Scenario | str | None = None, *, m
                                 "are per device (the whole system's where a gpu-pim system pools its memories)"),
         "chips": (getattr(arch, "chips", devices), "1", "chips of the system"),
         "tok_s_per_user": (1 / tpot, "token/s", "decode rate one sequence sees (1 / TPOT)"),
+        "prefill_clock": (prefill_clock, "1", "core clock of the prefill pass over the rated clock (below 1: "
+                          "throttled to the power budget)"),
+        "decode_clock": (decode_clock, "1", "core clock of the decode phase over the rated clock"),
         "static_power_w": (np.nan if static is None else static, "W", "static power charged over the wall time (NaN: the device models "
                                          "dynamic energy only)"),
         "dynamic_energy_j": (dynamic, "J", "operators' energy of the static batch (NaN: no energy model)"),

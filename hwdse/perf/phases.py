@@ -16,6 +16,7 @@ import numpy as np
 from hwdse._array import where
 from hwdse._params import Number
 from hwdse.hardware import Timing
+from hwdse.perf.power_cap import Work
 from hwdse.perf.roofline import op_time
 
 __all__ = ["PhaseOps", "prefill_phase", "decode_phase", "sum_max_affine"]
@@ -32,6 +33,7 @@ class PhaseOps:
     flops: list[Number]
     bytes: list[Number]
     energy_J: list[Number]
+    core_J: list[Number]            # of energy_J, the core domain's (``Timing.core_share``)
 
     def total(self, values: list[Number]) -> Number:
         out = 0.0
@@ -39,11 +41,16 @@ class PhaseOps:
             out = out + t.op.count * v
         return out
 
+    def work(self) -> Work:
+        """The phase's totals at the rated clock, for a power budget (:mod:`hwdse.perf.power_cap`)."""
+        clocked = [where(c >= m, c, 0.0) for c, m in zip(self.compute_s, self.memory_s)]
+        return Work(self.total(self.time_s), self.total(clocked), self.total(self.energy_J), self.total(self.core_J))
+
 
 def prefill_phase(timings: list[Timing]) -> PhaseOps:
     return PhaseOps(timings, [op_time(t) for t in timings], [t.compute_s for t in timings],
                     [t.memory_s for t in timings], [t.op.flops for t in timings], [t.op.bytes for t in timings],
-                    [t.energy_J for t in timings])
+                    [t.energy_J for t in timings], [t.energy_J * t.core_share for t in timings])
 
 
 def _affine_sum(v0: Number, v1: Number, n: Number) -> Number:
@@ -98,7 +105,7 @@ def decode_phase(schedule: Callable[[Number], list[Timing]], prompt: Number, gen
                 at_window = 0.0
         return (body + tail * at_window) / gen
 
-    time_s, compute_s, memory_s, flops, nbytes, energy = [], [], [], [], [], []
+    time_s, compute_s, memory_s, flops, nbytes, energy, core = [], [], [], [], [], [], []
     for a, b in zip(t0, t1):
         own = a.op.shape.get("window", window)  # a hybrid model's windowed layers carry their own
         steps, tail = capped(own)
@@ -114,4 +121,5 @@ def decode_phase(schedule: Callable[[Number], list[Timing]], prompt: Number, gen
         flops.append(mean(a.op.flops, b.op.flops, **cap))
         nbytes.append(mean(a.op.bytes, b.op.bytes, **cap))
         energy.append(mean(a.energy_J, b.energy_J, **cap))
-    return PhaseOps(t0, time_s, compute_s, memory_s, flops, nbytes, energy)
+        core.append(mean(a.energy_J * a.core_share, b.energy_J * b.core_share, **cap))
+    return PhaseOps(t0, time_s, compute_s, memory_s, flops, nbytes, energy, core)

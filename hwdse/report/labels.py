@@ -51,6 +51,7 @@ LABELS: dict[str, Metric] = {name: Metric(*spec) for name, spec in {
     "energy_j": ("Batch energy", "J"), "energy_j_per_token": ("Energy", "J/token"),
     "static_power_w": ("Static power", "W"), "dynamic_energy_j": ("Dynamic batch energy", "J"),
     "avg_power_w": ("Mean power", "W"), "dynamic_power_w": ("Dynamic power", "W"),
+    "prefill_clock": ("Prefill clock", *_PCT), "decode_clock": ("Decode clock", *_PCT), "clock": ("Clock", *_PCT),
     "decode_energy_j_per_token": ("Decode energy", "J/token"),
     "cost_usd": ("Build cost", "$"), "system_cost_usd": ("System cost", "$"), "usd_per_hour": ("Cost per hour", "$/h"),
     "usd_per_mtoken": ("Cost per Mtoken", "$/Mtoken"),

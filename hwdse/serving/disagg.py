@@ -3,7 +3,8 @@
 ``prefill_instances`` copies of the prefill system each serve prompts one at a time (M/D/1 queue of
 whole-prompt prefills); the KV cache of a prompt (``isl`` tokens in the KV format) then crosses a
 link (``link_latency_us + bytes / link_bandwidth_GBps``) to one of ``decode_instances`` copies of
-the decode system, whose steps are decode-only (no prefill chunks interfere). The first output
+the decode system, whose steps are decode-only (no prefill chunks interfere). Each pool runs its work
+(a prompt, a decode step) at the clock its power budget allows (:mod:`hwdse.perf.power_cap`). The first output
 token comes from the prefill pool, so TTFT = queue + prefill + transfer; TPOT is the decode system's
 step at its requests in flight. Power: both pools' static power (prefill instances charged at their
 running level, an upper bound while they wait for prompts), the prompts' energy at the request rate
@@ -25,10 +26,19 @@ from hwdse._errors import HwdseError
 from hwdse.hardware._base import DEFAULT_MODE, basis_of, resolve_mode
 from hwdse.perf.economics import Economics
 from hwdse.perf.evaluate import resolve
+from hwdse.perf.power_cap import capped
 from hwdse.serving.engine import Engine, load_engine
 from hwdse.serving.harness import SERVER, Harness
 from hwdse.serving.speculative import Speculative, tokens_per_step
-from hwdse.serving.steady import dataset, design_ndim, kv_limit, md1_wait, on_plain_arrays, power, solve
+from hwdse.serving.steady import (
+    dataset,
+    design_ndim,
+    kv_limit,
+    md1_wait,
+    on_plain_arrays,
+    power,
+    solve,
+)
 from hwdse.serving.step import StepModel
 from hwdse.serving.table import Tabulated
 from hwdse.workload.footprint import footprint
@@ -73,7 +83,7 @@ def serve_disaggregated(model: Any, prefill_arch: Any, decode_arch: Any, *, conc
     gain = tokens_per_step(speculative)  # tokens each decoding sequence keeps per step
     decode_steps = osl - 1.0
     kv_len = isl + osl / 2
-    _, prefill_s, _, prefill_j = pre.pair(0.0, isl, isl, isl, decode_only=False)
+    prefill_s, prefill_j, _ = capped(pre.arch, pre.pair(0.0, isl, isl, isl, decode_only=False)[1])
     kv_bytes = footprint(pre.model, pre.scenario.with_(batch=1, prompt=isl, gen=1)).kv_cache_bytes * isl / (isl + 1)
     transfer_s = link_latency_us * 1e-6 + kv_bytes / (link_bandwidth_GBps * 1e9)
     per_instance = np.minimum(eng.max_batch, kv_limit(dec.model, dec.arch, dec.scenario, eng, isl, osl))
@@ -81,7 +91,8 @@ def serve_disaggregated(model: Any, prefill_arch: Any, decode_arch: Any, *, conc
     closed = concurrency is not None
     ndim = design_ndim(concurrency, arrival_rate, isl, osl, prefill_instances, decode_instances, link_bandwidth_GBps,
                        link_latency_us, prefill_overrides or {}, decode_overrides or {})
-    decode_table = Tabulated(lambda g: dec.pair(g, 0.0, isl, kv_len, decode_only=False)[1::2], per_instance, ndim)
+    decode_table = Tabulated(lambda g: capped(dec.arch, dec.pair(g, 0.0, isl, kv_len, decode_only=False)[1])[:2],
+                             per_instance, ndim)
 
     def tpot_at(g: Any) -> Any:
         return decode_table(g / decode_instances)[0] / gain

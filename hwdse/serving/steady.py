@@ -29,12 +29,13 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from hwdse._version import __version__
 from hwdse._array import where
 from hwdse._errors import HwdseError
+from hwdse._version import __version__
 from hwdse.hardware._base import DEFAULT_MODE, basis_of, resolve_mode
 from hwdse.perf.economics import Economics, ownership
 from hwdse.perf.evaluate import resolve
+from hwdse.perf.power_cap import Work, clocked
 from hwdse.serving.engine import Engine, load_engine
 from hwdse.serving.harness import SERVER, Harness
 from hwdse.serving.speculative import Speculative, tokens_per_step
@@ -44,7 +45,7 @@ from hwdse.workload.footprint import footprint
 
 __all__ = ["serve", "kv_limit", "solve", "md1_wait", "dataset", "power", "on_plain_arrays", "design_ndim"]
 
-BISECTIONS = 12   # the requests decoding are found to 2^-12 of their range (0.03 %)
+BISECTIONS = 20   # the requests decoding are found to 2^-20 of their range (1e-6: no noise on a saturated plateau)
 
 
 def kv_limit(model: Any, arch: Any, scenario: Any, engine: Engine, isl: Any, osl: Any) -> Any:
@@ -63,15 +64,17 @@ def solve(exceeds: Callable[[Any], Any], hi: Any) -> Any:
     """The ``x`` in ``(0, hi]`` where the monotone test ``exceeds(x)`` (the load the traffic puts on the
     decode phase is above ``x``'s) turns false, by bisection: a fixed number of array steps, robust where
     a plain fixed point oscillates (prefill server near saturation). ``x`` is the requests decoding or
-    any monotone coordinate of them (a table position). A point whose step time is not finite (a format
-    its units cannot run) goes to zero load and comes out infeasible."""
+    any monotone coordinate of them (a table position). The bracket's lower end is returned: the last
+    ``x`` the traffic still exceeds, where the load is consistent (near prefill saturation the queue
+    past the crossing is orders larger, so a point beyond it would misstate the rate). A point whose
+    step time is not finite (a format its units cannot run) goes to zero load and comes out infeasible."""
     lo = np.zeros_like(hi * 1.0)
     hi = hi * 1.0
     for _ in range(BISECTIONS):
         mid = (lo + hi) / 2
         up = exceeds(mid)
         lo, hi = where(up, mid, lo), where(up, hi, mid)
-    return (lo + hi) / 2
+    return lo
 
 
 def md1_wait(busy: Any) -> Any:
@@ -164,15 +167,18 @@ def serve(model: Any, arch: Any, *, concurrency: Any = None, arrival_rate: Any =
 
     hi = np.minimum(concurrency, cap) if closed else cap
     ndim = design_ndim(concurrency, arrival_rate, isl, osl, overrides or {}, engine_overrides or {})
-    table = Tabulated(lambda g: steps.pair(g, chunk_at(g), isl, kv_len, prompt_attention), hi, ndim)
+    table = Tabulated(lambda g: _columns(*steps.pair(g, chunk_at(g), isl, kv_len, prompt_attention)), hi, ndim)
 
     def state(u: Any) -> dict[str, Any]:
-        """The steady state at table position ``u`` (requests decoding ``g``)."""
-        g, t_dec, t_mix, e_dec, e_mix = table.at(u)
+        """The steady state at table position ``u`` (requests decoding ``g``), at the clock its mix of
+        steps runs at under the power budget."""
+        g, *columns = table.at(u)
         chunk = chunk_at(g)
         chunks = isl / chunk                     # chunk steps' worth of prefill per prompt
-        extra = t_mix - t_dec                    # what a full chunk adds to a step
         share = np.minimum(g * chunks * gain / decode_steps, 1.0)
+        alone, mix = Work(*columns[0::2]), Work(*columns[1::2])
+        clock, [(t_dec, e_dec), (t_mix, e_mix)] = clocked(arch, alone.scaled(1 - share) + mix.scaled(share), alone, mix)
+        extra = t_mix - t_dec                    # what a full chunk adds to a step
         step = t_dec + share * extra
         tpot = step / gain
         service = np.ceil(chunks) * t_dec + extra * chunks  # the last chunk: the rest only
@@ -184,7 +190,7 @@ def serve(model: Any, arch: Any, *, concurrency: Any = None, arrival_rate: Any =
         residual = (t_dec**2 + share * extra * (t_mix + t_dec)) / (2 * step)  # of the step an arrival falls in
         ttft = residual + service * (1 + queue) + wave
         return {"g": g, "step": step, "tpot": tpot, "ttft": ttft, "share": share, "busy": busy, "chunk": chunk,
-                "step_j": e_dec + share * (e_mix - e_dec)}
+                "step_j": e_dec + share * (e_mix - e_dec), "clock": clock}
 
     def exceeds(u: Any) -> Any:
         s = state(u)
@@ -208,6 +214,7 @@ def serve(model: Any, arch: Any, *, concurrency: Any = None, arrival_rate: Any =
         **power(getattr(arch, "static_power_W", None), s["step_j"] / s["step"], rate * osl,
                 getattr(arch, "cost_usd", np.nan), getattr(arch, "devices", 1), economics),
         "prefill_step_share": (s["share"], "1", "share of steps that carry a prefill chunk"),
+        "clock": (s["clock"], "1", "core clock over the rated clock (below 1: throttled to the power budget)"),
         "prefill_chunk_tokens": (s["chunk"], "tokens", "prompt tokens per chunk step"),
     })
     ds.attrs.update(model=model.name, arch=arch.name, mode=mode, basis=basis_of(arch, mode), engine=eng.name,
@@ -215,6 +222,12 @@ def serve(model: Any, arch: Any, *, concurrency: Any = None, arrival_rate: Any =
                     traffic="closed" if closed else "open", formats=json.dumps(
                         {"weights": scen.weights, "activations": scen.activations, "kv": scen.kv}))
     return ds
+
+
+def _columns(*works: Work) -> tuple[Any, ...]:
+    """The fields of ``works`` as table columns: seconds, clocked seconds, joules, core joules, each
+    field's works side by side."""
+    return tuple(getattr(w, f) for f in ("seconds", "clocked_s", "joules", "core_j") for w in works)
 
 
 def power(static: Any, dynamic_w: Any, throughput: Any, cost_usd: Any, devices: Any,

@@ -5,6 +5,7 @@ import pytest
 import xarray as xr
 
 from hwdse.perf.evaluate import resolve
+from hwdse.perf.power_cap import capped
 from hwdse.serving import StepModel, load_engine, serve, serve_disaggregated
 
 KW = dict(isl=1024, osl=512, engine="vllm")
@@ -26,7 +27,7 @@ def test_infinite_link_and_identical_pools_is_aggregated_serving_without_interfe
     assert np.allclose(dis.tpot_s, steps.step_s(g, 0.0, 1024, 1024 + 256), rtol=1e-9)  # decode-only steps
     assert np.all(dis.tpot_s < agg.tpot_s)  # aggregated steps also carry prefill chunks
     assert float(dis.kv_transfer_s.max()) < 1e-6
-    prefill = float(steps.step_s(0.0, 1024.0, 1024.0, 1024.0))
+    prefill = float(capped(steps.arch, steps.pair(0.0, 1024.0, 1024.0, 1024.0, decode_only=False)[1])[0])
     assert float(dis.ttft_s[0]) == pytest.approx(prefill, rel=0.05)  # little queueing at 4 in flight
 
 
@@ -78,8 +79,9 @@ def test_disaggregated_power_is_both_pools_static_plus_prompt_and_decode_energy(
                              decode_instances=3, **KW)
     running = steps.arch.power.idle_W + steps.arch.power.busy_W
     assert float(ds.static_power_w) == pytest.approx(5 * running)
-    _, _, _, prompt_j = steps.pair(0.0, 1024.0, 1024.0, 1024.0, decode_only=False)
-    _, _, _, step_j = steps.pair(float(ds.requests_decoding) / 3, 0.0, 1024.0, 1024 + 256, decode_only=False)
+    _, prompt_j, _ = capped(steps.arch, steps.pair(0.0, 1024.0, 1024.0, 1024.0, decode_only=False)[1])
+    _, step_j, _ = capped(steps.arch, steps.pair(float(ds.requests_decoding) / 3, 0.0, 1024.0, 1024 + 256,
+                                                 decode_only=False)[1])
     want = float(ds.request_rate) * prompt_j + 3 * step_j / float(ds.tpot_s)
     assert float(ds.dynamic_power_w) == pytest.approx(want, rel=5e-3)
 

@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 from hwdse.cli.main import app
 from hwdse.serving import StepModel, load_engine, serve
 from hwdse.perf.evaluate import resolve
+from hwdse.perf.power_cap import clocked
 
 from ._des import simulate
 
@@ -31,7 +32,7 @@ def test_closed_form_matches_a_step_level_simulation(engine, concurrency, isl, o
                                 weights="bf16", activations="bf16", kv="bf16", flash_attention=True)
     steps = StepModel(model, arch, scen, "achieved", eng)
     kv_len = isl + osl / 2
-    attention = tuple(float(x) for x in steps.prefill_attention(isl))
+    attention = steps.prefill_attention(isl)
     sim = simulate(lambda g, p: float(steps.step_s(float(g), float(p), isl, kv_len, attention)), concurrency, isl,
                    osl, eng.token_budget if eng.chunked_prefill else None)
     ds = serve("llama-3-8b", "h100-sxm", concurrency=concurrency, isl=isl, osl=osl, engine=eng, mode="achieved")
@@ -120,8 +121,9 @@ def test_serving_power_is_static_plus_the_mean_steps_energy_over_tpot():
     model, arch, scen = resolve("llama-3-8b", "dgx-h100", None, None, batch=1, prompt=isl, gen=osl, weights="bf16",
                                 activations="bf16", kv="bf16", flash_attention=True)
     steps = StepModel(model, arch, scen, "achieved", load_engine("vllm"))
-    _, _, e_dec, e_mix = steps.pair(ds.requests_decoding.values, ds.prefill_chunk_tokens.values, isl, isl + osl / 2)
+    alone, mix = steps.pair(ds.requests_decoding.values, ds.prefill_chunk_tokens.values, isl, isl + osl / 2)
     share = ds.prefill_step_share.values
+    _, [(_, e_dec), (_, e_mix)] = clocked(arch, alone.scaled(1 - share) + mix.scaled(share), alone, mix)
     np.testing.assert_allclose(ds.dynamic_power_w * ds.tpot_s, e_dec + share * (e_mix - e_dec), rtol=5e-3)
     gpu = arch.device.power
     assert np.allclose(ds.static_power_w, 8 * (gpu.idle_W + gpu.busy_W))

@@ -18,7 +18,7 @@ from hwdse.hardware.energy import gpu_op_energy_J
 from hwdse.hardware.gpu.efficiency import GPUEfficiency, achieved_timings
 from hwdse.hardware.gpu.transfer import load_transfer, transferred_efficiency
 from hwdse.hardware.memory import MemorySystem
-from hwdse.hardware.power import GPUPower, load_shared_power
+from hwdse.hardware.power import GPUPower, SharedPower, load_shared_power
 from hwdse.workload.ops import Op
 
 __all__ = ["GPU", "Compute", "OnChip", "Link"]
@@ -122,6 +122,11 @@ class GPU(Spec):
         return device_usd(self.area_mm2, self.dies, self.fab, self.memory, self.package)
 
     @property
+    def throttle_curve(self) -> SharedPower:
+        """The supply curve its clock throttles along under ``power_W`` (:mod:`hwdse.perf.power_cap`)."""
+        return load_shared_power()
+
+    @property
     def power_model(self) -> GPUPower:
         """Its own ``power`` block, else the one shared by the GPUs with power measurements."""
         return self.power if self.power is not None else load_shared_power().for_tdp(self.tdp_W)
@@ -169,8 +174,8 @@ class GPU(Spec):
                 peak = self.compute.peak_TOPS[cls] * 1e12
             else:
                 cls, peak = "vector", self.compute.vector_TFLOPS * 1e12
-            energy = gpu_op_energy_J(op, cls, self.memory.energy_pJ_per_bit, *scales)  # hwdse.hardware.energy
+            energy, core = gpu_op_energy_J(op, cls, self.memory.energy_pJ_per_bit, *scales)  # hwdse.hardware.energy
             timings.append(Timing(op, "gpu", cls, op.flops / peak + dq.compute_s, op.bytes / bw + dq.memory_s,
                                   peak_ops_per_s=peak, bandwidth_Bps=bw,
-                                  energy_J=energy))
+                                  energy_J=energy, core_share=core))
         return timings

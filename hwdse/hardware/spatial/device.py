@@ -70,7 +70,7 @@ from hwdse._params import Number, count, quantity
 from hwdse.hardware._base import Basis, Mode, Timing, operand_class
 from hwdse.hardware.memory import load_memory
 from hwdse.hardware.pe import PEArray
-from hwdse.hardware.power import load_shared_power
+from hwdse.hardware.power import SharedPower, load_shared_power
 from hwdse.hardware.systems.interconnect import Interconnect
 from hwdse.hardware.systems.multi import is_decode_table, schedule_sharded
 from hwdse.workload import operator_table
@@ -241,6 +241,11 @@ class Spatial(Spec):
         return (np.nan if self.chip_power_W is None else self.chip_power_W) * self._count()
 
     @property
+    def throttle_curve(self) -> SharedPower:
+        """The GPUs' supply curve (:class:`hwdse.hardware.power.SharedPower`): no spatial chip publishes one."""
+        return load_shared_power()
+
+    @property
     def static_power_W(self) -> Number | None:
         """Idle and busy floors of every chip as fractions of its power, as the GPUs with power measurements
         draw them (:class:`hwdse.hardware.power.SharedPower`); None without a chip power."""
@@ -330,5 +335,5 @@ class _Chip:
                 compute = op.flops / peak
                 share = 1.0
             out.append(Timing(op, "spatial", cls, compute, op.bytes / (op_bw * share), serial, peak_ops_per_s=peak,
-                              bandwidth_Bps=op_bw, energy_J=mac_J + op.bytes * sram_J_per_B))
+                              bandwidth_Bps=op_bw, energy_J=mac_J + op.bytes * sram_J_per_B, core_share=1.0))
         return out

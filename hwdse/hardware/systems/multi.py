@@ -308,6 +308,11 @@ class MultiGPU(Spec):
         return getattr(self.device, "cost_usd", np.nan) * self.devices
 
     @property
+    def throttle_curve(self) -> Any:
+        """Its devices' (they throttle alike: every device carries the same share of each operator)."""
+        return getattr(self.device, "throttle_curve", None)
+
+    @property
     def static_power_W(self) -> Number | None:
         """Every device's static power (None where the device models none)."""
         static = getattr(self.device, "static_power_W", None)

@@ -182,7 +182,7 @@ def _pp_send_energy_per_token(arch, model, scen):
 def test_pipeline_energy_charges_every_microbatch_pass():
     # time counts critical-path stage slots; energy must count the work: each microbatch reads the weights
     scen = dict(batch=16, prompt=256, gen=32)
-    h100 = hwdse.load_arch("h100-sxm")
+    h100 = hwdse.load_arch("h100-sxm").model_copy(update={"tdp_W": 1e6})  # no throttling: energy follows the work
 
     def per_token(ds, batch):  # operators' energy alone: static power follows the time, not the work
         return float(ds.dynamic_energy_j) / (batch * scen["gen"])
@@ -202,7 +202,7 @@ def test_pipeline_energy_charges_every_microbatch_pass():
 
 def test_pipeline_utilization_is_the_mean_over_devices():
     scen = dict(batch=16, prompt=256, gen=32)
-    h100 = hwdse.load_arch("h100-sxm")
+    h100 = hwdse.load_arch("h100-sxm").model_copy(update={"tdp_W": 1e6})  # no throttling: energy follows the work
     single = evaluate("llama-2-7b", h100, **scen)
     for m in (1, 4):
         piped = evaluate("llama-2-7b", with_parallelism(h100, tp=1, pp=4, microbatches=m), **scen)
