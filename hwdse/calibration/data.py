@@ -116,13 +116,19 @@ _VECTOR = {"llmcompass_softmax.csv": "softmax", "llmcompass_layernorm.csv": "lay
            "llmcompass_gelu.csv": "gelu"}
 
 
-def _vector(file: str, arch: str = "a100-sxm-80gb") -> KernelSet:
-    """LLMCompass fp16 softmax / LayerNorm / GeLU on one A100 over an [M, N] tensor (host-timed)."""
-    rows = [r for r in load_rows(file) if r["device"] == "A100"]
+# LLMCompass devices: catalog arch and the element format of its softmax / LayerNorm / GeLU runs. The MI210's
+# is not recorded (README); LLMCompass's MI210 simulation of the same kernels uses fp32 (ae/figure5/cf/test_softmax.py).
+_LLMCOMPASS = {"A100": ("a100-sxm-80gb", "fp16"), "MI210": ("mi210", "fp32")}
+
+
+def _vector(file: str, device: str) -> KernelSet:
+    """LLMCompass softmax / LayerNorm / GeLU on one ``device`` over an [M, N] tensor (host-timed)."""
+    arch, fmt = _LLMCOMPASS[device]
+    rows = [r for r in load_rows(file) if r["device"] == device]
     elements = _col(rows, "num_elements") if "num_elements" in rows[0] else _col(rows, "m") * _col(rows, "n")
-    op = vector_op(_VECTOR[file], elements, "fp16")
+    op = vector_op(_VECTOR[file], elements, fmt)
     keys = [",".join(str(r.get(k)) for k in ("m", "n", "num_elements", "sweep")) for r in rows]
-    return KernelSet(file.removesuffix(".csv") + "_A100", arch, "vector", True, (op,),
+    return KernelSet(f"{file.removesuffix('.csv')}_{device}", arch, "vector", True, (op,),
                      _col(rows, "latency_ms_derived") * 1e-3, _held_out(keys), file)
 
 
@@ -151,7 +157,8 @@ def kernel_sets() -> list[KernelSet]:
     """Every kernel data set hwdse calibrates on (``fit``) or checks against (validation only)."""
     g = "aic_gemm_{}_sxm_trtllm{}_{}.csv"
     sets = [_gemm(g.format("a100", "1.0.0", "bf16"), "a100-sxm-80gb", "bf16"),
-            _gemm("llmcompass_matmul.csv", "a100-sxm-80gb", "fp16", fit=False, device="A100")]
+            _gemm("llmcompass_matmul.csv", "a100-sxm-80gb", "fp16", fit=False, device="A100"),
+            _gemm("llmcompass_matmul.csv", "mi210", "fp16", fit=False, device="MI210")]
     for gpu, arch in (("h100", "h100-sxm"), ("h200", "h200"), ("b200", "b200")):
         sets += [_gemm(g.format(gpu, "1.3.0rc20", "bf16"), arch, "bf16"),
                  _gemm(g.format(gpu, "1.3.0rc20", "fp8"), arch, "fp8-e4m3")]
@@ -165,7 +172,7 @@ def kernel_sets() -> list[KernelSet]:
              _attention(a.format("context", "h100", "trtllm1.3.0rc20"), "h100-sxm", decode=False),
              _attention(a.format("generation", "a100", "vllm0.14.0"), "a100-sxm-80gb", decode=True),
              _attention(a.format("generation", "h100", "trtllm1.3.0rc20"), "h100-sxm", decode=True)]
-    sets += [_vector(f) for f in _VECTOR]
+    sets += [_vector(f, device) for device in _LLMCOMPASS for f in _VECTOR]
     sets += [_all_reduce("aic_nccl_a100_sxm_nccl2.27.3.csv", "a100-sxm-80gb"),
              _all_reduce("aic_nccl_h100_sxm_nccl2.29.2.csv", "h100-sxm"), _llmcompass_all_reduce()]
     return sets

@@ -48,7 +48,7 @@ from hwdse.hardware._base import operand_class
 from hwdse.hardware.gpu.efficiency import GPUEfficiency, gpu_collective_s
 from hwdse.perf.roofline import op_time
 
-__all__ = ["calibrate", "Calibration", "Estimate", "estimate_lines", "predict", "errors", "kernel_points", "kernel_table", "write_catalog", "host_floors", "ARCHS"]
+__all__ = ["calibrate", "Calibration", "Estimate", "estimate_lines", "predict", "errors", "kernel_points", "kernel_table", "write_catalog", "host_floors", "predict_timed", "ARCHS"]
 
 ARCHS = ("a100-sxm-80gb", "h100-sxm", "h200", "b200")
 WIDE = ("fp32", "tf32", "bf16", "fp16")  # classes whose measured GEMMs quantise nothing
@@ -149,11 +149,11 @@ def host_floor_s(gpu: Any, kset: KernelSet) -> float:
 
 def host_floors(gpu: Any) -> dict[str, float]:
     """LLMCompass host-timing floors per operator (softmax, layernorm, gelu; ``torch``: plain calls)."""
-    floors = {s.ops[0].name: host_floor_s(gpu, s) for s in kernel_sets() if s.family == "vector"}
+    floors = {s.ops[0].name: host_floor_s(gpu, s) for s in kernel_sets() if s.family == "vector" and s.arch == gpu.name}
     return {**floors, "torch": floors["softmax"]}
 
 
-def _predict_host(gpu: Any, kset: KernelSet, mode: str = "achieved") -> np.ndarray:
+def predict_timed(gpu: Any, kset: KernelSet, mode: str = "achieved") -> np.ndarray:
     """``predict`` plus the host-timing floor for LLMCompass (host-timed) kernel sets in achieved mode."""
     pred = predict(gpu, kset, mode)
     if mode != "achieved" or not kset.name.startswith("llmcompass") or kset.family == "all_reduce":
@@ -215,7 +215,7 @@ def _fit_stage(gpu: Any, data: dict, family: str, sets: Sequence[KernelSet]) -> 
 
     def residuals(x: np.ndarray) -> np.ndarray:
         g = with_efficiency(gpu, build(x))
-        return np.concatenate([np.log(_predict_host(g, s)[s.train] / s.measured_s[s.train]) for s in sets])
+        return np.concatenate([np.log(predict_timed(g, s)[s.train] / s.measured_s[s.train]) for s in sets])
 
     x0, lo, hi = (np.array([s[i] for s in specs], dtype=float) for i in (1, 2, 3))
     pad = (hi - lo) * 1e-6
@@ -234,7 +234,7 @@ def held_out_band(gpu: Any, sets: Sequence[KernelSet]) -> dict[str, list[float]]
     """Per kernel family of ``sets``: median and p90 |relative error| over their held-out rows pooled."""
     out = {}
     for family in dict.fromkeys(s.family for s in sets):
-        e = np.concatenate([errors(_predict_host(gpu, s), s.measured_s)[s.held_out] for s in sets if s.family == family])
+        e = np.concatenate([errors(predict_timed(gpu, s), s.measured_s)[s.held_out] for s in sets if s.family == family])
         out[family] = [round(float(np.median(e)), 4), round(float(np.percentile(e, 90)), 4)]
     return out
 
@@ -242,7 +242,7 @@ def held_out_band(gpu: Any, sets: Sequence[KernelSet]) -> dict[str, list[float]]
 def _summary(gpu: Any, sets: Sequence[KernelSet]) -> str:
     parts = []
     for s in sets:
-        e = errors(_predict_host(gpu, s), s.measured_s)
+        e = errors(predict_timed(gpu, s), s.measured_s)
         parts.append(f"{s.name}: {np.median(e[s.held_out]) * 100:.1f}/{np.percentile(e[s.held_out], 90) * 100:.0f}")
     return "; ".join(parts)
 
@@ -260,7 +260,6 @@ def calibrate(archs: Sequence[str] = ARCHS) -> dict[str, Calibration]:
     sets = [s for s in kernel_sets() if s.fit]
     fitted: dict[str, dict] = {}
     estimates: dict[str, list[Estimate]] = {}
-    vector_sets = [s for s in sets if s.family == "vector"]
     order = sorted(set(archs) | {b for a in archs for b in BORROW.get(a, {}).values()}, key=ARCHS.index)
     for name in order:
         gpu = load_arch(name).model_copy(update={"efficiency": None})
@@ -290,7 +289,8 @@ def calibrate(archs: Sequence[str] = ARCHS) -> dict[str, Calibration]:
                 if family != "decode_attention":
                     notes.append(f"{borrowed} from {donor} (no {name} data)")
         data["vector"]["overhead_us"] = data["gemm"]["overhead_us"].get("bf16", 4.0)
-        if name == "a100-sxm-80gb":
+        vector_sets = [s for s in mine if s.family == "vector"]
+        if vector_sets:
             data, found = _fit_stage(gpu, data, "vector", vector_sets)
             mine_estimates += found
             notes.append("vector bandwidth from LLMCompass A100 kernels (plus their host-timing floor, "
@@ -339,7 +339,7 @@ def kernel_points(archs: Sequence[str] = ARCHS) -> list[dict[str, Any]]:
         gpu = load_arch(s.arch)
         out.append({"set": s.name, "arch": s.arch, "family": s.family, "fit": s.fit, "measured_s": s.measured_s,
                     "scored": s.held_out if s.fit else np.ones_like(s.held_out),
-                    "roofline_s": _predict_host(gpu, s, "roofline"), "achieved_s": _predict_host(gpu, s),
+                    "roofline_s": predict_timed(gpu, s, "roofline"), "achieved_s": predict_timed(gpu, s),
                     "group": np.concatenate([np.broadcast_to(op.shape["heads"] / op.shape["kv_heads"],
                                                              np.shape(op.flops)) for op in s.ops])
                     if s.family.endswith("attention") else None})

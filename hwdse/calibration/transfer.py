@@ -9,9 +9,11 @@ it; elsewhere the GPU takes the ``bf16`` (``hbm``) entry. For each device, the s
 that device predicts its held-out rows (LODO); the joint fit's error on the same rows and, where the
 catalog has one, the device's own calibrated block's error are reported beside it.
 
-Elementwise kernels have data on one catalog GPU only (LLMCompass A100), so they transfer the GEMM
-streaming fraction and overhead, as :mod:`hwdse.calibration.kernels` does for GPUs without such data,
-and have no LODO figure.
+Elementwise kernels (LLMCompass softmax, LayerNorm, GeLU) were measured on an A100 and an MI210,
+host-timed: each set's timing floor is a harness term read off its own fastest training row
+(:func:`hwdse.calibration.kernels.host_floor_s`), the streaming fraction is shared. Kernel sets that are
+never fitted, of a GPU without its own calibration (LLMCompass MI210 matmuls), are scored with the
+joint fit: a transfer to a device no fit has seen.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from scipy.optimize import least_squares
 
 from hwdse._catalog import catalog_dir
 from hwdse.calibration.data import KernelSet, kernel_sets
-from hwdse.calibration.kernels import F_SCALE, TOL, errors, predict
+from hwdse.calibration.kernels import F_SCALE, TOL, errors, predict_timed
 from hwdse.hardware import load_arch
 from hwdse.hardware._base import operand_class
 from hwdse.hardware.gpu.transfer import TransferEfficiency, class_family, memory_family, transferred_efficiency
@@ -44,6 +46,7 @@ STAGES: dict[str, tuple[tuple[str, float, float, float], ...]] = {
     "decode_attention": (("decode_bandwidth_fraction", 0.8, 0.1, 1.2),
                          ("decode_half_bandwidth_ctas_per_unit", 0.03, 0.0, 5.0), ("decode_cta_us", 1.5, 0.0, 50.0),
                          ("decode_overhead_cycles", 15000.0, 0.0, 2e5), ("decode_vector_fraction", 0.1, 0.01, 1.0)),
+    "vector": (("vector_bandwidth_fraction", 0.7, 0.05, 1.2),),
     "all_reduce": (("collective_bandwidth_fraction", 0.65, 0.1, 1.2), ("collective_latency_cycles", 10000.0, 0.0, 2e5),
                    ("collective_latency_per_peer_cycles", 3000.0, 0.0, 1e5)),
 }
@@ -55,6 +58,11 @@ SOURCE = ("hwdse calibrate --transfer (hwdse/calibration/transfer.py) on every G
 
 def _sets() -> list[KernelSet]:
     return [s for s in kernel_sets() if s.fit and s.family in STAGES]
+
+
+def _checks() -> list[KernelSet]:
+    """Validation-only sets of GPUs without their own calibration: every row is held out from every fit."""
+    return [s for s in kernel_sets() if not s.fit and s.family in STAGES and load_arch(s.arch).efficiency is None]
 
 
 def _families(kset: KernelSet) -> set[str]:
@@ -105,7 +113,7 @@ def _with(values: dict[str, Any], specs: Sequence[tuple], x: np.ndarray) -> dict
 
 def _predict(shared: TransferEfficiency, kset: KernelSet) -> np.ndarray:
     gpu = load_arch(kset.arch)
-    return predict(gpu.model_copy(update={"efficiency": transferred_efficiency(gpu, shared)}), kset)
+    return predict_timed(gpu.model_copy(update={"efficiency": transferred_efficiency(gpu, shared)}), kset)
 
 
 def fit_transfer(exclude: str | None = None) -> dict[str, Any]:
@@ -130,7 +138,8 @@ def fit_transfer(exclude: str | None = None) -> dict[str, Any]:
 
 
 def _stats(pred: np.ndarray, kset: KernelSet) -> tuple[float, float]:
-    e = errors(pred[kset.held_out], kset.measured_s[kset.held_out])
+    scored = kset.held_out if kset.fit else np.ones_like(kset.held_out)
+    e = errors(pred[scored], kset.measured_s[scored])
     return float(np.median(e)), float(np.percentile(e, 90))
 
 
@@ -138,12 +147,15 @@ def transfer_table(joint: dict[str, Any], lodo: dict[str, dict[str, Any]]) -> li
     """Per kernel set (device x family x format): held-out rows, and median / p90 |relative error| of the
     device's own calibrated block (NaN where it has none), the joint fit and the fit without the device."""
     rows = []
-    for s in _sets():
+    for s in _sets() + _checks():
         gpu = load_arch(s.arch)
-        own = _stats(predict(gpu, s), s) if gpu.efficiency is not None else (np.nan, np.nan)
-        rows.append({"set": s.name, "arch": s.arch, "family": s.family, "rows": int(s.held_out.sum()),
-                     "calibrated": own, "joint": _stats(_predict(_shared(joint), s), s),
-                     "lodo": _stats(_predict(_shared(lodo[s.arch]), s), s) if s.arch in lodo else (np.nan, np.nan)})
+        own = _stats(predict_timed(gpu, s), s) if gpu.efficiency is not None else (np.nan, np.nan)
+        joint_stats = _stats(_predict(_shared(joint), s), s)
+        held = lodo.get(s.arch)
+        rows.append({"set": s.name, "arch": s.arch, "family": s.family, "fitted": s.fit,
+                     "rows": int(s.held_out.sum()) if s.fit else int(s.held_out.size), "calibrated": own,
+                     "joint": joint_stats, "lodo": joint_stats if not s.fit else
+                     _stats(_predict(_shared(held), s), s) if held is not None else (np.nan, np.nan)})
     return rows
 
 
@@ -181,7 +193,10 @@ def _markdown(table: Sequence[dict[str, Any]]) -> list[str]:
 
 
 def in_sample_ratio(row: dict[str, Any]) -> float:
-    """LODO median over the in-sample median: the device's own calibration where it has one, else the joint fit."""
+    """LODO median over the in-sample median: the device's own calibration where it has one, else the joint fit
+    (NaN for a validation-only set: no fit saw its device, so it has no in-sample figure)."""
+    if not row["fitted"]:
+        return float("nan")
     own = row["calibrated"][0] if np.isfinite(row["calibrated"][0]) else row["joint"][0]
     return row["lodo"][0] / own
 

@@ -33,9 +33,11 @@ def table():
 @needs_data
 def test_every_device_with_data_is_left_out_and_scored(table):
     devices = {t["arch"] for t in table}
-    assert devices == {"a100-sxm-80gb", "h100-sxm", "h200", "b200", "gb200", "l40s", "rtx-pro-6000"}
-    assert all(np.isfinite(t["lodo"][0]) and t["rows"] > 20 for t in table)
-    assert {t["family"] for t in table} == {"gemm", "prefill_attention", "decode_attention", "all_reduce"}
+    assert devices == {"a100-sxm-80gb", "h100-sxm", "h200", "b200", "gb200", "l40s", "rtx-pro-6000", "mi210"}
+    assert all(np.isfinite(t["lodo"][0]) and t["rows"] >= 5 for t in table)
+    assert {t["family"] for t in table} == {"gemm", "prefill_attention", "decode_attention", "vector", "all_reduce"}
+    checks = [t for t in table if not t["fitted"]]  # never fitted: the AMD MI210's matmuls
+    assert [t["set"] for t in checks] == ["llmcompass_matmul_MI210"] and np.isnan(transfer.in_sample_ratio(checks[0]))
 
 
 @needs_data
@@ -47,11 +49,13 @@ def test_leaving_a_device_out_costs_at_most_twice_its_in_sample_error_but_where_
 
 @needs_data
 def test_committed_figures_reproduce_the_report(table):
-    """Held-out medians of validation/transfer.md (+-0.5 points): GEMM on the GPUs without a block of their own."""
+    """Held-out medians of validation/transfer.md (+-0.5 points): GEMM on the GPUs without a block of their own,
+    elementwise kernels of the A100 predicted from the MI210's and back, and the MI210's matmuls (no fit saw it)."""
     lodo = {t["set"]: t["lodo"][0] for t in table}
     for name, median in {"aic_gemm_gb200_trtllm1.3.0rc20_fp8": 0.111, "aic_gemm_l40s_trtllm1.3.0rc20_bf16": 0.199,
                          "aic_gemm_rtx_pro_6000_server_trtllm1.3.0rc20_bf16": 0.124,
-                         "aic_nccl_h100_sxm_nccl2.29.2": 0.199}.items():
+                         "aic_nccl_h100_sxm_nccl2.29.2": 0.199, "llmcompass_softmax_A100": 0.093,
+                         "llmcompass_softmax_MI210": 0.197, "llmcompass_matmul_MI210": 0.148}.items():
         assert lodo[name] == pytest.approx(median, abs=0.005), name
 
 

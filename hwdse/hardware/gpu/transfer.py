@@ -8,7 +8,9 @@ GPUs and fitted jointly on every GPU with kernel data (``hwdse calibrate --trans
 * compute as a fraction of the datasheet peak, per arithmetic-class family (``bf16`` for 16- and
   32-bit classes, ``fp8`` for 8- and 6-bit, ``fp4`` for 4-bit), and fixed overheads per family in us;
 * off-chip streaming as a fraction of datasheet bandwidth per memory family (``hbm``, ``gddr``), and
-  weights small enough to stay in L2 between calls read at an L2 rate per SM and cycle;
+  weights small enough to stay in L2 between calls read at an L2 rate per SM and cycle; elementwise
+  kernels' streaming fraction (their fixed cost is the GEMMs' ``bf16`` overhead: the measured ones were
+  host-timed, their floor is the harness's);
 * the decode-attention occupancy constant per SM (``x 'units'``) and the decode and NCCL latencies in
   clock cycles (``/ clock``), the kernel mechanisms of :mod:`hwdse.hardware.gpu.efficiency` unchanged.
 
@@ -75,6 +77,7 @@ class TransferEfficiency(Spec):
     decode_cta_us: _Us
     decode_overhead_cycles: _Cycles
     decode_vector_fraction: _Frac
+    vector_bandwidth_fraction: _Frac = Field(description="elementwise and normalisation kernels' streaming")
     collective_bandwidth_fraction: _Frac
     collective_latency_cycles: _Cycles
     collective_latency_per_peer_cycles: _Cycles
@@ -108,7 +111,7 @@ def transferred_efficiency(gpu: Any, shared: TransferEfficiency) -> GPUEfficienc
         decode_half_bandwidth_ctas=shared.decode_half_bandwidth_ctas_per_unit * gpu.compute.units,
         decode_cta_us=shared.decode_cta_us, decode_overhead_us=shared.decode_overhead_cycles * cycle_us,
         decode_max_group=DECODE_MAX_GROUP, decode_vector_fraction=shared.decode_vector_fraction)
-    vector = VectorEfficiency.model_construct(bandwidth_fraction=bandwidth,
+    vector = VectorEfficiency.model_construct(bandwidth_fraction=shared.vector_bandwidth_fraction,
                                               overhead_us=shared.overhead_us["bf16"])
     collective = CollectiveEfficiency.model_construct(
         bandwidth_fraction=shared.collective_bandwidth_fraction,
