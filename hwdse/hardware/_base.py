@@ -93,9 +93,9 @@ def resolve_mode(mode: str, *archs: Any) -> Mode:
         return "roofline" if lacking else "achieved"
     if mode == "achieved" and lacking:
         a = lacking[0]
-        raise HwdseError(f"arch {a.name}", "mode", f"achieved mode needs calibrated, transferred or derived efficiencies, which "
-                                                   f"this {a.kind} arch lacks; use roofline (or auto: roofline for "
-                                                   "every system)")
+        raise HwdseError(f"arch {a.name}", "mode", f"achieved mode needs calibrated, transferred or derived "
+                                                   f"efficiencies, which this {a.kind} arch lacks; use roofline (or "
+                                                   "auto: roofline for every system)")
     return mode
 
 

@@ -142,7 +142,7 @@ def test_cli_errors_are_one_line():
     result = runner.invoke(app, ["calibrate", "--arch", "a6000"])
     assert result.exit_code == 2 and "no calibration data for 'a6000'" in result.output
     result = runner.invoke(app, ["evaluate", "--arch", "decode-accel", "--mode", "achieved"])
-    assert result.exit_code == 2 and "achieved mode needs calibrated, transferred or derived efficiencies" in result.output
+    assert result.exit_code == 2 and "achieved mode needs calibrated, transferred or derived" in result.output
 
 
 @needs_data

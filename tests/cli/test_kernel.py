@@ -60,8 +60,8 @@ def test_attention_decode_is_memory_bound_on_a_long_cache() -> None:
 @pytest.mark.parametrize("args, message", [(["--op", "conv"], "--op: must be one of"),
                                            (["--op", "gemm", "--m", "0", "--n", "1", "--k", "1"], "--m: must be >= 1"),
                                            (["--op", "vector", "--name", "foo", "--elements", "4"], "--name: unknown"),
-                                           (["--arch", "decode-accel", "--mode", "achieved", "--m", "1", "--n", "1", "--k",
-                                             "1"], "achieved mode needs calibrated, transferred or derived efficiencies")])
+                                           (["--arch", "decode-accel", "--mode", "achieved", "--m", "1", "--n", "1",
+                                             "--k", "1"], "achieved mode needs calibrated, transferred or derived")])
 def test_bad_options_are_one_line(args: list[str], message: str) -> None:
     result = runner.invoke(app, ["kernel", *args])
     assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output
