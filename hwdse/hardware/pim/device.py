@@ -24,7 +24,6 @@ Achieved mode (basis ``derived``): the units sustain ``bank_efficiency`` of thei
 memory technology's DRAM timing (:mod:`hwdse.hardware.pim.banks`: row activation and precharge per
 page, all-bank refresh); their compute and bank-streaming terms are divided by it. Link transfers,
 mode switches, buffer-die vector work and the controller keep their rates (no sourced efficiency).
-
 Overlap rule: none here — an operator on PIM and one on the host never run at the same time
 (blocked mode forbids it on shared memory; the decode dependence chain q/k/v -> attention ->
 o_proj serialises them). :mod:`hwdse.hardware.pim.system` adds AttAcc's two overlaps for
