@@ -13,13 +13,18 @@ from hwdse._params import Number
 from hwdse.formats import get
 from hwdse.workload.ops import Op
 
-__all__ = ["Timing", "Device", "Mode", "MODES", "DEFAULT_MODE", "Basis", "resolve_mode", "basis_of", "COMPUTE_CLASSES",
+__all__ = ["Timing", "Device", "Mode", "MODES", "DEFAULT_MODE", "Basis", "BASES", "weakest", "resolve_mode", "basis_of",
+           "COMPUTE_CLASSES",
            "join_classes", "operand_class", "UPCAST", "upcast"]
 
 Mode = Literal["roofline", "achieved"]
 # What a prediction rests on: the device's own fitted efficiencies, efficiencies transferred from the
-# devices with data (hwdse.hardware.gpu.transfer), or the roofline bound.
-Basis = Literal["calibrated", "transferred", "roofline"]
+# devices with data (hwdse.hardware.gpu.transfer), an efficiency derived from a sourced mechanism and
+# fitted to no measurement of the device (PIM units: DRAM timing, hwdse.hardware.pim.banks), or the
+# roofline bound.
+Basis = Literal["calibrated", "transferred", "derived", "roofline"]
+# The achieved bases, strongest first: a system of several parts rests on its weakest part's.
+BASES = ("calibrated", "transferred", "derived")
 MODES = ("auto", "achieved", "roofline")
 # One default for the API, the CLI and studies: achieved where every system of a result has an
 # achieved basis, else the roofline for all of them (never one basis beside another).
@@ -91,10 +96,17 @@ def resolve_mode(mode: str, *archs: Any) -> Mode:
         return "roofline" if lacking else "achieved"
     if mode == "achieved" and lacking:
         a = lacking[0]
-        raise HwdseError(f"arch {a.name}", "mode", f"achieved mode needs calibrated or transferred efficiencies, which "
-                                                   f"this {a.kind} arch lacks; use roofline (or auto: roofline for "
-                                                   "every system)")
+        raise HwdseError(f"arch {a.name}", "mode", f"achieved mode needs calibrated, transferred or derived "
+                                                   f"efficiencies, which this {a.kind} arch lacks; use roofline (or "
+                                                   "auto: roofline for every system)")
     return mode
+
+
+def weakest(*bases: Basis | None) -> Basis | None:
+    """The weakest of the parts' achieved bases (``BASES`` order); None if any part has none."""
+    if any(b is None for b in bases):
+        return None
+    return max(bases, key=BASES.index)
 
 
 def basis_of(arch: Any, mode: Mode) -> Basis:

@@ -2,7 +2,9 @@
 a difference between two predictions exceeds their bands.
 
 A device that answers ``error_band(family)`` (GPUs and systems of them: the held-out |relative error|
-of its own calibration, else the leave-one-device-out error of the transferred parameters) gives each
+of its own calibration, else the leave-one-device-out error of the transferred parameters; PIM devices,
+whose basis is ``derived`` from DRAM timing with no measured PIM kernels to hold out: the spread between
+the derived time and its optimistic bound; GPU + PIM systems: the wider of the two) gives each
 operator the p90 of its kernel family. A phase's band is the time-weighted mean of its operators'
 (errors of one device's kernels taken as fully correlated, so the band is an upper bound rather than
 a root-sum-square). A roofline prediction has no band: it is a bound (NaN here, ``basis`` says why).

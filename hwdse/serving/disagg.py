@@ -139,6 +139,7 @@ def serve_disaggregated(model: Any, prefill_arch: Any, decode_arch: Any, *, conc
     ds.attrs.update(model=pre.model.name, prefill_arch=pre.arch.name, decode_arch=dec.arch.name, arch=
                     f"{pre.arch.name} -> {dec.arch.name}", mode=pre.mode, engine=eng.name,
                     basis=f"{basis_of(pre.arch, pre.mode)}/{basis_of(dec.arch, dec.mode)}",
+                    prefill_basis=basis_of(pre.arch, pre.mode), decode_basis=basis_of(dec.arch, dec.mode),
                     traffic="closed" if closed else "open",
                     speculative=json.dumps(speculative.model_dump(exclude={"sources"})) if speculative else "")
     return ds

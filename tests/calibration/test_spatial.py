@@ -87,7 +87,7 @@ def test_achieved_mode_changes_decode_only_and_auto_picks_it_for_calibrated_chip
 
 
 def test_achieved_mode_without_an_efficiency_block_is_a_one_line_error():
-    with pytest.raises(HwdseError, match="graphcore-bow: mode: achieved mode needs calibrated or transferred efficiencies"):
+    with pytest.raises(HwdseError, match="graphcore-bow: mode: achieved mode needs calibrated, transferred or derived"):
         evaluate("llama-2-7b", "graphcore-bow", mode="achieved", batch=1, prompt=128, gen=8)
 
 

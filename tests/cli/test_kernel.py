@@ -36,8 +36,19 @@ def test_a_gpu_without_data_takes_the_transferred_efficiencies() -> None:
     roof = _kernel("--arch", "mi300x", "--op", "gemm", "--m", "4096", "--n", "4096", "--k", "4096", "--dtype",
                    "fp8-e4m3", "--mode", "roofline")
     assert out["basis"] == "transferred" and out["mode"] == "achieved" and out["time_s"] > roof["time_s"]
-    pim = _kernel("--arch", "hbm3-pim", "--op", "gemm", "--m", "1", "--n", "8192", "--k", "8192", "--dtype", "fp16")
-    assert pim["basis"] == "roofline" and pim["mode"] == "roofline"
+
+
+def test_a_pim_unit_runs_at_its_dram_timing_derived_efficiency() -> None:
+    """hbm3-pim: basis derived; the achieved time is the roofline's over the bank efficiency, and the band
+    reaches down to that optimistic bound."""
+    gemv = ("--arch", "hbm3-pim", "--op", "gemm", "--m", "1", "--n", "8192", "--k", "8192", "--dtype", "fp16")
+    pim, roof = _kernel(*gemv), _kernel(*gemv, "--mode", "roofline")
+    assert pim["basis"] == "derived" and pim["mode"] == "achieved" and roof["basis"] == "roofline"
+    efficiency = float(load_arch("hbm3-pim").bank_efficiency)
+    assert pim["memory_s"] == pytest.approx(roof["memory_s"] / efficiency)
+    assert pim["band_s"][0] == pytest.approx(roof["time_s"]) and "optimistic bound" in pim["band"]
+    text = runner.invoke(app, ["kernel", *gemv]).output
+    assert "basis derived" in text
 
 
 def test_attention_decode_is_memory_bound_on_a_long_cache() -> None:
@@ -49,8 +60,8 @@ def test_attention_decode_is_memory_bound_on_a_long_cache() -> None:
 @pytest.mark.parametrize("args, message", [(["--op", "conv"], "--op: must be one of"),
                                            (["--op", "gemm", "--m", "0", "--n", "1", "--k", "1"], "--m: must be >= 1"),
                                            (["--op", "vector", "--name", "foo", "--elements", "4"], "--name: unknown"),
-                                           (["--arch", "hbm3-pim", "--mode", "achieved", "--m", "1", "--n", "1", "--k",
-                                             "1"], "achieved mode needs calibrated or transferred efficiencies")])
+                                           (["--arch", "decode-accel", "--mode", "achieved", "--m", "1", "--n", "1",
+                                             "--k", "1"], "achieved mode needs calibrated, transferred or derived")])
 def test_bad_options_are_one_line(args: list[str], message: str) -> None:
     result = runner.invoke(app, ["kernel", *args])
     assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output
@@ -73,7 +84,7 @@ def test_the_band_is_the_held_out_error_of_the_basis_used() -> None:
     shared = load_transfer().held_out
     assert (borrowed["band_median_rel"], borrowed["band_p90_rel"]) == tuple(shared["decode_attention"])
     assert (transferred["band_median_rel"], transferred["band_p90_rel"]) == tuple(shared["gemm"])
-    bound = _kernel("--arch", "hbm3-pim", *gemm, "--dtype", "fp16")
+    bound = _kernel("--arch", "hbm3-pim", *gemm, "--dtype", "fp16", "--mode", "roofline")
     assert bound["band_s"] == [bound["time_s"], None]
 
 

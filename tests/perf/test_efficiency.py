@@ -87,8 +87,8 @@ def test_wave_quantisation_steps_up_past_a_full_wave():
 
 
 def test_a_kind_without_an_achieved_basis_refuses_achieved_mode():
-    with pytest.raises(HwdseError, match="achieved mode needs calibrated or transferred efficiencies") as err:
-        evaluate("llama-2-7b", "hbm3-pim", mode="achieved", weights="fp16", activations="fp16", kv="fp16")
+    with pytest.raises(HwdseError, match="achieved mode needs calibrated, transferred or derived") as err:
+        evaluate("llama-2-7b", "decode-accel", mode="achieved")
     assert "\n" not in str(err.value)
     assert evaluate("llama-2-7b", "a6000", mode="achieved").attrs["basis"] == "transferred"
 

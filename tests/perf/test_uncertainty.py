@@ -39,6 +39,9 @@ def test_verdicts_say_when_a_win_is_within_the_bands() -> None:
     for i, batch in enumerate(data.batch.values):
         gap = abs(float(tput.sel(system="MI300X")[i] / tput.sel(system="GPU")[i]) - 1)
         assert (batch in record["beyond_band"]) == (gap > float(band.sel(system="MI300X")[i] + band.sel(system="GPU")[i]))
-    bounds = pim_vs_gpu([1], [512], 32, models=["llama-2-7b"],
-                        systems={"GPU": ("dgx-a100", "fp16"), "AttAcc": ("dgx-a100-attacc", "fp16")})
+    pim = {"GPU": ("dgx-a100", "fp16"), "AttAcc": ("dgx-a100-attacc", "fp16")}
+    bounds = pim_vs_gpu([1], [512], 32, models=["llama-2-7b"], systems=pim, mode="roofline")
     assert crossovers(bounds)[0]["beyond_band"] is None  # roofline bounds: no verdict beyond them
+    derived = pim_vs_gpu([1], [512], 32, models=["llama-2-7b"], systems=pim)  # PIM units: the derived band
+    assert isinstance(crossovers(derived)[0]["beyond_band"], list)
+    assert float(derived.tpot_band.sel(system="AttAcc").max()) > 0

@@ -41,13 +41,31 @@ def test_dataset_shape_and_limits(small):
     assert bool((small.decode_energy_j_per_token <= small.energy_j_per_token).all())
 
 
-def test_crossover_records(small):
+def _record(records, system, prompt=512):
+    return next(r for r in records if r["system"] == system and r["prompt"] == prompt)
+
+
+def test_crossover_records_at_the_roofline():
+    """Every system at its bound: GPU+HBM-PIM wins small batches and loses at 512; host-mediated AiM never
+    wins 70B decode."""
+    records = crossovers(pim_vs_gpu([1, 8, 64, 512], [512, 32768], gen=16, models=["llama-2-70b"], mode="roofline"))
+    pim = _record(records, "GPU+HBM-PIM")
+    assert pim["pim_wins"] == [1.0, 8.0, 64.0] and pim["crossovers"] == [(64.0, 512.0, "GPU")]
+    aim = _record(records, "AiM")
+    assert aim["pim_wins"] == [] and aim["crossovers"] == [] and aim["beyond_band"] is None
+
+
+def test_crossover_records_achieved(small):
+    """The default (auto: achieved; the GPUs calibrated, the PIM units derived): the GPUs' achieved small-batch
+    decode is about 3x their roofline while AiM's host-bound steps barely move, so AiM wins batches 1-8, beyond
+    the bands at batch 1; GPU+HBM-PIM is at least as fast at every batch, beyond the bands at batch 1 only."""
+    assert small.attrs["mode"] == "achieved" and list(small.basis.values) == ["calibrated", "derived", "derived"]
     records = crossovers(small)
-    pim = next(r for r in records if r["system"] == "GPU+HBM-PIM" and r["prompt"] == 512)
-    assert 1.0 in pim["pim_wins"] and 512.0 not in pim["pim_wins"]
-    assert pim["crossovers"] and pim["crossovers"][-1][2] == "GPU"
-    aim = next(r for r in records if r["system"] == "AiM" and r["prompt"] == 512)
-    assert aim["pim_wins"] == [] and aim["crossovers"] == []  # host-mediated AiM never wins 70B decode
+    pim = _record(records, "GPU+HBM-PIM")
+    assert pim["pim_wins"] == [1.0, 8.0, 64.0, 512.0] and pim["beyond_band"] == [1.0]
+    aim = _record(records, "AiM")
+    assert aim["pim_wins"] == [1.0, 8.0] and aim["crossovers"] == [(8.0, 64.0, "GPU")]
+    assert aim["beyond_band"] == [1.0, 512.0]
 
 
 def test_write_report(small, tmp_path):

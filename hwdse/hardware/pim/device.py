@@ -20,6 +20,10 @@ explicit, and every limit is a spec field a study can vary (dotted paths for ``w
 Transfer rule: all host<->PIM traffic is charged to the PIM operator at the boundary (input when
 the previous operator ran on the host, output when the next one does; a layer's operators wrap
 around); moving a vector between PIM units (e.g. q to the units holding K) is not charged.
+Achieved mode (basis ``derived``): the units sustain ``bank_efficiency`` of their peak, derived from the
+memory technology's DRAM timing (:mod:`hwdse.hardware.pim.banks`: row activation and precharge per
+page, all-bank refresh); their compute and bank-streaming terms are divided by it. Link transfers,
+mode switches, buffer-die vector work and the controller keep their rates (no sourced efficiency).
 Overlap rule: none here — an operator on PIM and one on the host never run at the same time
 (blocked mode forbids it on shared memory; the decode dependence chain q/k/v -> attention ->
 o_proj serialises them). :mod:`hwdse.hardware.pim.system` adds AttAcc's two overlaps for
@@ -42,6 +46,7 @@ from hwdse.formats import get
 from hwdse.hardware._base import COMPUTE_CLASSES, Basis, Mode, Timing, operand_class
 from hwdse.hardware.energy import compute_energy_J, dram_energy_J
 from hwdse.hardware.memory import MemorySystem
+from hwdse.hardware.pim.banks import DRAMTiming, bank_efficiency, load_dram_timing
 from hwdse.workload.ops import Op
 
 __all__ = ["PIM", "PIMUnits", "PIMLink", "PIMCards", "Controller", "pim_work", "boundaries", "merge"]
@@ -145,8 +150,32 @@ class PIM(Spec):
     # -- derived quantities (SI units) ---------------------------------------------------------
     @property
     def achieved_basis(self) -> Basis | None:
-        """None: PIM units run at DRAM-timing rates (the roofline); no achieved model yet."""
-        return None
+        """``derived`` where the memory technology has a DRAM timing (``arch/dram-timing/``), else None."""
+        return "derived" if self.dram_timing is not None else None
+
+    @property
+    def dram_timing(self) -> DRAMTiming | None:
+        """Bank timing of the memory technology (None: the catalog has none for it)."""
+        return load_dram_timing(self.memory.technology)
+
+    @property
+    def bank_efficiency(self) -> Number:
+        """Fraction of the units' peak rate sustained: row activations, precharges and refresh
+        (:func:`hwdse.hardware.pim.banks.bank_efficiency`)."""
+        timing = self.dram_timing
+        if timing is None:
+            raise HwdseError(f"arch {self.name}", "memory.technology",
+                             f"no DRAM timing for {self.memory.technology!r} in arch/dram-timing/; achieved mode "
+                             "needs one (use roofline)")
+        return bank_efficiency(timing, self.units.placement, self.units.per_device, self.units.bytes_per_cycle,
+                               1.0 / self._rate())
+
+    def error_band(self, family: str) -> tuple[float, float]:
+        """Median and p90 relative band of an achieved time, any kernel family: no measured PIM kernels
+        exist to take it from, so both are the spread to the optimistic bound (every row overhead
+        hidden, no refresh: the roofline), ``1 / bank_efficiency - 1``."""
+        spread = float(np.max(1.0 / self.bank_efficiency - 1.0))
+        return spread, spread
 
     @property
     def static_power_W(self) -> Number:
@@ -221,8 +250,9 @@ class PIM(Spec):
         return (f"op {op.name} needs {operand_class(op.operands)} arithmetic; the PIM units compute "
                 f"{', '.join(self.units.formats)}")
 
-    def timing(self, op: Op, inbound: Any = True, outbound: Any = True) -> Timing:
-        """One instance of ``op`` on the PIM units; ``inbound``/``outbound``: it crosses the link."""
+    def timing(self, op: Op, inbound: Any = True, outbound: Any = True, mode: Mode = "roofline") -> Timing:
+        """One instance of ``op`` on the PIM units; ``inbound``/``outbound``: it crosses the link; in
+        ``achieved`` mode the units' terms run at ``bank_efficiency`` of their peak."""
         work = _WORK_OF_KIND[op.kind]
         if work == "elementwise":
             cls, peak, bw = "vector", self.vector_Bps, self.vector_Bps  # 1 op per byte-rate cycle
@@ -251,7 +281,9 @@ class PIM(Spec):
         if self.cards is not None:
             energy = energy + self._card_energy(op, work, inbound, outbound)
         runs = work == "elementwise" or cls in self.units.formats  # no datapath for cls: infinite time
-        return Timing(op, "pim", cls, op.flops / peak if runs else np.inf, streamed / bw,
+        on_units = work != "elementwise" or self.units.vector_at == "units"
+        eff = self.bank_efficiency if mode == "achieved" and on_units else 1.0
+        return Timing(op, "pim", cls, op.flops / (peak * eff) if runs else np.inf, streamed / (bw * eff),
                       {"communication": comm, "mode_switch": switches},
                       peak_ops_per_s=peak, bandwidth_Bps=bw, energy_J=energy)
 
@@ -298,11 +330,9 @@ class PIM(Spec):
 
     def schedule(self, ops: Sequence[Op], mode: Mode = "roofline") -> list[Timing]:
         """Standalone: every op the units can run goes to PIM (prefill too), the rest to the controller."""
-        if mode != "roofline":
-            raise HwdseError(f"arch {self.name}", "mode", f"{mode!r} needs calibrated efficiencies; use 'roofline'")
         on_pim = [pim_work(self, op, required=op.kind in ("gemm", "attention")) for op in ops]
         inbound, outbound = boundaries(ops, on_pim)
-        return [self.timing(op, i, o) if p else self.controller_timing(op)
+        return [self.timing(op, i, o, mode) if p else self.controller_timing(op)
                 for op, p, i, o in zip(ops, on_pim, inbound, outbound)]
 
 

@@ -35,7 +35,7 @@ from pydantic import Field, TypeAdapter, field_validator, model_validator
 
 from hwdse._catalog import Spec, load, locate, read
 from hwdse._params import Number, quantity
-from hwdse.hardware._base import Basis, Mode, Timing
+from hwdse.hardware._base import Basis, Mode, Timing, weakest
 from hwdse.hardware.energy import dram_energy_J
 from hwdse.hardware.gpu.device import GPU
 from hwdse.hardware.pim.device import PIM, boundaries, merge, pim_work
@@ -174,8 +174,17 @@ class GpuPim(Spec):
 
     @property
     def achieved_basis(self) -> Basis | None:
-        """None: the PIM side has no achieved model (its units run at DRAM-timing rates, the roofline)."""
-        return None
+        """The weaker of its parts' bases (the xPU's own, the PIM units' ``derived``); None if either lacks one."""
+        return weakest(self.xpu.achieved_basis, self.pim.achieved_basis)
+
+    def error_band(self, family: str) -> tuple[float, float] | None:
+        """The wider of the xPU's and the PIM units' bands of ``family`` (an operator may run on either;
+        None where the xPU has no held-out data for it)."""
+        host = self.xpu.error_band(family)
+        if host is None:
+            return None
+        pim = self.pim.error_band(family)
+        return max(host[0], pim[0]), max(host[1], pim[1])
 
     @property
     def power_W(self) -> Number:
@@ -196,15 +205,15 @@ class GpuPim(Spec):
                          for op in ops)
         by_name = {t.op.name: t for t in host}
         moe = any(op.shape.get("experts", 1) > 1 for op in ops)
-        on_pim = [self._place(op, by_name.get(op.name), moe) if decode else False for op in ops]
+        on_pim = [self._place(op, by_name.get(op.name), mode, moe) if decode else False for op in ops]
         inbound, outbound = boundaries(ops, on_pim)
         swapped = {}
         for op, p, i, o in zip(ops, on_pim, inbound, outbound):
             if op.name in by_name and not (isinstance(p, (bool, np.bool_)) and not p):
-                swapped[op.name] = merge(p, self.pim.timing(op, i, o), by_name[op.name])
+                swapped[op.name] = merge(p, self.pim.timing(op, i, o, mode), by_name[op.name])
             elif decode and self.fc == "split" and op.name in _FFN and op.name in by_name:
                 pim_work(self.pim, op, required=True)
-                swapped[op.name] = _split(by_name[op.name], self.pim.timing(op, True, True))
+                swapped[op.name] = _split(by_name[op.name], self.pim.timing(op, True, True, mode))
         out = [swapped.get(t.op.name, t) for t in host]
         return self._overlap(out, decode) if self.overlap == "heads" else out
 
@@ -229,9 +238,9 @@ class GpuPim(Spec):
         at = max(i for i, t in enumerate(timings) if t.op.name in _PROJECTIONS) + 1 if proj else len(timings)
         return timings[:at] + [credit] + timings[at:]
 
-    def _place(self, op: Op, gpu: Timing | None, moe: bool = False) -> Any:
-        """Whether ``op`` runs in PIM (a bool, or a boolean array over a swept batch); ``moe``: ``op`` is
-        from an MoE model's table."""
+    def _place(self, op: Op, gpu: Timing | None, mode: Mode, moe: bool = False) -> Any:
+        """Whether ``op`` runs in PIM (a bool, or a boolean array over a swept batch); ``gpu``: its xPU timing
+        in ``mode``; ``moe``: ``op`` is from an MoE model's table."""
         if gpu is None:
             return False
         if op.name in _ATTENTION:
@@ -250,7 +259,7 @@ class GpuPim(Spec):
             return rows <= self.fc_batch_threshold
         if not self.pim.runnable(op):
             return False
-        return self.pim.timing(op, True, True).seconds < gpu.seconds
+        return self.pim.timing(op, True, True, mode).seconds < gpu.seconds
 
     def _kv_to_pim(self, t: Timing, op: Op) -> Timing:
         """The K/V rows an xPU op writes also cross the link into the PIM devices (parallel links)."""
