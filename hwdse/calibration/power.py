@@ -33,7 +33,7 @@ from hwdse.hardware.power import GPUPower
 from hwdse.hardware.systems.multi import with_parallelism
 from hwdse.serving import serve
 
-__all__ = ["PowerRow", "power_rows", "power_parts", "fit_power", "predict_power", "leave_one_out", "committed_params",
+__all__ = ["PowerRow", "power_rows", "power_parts", "fit_power", "predict_power", "leave_one_out", "from_other_gpus", "committed_params",
            "power_table", "summary", "calibrate_power", "FIT_ARCHS", "TRANSFERS"]
 
 FILE = "gpu_serving_power.csv"
@@ -139,14 +139,28 @@ def leave_one_out(rows: list[PowerRow], parts: np.ndarray) -> np.ndarray:
     return out
 
 
-def _write(params: dict[str, float], source: str) -> list[Path]:
+def from_other_gpus(rows: list[PowerRow], parts: np.ndarray, params: dict[str, float]) -> np.ndarray:
+    """Each row predicted as a GPU without power measurements is (:class:`hwdse.hardware.power.SharedPower`):
+    idle and busy floors at the other measured GPUs' fractions of TDP, the fitted energy factors (W)."""
+    out = np.empty(len(rows))
+    for i, r in enumerate(rows):
+        others = [load_arch(a) for a in FIT_ARCHS if a != TRANSFERS.get(r.arch, r.arch)]
+        floors = np.mean([(g.power.idle_W + params[f"busy_W:{g.name}"]) / g.tdp_W for g in others])
+        tdp = load_arch(r.arch).tdp_W
+        out[i] = min(floors * tdp + params["compute_scale"] * parts[i, 1] + params["memory_scale"] * parts[i, 2]
+                     + parts[i, 3], tdp)
+    return out
+
+
+def _write(params: dict[str, float], source: str, held_out_p90: float) -> list[Path]:
     """Rewrite the ``power:`` line (idle kept, fitted terms set) and ``sources.power`` of every fitted or
     transferred GPU's ``arch/<name>.yaml``; other lines kept."""
     paths = []
     for arch in (*FIT_ARCHS, *TRANSFERS):
         path = catalog_dir("arch") / f"{arch}.yaml"
         values = {"idle_W": load_arch(arch).power.idle_W, "busy_W": params[f"busy_W:{TRANSFERS.get(arch, arch)}"],
-                  "compute_scale": params["compute_scale"], "memory_scale": params["memory_scale"]}
+                  "compute_scale": params["compute_scale"], "memory_scale": params["memory_scale"],
+                  "held_out_p90": held_out_p90}
         lines = []
         for line in path.read_text().splitlines():
             if line.startswith("power: {"):
@@ -177,7 +191,7 @@ def power_table(refit: bool = False) -> dict[str, Any]:
     params = fit_power([rows[i] for i in train], parts[train]) if refit else committed_params()
     return {"rows": rows, "measured": np.array([r.power_w for r in rows]), "params": params,
             "predicted": predict_power(rows, parts, params), "loo": leave_one_out(rows, parts),
-            "held_out": np.array([r.held_out for r in rows])}
+            "other_gpus": from_other_gpus(rows, parts, params), "held_out": np.array([r.held_out for r in rows])}
 
 
 def summary(table: dict[str, Any]) -> str:
@@ -185,9 +199,11 @@ def summary(table: dict[str, Any]) -> str:
     err = np.abs(table["predicted"] / table["measured"] - 1)
     loo = np.abs(table["loo"] / table["measured"] - 1)
     held = table["held_out"]
+    other = np.abs(table["other_gpus"] / table["measured"] - 1)
     return (f"held-out median/max |error| {np.median(err[held]) * 100:.1f}/{err[held].max() * 100:.1f} % "
             f"({held.sum()} rows); leave-one-out median/p90 {np.median(loo) * 100:.1f}/"
-            f"{np.percentile(loo, 90) * 100:.1f} % ({len(loo)} rows)")
+            f"{np.percentile(loo, 90) * 100:.1f} % ({len(loo)} rows); floors from the other GPUs' fractions of "
+            f"TDP median/p90 {np.median(other) * 100:.1f}/{np.percentile(other, 90) * 100:.1f} %")
 
 
 def calibrate_power(write: bool) -> list[str]:
@@ -202,5 +218,6 @@ def calibrate_power(write: bool) -> list[str]:
     if write:
         source = (f"busy_W, compute_scale, memory_scale fitted by hwdse calibrate --power on validation/{FILE} "
                   f"(ML.ENERGY v3 vLLM serving, training rows 4 of 5 by id hash); {summary(table)}")
-        lines += [f"wrote {p}" for p in _write(table["params"], source)]
+        loo_p90 = float(np.percentile(np.abs(table["loo"] / table["measured"] - 1), 90))
+        lines += [f"wrote {p}" for p in _write(table["params"], source, loo_p90)]
     return lines

@@ -7,7 +7,9 @@ The PE accelerator derives it from leakage per mm^2; a GPU with a :class:`GPUPow
 measured idle board power and a calibrated floor while kernels run, and a GPU without one takes
 :class:`SharedPower`'s block: floors in proportion to its TDP and the energy factors the measured
 GPUs share (systems of GPUs sum their members). PIM devices charge their DRAM's background and
-refresh power and, packaged as cards, their hosts'; spatial chips report dynamic energy alone.
+refresh power and, packaged as cards, their hosts'; spatial chips the GPUs' floors as fractions of
+their chip power. :class:`SharedPower` also holds the supply curve a power budget throttles along
+(:mod:`hwdse.perf.power_cap`).
 
 A GPU's per-operator energies (``hwdse.hardware.energy``: Horowitz MACs, DRAM and on-chip pJ/bit)
 leave out what a real SM spends per instruction (fetch, scheduling, register files, operand
@@ -77,6 +79,8 @@ class GPUPower(Spec):
                                                                      "energy (calibrated)")
     memory_scale: quantity(ge=0, unit="1") = Field(1.0, description="measured board energy per modelled byte-moving "
                                                                     "energy, DRAM to SM (calibrated)")
+    held_out_p90: quantity(ge=0, unit="1") | None = Field(None, description="p90 |relative error| of board power "
+                                                                            "while serving, each run left out of the fit")
 
     @property
     def running_W(self) -> Number:
@@ -97,6 +101,8 @@ class SharedPower(Spec):
     memory_scale: quantity(ge=0, unit="1")
     held_out: dict[str, float] = Field(default_factory=dict, description="check -> relative error of a GPU "
                                                                           "predicted without its own data")
+    board_p90: quantity(ge=0, unit="1") = Field(description="p90 |relative error| of the measured GPUs' serving board "
+                                                            "power predicted with the others' fractions of TDP")
     vf: VFCurve = Field(description="supply against clock of the logic node a budget throttles along")
     boost_GHz: quantity(gt=0, unit="GHz") = Field(description="the point of ``vf`` a part's rated clock sits at")
 
@@ -119,7 +125,8 @@ class SharedPower(Spec):
         """The block a GPU of ``tdp_W`` gets."""
         return GPUPower.model_construct(idle_W=self.idle_fraction_of_tdp * tdp_W,
                                         busy_W=self.busy_fraction_of_tdp * tdp_W,
-                                        compute_scale=self.compute_scale, memory_scale=self.memory_scale)
+                                        compute_scale=self.compute_scale, memory_scale=self.memory_scale,
+                                        held_out_p90=self.board_p90)
 
 
 @cache

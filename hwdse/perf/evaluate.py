@@ -20,7 +20,7 @@ from hwdse.perf.footprint import Footprint, footprint
 from hwdse.perf.phases import PhaseOps, decode_phase, prefill_phase
 from hwdse.perf.power_cap import capped, over_budget
 from hwdse.perf.roofline import bound
-from hwdse.perf.uncertainty import phase_band
+from hwdse.perf.uncertainty import energy_band, phase_band
 from hwdse.workload import ModelConfig, Scenario, load_model, operator_table
 from hwdse.workload.scenario import scenario as named_scenario
 
@@ -107,12 +107,16 @@ def evaluate(model: Any, arch: Any, scenario: Scenario | str | None = None, *, m
     dynamic = prefill_j + scen.gen * decode_j
     energy = dynamic + charged * e2e
     decode_j = decode_j + charged * tpot
+    ttft_band, tpot_band = phase_band(arch, basis, prefill, False), phase_band(arch, basis, decode, True)
     data = {
         "ttft_s": (ttft, "s", "time to first token (prefill of the whole batch)"),
         "tpot_s": (tpot, "s", "time per output token: mean decode step over the generated tokens"),
-        "ttft_band": (phase_band(arch, basis, prefill, False), "1", "p90 relative error of TTFT from the held-out "
-                      "kernel errors of its basis (NaN: a roofline bound, or no held-out data)"),
-        "tpot_band": (phase_band(arch, basis, decode, True), "1", "p90 relative error of TPOT, as ttft_band"),
+        "ttft_band": (ttft_band, "1", "p90 relative error of TTFT from the held-out kernel errors of its basis (NaN: "
+                      "a roofline bound, or no held-out data)"),
+        "tpot_band": (tpot_band, "1", "p90 relative error of TPOT, as ttft_band"),
+        "energy_band": (energy_band(arch, (ttft * ttft_band + scen.gen * tpot * tpot_band) / e2e), "1",
+                        "p90 relative error of the energies: their time's band plus the power model's held-out band "
+                        "(NaN: a roofline bound, or a kind with no measured power)"),
         "e2e_s": (e2e, "s", "end-to-end latency of the static batch"),
         "throughput_tok_s": (scen.batch * scen.gen / e2e, "token/s", "generated tokens per second"),
         "decode_tok_s": (scen.batch / tpot, "token/s", "decode-phase generation rate"),

@@ -8,6 +8,7 @@ the derived time and its optimistic bound; GPU + PIM systems: the wider of the t
 operator the p90 of its kernel family. A phase's band is the time-weighted mean of its operators'
 (errors of one device's kernels taken as fully correlated, so the band is an upper bound rather than
 a root-sum-square). A roofline prediction has no band: it is a bound (NaN here, ``basis`` says why).
+An energy's band adds the power model's held-out band to its time's (:func:`energy_band`).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import numpy as np
 from hwdse._params import Number
 from hwdse.workload.ops import Op
 
-__all__ = ["op_family", "phase_band", "exceeds", "FALLBACK_FAMILY"]
+__all__ = ["op_family", "phase_band", "energy_band", "exceeds", "FALLBACK_FAMILY"]
 
 FALLBACK_FAMILY = "gemm"  # a family without held-out data (elementwise on most GPUs) takes the GEMM band
 
@@ -42,6 +43,14 @@ def phase_band(arch: Any, basis: str, phase: Any, decode: bool) -> Number:
         p90.append(np.nan if found is None else found[1])
     weighted = phase.total([s * b for s, b in zip(phase.time_s, p90)])
     return weighted / phase.total(phase.time_s)
+
+
+def energy_band(arch: Any, time_band: Number) -> Number:
+    """p90 relative error band of an energy: its time's band plus the band of the system's predicted power
+    (``power_band``: the held-out error of the power fit; NaN for a kind with no measured power to hold
+    out). Added, as :func:`exceeds` adds bands: each taken at its worst."""
+    power = getattr(arch, "power_band", None)
+    return time_band + (np.nan if power is None else power)
 
 
 def exceeds(a: Number, b: Number, band_a: Number, band_b: Number) -> Any:

@@ -36,6 +36,7 @@ LABELS: dict[str, Metric] = {name: Metric(*spec) for name, spec in {
     # hwdse.perf.evaluate
     "ttft_s": ("TTFT", *_MS), "tpot_s": ("TPOT", *_MS), "e2e_s": ("End-to-end latency", "s"),
     "ttft_band": ("TTFT error band (p90)", "1"), "tpot_band": ("TPOT error band (p90)", "1"),
+    "energy_band": ("Energy error band (p90)", "1"),
     "throughput_tok_s": ("Throughput", "tok/s"), "decode_tok_s": ("Decode throughput", "tok/s"),
     "prefill_tok_s": ("Prefill throughput", "tok/s"), "tok_s_per_user": ("Decode rate per user", "tok/s"),
     "memory_bytes": ("Memory", *_GB), "weights_bytes": ("Weights memory", *_GB),

@@ -31,6 +31,7 @@ from hwdse.serving.engine import Engine, load_engine
 from hwdse.serving.harness import SERVER, Harness
 from hwdse.serving.speculative import Speculative, tokens_per_step
 from hwdse.serving.steady import (
+    bands,
     dataset,
     design_ndim,
     kv_limit,
@@ -132,6 +133,7 @@ def serve_disaggregated(model: Any, prefill_arch: Any, decode_arch: Any, *, conc
     ds = dataset(ttft, tpot, rate, osl, g, cap, stable, devices, ttft_slo_s, tpot_slo_s, {
         **power(static, dynamic_w, rate * osl, prefill_instances * getattr(pre.arch, "cost_usd", np.nan)
                 + decode_instances * getattr(dec.arch, "cost_usd", np.nan), devices, economics),
+        **bands(pre.prefill_band(isl), dec.band(g / decode_instances, 0.0, kv_len), (pre.arch, dec.arch)),
         "prefill_utilization": (rho, "1", "busy share of each prefill instance"),
         "kv_transfer_s": (transfer_s, "s", "KV cache of one prompt over the prefill -> decode link"),
         "kv_transfer_bytes": (kv_bytes, "B", "KV cache bytes of one prompt"),

@@ -29,13 +29,14 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from hwdse._array import where
+from hwdse._array import maximum_of, where
 from hwdse._errors import HwdseError
 from hwdse._version import __version__
 from hwdse.hardware._base import DEFAULT_MODE, basis_of, resolve_mode
 from hwdse.perf.economics import Economics, ownership
 from hwdse.perf.evaluate import resolve
 from hwdse.perf.power_cap import Work, clocked
+from hwdse.perf.uncertainty import energy_band
 from hwdse.serving.engine import Engine, load_engine
 from hwdse.serving.harness import SERVER, Harness
 from hwdse.serving.speculative import Speculative, tokens_per_step
@@ -215,6 +216,7 @@ def serve(model: Any, arch: Any, *, concurrency: Any = None, arrival_rate: Any =
                 getattr(arch, "cost_usd", np.nan), getattr(arch, "devices", 1), economics),
         "prefill_step_share": (s["share"], "1", "share of steps that carry a prefill chunk"),
         "clock": (s["clock"], "1", "core clock over the rated clock (below 1: throttled to the power budget)"),
+        **bands(steps.prefill_band(isl), steps.band(g, s["share"] * s["chunk"], kv_len), (arch,)),
         "prefill_chunk_tokens": (s["chunk"], "tokens", "prompt tokens per chunk step"),
     })
     ds.attrs.update(model=model.name, arch=arch.name, mode=mode, basis=basis_of(arch, mode), engine=eng.name,
@@ -222,6 +224,18 @@ def serve(model: Any, arch: Any, *, concurrency: Any = None, arrival_rate: Any =
                     traffic="closed" if closed else "open", formats=json.dumps(
                         {"weights": scen.weights, "activations": scen.activations, "kv": scen.kv}))
     return ds
+
+
+def bands(ttft_band: Any, tpot_band: Any, systems: tuple[Any, ...]) -> dict[str, tuple]:
+    """The result's error bands: TTFT's from a prompt's prefill, TPOT's (and the throughput's, whose
+    decode steps set it) from the mean step (:meth:`hwdse.serving.StepModel.band`), the energies' from
+    TPOT's and the widest power band of ``systems`` (:func:`hwdse.perf.uncertainty.energy_band`)."""
+    energy = maximum_of([energy_band(arch, tpot_band) for arch in systems])
+    return {"ttft_band": (ttft_band, "1", "p90 relative error of TTFT from the held-out kernel errors of its basis "
+                          "(NaN: a roofline bound)"),
+            "tpot_band": (tpot_band, "1", "p90 relative error of TPOT and of the throughput, as ttft_band"),
+            "energy_band": (energy, "1", "p90 relative error of power and energy per token: TPOT's band plus the "
+                            "power model's held-out band (NaN: a roofline bound, or no measured power)")}
 
 
 def _columns(*works: Work) -> tuple[Any, ...]:

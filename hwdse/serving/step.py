@@ -25,7 +25,10 @@ import numpy as np
 from hwdse._array import where
 from hwdse._params import Number
 from hwdse.hardware import Timing
+from hwdse.hardware._base import basis_of
+from hwdse.perf.phases import prefill_phase
 from hwdse.perf.power_cap import Work
+from hwdse.perf.uncertainty import phase_band
 from hwdse.serving.engine import Engine, with_engine_kernels
 from hwdse.serving.speculative import Speculative
 from hwdse.workload import ModelConfig, Scenario, load_model, operator_table
@@ -108,6 +111,21 @@ class StepModel:
         """Causal attention of one whole prompt of ``isl`` tokens."""
         ops = operator_table(self.model, self.scenario.with_(batch=1, prompt=isl), "prefill")
         return self._sum(self.arch.schedule(ops, self.mode), lambda t: t.op.kind == "attention")
+
+    def band(self, decode: Number, prefill: Number, kv_len: Number) -> Number:
+        """p90 relative error band of a step with ``decode`` decoding sequences and ``prefill`` prompt tokens
+        at ``kv_len`` cached positions: its operators' kernel-family bands weighted by their time
+        (:func:`hwdse.perf.uncertainty.phase_band`; NaN in roofline mode, a bound)."""
+        ops = operator_table(self.model, self.scenario.with_(batch=np.maximum(decode + prefill, 1.0), prompt=kv_len),
+                             "decode", kv_len)
+        return phase_band(self.arch, basis_of(self.arch, self.mode), prefill_phase(self.arch.schedule(ops, self.mode)),
+                          True)
+
+    def prefill_band(self, isl: Number) -> Number:
+        """p90 relative error band of one whole prompt's prefill of ``isl`` tokens, as :meth:`band`."""
+        ops = operator_table(self.model, self.scenario.with_(batch=1, prompt=isl), "prefill")
+        return phase_band(self.arch, basis_of(self.arch, self.mode), prefill_phase(self.arch.schedule(ops, self.mode)),
+                          False)
 
     def step_s(self, decode: Number, prefill: Number, isl: Number, kv_len: Number,
                prompt_attention: Work | None = None) -> Number:

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from hwdse import evaluate, load_arch
+from hwdse import evaluate, load_arch, serve, serve_disaggregated
 from hwdse.perf.uncertainty import exceeds
 from hwdse.report.pim_study import crossovers, pim_vs_gpu
 
@@ -21,6 +21,30 @@ def test_a_phase_band_is_its_kernel_families_bands_weighted_by_time() -> None:
     assert np.isnan(float(roof.tpot_band)) and roof.attrs["basis"] == "roofline"  # a bound has no band
     moved = evaluate("llama-2-7b", "mi300x", batch=8, prompt=1024, gen=64)
     assert float(moved.tpot_band) > float(ds.tpot_band)  # transferred: the leave-device-out errors, wider
+
+
+def test_an_energy_band_is_its_time_band_plus_the_power_models() -> None:
+    """H100 (own power fit: its runs' leave-one-out p90); MI300X (no power data: the measured GPUs predicted
+    from each other's fractions of TDP); a PIM device has no measured power, so no energy band."""
+    h100 = load_arch("h100-sxm")
+    ds = evaluate("llama-2-7b", h100, batch=8, prompt=1024, gen=64)
+    time_band = (float(ds.ttft_s * ds.ttft_band) + 64 * float(ds.tpot_s * ds.tpot_band)) / float(ds.e2e_s)
+    assert float(ds.energy_band) == pytest.approx(time_band + h100.power.held_out_p90, rel=1e-12)
+    assert 0.1 < h100.power.held_out_p90 < 0.3
+    shared = load_arch("mi300x").power_band
+    assert shared is not None and shared > 0 and load_arch("mi300x").power is None
+    assert np.isnan(float(evaluate("llama-2-7b", "hbm3-pim", batch=8, prompt=1024, gen=64).energy_band))
+
+
+def test_serving_results_carry_bands_on_their_basis() -> None:
+    ds = serve("llama-3-8b", "h100-sxm", concurrency=np.array([1.0, 64.0]), isl=1024, osl=256)
+    assert np.all((ds.ttft_band > 0.05) & (ds.tpot_band > 0.05) & (ds.energy_band > ds.tpot_band))
+    roof = serve("llama-3-8b", "h100-sxm", concurrency=8.0, mode="roofline")
+    assert np.isnan(float(roof.tpot_band)) and np.isnan(float(roof.energy_band))
+    pools = serve_disaggregated("llama-2-70b", "dgx-h100", "dgx-a100-attacc", concurrency=32, isl=2048, osl=256,
+                                weights="fp16", prefill_instances=2)
+    assert pools.attrs["basis"] == "calibrated/derived" and float(pools.tpot_band) > 0
+    assert np.isnan(float(pools.energy_band))  # the PIM pool's power was never measured
 
 
 @pytest.mark.parametrize("a, b, band_a, band_b, verdict", [(1.5, 1.0, 0.2, 0.2, 1.0), (1.3, 1.0, 0.2, 0.2, 0.0),

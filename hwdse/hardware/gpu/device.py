@@ -122,6 +122,11 @@ class GPU(Spec):
         return device_usd(self.area_mm2, self.dies, self.fab, self.memory, self.package)
 
     @property
+    def power_band(self) -> float | None:
+        """p90 relative error of its predicted board power: its own fit's, else the shared fractions'."""
+        return self.power_model.held_out_p90
+
+    @property
     def throttle_curve(self) -> SharedPower:
         """The supply curve its clock throttles along under ``power_W`` (:mod:`hwdse.perf.power_cap`)."""
         return load_shared_power()

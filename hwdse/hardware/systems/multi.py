@@ -308,6 +308,11 @@ class MultiGPU(Spec):
         return getattr(self.device, "cost_usd", np.nan) * self.devices
 
     @property
+    def power_band(self) -> float | None:
+        """Its devices' (see :attr:`hwdse.hardware.gpu.GPU.power_band`)."""
+        return getattr(self.device, "power_band", None)
+
+    @property
     def throttle_curve(self) -> Any:
         """Its devices' (they throttle alike: every device carries the same share of each operator)."""
         return getattr(self.device, "throttle_curve", None)
