@@ -28,8 +28,19 @@ def calibrate(arch: Annotated[Optional[list[str]], typer.Option("--arch", help="
                                                   "gpu_serving_power.csv: fit (--write) and score")] = False,
               transfer: Annotated[bool, typer.Option("--transfer", help="efficiencies shared by every GPU, fitted "
                                                      "jointly (--write) or scored: leave-one-device-out errors")]
-              = False) -> None:
+              = False,
+              lodo: Annotated[bool, typer.Option("--lodo", help="leave-one-device-out errors beside in-sample ones: "
+                                                 "kernels (the shared efficiencies) and serving TPOT/TTFT; --write "
+                                                 "refits (minutes)")] = False) -> None:
     """Fit achieved-mode GPU efficiencies to measured kernels ($HWDSE_VALIDATION_DIR, default ../shared/validation)."""
+    if lodo:
+        from hwdse.calibration.serving_lodo import calibrate_serving_lodo
+        from hwdse.calibration.transfer import calibrate_transfer
+
+        from pathlib import Path
+
+        print("\n".join(calibrate_transfer(write) + calibrate_serving_lodo(write, Path(out) if report else None)))
+        return
     if transfer:
         from hwdse.calibration.transfer import calibrate_transfer
 
