@@ -50,7 +50,7 @@ from hwdse._array import where
 from hwdse._catalog import Spec, load, validate
 from hwdse._errors import HwdseError
 from hwdse._params import Number, count, quantity
-from hwdse.hardware._base import Basis, Mode, Timing
+from hwdse.hardware._base import Mode, Timing
 from hwdse.hardware.accelerator import Accelerator
 from hwdse.hardware.gpu.device import GPU
 from hwdse.hardware.systems.fabric import Fabric
@@ -217,6 +217,17 @@ def shard_ops(ops: Sequence[Op], tp: Number, pp: Number, m: Number, ep: Number =
     return out
 
 
+def _summed(name: str) -> property:
+    """A system property: the member device's ``name`` times the devices (NaN where the device has none)."""
+    return property(lambda self: getattr(self.device, name, np.nan) * self.devices,
+                    doc=f"The devices' {name} summed over the system.")
+
+
+def _passed(name: str, doc: str) -> property:
+    """A system property: the member device's ``name`` as it is (None where the device has none)."""
+    return property(lambda self: getattr(self.device, name, None), doc=doc)
+
+
 def _parallel(degree: Number) -> bool:
     """False only for a plain degree of 1 (a swept degree keeps its collectives, 0 s where it is 1)."""
     return not (np.ndim(degree) == 0 and float(degree) == 1)
@@ -285,37 +296,18 @@ class MultiGPU(Spec):
     def onchip_bytes(self) -> float:
         return self.device.onchip_bytes
 
-    @property
-    def area_mm2(self) -> Number:
-        return getattr(self.device, "area_mm2", np.nan) * self.devices
-
-    @property
-    def achieved_basis(self) -> Basis | None:
-        """Its devices' basis."""
-        return self.device.achieved_basis
+    area_mm2 = _summed("area_mm2")
+    power_W = _summed("power_W")
+    cost_usd = _summed("cost_usd")
+    achieved_basis = _passed("achieved_basis", "Its devices' basis.")
+    power_band = _passed("power_band", "Its devices' (:attr:`hwdse.hardware.gpu.GPU.power_band`).")
+    throttle_curve = _passed("throttle_curve", "Its devices' (they throttle alike: each carries the same share of "
+                                               "every operator).")
 
     def error_band(self, family: str) -> tuple[float, float] | None:
         """Its devices' kernel error band (see :meth:`hwdse.hardware.gpu.GPU.error_band`)."""
         band = getattr(self.device, "error_band", None)
         return band(family) if band is not None else None
-
-    @property
-    def power_W(self) -> Number:
-        return getattr(self.device, "power_W", np.nan) * self.devices
-
-    @property
-    def cost_usd(self) -> Number:
-        return getattr(self.device, "cost_usd", np.nan) * self.devices
-
-    @property
-    def power_band(self) -> float | None:
-        """Its devices' (see :attr:`hwdse.hardware.gpu.GPU.power_band`)."""
-        return getattr(self.device, "power_band", None)
-
-    @property
-    def throttle_curve(self) -> Any:
-        """Its devices' (they throttle alike: every device carries the same share of each operator)."""
-        return getattr(self.device, "throttle_curve", None)
 
     @property
     def static_power_W(self) -> Number | None:
