@@ -14,8 +14,9 @@ from hwdse.calibration.data import validation_dir
 needs_data = pytest.mark.skipif(not (validation_dir() / "aic_silicon_dev.csv").is_file(),
                                 reason=f"serving runs not found at {validation_dir()}")
 # Devices whose leave-out TPOT median exceeds twice the in-sample one (validation/serving_lodo.md, README): the
-# B200, the only GPU with NVFP4 serving runs, whose engines' NVFP4 main-loop share no other GPU's runs determine.
-ABOVE_TWICE = {"b200"}
+# B200, the only GPU with NVFP4 serving runs, whose engines' NVFP4 main-loop share no other GPU's runs determine;
+# the H100 by a hair (x2.05: 12.8 against 6.3 %).
+ABOVE_TWICE = {"b200", "h100-sxm"}
 LODO_TPOT_MEDIAN = {"h100-sxm": 0.128, "h200": 0.139, "b200": 0.235}
 
 
