@@ -118,14 +118,18 @@ class StepModel:
         (:func:`hwdse.perf.uncertainty.phase_band`; NaN in roofline mode, a bound)."""
         ops = operator_table(self.model, self.scenario.with_(batch=np.maximum(decode + prefill, 1.0), prompt=kv_len),
                              "decode", kv_len)
-        return phase_band(self.arch, basis_of(self.arch, self.mode), prefill_phase(self.arch.schedule(ops, self.mode)),
-                          True)
+        return self._band(ops, True)
 
     def prefill_band(self, isl: Number) -> Number:
         """p90 relative error band of one whole prompt's prefill of ``isl`` tokens, as :meth:`band`."""
-        ops = operator_table(self.model, self.scenario.with_(batch=1, prompt=isl), "prefill")
+        return self._band(operator_table(self.model, self.scenario.with_(batch=1, prompt=isl), "prefill"), False)
+
+    def _band(self, ops: list, decode: bool) -> Number:
+        """Time-weighted kernel-family band of ``ops`` (a roofline bound has none: nothing is scheduled)."""
+        if self.mode == "roofline":
+            return np.nan
         return phase_band(self.arch, basis_of(self.arch, self.mode), prefill_phase(self.arch.schedule(ops, self.mode)),
-                          False)
+                          decode)
 
     def step_s(self, decode: Number, prefill: Number, isl: Number, kv_len: Number,
                prompt_attention: Work | None = None) -> Number:
