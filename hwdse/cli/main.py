@@ -219,11 +219,12 @@ def _study_progress(total: int, label: str, quiet: bool) -> Iterator[Optional[Ca
 def _finish_study(run: Any) -> None:
     from hwdse.report import write_report
     from hwdse.search.results import best_detail, best_serving_curves
-    from hwdse.search.review import baselines, binding, tornado
+    from hwdse.search.review import baselines, binding, gap, pools, tornado
 
     files = dict(run.files)
     review = {"baselines": baselines(run.space, run.results), "binding": binding(run.space, run.results),
-              "tornado": tornado(run.space, run.results)}
+              "tornado": tornado(run.space, run.results), "pools": pools(run.space, run.results),
+              "gap": gap(run.space, run.results)}
     files.update(write_report(run.results, run.out, run.study, best_detail(run.space, run.results),
                               best_serving_curves(run.space, run.results), review))
     ds = run.results

@@ -8,6 +8,7 @@ import json
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import optuna
@@ -31,6 +32,7 @@ from hwdse.report.labels import (
     scenario_text,
 )
 from hwdse.report.serving import serving_study_figure
+from hwdse.search.operating import is_operating
 from hwdse.search.points import pareto_mask
 from hwdse.search.results import best_rows
 from hwdse.search.spec import Constraint, Param, StudySpec
@@ -78,7 +80,8 @@ def param_importances(study: optuna.Study, spec: StudySpec) -> xr.DataArray:
 
 
 def study_figures(ds: xr.Dataset, study: optuna.Study | None = None, detail: xr.Dataset | None = None,
-                  serving: Mapping[str, xr.Dataset] | None = None) -> dict[str, Figure]:
+                  serving: Mapping[str, xr.Dataset] | None = None,
+                  pools: Mapping[str, xr.Dataset] | None = None) -> dict[str, Figure]:
     """Figures of a study: ``pareto`` and ``history`` (from ``ds``), ``importances`` (when ``study``
     has enough completed trials), ``roofline`` of the best design (``detail``), and ``serving``: the
     best design over its load and pool sizes (``serving``, from ``best_serving_curves``)."""
@@ -116,8 +119,17 @@ def study_figures(ds: xr.Dataset, study: optuna.Study | None = None, detail: xr.
     if serving:
         slo = {k: (getattr(spec.serving, f"{k}_ms") or np.inf) / 1e3 for k in ("ttft_slo", "tpot_slo")}
         figs["serving"] = serving_study_figure(serving, f"{spec.name}: best design served", slo["ttft_slo"],
-                                               slo["tpot_slo"])
+                                               slo["tpot_slo"], pools)
     return figs
+
+
+def _evaluation(ds: xr.Dataset, spec: StudySpec) -> str:
+    """How the rows were produced: the search, or every operating point of one design."""
+    inner = [k for k, p in spec.search.items() if is_operating(k, p)]
+    if len(inner) == len(spec.search):
+        return f"every operating point ({', '.join(inner)}) of one design, as a grid"
+    text = f"{ds.attrs.get('evaluation')} (sampler {spec.sampler.name}, seed {spec.sampler.seed})"
+    return text + (f"; each design at its best {', '.join(inner)} ({spec.select} over its grid)" if inner else "")
 
 
 def _searched(param: Param) -> str:
@@ -216,8 +228,7 @@ def _baseline_lines(ds: xr.Dataset, spec: StudySpec, baselines: list) -> list[st
     metrics += [m for m in REVIEW_METRICS if m not in metrics]
     best = front.isel(trial=0)
     rows = [("best design (trial " + format_value("trial", best.trial.values) + ")", best)]
-    rows += [(f"{b.arch} ({', '.join(f'{t} {getattr(b, t)}' for t in ('weights', 'kv') if getattr(b, t))})", r)
-             for b, r in baselines]
+    rows += [(_baseline_label(b), r) for b, r in baselines]
     head = ["design", *map(axis_label, metrics), "violates", f"{axis_label(metrics[0])} vs the best"]
     lines = ["", "## Baselines", "", "The best design beside shipping products on its workload and traffic and the "
              "study's constraints (cost: cost to build, `hwdse.hardware.cost`; $/Mtoken: amortized build cost plus "
@@ -233,6 +244,33 @@ def _baseline_lines(ds: xr.Dataset, spec: StudySpec, baselines: list) -> list[st
         verdict = "–" if r is best else _versus(r, best, metrics[0])
         lines.append("| " + " | ".join([label, *cells, ", ".join(broken) or "none", verdict]) + " |")
     return lines
+
+
+def _baseline_label(b: Any) -> str:
+    """``h100-sxm (weights fp8-e4m3, kv fp8-e4m3)``, ``dgx-h100 -> dgx-h100 decode pool``."""
+    name = f"{b.arch} -> {b.decode_arch} decode pool" if b.decode_arch else b.arch
+    formats = ", ".join(f"{t} {getattr(b, t)}" for t in ("weights", "kv") if getattr(b, t))
+    return f"{name} ({formats})" if formats else name
+
+
+def _gap_lines(data: dict | None, spec: StudySpec) -> list[str]:
+    """How close the search came to a dense grid of the same space, and what each cost."""
+    if not data:
+        return []
+    name = data["metric"]
+    grid = (f"a seeded sample of {data['reference_designs']:,} of its {data['grid_designs']:,} designs"
+            if data["sampled"] else f"all {data['grid_designs']:,} designs")
+    inner = data["operating_points"]
+    per = f" x {inner} operating points each" if inner > 1 else ""
+    share = data["designs"] / data["reference_designs"]
+    verdict = ("the search beat every grid design (it found one between the grid's levels)" if data["gap"] < 0
+               else f"the search's best is {data['gap'] * 100:.2f} % short of the grid's")
+    return ["", "## Search against a dense grid", "",
+            f"The {spec.sampler.name} search evaluated {data['designs']:,} designs{per}; a grid of {data['levels']} "
+            f"levels per numeric design range and every choice ({grid}{per}) is the reference. Best "
+            f"{metric(name).text}: search {format_value(name, data['found'])}, grid "
+            f"{format_value(name, data['reference'])} {metric(name).unit}: {verdict}, with "
+            f"{share * 100:.1f} % of the grid's evaluations."]
 
 
 BANDS = {"tpot_s": "tpot_band", "ttft_s": "ttft_band"}  # metrics whose predictions carry an error band
@@ -289,7 +327,7 @@ def write_report(ds: xr.Dataset, out: Path, study: optuna.Study | None = None,
     spec = _spec(ds)
     paths: dict[str, Path] = {}
     review = review or {}
-    figures = study_figures(ds, study, detail, serving)
+    figures = study_figures(ds, study, detail, serving, review.get("pools"))
     if review.get("tornado"):
         figures["tornado"] = tornado_figure(review["tornado"])
     for name, fig in figures.items():
@@ -301,7 +339,7 @@ def write_report(ds: xr.Dataset, out: Path, study: optuna.Study | None = None,
     complete = int((ds.state.values == "COMPLETE").sum()) if "state" in ds.coords else n
     cols, rows, note = _best_table(ds, spec)
     facts = [("study", spec.name), ("workload", _workload(spec)), ("base arch", spec.arch), ("mode", spec.mode),
-             ("evaluation", f"{ds.attrs.get('evaluation')} (sampler {spec.sampler.name}, seed {spec.sampler.seed})"),
+             ("evaluation", _evaluation(ds, spec)),
              ("points", f"{n} ({complete} complete, {feasible} feasible, {int(ds.pareto.values.sum())} Pareto)"),
              ("objectives", ", ".join(f"{o.direction} {metric(o.metric).text} ({o.metric})"
                                       for o in spec.objectives)),
@@ -314,8 +352,8 @@ def write_report(ds: xr.Dataset, out: Path, study: optuna.Study | None = None,
     md += ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)] + ["| " + " | ".join(r) + " |" for r in rows]
     if not rows:
         md += ["", "No feasible design: relax a constraint or widen the search space."]
-    sections = (_baseline_lines(ds, spec, review.get("baselines") or []) + _binding_lines(review.get("binding") or [])
-                + _tornado_lines(review.get("tornado")))
+    sections = (_gap_lines(review.get("gap"), spec) + _baseline_lines(ds, spec, review.get("baselines") or [])
+                + _binding_lines(review.get("binding") or []) + _tornado_lines(review.get("tornado")))
     md += sections
     md += ["", "## Figures", ""] + [f"![{k}](figures/{p.name})" for k, p in paths.items()]
     md += ["", "Results: `results.nc` (xarray, one row per trial), `best.csv`; "

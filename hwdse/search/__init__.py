@@ -41,18 +41,21 @@ def run_study(study: str | Path | Space, out: str | Path | None = None, *, n_tri
               heartbeat_interval: int = 60, progress: Callable[[int, float | None], None] | None = None) -> StudyRun:
     """Run (or resume) a study and write ``results.nc`` and ``best.csv`` into ``out`` (default results/<name>).
 
-    Grid studies (``sampler = "grid"``) are evaluated as one vectorized sweep (``dask`` for chunks on
-    dask.distributed). Others run Optuna trials on ``storage`` (default ``sqlite:///OUT/study.db``).
+    Grid studies (``sampler = "grid"``), and studies whose every parameter is an operating one, are
+    evaluated as one vectorized sweep (``dask`` for chunks on dask.distributed); a grid with design and
+    operating parameters keeps each design at its best operating point. Others run the sampler's trials
+    on ``storage`` (default ``sqlite:///OUT/study.db``), each design at its best operating point.
     """
     space = study if isinstance(study, Space) else load_study(study)
     spec = space.spec
     out = Path(out if out is not None else Path("results") / spec.name)
-    if spec.sampler.name == "grid":
+    if spec.sampler.name == "grid" or not space.outer:  # no design to search: every operating point is a row
         grid = sweep(space, dask=dask)
         out.mkdir(parents=True, exist_ok=True)
         ds = grid_as_trials(space, grid)
-        grid.assign(pareto=(tuple(space.params), ds.pareto.values.reshape(grid.feasible.shape))) \
-            .pipe(_bools_to_int).to_netcdf(out / "sweep.nc", engine="netcdf4")
+        if ds.sizes["trial"] == grid.feasible.size:  # one row per grid point: its front flags on the grid
+            grid = grid.assign(pareto=(tuple(space.params), ds.pareto.values.reshape(grid.feasible.shape)))
+        grid.pipe(_bools_to_int).to_netcdf(out / "sweep.nc", engine="netcdf4")
         files = write_results(ds, out, space)
         files["sweep"] = out / "sweep.nc"
         return StudyRun(ds, None, out, space, files)

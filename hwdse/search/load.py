@@ -15,6 +15,7 @@ import xarray as xr
 from hwdse._errors import HwdseError
 from hwdse.hardware import load_arch
 from hwdse.hardware._base import resolve_mode
+from hwdse.search.operating import with_inner_grid
 from hwdse.search.space import Space
 from hwdse.search.spec import StudySpec, check_spec, parse_study
 
@@ -34,7 +35,7 @@ def space_from_spec(spec: StudySpec | dict[str, Any], where: str = "study") -> S
     if not isinstance(spec, StudySpec):
         spec = check_spec(spec, where)
     _check_sampler(spec, where)
-    spec = _one_mode(spec, where)
+    spec = with_inner_grid(_one_mode(spec, where))
     space = Space(spec, where, tuple(k for k, p in spec.search.items() if p.kind == "categorical"))
     for path, p in spec.search.items():
         trials = [("choice", c) for c in p.choices] if p.choices is not None else [("low", p.low), ("high", p.high)]
@@ -128,6 +129,9 @@ def _check_enqueue(space: Space) -> None:
         for path, value in design.items():
             if path not in space.params:
                 raise HwdseError(space.where, f"enqueue[{i}].{path}", "not a searched path")
+            if path in space.inner:
+                raise HwdseError(space.where, f"enqueue[{i}].{path}", "an operating parameter: solved for each "
+                                                                      "design, not enqueued; remove it")
             p = space.params[path]
             if p.choices is not None and value not in p.choices:
                 raise HwdseError(space.where, f"enqueue[{i}].{path}", f"{value!r} is not one of {p.choices}")

@@ -15,6 +15,7 @@ import numpy as np
 import xarray as xr
 
 from hwdse.formats import get, qsnr_db, sources
+from hwdse.search.operating import choose
 from hwdse.search.space import Space, grid_values
 
 __all__ = ["evaluate_points", "evaluate_grid", "grid_coords", "score", "pareto_mask", "qsnr_of"]
@@ -85,27 +86,57 @@ def _at_full_shape(ds: xr.Dataset, names: Mapping[str, str], sizes: Mapping[str,
     return xr.Dataset(out, coords=coords, attrs=ds.attrs)
 
 
-def evaluate_points(space: Space, points: Mapping[str, Any], dim: str = "trial") -> xr.Dataset:
-    """Evaluate N designs given as 1-D columns (path -> N values); the result has dim ``dim`` (size N)."""
-    cols = {k: np.asarray(points[k], dtype=object if space.params[k].kind == "categorical" else None)
-            for k in space.params}
-    n = len(next(iter(cols.values())))
-    looped = list(space.looped)
+def evaluate_points(space: Space, points: Mapping[str, Any], dim: str = "trial", solve: bool = True) -> xr.Dataset:
+    """Evaluate N designs given as 1-D columns (path -> N values); the result has dim ``dim`` (size N).
+
+    Operating parameters missing from ``points`` are spanned over their grid for every design and,
+    with ``solve``, each design keeps its chosen operating point (:func:`hwdse.search.operating.choose`:
+    their values become coordinates over ``dim``); without, the result keeps their dims (the design's
+    operating frontier)."""
+    given = [k for k in space.params if k in points]
+    free = [k for k in space.inner if k not in points]
+    cols = {k: np.asarray(points[k], dtype=object if space.params[k].kind == "categorical" else None) for k in given}
+    n = len(next(iter(cols.values()))) if cols else 1
+    looped = [k for k in space.looped if k in cols]
     if looped:
         codes = np.stack([np.unique(cols[k].astype(str), return_inverse=True)[1] for k in looped], axis=1)
         combos, group = np.unique(codes, axis=0, return_inverse=True)
         group = group.reshape(-1)
     else:
         combos, group = np.zeros((1, 0), dtype=int), np.zeros(n, dtype=int)
+    inner = {k: grid_values(space.params[k]) for k in free}
+    spans = {k: v for k, v in inner.items() if k not in space.looped}
+    loops = [k for k in free if k in space.looped]
     parts = []
     for g in range(len(combos)):
         idx = np.flatnonzero(group == g)
         fixed = {k: _python(cols[k][idx[0]]) for k in looped}
-        numeric = {k: cols[k][idx].astype(float) for k in space.vectorized}
-        ds = _evaluate_block(space, fixed, numeric, {k: dim for k in numeric}, {dim: len(idx)})
+        numeric = {k: cols[k][idx].astype(float) for k in space.vectorized if k in cols}
+        blocks = []
+        for combo in itertools.product(*[list(inner[k]) for k in loops]):
+            chosen = dict(zip(loops, map(_python, combo), strict=True))
+            ds = _evaluate_block(space, {**fixed, **chosen}, {**numeric, **spans},
+                                 {**{k: dim for k in numeric}, **{k: k for k in spans}},
+                                 {dim: len(idx), **{k: len(v) for k, v in spans.items()}})
+            blocks.append(ds.assign_coords({k: v for k, v in spans.items()}))
+        ds = _nest(blocks, loops, inner)
+        if free and solve:
+            ds = choose(space.spec, ds, free, dim)
         parts.append(ds.assign_coords({dim: idx}))
     out = xr.concat(parts, dim=dim, combine_attrs="drop_conflicts") if len(parts) > 1 else parts[0]
     return out.sortby(dim)
+
+
+def _nest(blocks: list[xr.Dataset], loops: list[str], values: Mapping[str, np.ndarray]) -> xr.Dataset:
+    """Blocks evaluated one combination of ``loops`` values at a time, as one Dataset over their dims."""
+    if not loops:
+        return blocks[0]
+    parts = [b.expand_dims({k: [_python(v)] for k, v in zip(loops, combo, strict=True)})
+             for b, combo in zip(blocks, itertools.product(*[list(values[k]) for k in loops]), strict=True)]
+    nested = np.empty([len(values[k]) for k in loops], dtype=object)
+    for i, part in zip(itertools.product(*[range(len(values[k])) for k in loops]), parts, strict=True):
+        nested[i] = part
+    return xr.combine_nested(nested.tolist(), concat_dim=loops, combine_attrs="drop_conflicts")
 
 
 def grid_coords(space: Space) -> dict[str, np.ndarray]:
@@ -118,18 +149,12 @@ def evaluate_grid(space: Space, coords: Mapping[str, np.ndarray] | None = None) 
     coords = grid_coords(space) if coords is None else coords
     looped = list(space.looped)
     numeric = {k: np.asarray(coords[k], dtype=float) for k in space.vectorized}
-    parts = []
+    blocks = []
     for combo in itertools.product(*[list(coords[k]) for k in looped]):
         fixed = dict(zip(looped, map(_python, combo), strict=True))
-        ds = _evaluate_block(space, fixed, numeric, {k: k for k in numeric}, {k: len(v) for k, v in numeric.items()})
-        parts.append(ds.expand_dims({k: [v] for k, v in fixed.items()}))
-    if looped:
-        nested = np.empty([len(coords[k]) for k in looped], dtype=object)
-        for i, part in zip(itertools.product(*[range(len(coords[k])) for k in looped]), parts, strict=True):
-            nested[i] = part
-        out = xr.combine_nested(nested.tolist(), concat_dim=looped, combine_attrs="drop_conflicts")
-    else:
-        out = parts[0]
+        blocks.append(_evaluate_block(space, fixed, numeric, {k: k for k in numeric},
+                                      {k: len(v) for k, v in numeric.items()}))
+    out = _nest(blocks, looped, coords)
     return out.assign_coords({k: coords[k] for k in space.vectorized}).transpose(*space.params, ...)
 
 

@@ -15,9 +15,11 @@ import numpy as np
 import optuna
 import xarray as xr
 
-from hwdse._version import __version__
 from hwdse._errors import HwdseError
-from hwdse.search.points import evaluate_points, pareto_mask
+from hwdse._version import __version__
+from hwdse.search.operating import choose
+from hwdse.search.points import evaluate_points
+from hwdse.search.select import best_index, duplicates, epsilon_front
 from hwdse.search.space import Space
 from hwdse.search.spec import spec_json
 
@@ -37,7 +39,7 @@ def git_sha() -> str:
 
 def trials_dataset(space: Space, study: optuna.Study) -> xr.Dataset:
     """Finished trials of ``study`` (complete and failed) re-evaluated into one Dataset over ``trial``."""
-    keys = list(space.params)
+    keys = list(space.outer)
     trials = [t for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,
                                                                   optuna.trial.TrialState.FAIL))
               if all(k in t.params for k in keys)]
@@ -57,8 +59,12 @@ def trials_dataset(space: Space, study: optuna.Study) -> xr.Dataset:
 
 
 def grid_as_trials(space: Space, grid: xr.Dataset) -> xr.Dataset:
-    """A grid sweep flattened to one row per point (dim ``trial``), params as coords."""
-    flat = grid.stack(trial=list(space.params)).reset_index("trial")
+    """A grid sweep flattened to one row per design (dim ``trial``), params as coords; with operating
+    parameters each design at its chosen operating point (:func:`hwdse.search.operating.choose`)."""
+    rows = list(space.outer) if space.outer else list(space.params)
+    flat = grid.stack(trial=rows).reset_index("trial")
+    if len(rows) < len(space.params):
+        flat = choose(space.spec, flat, [k for k in space.params if k not in rows], "trial")
     flat = flat.assign_coords(trial=np.arange(flat.sizes["trial"]))
     n = flat.sizes["trial"]
     flat = flat.assign_coords(state=("trial", np.full(n, "COMPLETE", dtype=object)),
@@ -69,19 +75,38 @@ def grid_as_trials(space: Space, grid: xr.Dataset) -> xr.Dataset:
 
 
 def finalize(space: Space, ds: xr.Dataset) -> xr.Dataset:
-    """Add the ``pareto`` flag (non-dominated among feasible complete points) and provenance attrs."""
-    metrics = [o.metric for o in space.spec.objectives]
+    """Add ``duplicate`` (a design already in an earlier row), ``pareto`` (the epsilon front among
+    feasible complete rows, :mod:`hwdse.search.select`), ``best`` (the spec's ``select`` rule) and
+    provenance attrs."""
+    spec = space.spec
+    metrics = [o.metric for o in spec.objectives]
     dims = [d for d in ds[metrics[0]].dims]
-    values = np.stack([ds[m].transpose(*dims).values.reshape(-1) for m in metrics], axis=1)
-    valid = np.broadcast_to(ds.feasible.values, ds[metrics[0]].shape).reshape(-1).copy()
+    signs = np.array([1.0 if o.direction == "minimize" else -1.0 for o in spec.objectives])
+    values = np.stack([ds[m].transpose(*dims).values.reshape(-1) for m in metrics], axis=1) * signs
+    shape = ds[metrics[0]].shape
+    valid = np.broadcast_to(ds.feasible.values, shape).reshape(-1).copy()
     if "state" in ds.coords:
-        valid &= np.broadcast_to(ds.state.values == "COMPLETE", ds[metrics[0]].shape).reshape(-1)
-    mask = pareto_mask(values, [o.direction for o in space.spec.objectives], valid)
-    ds["pareto"] = (dims, mask.reshape(ds[metrics[0]].shape))
-    ds.pareto.attrs.update(long_name="non-dominated among feasible points")
-    ds.attrs.update(hwdse_version=__version__, git_sha=git_sha(), study_spec=spec_json(space.spec),
-                    study=space.spec.name, mode=space.spec.mode, objectives=" ".join(metrics),
-                    directions=" ".join(o.direction for o in space.spec.objectives),
+        valid &= np.broadcast_to(ds.state.values == "COMPLETE", shape).reshape(-1)
+    dup = np.zeros(valid.shape, dtype=bool)
+    if dims == ["trial"]:
+        keys = [k for k in space.params if k in ds.coords or k in ds]
+        dup = duplicates(list(zip(*[[repr(x) for x in np.asarray(ds[k].values).reshape(-1)] for k in keys])))
+        ds["duplicate"] = ("trial", dup)
+        ds.duplicate.attrs.update(long_name="the same design as an earlier row (merged into it)")
+    eps = [o.epsilon for o in spec.objectives]
+    best = best_index(values, valid & ~dup, eps, spec.select)
+    front = epsilon_front(values, valid & ~dup, eps, signs, keep=best)
+    ds["pareto"] = (dims, front.reshape(shape))
+    ds.pareto.attrs.update(long_name="on the epsilon front: non-dominated among feasible points, one design per "
+                                     "box of the objectives' epsilons")
+    flag = np.zeros(values.shape[0], dtype=bool)
+    if best is not None:
+        flag[best] = True
+    ds["best"] = (dims, flag.reshape(shape))
+    ds.best.attrs.update(long_name=f"the best design ({spec.select} selection)")
+    ds.attrs.update(hwdse_version=__version__, git_sha=git_sha(), study_spec=spec_json(spec),
+                    study=spec.name, mode=spec.mode, objectives=" ".join(metrics),
+                    directions=" ".join(o.direction for o in spec.objectives),
                     created_utc=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
     for k in ("overrides",):
         ds.attrs.pop(k, None)
@@ -89,12 +114,16 @@ def finalize(space: Space, ds: xr.Dataset) -> xr.Dataset:
 
 
 def best_rows(ds: xr.Dataset, limit: int = 20) -> xr.Dataset:
-    """The Pareto rows (the best for one objective), sorted by the first objective."""
+    """The front rows: the best design first, then the others by the first objective."""
     metrics = ds.attrs["objectives"].split()
-    front = ds.isel(trial=np.flatnonzero(ds.pareto.values))
-    order = np.argsort(front[metrics[0]].values)
+    on = np.flatnonzero(ds.pareto.values)
+    front = ds.isel(trial=on)
+    order = np.argsort(front[metrics[0]].values, kind="stable")
     if ds.attrs["directions"].split()[0] == "maximize":
         order = order[::-1]
+    if "best" in ds:
+        flags = np.asarray(front.best.values, dtype=bool)[order]
+        order = np.concatenate([order[flags], order[~flags]])
     return front.isel(trial=order[:limit])
 
 
@@ -122,8 +151,7 @@ CURVE_POINTS = 24
 
 def best_serving_curves(space: Space, ds: xr.Dataset) -> dict[str, xr.Dataset]:
     """A serving study's best design swept over its load (``load``: concurrency or arrival rate from
-    1/8 of the best value to 8x, one vectorized call) and, when pool sizes are searched (disaggregated),
-    over every integer size of the searched ranges at the best load (``pools``); empty for other studies."""
+    1/8 of the best value to 8x, one vectorized call); empty for other studies."""
     design = best_design(space, ds)
     s = space.spec.serving
     if design is None or s is None:
@@ -132,16 +160,7 @@ def best_serving_curves(space: Space, ds: xr.Dataset) -> dict[str, xr.Dataset]:
     best = float(design.get(key, getattr(s, key.removeprefix("serving."))))
     dim = key.removeprefix("serving.")
     loads = np.geomspace(max(best / 8, 1.0) if dim == "concurrency" else best / 8, best * 8, CURVE_POINTS)
-    out = {"load": space.evaluate_design({**design, key: xr.DataArray(loads, dims=dim, coords={dim: loads})})}
-    axes = {}
-    for field in ("prefill_instances", "decode_instances"):
-        p = space.spec.search.get(f"serving.{field}")
-        if p is not None and p.low is not None:
-            sizes = np.arange(int(p.low), int(p.high) + 1, dtype=float)
-            axes[f"serving.{field}"] = xr.DataArray(sizes, dims=field, coords={field: sizes})
-    if axes:
-        out["pools"] = space.evaluate_design({**design, **axes}).assign_coords({dim: best})
-    return out
+    return {"load": space.evaluate_design({**design, key: xr.DataArray(loads, dims=dim, coords={dim: loads})})}
 
 
 def write_results(ds: xr.Dataset, out: Path, space: Space) -> dict[str, Path]:

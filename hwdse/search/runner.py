@@ -24,8 +24,16 @@ import xarray as xr
 from hwdse._errors import HwdseError
 from hwdse.search.load import space_from_spec
 from hwdse.search.points import evaluate_points
+from hwdse.search.refine import Refine
 from hwdse.search.space import Space
-from hwdse.search.storage import create_or_load, distributions, has_study, make_sampler, make_storage, stored_spec
+from hwdse.search.storage import (
+    create_or_load,
+    distributions,
+    has_study,
+    make_sampler,
+    make_storage,
+    stored_spec,
+)
 
 __all__ = ["outcomes", "run_trials", "run_worker", "spawn_workers", "suggest"]
 
@@ -72,11 +80,24 @@ def run_trials(space: Space, storage: Any, name: str, n_trials: int, batch: int,
     for design in space.spec.enqueue:
         mirror.enqueue_trial(design, user_attrs={"reference": True}, skip_if_exists=True)
     dists = distributions(space)
+    refine = Refine(space, space.spec.sampler.seed) if space.spec.sampler.name == "refine" else None
+    history = [_record(space, t) for t in finished]  # refine: design, signed values, ok, violation
     done, best = 0, None
     if progress:  # the storage is open and the study checked: show the bar
         progress(0, None)
     while done < n_trials:
-        trials = [mirror.ask(dists) for _ in range(min(batch, n_trials - done))]
+        size = min(batch, n_trials - done)
+        if refine is not None:
+            waiting = len(mirror.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,)))
+            designs = [] if waiting else refine.propose(
+                [h[0] for h in history], np.array([h[1] for h in history]).reshape(len(history), -1),
+                np.array([h[2] for h in history], dtype=bool), np.array([h[3] for h in history]), n_trials - done)
+            for design in designs:
+                mirror.enqueue_trial(design)
+            size = waiting or len(designs)
+            if not size:
+                break  # converged: no new design near the best ones
+        trials = [mirror.ask(dists) for _ in range(size)]
         values, cons, reasons = outcomes(space, evaluate_points(space, {k: [t.params[k] for t in trials]
                                                                          for k in dists}))
         for i, t in enumerate(trials):
@@ -90,6 +111,10 @@ def run_trials(space: Space, storage: Any, name: str, n_trials: int, batch: int,
         all_trials = mirror.get_trials(deepcopy=False)
         study.add_trials([all_trials[t.number] for t in trials])  # committed: this batch is safe now
         done += len(trials)
+        signed = values * np.array([1.0 if o.direction == "minimize" else -1.0 for o in space.spec.objectives])
+        violation = sum((np.maximum(v, 0.0) for v in cons.values()), np.zeros(len(trials)))
+        history += [(t.params, signed[i], not reasons[i] and violation[i] == 0, float(violation[i]))
+                    for i, t in enumerate(trials)]
         b = _best(space, values, cons)
         if b is not None:
             best = b if best is None else (min(best, b) if space.spec.objectives[0].direction == "minimize"
@@ -99,10 +124,20 @@ def run_trials(space: Space, storage: Any, name: str, n_trials: int, batch: int,
     return study
 
 
+def _record(space: Space, t: optuna.trial.FrozenTrial) -> tuple[dict[str, Any], np.ndarray, bool, float]:
+    """A stored trial as refine's history entry: design, signed objectives, feasible, total violation."""
+    sign = np.array([1.0 if o.direction == "minimize" else -1.0 for o in space.spec.objectives])
+    values = np.asarray(t.values, dtype=float) * sign if t.values is not None else np.full(len(sign), np.nan)
+    cons = [float(v) for k, v in t.system_attrs.items() if k.startswith("constraints:")]
+    violation = float(sum(max(v, 0.0) for v in cons))
+    return t.params, values, bool(t.values is not None and violation == 0), violation
+
+
 def suggest(trial: optuna.Trial, space: Space) -> dict[str, Any]:
     """Suggest every parameter of the space on ``trial``."""
     out: dict[str, Any] = {}
-    for k, p in space.params.items():
+    for k in space.outer:
+        p = space.params[k]
         if p.kind == "categorical":
             out[k] = trial.suggest_categorical(k, p.choices)
         elif p.kind == "int":

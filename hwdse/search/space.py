@@ -22,9 +22,11 @@ from hwdse._catalog import validate
 from hwdse._errors import HwdseError
 from hwdse.hardware import load_arch, with_overrides
 from hwdse.perf import evaluate, evaluate_mix, resolve
+from hwdse.search.operating import is_operating
 from hwdse.search.spec import SERVING_PATHS, Param, Serving, StudySpec, joint_values
 from hwdse.serving import load_engine, serve, serve_disaggregated
-from hwdse.workload import Scenario, scenario as named_scenario
+from hwdse.workload import Scenario
+from hwdse.workload import scenario as named_scenario
 
 __all__ = ["Space", "distribution", "grid_values"]
 
@@ -102,6 +104,16 @@ class Space:
     @property
     def vectorized(self) -> tuple[str, ...]:
         return tuple(p for p in self.params if p not in self.looped)
+
+    @cached_property
+    def inner(self) -> tuple[str, ...]:
+        """Operating parameters, solved for each design (:mod:`hwdse.search.operating`)."""
+        return tuple(k for k, p in self.params.items() if is_operating(k, p))
+
+    @property
+    def outer(self) -> tuple[str, ...]:
+        """Design parameters: what the search samples."""
+        return tuple(k for k in self.params if k not in self.inner)
 
     def split(self, values: Mapping[str, Any]) -> tuple[Any, dict[str, Any]]:
         """(arch with the ``arch.*`` values applied, scenario fields with the ``scenario.*`` values)."""

@@ -26,7 +26,7 @@ from hwdse.workload import scenario as named_scenario
 __all__ = ["Param", "MixEntry", "Workload", "Serving", "Objective", "Constraint", "SamplerSpec", "Baseline", "StudySpec",
            "SAMPLERS", "SERVING_PATHS", "DISAGG_PATHS", "parse_study", "check_spec", "spec_json", "schema"]
 
-SAMPLERS = ("tpe", "nsga2", "gp", "cmaes", "random", "grid", "qmc")
+SAMPLERS = ("refine", "tpe", "nsga2", "gp", "cmaes", "random", "grid", "qmc")
 SERVING_PATHS = ("engine", "concurrency", "arrival_rate", "isl", "osl", "prefill_instances", "decode_instances",
                  "link_bandwidth_GBps")  # searchable as serving.<field>
 DISAGG_PATHS = ("prefill_instances", "decode_instances", "link_bandwidth_GBps")  # need serving.decode_arch
@@ -51,6 +51,10 @@ class Param(Spec):
     num: int = Field(5, ge=2, description="grid points of a float range without step")
     unit: str = ""
     joint: bool = Field(False, description="the choices are tables of sub-paths (stored as their labels)")
+    operating: bool | None = Field(
+        None, description="an operating-point knob, solved exhaustively for each design (its grid, num points "
+                          "per range) instead of searched with the hardware; default: true for the serving load "
+                          "and pool sizes, scenario.batch and parallelism layouts (hwdse.search.operating)")
 
     @model_validator(mode="before")
     @classmethod
@@ -174,6 +178,9 @@ class Objective(Spec):
     metric: str = Field(description="an evaluator output variable (ttft_s, tpot_s, mix_tpot_s, ...), or a "
                                     "serving output with [serving] (goodput_tok_s_per_device, ...)")
     direction: Literal["minimize", "maximize"] = "minimize"
+    epsilon: float = Field(0.01, gt=0, lt=1, description="relative resolution: values closer than this are ties "
+                                                         "(broken by the next objective; one design per box "
+                                                         "of the front)")
 
 
 class Constraint(Spec):
@@ -215,16 +222,19 @@ class Constraint(Spec):
 class SamplerSpec(Spec):
     """Sampler name, pinned seed and explicit arguments (they override hwdse's pinned defaults)."""
 
-    name: Literal["tpe", "nsga2", "gp", "cmaes", "random", "grid", "qmc"] = "tpe"
+    name: Literal["refine", "tpe", "nsga2", "gp", "cmaes", "random", "grid", "qmc"] = "refine"
     seed: int = 0
     args: dict[str, Any] = {}
 
 
 class Baseline(Spec):
     """A shipping product the report compares the designs with: a catalog arch run on the study's
-    workload (aggregated, when the study disaggregates), in its own formats where given."""
+    workload at its own best operating point, in its own formats where given; aggregated, unless
+    ``decode_arch`` names its decode pool (a disaggregated study)."""
 
     arch: str
+    decode_arch: str | None = Field(None, description="disaggregated studies: the baseline's decode pool "
+                                                      "(None: the baseline serves aggregated)")
     weights: str | None = None
     activations: str | None = None
     kv: str | None = None
@@ -246,8 +256,14 @@ class StudySpec(Spec):
     objectives: list[Objective] = Field(min_length=1)
     constraints: list[Constraint] = []
     sampler: SamplerSpec = SamplerSpec()
-    n_trials: int = Field(100, ge=1)
-    batch: int = Field(1, ge=1, description="trials evaluated together in one vectorized call")
+    select: Literal["lexicographic", "balanced"] = Field(
+        "lexicographic", description="the best design of the front: the best first objective, ties within its "
+                                     "epsilon broken by the next objectives (lexicographic), or the front point "
+                                     "nearest the ideal point with each objective scaled to the front's range "
+                                     "(balanced)")
+    n_trials: int = Field(100, ge=1, description="designs to evaluate (each at its best operating point)")
+    batch: int = Field(1, ge=1, description="trials evaluated together in one vectorized call (Optuna samplers; "
+                                            "refine evaluates each generation in one call)")
     storage: str | None = Field(None, description="Optuna storage URL (default sqlite:///DIR/study.db)")
     enqueue: list[dict[str, Scalar]] = Field([], description="known designs evaluated first (reference points)")
     baselines: list[Baseline] = Field([], description="shipping products the report sets beside the best design")
@@ -286,6 +302,7 @@ def check_spec(data: dict[str, Any], where: str) -> StudySpec:
              for i, m in enumerate(w.mix or []) if m.scenario is not None]
     for i, b in enumerate(spec.baselines):
         refs += [(f"baselines[{i}].arch", load_arch, b.arch)]
+        refs += [(f"baselines[{i}].decode_arch", load_arch, b.decode_arch)] if b.decode_arch is not None else []
         refs += [(f"baselines[{i}].{t}", get, getattr(b, t)) for t in ("weights", "activations", "kv")
                  if getattr(b, t) is not None]
     for field, load, value in refs:

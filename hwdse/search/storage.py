@@ -107,18 +107,19 @@ def make_sampler(space: Space, seed: int | None) -> optuna.samplers.BaseSampler:
         return s.GPSampler(seed=seed, **{**dict(deterministic_objective=True, n_startup_trials=10), **args})
     if name == "cmaes":
         return s.CmaEsSampler(seed=seed, **{**dict(n_startup_trials=1), **args})
-    if name == "random":
+    if name in ("random", "refine"):  # refine enqueues its designs (hwdse.search.refine); asks draw nothing
         return s.RandomSampler(seed=seed)
     if name == "qmc":
         return s.QMCSampler(seed=seed, **{**dict(qmc_type="sobol", scramble=True), **args})
     if name == "grid":
-        grid = {k: [v.item() if hasattr(v, "item") else v for v in grid_values(p)] for k, p in space.params.items()}
+        grid = {k: [v.item() if hasattr(v, "item") else v for v in grid_values(space.params[k])] for k in space.outer}
         return s.GridSampler(grid, seed=seed)
     raise HwdseError(space.where, "sampler.name", f"unknown sampler {name!r}")  # unreachable: spec validates it
 
 
 def distributions(space: Space) -> dict[str, optuna.distributions.BaseDistribution]:
-    return {k: distribution(p) for k, p in space.params.items()}
+    """Optuna distributions of the design parameters (operating ones are solved per design)."""
+    return {k: distribution(space.params[k]) for k in space.outer}
 
 
 def create_or_load(space: Space, storage: Any, name: str, sampler: optuna.samplers.BaseSampler) -> optuna.Study:
