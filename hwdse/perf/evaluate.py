@@ -30,7 +30,7 @@ from hwdse.perf.uncertainty import energy_band, phase_band
 from hwdse.workload import ModelConfig, Scenario, load_model, operator_table
 from hwdse.workload.scenario import scenario as named_scenario
 
-__all__ = ["evaluate", "evaluate_record", "evaluate_mix", "resolve", "fit_reason"]
+__all__ = ["evaluate", "evaluate_record", "evaluate_mix", "resolve", "resolve_cached", "fit_reason"]
 
 GB = 1e9
 
@@ -38,10 +38,10 @@ GB = 1e9
 def resolve(model: Any, arch: Any, scenario: Scenario | str | None = None,
             overrides: Mapping[str, Any] | None = None, **fields: Any) -> tuple[ModelConfig, Any, Scenario]:
     """Turn names/paths/specs into validated objects (the boundary of every entry point)."""
-    return _resolve_keyed(model, arch, scenario, overrides, fields)[:3]
+    return resolve_cached(model, arch, scenario, overrides, fields)[:3]
 
 
-def _resolve_keyed(model: Any, arch: Any, scenario: Scenario | str | None, overrides: Mapping[str, Any] | None,
+def resolve_cached(model: Any, arch: Any, scenario: Scenario | str | None, overrides: Mapping[str, Any] | None,
                    fields: Mapping[str, Any]) -> tuple[ModelConfig, Any, Scenario, bool]:
     """:func:`resolve`, and whether its objects came from the cache of scalar design points (an arch named
     in the catalog, hashable scenario, overrides and fields): then they are shared, and so are the
@@ -96,7 +96,7 @@ class _Design:
 
 
 def _design(model: ModelConfig, arch: Any, scen: Scenario, mode: Mode, shared: bool) -> _Design:
-    """:func:`_schedule`; ``shared`` (objects of :func:`_resolve_keyed`'s cache): from a bounded cache of
+    """:func:`_schedule`; ``shared`` (objects of :func:`resolve_cached`'s cache): from a bounded cache of
     scalar design points."""
     if shared:
         return _scheduled(Identity(arch), model, scen, mode)
@@ -179,7 +179,7 @@ def _evaluate(model: Any, arch: Any, scenario: Scenario | str | None, mode: str,
               overrides: Mapping[str, Any] | None, economics: Economics | None,
               fields: Mapping[str, Any]) -> tuple[Record, PhaseOps, PhaseOps]:
     """The record of :func:`evaluate` and its phases (for ``detail``)."""
-    model, arch, scen, shared = _resolve_keyed(model, arch, scenario, overrides, fields)
+    model, arch, scen, shared = resolve_cached(model, arch, scenario, overrides, fields)
     mode = resolve_mode(mode, arch)
     basis = basis_of(arch, mode)
     design = _design(model, arch, scen, mode, shared)
