@@ -7,5 +7,5 @@ from hwdse.serving.speculative import Speculative
 from hwdse.serving.steady import kv_limit, serve, serve_record
 from hwdse.serving.step import StepModel
 
-__all__ = ["serve", "serve_record", "serve_disaggregated", "kv_limit", "Engine", "load_engine", "engine_names", "StepModel", "Harness",
-           "SERVER", "Speculative"]
+__all__ = ["serve", "serve_record", "serve_disaggregated", "kv_limit", "Engine", "load_engine", "engine_names",
+           "StepModel", "Harness", "SERVER", "Speculative"]

@@ -153,9 +153,10 @@ def serve(model: Any, arch: Any, *, concurrency: Any = None, arrival_rate: Any =
 
 @np.errstate(divide="ignore", invalid="ignore")  # a point that cannot serve comes out inf / 0, stable false
 def serve_record(model: Any, arch: Any, *, concurrency: Any = None, arrival_rate: Any = None, isl: Any = 1024,
-                 osl: Any = 1024, engine: str | Engine = "trtllm", weights: str = "bf16", activations: str | None = None,
-                 kv: str | None = None, mode: str = DEFAULT_MODE, overrides: Mapping[str, Any] | None = None,
-                 engine_overrides: Mapping[str, Any] | None = None, ttft_slo_s: Any = np.inf,
+                 osl: Any = 1024, engine: str | Engine = "trtllm", weights: str = "bf16",
+                 activations: str | None = None, kv: str | None = None, mode: str = DEFAULT_MODE,
+                 overrides: Mapping[str, Any] | None = None, engine_overrides: Mapping[str, Any] | None = None,
+                 ttft_slo_s: Any = np.inf,
                  tpot_slo_s: Any = np.inf, harness: Harness = SERVER, economics: Economics | None = None,
                  expert_weights: str | None = None, speculative: Speculative | None = None) -> Record:
     """:func:`serve` without xarray: the same variables and attrs as a :class:`hwdse.perf.Record` of numbers
@@ -186,7 +187,6 @@ def serve_record(model: Any, arch: Any, *, concurrency: Any = None, arrival_rate
     gain = tokens_per_step(speculative)    # tokens each decoding sequence keeps per step
     kv_len = isl + osl / 2
     closed = concurrency is not None
-
     hi = np.minimum(concurrency, cap) if closed else cap
     ndim = design_ndim(concurrency, arrival_rate, isl, osl, overrides or {}, engine_overrides or {})
     table = _table(*key, extent(hi), ndim) if None not in key else design.table(hi, ndim)
