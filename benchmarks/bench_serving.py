@@ -1,10 +1,19 @@
-"""Serving-mode speed: the continuous-batching steady state over a 10^6-point grid.
+"""Serving-mode speed: the continuous-batching steady state, scalar, over one design's frontier and a grid.
 
-The grid is concurrency x HBM bandwidth (``--side`` each) for llama-3-8b on an H100 in achieved mode:
-every point runs the bisection of :func:`hwdse.serving.serve` (a fixed number of array steps), whose
-step times come from a table over requests decoding (:mod:`hwdse.serving.table`).
-Prints ``points_per_s:`` (target >= 1e6 on a 2-core machine), ``scalar_serve_ms:`` and the peak
-resident memory. Run: ``python benchmarks/bench_serving.py [--side 1000]``.
+llama-3-8b on an H100 (achieved mode), ISL = OSL = 1024. Every point runs the bisection of
+:func:`hwdse.serving.serve` (a fixed number of array steps), whose step times come from a table over
+requests decoding (:mod:`hwdse.serving.table`). Prints (targets of issue 29, on a 2-core machine):
+
+* ``points_per_s:`` the grid concurrency x HBM bandwidth (``--side`` each);
+* ``scalar_serve_ms:`` one scalar :func:`hwdse.serving.serve` at concurrency 64 (a Dataset),
+  ``scalar_serve_record_ms:`` the same point through :func:`hwdse.serving.serve_record` (target <= 0.5 ms;
+  the design's step table comes from the cache), ``scalar_serve_record_new_point_ms:`` records of points
+  that each set a new bandwidth override (every cache missed);
+* ``frontier_1000_ms:`` one ``serve`` over 1000 concurrencies of one design (a Dataset; target <= 5 ms),
+  the design's table cached; ``frontier_1000_cold_ms:`` the same for a design seen for the first time;
+* the peak resident memory.
+
+Run: ``python benchmarks/bench_serving.py [--side 1000]``.
 """
 
 from __future__ import annotations
@@ -12,11 +21,26 @@ from __future__ import annotations
 import argparse
 import resource
 import time
+from collections.abc import Callable
 
 import numpy as np
 import xarray as xr
 
-from hwdse.serving import serve
+from hwdse.serving import serve, serve_record
+
+TRAFFIC = dict(isl=1024, osl=1024)
+
+
+def per_call(fn: Callable[[int], object], calls: int, repeat: int) -> float:
+    """Best mean seconds per call of ``fn(i)`` over ``repeat`` rounds of ``calls`` calls (after one warm call)."""
+    fn(0)
+    best = np.inf
+    for _ in range(repeat):
+        start = time.perf_counter()
+        for i in range(calls):
+            fn(i)
+        best = min(best, (time.perf_counter() - start) / calls)
+    return best
 
 
 def main() -> None:
@@ -26,22 +50,24 @@ def main() -> None:
     args = parser.parse_args()
     concurrency = xr.DataArray(np.linspace(1, 512, args.side), dims="concurrency")
     bandwidth = xr.DataArray(np.linspace(1000, 8000, args.side), dims="bandwidth")
-    kwargs = dict(concurrency=concurrency, isl=1024, osl=1024, overrides={"memory.bandwidth_GBps": bandwidth})
-    serve("llama-3-8b", "h100-sxm", **kwargs)  # warm caches
-    best = np.inf
-    for _ in range(args.repeat):
-        start = time.perf_counter()
-        ds = serve("llama-3-8b", "h100-sxm", **kwargs)
-        best = min(best, time.perf_counter() - start)
-    points = ds.tpot_s.size
-    start = time.perf_counter()
-    for _ in range(20):
-        serve("llama-3-8b", "h100-sxm", concurrency=64, isl=1024, osl=1024)
-    scalar = (time.perf_counter() - start) / 20
-    print(f"grid_points: {points}")
-    print(f"grid_seconds: {best:.3f}")
-    print(f"points_per_s: {points / best:.3g}")
-    print(f"scalar_serve_ms: {scalar * 1e3:.1f}")
+    grid = per_call(lambda _: serve("llama-3-8b", "h100-sxm", concurrency=concurrency,
+                                    overrides={"memory.bandwidth_GBps": bandwidth}, **TRAFFIC), 1, args.repeat)
+    scalar = per_call(lambda _: serve("llama-3-8b", "h100-sxm", concurrency=64, **TRAFFIC), 20, args.repeat)
+    record = per_call(lambda _: serve_record("llama-3-8b", "h100-sxm", concurrency=64, **TRAFFIC), 100, args.repeat)
+    fresh = iter(np.linspace(3000, 3300, 100_000))  # never the same override twice
+    new_point = per_call(lambda _: serve_record("llama-3-8b", "h100-sxm", concurrency=64, **TRAFFIC,
+                                                overrides={"memory.bandwidth_GBps": next(fresh)}), 10, args.repeat)
+    frontier = xr.DataArray(np.linspace(1, 512, 1000), dims="concurrency")
+    warm = per_call(lambda _: serve("llama-3-8b", "h100-sxm", concurrency=frontier, **TRAFFIC), 10, args.repeat)
+    cold = per_call(lambda _: serve("llama-3-8b", "h100-sxm", concurrency=frontier, **TRAFFIC,
+                                    overrides={"memory.bandwidth_GBps": next(fresh)}), 3, args.repeat)
+    print(f"grid_points: {args.side**2}")
+    print(f"points_per_s: {args.side**2 / grid:.3g}")
+    print(f"scalar_serve_ms: {scalar * 1e3:.2f}")
+    print(f"scalar_serve_record_ms: {record * 1e3:.2f}")
+    print(f"scalar_serve_record_new_point_ms: {new_point * 1e3:.2f}")
+    print(f"frontier_1000_ms: {warm * 1e3:.2f}")
+    print(f"frontier_1000_cold_ms: {cold * 1e3:.2f}")
     print(f"peak_rss_MiB: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f}")
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import tomllib
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -30,8 +31,9 @@ class Spec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
 
 
+@lru_cache(maxsize=len(KINDS))
 def catalog_dir(kind: str) -> Path:
-    """The directory holding catalog ``kind`` (installed wheel first, then the source tree)."""
+    """The directory holding catalog ``kind`` (installed wheel first, then the source tree; found once)."""
     if kind not in KINDS:
         raise ValueError(f"unknown catalog kind {kind!r}; expected one of {', '.join(KINDS)}")
     here = Path(__file__).resolve().parent

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -11,20 +14,23 @@ import xarray as xr
 
 from hwdse._array import maximum_of, to_dataarray
 from hwdse._errors import HwdseError
+from hwdse._params import Number
 from hwdse._version import __version__
 from hwdse.formats import get
 from hwdse.hardware import Mode, load_arch, with_overrides
 from hwdse.hardware._base import DEFAULT_MODE, basis_of, resolve_mode
 from hwdse.perf.economics import Economics, ownership
 from hwdse.perf.footprint import Footprint, footprint
+from hwdse.perf.memo import Identity, items_key, value_key
 from hwdse.perf.phases import PhaseOps, decode_phase, prefill_phase
-from hwdse.perf.power_cap import capped, over_budget
+from hwdse.perf.power_cap import Work, capped, over_budget
+from hwdse.perf.record import Record
 from hwdse.perf.roofline import bound
 from hwdse.perf.uncertainty import energy_band, phase_band
 from hwdse.workload import ModelConfig, Scenario, load_model, operator_table
 from hwdse.workload.scenario import scenario as named_scenario
 
-__all__ = ["evaluate", "evaluate_mix", "resolve", "fit_reason"]
+__all__ = ["evaluate", "evaluate_record", "evaluate_mix", "resolve", "resolve_cached", "fit_reason"]
 
 GB = 1e9
 
@@ -32,8 +38,31 @@ GB = 1e9
 def resolve(model: Any, arch: Any, scenario: Scenario | str | None = None,
             overrides: Mapping[str, Any] | None = None, **fields: Any) -> tuple[ModelConfig, Any, Scenario]:
     """Turn names/paths/specs into validated objects (the boundary of every entry point)."""
-    model = load_model(model)
-    arch = load_arch(arch)
+    return resolve_cached(model, arch, scenario, overrides, fields)[:3]
+
+
+def resolve_cached(model: Any, arch: Any, scenario: Scenario | str | None, overrides: Mapping[str, Any] | None,
+                   fields: Mapping[str, Any]) -> tuple[ModelConfig, Any, Scenario, bool]:
+    """:func:`resolve`, and whether its objects came from the cache of scalar design points (an arch named
+    in the catalog, hashable scenario, overrides and fields): then they are shared, and so are the
+    caches keyed on them (:func:`_phases`)."""
+    named = isinstance(arch, (str, Path))
+    model, arch = load_model(model), load_arch(arch)
+    key = (value_key(model), value_key(scenario), items_key(overrides), items_key(fields)) if named else (None,)
+    if None in key:
+        return *_resolve(model, arch, scenario, overrides, fields), False
+    return *_resolved(Identity(arch), *key), True
+
+
+@lru_cache(maxsize=256)
+def _resolved(arch: Identity, model: tuple, scenario: tuple, overrides: tuple, fields: tuple) -> tuple:
+    """:func:`_resolve` of scalar inputs given as keys (:mod:`hwdse.perf.memo`), once per process."""
+    return _resolve(model[1], arch.obj, scenario[1], {k: v for k, (_, v) in overrides},
+                    {k: v for k, (_, v) in fields})
+
+
+def _resolve(model: ModelConfig, arch: Any, scenario: Scenario | str | None, overrides: Mapping[str, Any] | None,
+             fields: Mapping[str, Any]) -> tuple[ModelConfig, Any, Scenario]:
     if overrides:
         arch = with_overrides(arch, overrides)
     scenario = _scenario(scenario, fields) if scenario is not None else Scenario(**fields)
@@ -48,18 +77,65 @@ def resolve(model: Any, arch: Any, scenario: Scenario | str | None = None,
     return model, arch, scenario
 
 
-def _phases(model: ModelConfig, arch: Any, scen: Scenario, mode: Mode) -> tuple[PhaseOps, PhaseOps]:
+@dataclass(frozen=True)
+class _Design:
+    """What a result reads of one design point (model, scenario, arch, mode) before the power budget: the
+    prefill pass and mean decode step and their totals, the footprint (one device's share)."""
+
+    prefill: PhaseOps
+    decode: PhaseOps
+    prefill_work: Work
+    decode_work: Work
+    unrunnable: str          # operators a unit cannot run ("" if none)
+    ttft_band: Number
+    tpot_band: Number
+    prefill_totals: tuple[Number, Number, Number, Number]   # ops, bytes, peak ops/s, peak bytes/s
+    decode_totals: tuple[Number, Number, Number, Number]
+    mem: Footprint
+    scenario_json: str
+
+
+def _design(model: ModelConfig, arch: Any, scen: Scenario, mode: Mode, shared: bool) -> _Design:
+    """:func:`_schedule`; ``shared`` (objects of :func:`resolve_cached`'s cache): from a bounded cache of
+    scalar design points."""
+    if shared:
+        return _scheduled(Identity(arch), model, scen, mode)
+    return _schedule(model, arch, scen, mode)
+
+
+@lru_cache(maxsize=256)
+def _scheduled(arch: Identity, model: ModelConfig, scen: Scenario, mode: Mode) -> _Design:
+    return _schedule(model, arch.obj, scen, mode)
+
+
+def _schedule(model: ModelConfig, arch: Any, scen: Scenario, mode: Mode) -> _Design:
+    """Time both phases' operator tables on ``arch`` in ``mode`` (resolved); size the footprint."""
     prefill = prefill_phase(arch.schedule(operator_table(model, scen, "prefill"), mode))
     decode = decode_phase(lambda kv: arch.schedule(operator_table(model, scen, "decode", kv), mode),
                           scen.prompt, scen.gen,
                           model.sliding_window if model.windowed_layers == model.num_layers else None)
-    return prefill, decode
+    basis = basis_of(arch, mode)
+    mem = footprint(model, scen)
+    shares = getattr(arch, "footprint_shares", None)  # multi-device systems: one device's share
+    if shares is not None:
+        w_share, kv_share, act_share = shares(model)
+        mem = Footprint(mem.weights_bytes * w_share, mem.kv_cache_bytes * kv_share, mem.activation_bytes * act_share)
+    return _Design(prefill, decode, prefill.work(), decode.work(), _unrunnable(prefill, decode),
+                   phase_band(arch, basis, prefill, False), phase_band(arch, basis, decode, True),
+                   _totals(prefill), _totals(decode), mem, json.dumps(_jsonable(scen.model_dump())))
 
 
-def _utilization(phase: PhaseOps, time: Any) -> tuple[Any, Any]:
-    peak = maximum_of([t.peak_ops_per_s for t in phase.timings if t.op.operands] or [np.nan])
-    bw = maximum_of([t.bandwidth_Bps for t in phase.timings])
-    return phase.total(phase.flops) / (time * peak), phase.total(phase.bytes) / (time * bw)
+def _totals(phase: PhaseOps) -> tuple[Number, Number, Number, Number]:
+    """A phase's ops and bytes, and the highest matrix peak (ops/s) and bandwidth (B/s) of its operators."""
+    return (phase.total(phase.flops), phase.total(phase.bytes),
+            maximum_of([t.peak_ops_per_s for t in phase.timings if t.op.operands] or [np.nan]),
+            maximum_of([t.bandwidth_Bps for t in phase.timings]))
+
+
+def _utilization(totals: tuple[Number, Number, Number, Number], time: Any) -> tuple[Any, Any]:
+    """Achieved over peak matrix ops and bandwidth of a phase (:func:`_totals`) taking ``time`` seconds."""
+    flops, nbytes, peak, bw = totals
+    return flops / (time * peak), nbytes / (time * bw)
 
 
 def evaluate(model: Any, arch: Any, scenario: Scenario | str | None = None, *, mode: str = DEFAULT_MODE,
@@ -77,21 +153,43 @@ def evaluate(model: Any, arch: Any, scenario: Scenario | str | None = None, *, m
     ``economics``: the ownership scenario of ``cost_usd`` / ``usd_per_mtoken`` (default
     :class:`hwdse.perf.economics.Economics`).
     """
-    model, arch, scen = resolve(model, arch, scenario, overrides, **fields)
+    record, prefill, decode = _evaluate(model, arch, scenario, mode, overrides, economics, fields)
+    ds = xr.Dataset({k: to_dataarray(v).assign_attrs(units=u, long_name=d)
+                     for k, (v, u, d) in record.variables.items()})
+    if detail:
+        ds = ds.merge(_detail(prefill, decode))
+    ds.attrs.update(record.attrs)
+    return ds
+
+
+def evaluate_record(model: Any, arch: Any, scenario: Scenario | str | None = None, *, mode: str = DEFAULT_MODE,
+                    overrides: Mapping[str, Any] | None = None, economics: Economics | None = None,
+                    **fields: Any) -> Record:
+    """:func:`evaluate` without xarray: the same variables and attrs as a :class:`hwdse.perf.Record` of
+    numbers (arrays where an input is one: numpy arrays broadcast by numpy's rules, no named dims).
+
+    The light path for loops over scalar design points: a catalog arch (by name) with scalar
+    ``overrides`` and fields is resolved and scheduled once per process (bounded caches, keyed on the
+    catalog objects and the values), so a repeated point costs the phase arithmetic only.
+    """
+    return _evaluate(model, arch, scenario, mode, overrides, economics, fields)[0]
+
+
+def _evaluate(model: Any, arch: Any, scenario: Scenario | str | None, mode: str,
+              overrides: Mapping[str, Any] | None, economics: Economics | None,
+              fields: Mapping[str, Any]) -> tuple[Record, PhaseOps, PhaseOps]:
+    """The record of :func:`evaluate` and its phases (for ``detail``)."""
+    model, arch, scen, shared = resolve_cached(model, arch, scenario, overrides, fields)
     mode = resolve_mode(mode, arch)
     basis = basis_of(arch, mode)
-    prefill, decode = _phases(model, arch, scen, mode)
-    ttft, prefill_j, prefill_clock = capped(arch, prefill.work())  # hwdse.perf.power_cap: the budget's clock
-    tpot, decode_j, decode_clock = capped(arch, decode.work())
+    design = _design(model, arch, scen, mode, shared)
+    ttft, prefill_j, prefill_clock = capped(arch, design.prefill_work)  # hwdse.perf.power_cap: the budget's clock
+    tpot, decode_j, decode_clock = capped(arch, design.decode_work)
     e2e = ttft + scen.gen * tpot
-    mem = footprint(model, scen)
-    shares = getattr(arch, "footprint_shares", None)  # multi-device systems: one device's share
-    if shares is not None:
-        w_share, kv_share, act_share = shares(model)
-        mem = Footprint(mem.weights_bytes * w_share, mem.kv_cache_bytes * kv_share, mem.activation_bytes * act_share)
+    mem = design.mem
     devices = getattr(arch, "devices", 1)
     capacity = arch.capacity_bytes
-    infeasible = getattr(arch, "infeasible_reason", "") or _unrunnable(prefill, decode)
+    infeasible = getattr(arch, "infeasible_reason", "") or design.unrunnable
     runs = infeasible == ""
     reachable = getattr(arch, "reachable", True)  # PE accelerators: V(f) curve, reticle, beachfront
     if not bool(np.all(reachable)):
@@ -100,14 +198,14 @@ def evaluate(model: Any, arch: Any, scenario: Scenario | str | None = None, *, m
                                              f"reticle, more memory stacks than its edges hold or an interposer over the package limit{where_not}"]))
     if over_budget(arch):
         infeasible = "; ".join(filter(None, [infeasible, "static power at or above the power budget"]))
-    p_cu, p_bu = _utilization(prefill, ttft)
-    d_cu, d_bu = _utilization(decode, tpot)
+    p_cu, p_bu = _utilization(design.prefill_totals, ttft)
+    d_cu, d_bu = _utilization(design.decode_totals, tpot)
     static = getattr(arch, "static_power_W", None)  # hwdse.hardware.power; None: dynamic energy only
     charged = 0.0 if static is None else static
     dynamic = prefill_j + scen.gen * decode_j
     energy = dynamic + charged * e2e
     decode_j = decode_j + charged * tpot
-    ttft_band, tpot_band = phase_band(arch, basis, prefill, False), phase_band(arch, basis, decode, True)
+    ttft_band, tpot_band = design.ttft_band, design.tpot_band
     data = {
         "ttft_s": (ttft, "s", "time to first token (prefill of the whole batch)"),
         "tpot_s": (tpot, "s", "time per output token: mean decode step over the generated tokens"),
@@ -133,8 +231,8 @@ def evaluate(model: Any, arch: Any, scenario: Scenario | str | None = None, *, m
         "prefill_bw_util": (p_bu, "1", "achieved / peak memory bandwidth, prefill"),
         "decode_compute_util": (d_cu, "1", "achieved / peak matrix ops, decode"),
         "decode_bw_util": (d_bu, "1", "achieved / peak memory bandwidth, decode"),
-        "prefill_flops": (prefill.total(prefill.flops), "op", "ops of the prefill pass"),
-        "decode_flops": (decode.total(decode.flops), "op", "mean ops of one decode step"),
+        "prefill_flops": (design.prefill_totals[0], "op", "ops of the prefill pass"),
+        "decode_flops": (design.decode_totals[0], "op", "mean ops of one decode step"),
         "area_mm2": (getattr(arch, "area_mm2", np.nan), "mm^2", "silicon area of the system (NaN if not modelled)"),
         "power_w": (getattr(arch, "power_W", np.nan), "W", "power budget (TDP) of the system"),
         "devices": (devices, "1", "devices (GPUs, chips, PIM boards) of the system; memory_bytes and capacity_bytes "
@@ -155,14 +253,11 @@ def evaluate(model: Any, arch: Any, scenario: Scenario | str | None = None, *, m
                                       "energy per generated token of the decode phase alone (static included)"),
         **ownership(getattr(arch, "cost_usd", np.nan), devices, energy / e2e, scen.batch * scen.gen / e2e, economics),
     }
-    ds = xr.Dataset({k: to_dataarray(v).assign_attrs(units=u, long_name=d) for k, (v, u, d) in data.items()})
-    if detail:
-        ds = ds.merge(_detail(prefill, decode))
-    ds.attrs.update(hwdse_version=__version__, model=model.name, arch=arch.name, mode=mode, basis=basis,
-                    infeasible_reason=infeasible, fit_rule=getattr(arch, "fit_rule", "footprint <= capacity"),
-                    scenario=json.dumps(_jsonable(scen.model_dump())),
-                    overrides=json.dumps({k: _jsonable(v) for k, v in (overrides or {}).items()}))
-    return ds
+    attrs = dict(hwdse_version=__version__, model=model.name, arch=arch.name, mode=mode, basis=basis,
+                 infeasible_reason=infeasible, fit_rule=getattr(arch, "fit_rule", "footprint <= capacity"),
+                 scenario=design.scenario_json,
+                 overrides=json.dumps({k: _jsonable(v) for k, v in (overrides or {}).items()}))
+    return Record(data, attrs), design.prefill, design.decode
 
 
 def _fits(arch: Any, mem: Footprint, capacity: Any) -> Any:

@@ -23,10 +23,12 @@ import xarray as xr
 
 from hwdse._array import where
 from hwdse._errors import HwdseError
+from hwdse._version import __version__
 from hwdse.hardware._base import DEFAULT_MODE, basis_of, resolve_mode
 from hwdse.perf.economics import Economics
 from hwdse.perf.evaluate import resolve
 from hwdse.perf.power_cap import capped
+from hwdse.perf.record import Record
 from hwdse.serving.engine import Engine, load_engine
 from hwdse.serving.harness import SERVER, Harness
 from hwdse.serving.speculative import Speculative, tokens_per_step
@@ -36,6 +38,7 @@ from hwdse.serving.steady import (
     design_ndim,
     kv_limit,
     md1_wait,
+    metrics,
     on_plain_arrays,
     power,
     solve,
@@ -130,7 +133,7 @@ def serve_disaggregated(model: Any, prefill_arch: Any, decode_arch: Any, *, conc
     statics = [getattr(p.arch, "static_power_W", None) for p in (pre, dec)]
     static = None if None in statics else prefill_instances * statics[0] + decode_instances * statics[1]
     dynamic_w = rate * prefill_j + decode_instances * decode_table(g / decode_instances)[1] / (tpot * gain)
-    ds = dataset(ttft, tpot, rate, osl, g, cap, stable, devices, ttft_slo_s, tpot_slo_s, {
+    data = metrics(ttft, tpot, rate, osl, g, cap, stable, devices, ttft_slo_s, tpot_slo_s, {
         **power(static, dynamic_w, rate * osl, prefill_instances * getattr(pre.arch, "cost_usd", np.nan)
                 + decode_instances * getattr(dec.arch, "cost_usd", np.nan), devices, economics),
         **bands(pre.prefill_band(isl), dec.band(g / decode_instances, 0.0, kv_len), (pre.arch, dec.arch)),
@@ -138,10 +141,10 @@ def serve_disaggregated(model: Any, prefill_arch: Any, decode_arch: Any, *, conc
         "kv_transfer_s": (transfer_s, "s", "KV cache of one prompt over the prefill -> decode link"),
         "kv_transfer_bytes": (kv_bytes, "B", "KV cache bytes of one prompt"),
     })
-    ds.attrs.update(model=pre.model.name, prefill_arch=pre.arch.name, decode_arch=dec.arch.name, arch=
-                    f"{pre.arch.name} -> {dec.arch.name}", mode=pre.mode, engine=eng.name,
-                    basis=f"{basis_of(pre.arch, pre.mode)}/{basis_of(dec.arch, dec.mode)}",
-                    prefill_basis=basis_of(pre.arch, pre.mode), decode_basis=basis_of(dec.arch, dec.mode),
-                    traffic="closed" if closed else "open",
-                    speculative=json.dumps(speculative.model_dump(exclude={"sources"})) if speculative else "")
-    return ds
+    return dataset(Record(data, dict(
+        hwdse_version=__version__, model=pre.model.name, prefill_arch=pre.arch.name, decode_arch=dec.arch.name,
+        arch=f"{pre.arch.name} -> {dec.arch.name}", mode=pre.mode, engine=eng.name,
+        basis=f"{basis_of(pre.arch, pre.mode)}/{basis_of(dec.arch, dec.mode)}",
+        prefill_basis=basis_of(pre.arch, pre.mode), decode_basis=basis_of(dec.arch, dec.mode),
+        traffic="closed" if closed else "open",
+        speculative=json.dumps(speculative.model_dump(exclude={"sources"})) if speculative else "")))

@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from functools import wraps
+from dataclasses import dataclass
+from functools import lru_cache, wraps
 from typing import Any
 
 import numpy as np
@@ -34,17 +35,20 @@ from hwdse._errors import HwdseError
 from hwdse._version import __version__
 from hwdse.hardware._base import DEFAULT_MODE, basis_of, resolve_mode
 from hwdse.perf.economics import Economics, ownership
-from hwdse.perf.evaluate import resolve
+from hwdse.perf.evaluate import resolve_cached
+from hwdse.perf.memo import Identity, value_key
 from hwdse.perf.power_cap import Work, clocked
+from hwdse.perf.record import Record
 from hwdse.perf.uncertainty import energy_band
 from hwdse.serving.engine import Engine, load_engine
 from hwdse.serving.harness import SERVER, Harness
 from hwdse.serving.speculative import Speculative, tokens_per_step
 from hwdse.serving.step import StepModel
-from hwdse.serving.table import Tabulated
+from hwdse.serving.table import Tabulated, extent
 from hwdse.workload.footprint import footprint
 
-__all__ = ["serve", "kv_limit", "solve", "md1_wait", "dataset", "power", "on_plain_arrays", "design_ndim"]
+__all__ = ["serve", "serve_record", "kv_limit", "solve", "md1_wait", "metrics", "dataset", "power", "on_plain_arrays",
+           "design_ndim"]
 
 BISECTIONS = 20   # the requests decoding are found to 2^-20 of their range (1e-6: no noise on a saturated plateau)
 
@@ -122,7 +126,6 @@ def design_ndim(*values: Any) -> int:
 
 
 @on_plain_arrays
-@np.errstate(divide="ignore", invalid="ignore")  # a point that cannot serve comes out inf / 0, stable false
 def serve(model: Any, arch: Any, *, concurrency: Any = None, arrival_rate: Any = None, isl: Any = 1024,
           osl: Any = 1024, engine: str | Engine = "trtllm", weights: str = "bf16", activations: str | None = None,
           kv: str | None = None, mode: str = DEFAULT_MODE, overrides: Mapping[str, Any] | None = None,
@@ -141,40 +144,58 @@ def serve(model: Any, arch: Any, *, concurrency: Any = None, arrival_rate: Any =
     depth and acceptance (:class:`hwdse.serving.speculative.Speculative`): each step verifies ``k + 1``
     tokens per sequence and keeps the expected accepted run, so TPOT is the mean step over that run.
     """
+    return dataset(serve_record(
+        model, arch, concurrency=concurrency, arrival_rate=arrival_rate, isl=isl, osl=osl, engine=engine,
+        weights=weights, activations=activations, kv=kv, mode=mode, overrides=overrides,
+        engine_overrides=engine_overrides, ttft_slo_s=ttft_slo_s, tpot_slo_s=tpot_slo_s, harness=harness,
+        economics=economics, expert_weights=expert_weights, speculative=speculative))
+
+
+@np.errstate(divide="ignore", invalid="ignore")  # a point that cannot serve comes out inf / 0, stable false
+def serve_record(model: Any, arch: Any, *, concurrency: Any = None, arrival_rate: Any = None, isl: Any = 1024,
+                 osl: Any = 1024, engine: str | Engine = "trtllm", weights: str = "bf16",
+                 activations: str | None = None, kv: str | None = None, mode: str = DEFAULT_MODE,
+                 overrides: Mapping[str, Any] | None = None, engine_overrides: Mapping[str, Any] | None = None,
+                 ttft_slo_s: Any = np.inf,
+                 tpot_slo_s: Any = np.inf, harness: Harness = SERVER, economics: Economics | None = None,
+                 expert_weights: str | None = None, speculative: Speculative | None = None) -> Record:
+    """:func:`serve` without xarray: the same variables and attrs as a :class:`hwdse.perf.Record` of numbers
+    or numpy arrays (numpy broadcasting; DataArrays: use :func:`serve`).
+
+    The light path for scalar design points and for one design's frontier over a traffic array: a catalog
+    arch (by name) with scalar overrides, formats and lengths (no ``engine_overrides``) is resolved, and its
+    step-time table built, once per process (bounded caches keyed on the catalog objects and the values);
+    a repeated design costs the steady-state solve and one step's error band only.
+    """
     if (concurrency is None) == (arrival_rate is None):
         raise HwdseError("traffic", None, "give exactly one of concurrency (closed loop) and arrival_rate (open loop)")
     if np.any(np.asarray(osl) < 2):
         raise HwdseError("traffic", "osl", f"must be >= 2 (one prefill token and at least one decode step), got {osl}")
-    model, arch, scen = resolve(model, arch, None, overrides, batch=1, prompt=isl, gen=osl, weights=weights,
-                                activations=activations or weights, kv=kv or activations or weights,
-                                expert_weights=expert_weights, flash_attention=True)
+    model, arch, scen, shared = resolve_cached(model, arch, None, overrides, dict(
+        batch=1, prompt=isl, gen=osl, weights=weights, activations=activations or weights,
+        kv=kv or activations or weights, expert_weights=expert_weights, flash_attention=True))
     mode = resolve_mode(mode, arch)
     eng = load_engine(engine)
     if engine_overrides:
         eng = eng.model_copy(update=dict(engine_overrides))
         eng = Engine.model_validate(eng.model_dump())
-    steps = StepModel(model, arch, scen, mode, eng, speculative)
+    key = ((Identity(arch), model, scen, mode, Identity(eng), value_key(speculative), value_key(isl), value_key(osl))
+           if shared and not engine_overrides else (None,))
+    design = _design(*key) if None not in key else _Design.of(model, arch, scen, mode, eng, speculative, isl, osl)
+    steps, cap = design.steps, design.cap
     decode_steps = osl - 1.0
     gain = tokens_per_step(speculative)    # tokens each decoding sequence keeps per step
     kv_len = isl + osl / 2
-    cap = np.minimum(eng.max_batch, kv_limit(model, arch, scen, eng, isl, osl))
-    prompt_attention = steps.prefill_attention(isl)
     closed = concurrency is not None
-
-    def chunk_at(g: Any) -> Any:
-        if np.ndim(eng.chunked_prefill) == 0:  # one scheduler for the whole sweep (the usual case)
-            return np.clip(eng.token_budget - g, 1.0, isl) if eng.chunked_prefill else np.asarray(isl, dtype=float)
-        return where(eng.chunked_prefill, np.clip(eng.token_budget - g, 1.0, isl), isl)
-
     hi = np.minimum(concurrency, cap) if closed else cap
     ndim = design_ndim(concurrency, arrival_rate, isl, osl, overrides or {}, engine_overrides or {})
-    table = Tabulated(lambda g: _columns(*steps.pair(g, chunk_at(g), isl, kv_len, prompt_attention)), hi, ndim)
+    table = _table(*key, extent(hi), ndim) if None not in key else design.table(hi, ndim)
 
     def state(u: Any) -> dict[str, Any]:
         """The steady state at table position ``u`` (requests decoding ``g``), at the clock its mix of
         steps runs at under the power budget."""
         g, *columns = table.at(u)
-        chunk = chunk_at(g)
+        chunk = _chunk(eng, isl, g)
         chunks = isl / chunk                     # chunk steps' worth of prefill per prompt
         share = np.minimum(g * chunks * gain / decode_steps, 1.0)
         alone, mix = Work(*columns[0::2]), Work(*columns[1::2])
@@ -211,19 +232,67 @@ def serve(model: Any, arch: Any, *, concurrency: Any = None, arrival_rate: Any =
         rate = arrival_rate * 1.0
         stable = (s["busy"] < 1) & (rate * decode_steps * s["tpot"] <= cap) & np.isfinite(s["tpot"])
         ttft = where(stable, s["ttft"] + harness.latency_s, np.inf)
-    ds = dataset(ttft, s["tpot"], rate, osl, g, cap, stable, getattr(arch, "devices", 1), ttft_slo_s, tpot_slo_s, {
+    data = metrics(ttft, s["tpot"], rate, osl, g, cap, stable, getattr(arch, "devices", 1), ttft_slo_s, tpot_slo_s, {
         **power(getattr(arch, "static_power_W", None), s["step_j"] / s["step"], rate * osl,
                 getattr(arch, "cost_usd", np.nan), getattr(arch, "devices", 1), economics),
         "prefill_step_share": (s["share"], "1", "share of steps that carry a prefill chunk"),
         "clock": (s["clock"], "1", "core clock over the rated clock (below 1: throttled to the power budget)"),
-        **bands(steps.prefill_band(isl), steps.band(g, s["share"] * s["chunk"], kv_len), (arch,)),
+        **bands(design.prefill_band, steps.band(g, s["share"] * s["chunk"], kv_len), (arch,)),
         "prefill_chunk_tokens": (s["chunk"], "tokens", "prompt tokens per chunk step"),
     })
-    ds.attrs.update(model=model.name, arch=arch.name, mode=mode, basis=basis_of(arch, mode), engine=eng.name,
-                    speculative=json.dumps(speculative.model_dump(exclude={"sources"})) if speculative else "",
-                    traffic="closed" if closed else "open", formats=json.dumps(
-                        {"weights": scen.weights, "activations": scen.activations, "kv": scen.kv}))
-    return ds
+    return Record(data, dict(
+        hwdse_version=__version__, model=model.name, arch=arch.name, mode=mode, basis=basis_of(arch, mode),
+        engine=eng.name, speculative=json.dumps(speculative.model_dump(exclude={"sources"})) if speculative else "",
+        traffic="closed" if closed else "open",
+        formats=json.dumps({"weights": scen.weights, "activations": scen.activations, "kv": scen.kv})))
+
+
+def _chunk(eng: Engine, isl: Any, g: Any) -> Any:
+    """Prompt tokens per chunk step with ``g`` requests decoding (a whole prompt without chunked prefill)."""
+    if np.ndim(eng.chunked_prefill) == 0:  # one scheduler for the whole sweep (the usual case)
+        return np.clip(eng.token_budget - g, 1.0, isl) if eng.chunked_prefill else np.asarray(isl, dtype=float)
+    return where(eng.chunked_prefill, np.clip(eng.token_budget - g, 1.0, isl), isl)
+
+
+@dataclass(frozen=True)
+class _Design:
+    """What a serving solve reads of one design point (model, formats, arch, mode, engine, prompt and output
+    lengths) before the traffic: its step model, in-flight cap, a prompt's attention and prefill band."""
+
+    steps: StepModel
+    isl: Any
+    kv_len: Any
+    cap: Any
+    prompt_attention: Work
+    prefill_band: Any
+
+    @classmethod
+    def of(cls, model: Any, arch: Any, scen: Any, mode: str, eng: Engine, speculative: Speculative | None,
+           isl: Any, osl: Any) -> _Design:
+        steps = StepModel(model, arch, scen, mode, eng, speculative)
+        return cls(steps, isl, isl + osl / 2, np.minimum(eng.max_batch, kv_limit(model, arch, scen, eng, isl, osl)),
+                   steps.prefill_attention(isl), steps.prefill_band(isl))
+
+    def table(self, hi: Any, ndim: int) -> Tabulated:
+        """Step works (:func:`_columns`: decode-only and with a chunk) tabulated over the requests decoding
+        to ``hi`` (:class:`hwdse.serving.table.Tabulated`)."""
+        steps, isl = self.steps, self.isl
+        return Tabulated(lambda g: _columns(*steps.pair(g, _chunk(steps.engine, isl, g), isl, self.kv_len,
+                                                        self.prompt_attention)), hi, ndim)
+
+
+@lru_cache(maxsize=64)
+def _design(arch: Identity, model: Any, scen: Any, mode: str, eng: Identity, speculative: tuple, isl: tuple,
+            osl: tuple) -> _Design:
+    """:meth:`_Design.of` of a scalar design point given as keys (:mod:`hwdse.perf.memo`), once per process."""
+    return _Design.of(model, arch.obj, scen, mode, eng.obj, speculative[1], isl[1], osl[1])
+
+
+@lru_cache(maxsize=64)
+def _table(arch: Identity, model: Any, scen: Any, mode: str, eng: Identity, speculative: tuple, isl: tuple,
+           osl: tuple, top: float, ndim: int) -> Tabulated:
+    """:meth:`_Design.table` of a cached design to ``top`` (a grid extent: :func:`extent`), once per process."""
+    return _design(arch, model, scen, mode, eng, speculative, isl, osl).table(top, ndim)
 
 
 def bands(ttft_band: Any, tpot_band: Any, systems: tuple[Any, ...]) -> dict[str, tuple]:
@@ -267,9 +336,10 @@ def _on_axes(value: np.ndarray, full: tuple[int, ...]) -> xr.DataArray:
     return xr.DataArray(value.reshape([full[i] for i in keep]), dims=[f"dim_{i}" for i in keep])
 
 
-def dataset(ttft: Any, tpot: Any, rate: Any, osl: Any, decoding: Any, cap: Any, stable: Any, devices: Any,
-            ttft_slo_s: Any, tpot_slo_s: Any, extra: Mapping[str, tuple]) -> xr.Dataset:
-    """The serving result: latencies, throughputs, goodput under the SLOs (mean TTFT and TPOT), ``extra``."""
+def metrics(ttft: Any, tpot: Any, rate: Any, osl: Any, decoding: Any, cap: Any, stable: Any, devices: Any,
+            ttft_slo_s: Any, tpot_slo_s: Any, extra: Mapping[str, tuple]) -> dict[str, tuple]:
+    """The serving result's variables (value, units, long name): latencies, throughputs, goodput under the SLOs
+    (mean TTFT and TPOT), ``extra``."""
     throughput = rate * osl
     meets = stable & (ttft <= ttft_slo_s) & (tpot <= tpot_slo_s)
     data = {
@@ -288,9 +358,15 @@ def dataset(ttft: Any, tpot: Any, rate: Any, osl: Any, decoding: Any, cap: Any, 
         "devices": (devices, "1", "devices of the system (both pools when disaggregated)"),
         **extra,
     }
-    values = [np.asarray(v) for v, _, _ in data.values()]
+    return data
+
+
+def dataset(record: Record) -> xr.Dataset:
+    """A serving record as a Dataset: each variable on the dims ``dim_i`` of the axes it varies along (of
+    the broadcast shape of all of them), the record's attrs."""
+    values = [np.asarray(v) for v, _, _ in record.variables.values()]
     full = np.broadcast_shapes(*(v.shape for v in values))
     ds = xr.Dataset({k: _on_axes(v, full).assign_attrs(units=u, long_name=d)
-                     for v, (k, (_, u, d)) in zip(values, data.items())})
-    ds.attrs.update(hwdse_version=__version__)
+                     for v, (k, (_, u, d)) in zip(values, record.variables.items())})
+    ds.attrs.update(record.attrs)
     return ds

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["PER_OCTAVE", "UNIFORM", "Tabulated", "grid"]
+__all__ = ["PER_OCTAVE", "UNIFORM", "Tabulated", "grid", "extent"]
 
 UNIFORM = 16      # every integer up to here
 PER_OCTAVE = 16   # then this many evenly spaced points per doubling
@@ -29,10 +29,22 @@ def grid(hi: float) -> np.ndarray:
     in each doubling (spacing 1, 2, 4, ... at the defaults: every power-of-two tile edge is a point),
     each followed by the next integer (the GEMM model's wave steps sit between the two), up to at least
     ``hi``."""
-    octaves = max(int(np.ceil(np.log2(max(hi, UNIFORM) / UNIFORM) - 1e-9)), 1)
+    octaves = _octaves(hi)
     cells = [UNIFORM * 2.0 ** o * (1 + np.arange(PER_OCTAVE) / PER_OCTAVE) for o in range(octaves)]
     edges = np.concatenate(cells + [[UNIFORM * 2.0 ** octaves]])
     return np.unique(np.concatenate([np.arange(UNIFORM + 1.0), edges, edges + 1]))
+
+
+def _octaves(hi: float) -> int:
+    """Doublings past ``UNIFORM`` the grid spans to reach ``hi`` (at least one)."""
+    return max(int(np.ceil(np.log2(max(hi, UNIFORM) / UNIFORM) - 1e-9)), 1)
+
+
+def extent(hi: Any) -> float:
+    """The last edge of the grid a table to ``hi`` spans (``UNIFORM 2^octaves`` for the largest finite value
+    of ``hi``): ``grid(extent(hi))`` is that table's grid, so tables may be shared by their extent."""
+    finite = np.asarray(hi, dtype=float)[np.isfinite(hi)]
+    return UNIFORM * 2.0 ** _octaves(float(finite.max()) if finite.size else 1.0)
 
 
 class Tabulated:
@@ -41,16 +53,15 @@ class Tabulated:
     ``ndim``: the number of axes of the design point's arrays (the grid goes in front of them)."""
 
     def __init__(self, fn: Callable[[np.ndarray], tuple[Any, ...]], hi: Any, ndim: int) -> None:
-        finite = np.asarray(hi, dtype=float)[np.isfinite(hi)]
-        self.grid = grid(float(finite.max()) if finite.size else 1.0)
+        self.grid = grid(extent(hi))
         at = self.grid.reshape((-1,) + (1,) * ndim)
         values = np.broadcast_arrays(at, *(np.asarray(v, dtype=float) for v in fn(at)))[1:]
         rest = values[0].shape[1:] if values else ()
-        # each value as (point value, slope to the next point), flat: one np.take per lookup
+        # each value as its point values and slopes to the next point, flat, stacked: one index per lookup
         self._columns = int(np.prod(rest, dtype=int))
         self._column = np.arange(self._columns).reshape(rest) if rest else 0
-        self._tables = [(v.ravel(), np.append(np.diff(v, axis=0), np.zeros((1, *rest)), axis=0).ravel())
-                        for v in values]
+        self._base = np.stack([v.ravel() for v in values])
+        self._slope = np.stack([np.append(np.diff(v, axis=0), np.zeros((1, *rest)), axis=0).ravel() for v in values])
 
     def position(self, g: Any) -> np.ndarray:
         """Where ``g`` sits on the grid: the lower point's index plus the fraction of the way to the next
@@ -80,7 +91,7 @@ class Tabulated:
         frac = u - idx
         flat = idx * self._columns + self._column  # each design point reads its own column
         out = (self.grid[idx] + (self.grid[idx + 1] - self.grid[idx]) * frac,
-               *(np.take(base, flat) + np.take(slope, flat) * frac for base, slope in self._tables))
+               *(self._base[:, flat] + self._slope[:, flat] * frac))
         return out if known.all() else tuple(np.where(known, v, np.nan) for v in out)
 
     def __call__(self, g: Any) -> tuple[np.ndarray, ...]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
@@ -334,9 +335,17 @@ def from_hf_config(data: dict, name: str, where: str = "config.json") -> ModelCo
 
 
 def load_model(name_or_path: str | Path | ModelConfig) -> ModelConfig:
-    """A bundled model by name (``llama-2-7b``) or any Hugging Face ``config.json`` path."""
+    """A bundled model by name (``llama-2-7b``) or any Hugging Face ``config.json`` path (parsed once per
+    version of the file: a changed modification time reads it again)."""
     if isinstance(name_or_path, ModelConfig):
         return name_or_path
     path = locate("models", name_or_path)
+    return _parsed(str(name_or_path), path, path.stat().st_mtime_ns)
+
+
+@lru_cache(maxsize=64)
+def _parsed(name_or_path: str, path: Path, mtime_ns: int) -> ModelConfig:
+    """The model of ``name_or_path`` (found at ``path``) as of the file's ``mtime_ns``."""
     name = path.parent.name if path.stem == "config" else path.stem
-    return from_hf_config(read(path), name=name, where=str(path) if Path(name_or_path).exists() else f"models/{path.name}")
+    where = str(path) if Path(name_or_path).exists() else f"models/{path.name}"
+    return from_hf_config(read(path), name=name, where=where)
