@@ -45,7 +45,7 @@ def _from_unit(p: Param, u: float) -> float | int:
         return int(min(max(int(p.low) + step * round((v - int(p.low)) / step), int(p.low)), int(p.high)))
     if p.step is not None:
         return float(min(p.low + p.step * round((v - p.low) / p.step), p.high))
-    return float(v)
+    return float(min(max(v, p.low), p.high))  # exp(log) may round just outside the range
 
 
 class Refine:

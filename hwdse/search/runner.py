@@ -90,7 +90,7 @@ def run_trials(space: Space, storage: Any, name: str, n_trials: int, batch: int,
         if refine is not None:
             waiting = len(mirror.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,)))
             designs = [] if waiting else refine.propose(
-                [h[0] for h in history], np.array([h[1] for h in history]).reshape(len(history), -1),
+                [h[0] for h in history], np.array([h[1] for h in history]).reshape(len(history), len(space.spec.objectives)),
                 np.array([h[2] for h in history], dtype=bool), np.array([h[3] for h in history]), n_trials - done)
             for design in designs:
                 mirror.enqueue_trial(design)
