@@ -154,7 +154,7 @@ def run_worker(url: str, name: str, n_trials: int, *, heartbeat_interval: int = 
         raise HwdseError("--study", None, f"no study named {name!r} in the storage")
     storage = make_storage(url, heartbeat_interval=heartbeat_interval, grace_period=grace_period)
     space = space_from_spec(stored_spec(storage, name), f"study {name}")
-    study = optuna.load_study(study_name=name, storage=storage, sampler=make_sampler(space, seed))
+    study = optuna.load_study(study_name=name, storage=storage, sampler=make_sampler(space, seed, concurrent=True))
     _fail_orphans(study, storage.get_heartbeat_interval() or heartbeat_interval, grace_period or 2 * heartbeat_interval)
     count = [0]
     if progress:

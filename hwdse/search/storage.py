@@ -92,10 +92,14 @@ def _sqlite_begin(conn: Any) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def make_sampler(space: Space, seed: int | None) -> optuna.samplers.BaseSampler:
+def make_sampler(space: Space, seed: int | None, concurrent: bool = False) -> optuna.samplers.BaseSampler:
     """The spec's sampler with every behaviour-changing argument pinned (Optuna 5 changed defaults);
-    ``sampler.args`` in the spec overrides the pinned values."""
+    ``sampler.args`` in the spec overrides the pinned values. ``refine`` proposes each generation from
+    the whole history in one process (its asks only draw enqueued designs); ``concurrent`` workers on
+    a refine study sample with TPE instead."""
     name, args = space.spec.sampler.name, dict(space.spec.sampler.args)
+    if name == "refine" and concurrent:
+        name, args = "tpe", {}
     s = optuna.samplers
     if name == "tpe":
         pinned = dict(multivariate=True, constant_liar=True, n_startup_trials=10, n_ei_candidates=24, group=False)
@@ -107,7 +111,7 @@ def make_sampler(space: Space, seed: int | None) -> optuna.samplers.BaseSampler:
         return s.GPSampler(seed=seed, **{**dict(deterministic_objective=True, n_startup_trials=10), **args})
     if name == "cmaes":
         return s.CmaEsSampler(seed=seed, **{**dict(n_startup_trials=1), **args})
-    if name in ("random", "refine"):  # refine enqueues its designs (hwdse.search.refine); asks draw nothing
+    if name in ("random", "refine"):
         return s.RandomSampler(seed=seed)
     if name == "qmc":
         return s.QMCSampler(seed=seed, **{**dict(qmc_type="sobol", scramble=True), **args})
