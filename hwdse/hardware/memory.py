@@ -47,7 +47,8 @@ class MemorySystem(Spec):
     ``bandwidth_GBps`` (if given) overrides the derived bandwidth: a free-number sweep. Capacity stays
     ``count`` stacks' worth; up to the technology's nominal pin rate the same stacks run faster pins,
     and beyond it the bandwidth needs more stacks (``stacks``: the same capacity on more, lower stacks),
-    each taking an interposer footprint and a die-edge site (:mod:`hwdse.hardware.cost`).
+    each taking an interposer footprint (:mod:`hwdse.hardware.cost`) and, on a PE accelerator, a PHY
+    and a die-edge site.
     """
 
     technology: str

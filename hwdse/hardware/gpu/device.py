@@ -104,8 +104,6 @@ class GPU(Spec):
         """Every tensor class has a reference peak and every reference a class (fields validated above)."""
         if plan is None or "compute" not in info.data:
             return plan
-        if info.data.get("die_area_mm2") is None:
-            raise ValueError("needs die_area_mm2 (the area it measures shares of)")
         peaks, refs = set(info.data["compute"].peak_TOPS), set(plan.at_TOPS)
         extra, unpriced = sorted(refs - peaks), sorted(peaks - refs - set(UNCHARGED_CLASSES))
         if extra:
