@@ -2,24 +2,29 @@
 
 Peak compute, area and power all derive from searchable fields (dotted paths):
 ``pe.type`` (categorical, ``arch/pe/``), ``pe.count``, ``pe.clock_GHz``, ``memory.*``,
-``sram_MiB``. Timing is the roofline: matrix ops at the PE array peak of their operand class
+``sram_MiB``, ``die_mm2``. Timing is the roofline: matrix ops at the PE array peak of their operand class
 (upcast or infeasible as the PE type says), vector ops at the PEs' vector rate, all bytes over
 the off-chip memory system.
 
-* ``area_mm2`` = PE area x count (MAC array + local buffers, :mod:`hwdse.hardware.pe`)
-  + ``sram_MiB x sram_mm2_per_MiB`` + ``phy_mm2_per_device x memory.count`` + ``other_area_mm2``;
-* ``static_power_W`` = ``leakage_W_per_mm2 x area_mm2 x V / voltage_V`` (leakage and uncore
-  grow with silicon, leakage with the supply: :mod:`hwdse.hardware.power`); the evaluator charges
-  it for the whole wall time;
+* ``parts_mm2`` (the active silicon) = PE area x count (MAC array + local buffers,
+  :mod:`hwdse.hardware.pe`) + ``sram_MiB x sram_mm2_per_MiB`` + ``phy_mm2_per_device x
+  memory.stacks`` + ``other_area_mm2``, in mm^2;
+* ``area_mm2`` = ``max(parts_mm2, die_mm2)``: ``die_mm2`` (optional, searchable) is the drawn die,
+  the rest of it padding (I/O ring, filler) that costs wafer area and counts for the reticle, the
+  beachfront and the interposer, but leaks nothing: a 300-PE die padded to 600 mm^2 hosts six stacks
+  without more PEs. A ``die_mm2`` below the parts is ignored (the parts set the die);
+* ``static_power_W`` = ``leakage_W_per_mm2 x parts_mm2 x V / voltage_V`` (leakage and uncore
+  grow with active silicon, leakage with the supply: :mod:`hwdse.hardware.power`); the evaluator
+  charges it for the whole wall time;
 * ``power_W`` = static + MAC power at peak (MACs/s x pJ/MAC in the PE's most power-hungry class)
   + memory power at peak bandwidth (B/s x 8 x pJ/bit);
 * energy per op = MACs x pJ/MAC of the class it runs in at the supply of the clock (the PE
   type's V(f) curve) + bytes x 8 x memory pJ/bit (vector ops and SRAM traffic are not counted);
-* ``cost_usd``: die (wafer price and yield of ``fab``), memory by the GB, ``package``
-  (:mod:`hwdse.hardware.cost`);
+* ``cost_usd``: die of ``area_mm2`` (wafer price and yield of ``fab``), memory by the GB,
+  ``package`` (:mod:`hwdse.hardware.cost`);
 * ``reachable``: the clock is within the PE node's V(f) curve, the die within the reticle
   (``reticle_mm2``) and the memory stacks within the die's beachfront: a die of ``die_aspect``
-  (long / short side) places stacks along its two long sides, ``round(long side / stack_edge_mm)``
+  (long / short side) places ``memory.stacks`` along its two long sides, ``round(long side / stack_edge_mm)``
   per side (a stack may overhang a corner by up to half its width, as the H100's three per
   32 mm side do), and the package's interposer within its limit; otherwise the design is
   infeasible.
@@ -60,6 +65,8 @@ class Accelerator(Spec):
     sram_mm2_per_MiB: quantity(gt=0, unit="mm^2/MiB")
     phy_mm2_per_device: quantity(ge=0, unit="mm^2") = Field(description="memory PHY + controller per stack/device")
     other_area_mm2: quantity(ge=0, unit="mm^2") = Field(0.0, description="NoC, I/O, control")
+    die_mm2: quantity(gt=0, unit="mm^2") | None = Field(
+        None, description="drawn die area, padding included (None or below the parts: the sum of the parts)")
     leakage_W_per_mm2: quantity(ge=0, unit="W/mm^2") = Field(
         description="static power per mm^2 of die at the PE type's nominal voltage")
     reticle_mm2: quantity(gt=0, unit="mm^2") = Field(858.0, description="largest die one exposure prints")
@@ -90,9 +97,15 @@ class Accelerator(Spec):
         return self.pe.peak_ops_per_s(cls)
 
     @property
-    def area_mm2(self) -> Number:
+    def parts_mm2(self) -> Number:
+        """Active silicon: PE array, SRAM, memory PHYs and the rest of the uncore, mm^2."""
         return (self.pe.area_mm2 + self.sram_MiB * self.sram_mm2_per_MiB
-                + self.phy_mm2_per_device * self.memory.count + self.other_area_mm2)
+                + self.phy_mm2_per_device * self.memory.stacks + self.other_area_mm2)
+
+    @property
+    def area_mm2(self) -> Number:
+        """The die: its parts, padded to ``die_mm2`` where that is larger, mm^2."""
+        return self.parts_mm2 if self.die_mm2 is None else np.maximum(self.parts_mm2, self.die_mm2)
 
     @property
     def achieved_basis(self) -> Basis | None:
@@ -101,8 +114,8 @@ class Accelerator(Spec):
 
     @property
     def static_power_W(self) -> Number:
-        """Leakage + uncore of the die at the array's supply, in W."""
-        return self.leakage_W_per_mm2 * self.area_mm2 * self.pe.voltage_V / self.pe.pe.voltage_V
+        """Leakage + uncore of the active silicon (not the padding) at the array's supply, in W."""
+        return self.leakage_W_per_mm2 * self.parts_mm2 * self.pe.voltage_V / self.pe.pe.voltage_V
 
     @property
     def max_stacks(self) -> Number:
@@ -119,10 +132,10 @@ class Accelerator(Spec):
     def reachable(self) -> Number:
         """Whether the design can be built: clock within the V(f) curve, die within the reticle,
         memory stacks within the beachfront, interposer within the package's limit."""
-        ok = self.pe.clock_reachable & (self.area_mm2 <= self.reticle_mm2) & (self.memory.count <= self.max_stacks)
+        ok = self.pe.clock_reachable & (self.area_mm2 <= self.reticle_mm2) & (self.memory.stacks <= self.max_stacks)
         if self.package is not None:
             package = load_package(self.package)
-            ok = ok & (package.interposer_mm2(self.area_mm2, self.memory.count) <= package.max_interposer_mm2)
+            ok = ok & (package.interposer_mm2(self.area_mm2, self.memory.stacks) <= package.max_interposer_mm2)
         return ok
 
     @property

@@ -95,14 +95,14 @@ def package_usd(die_mm2: Number, dies: Number, fab: Fab, stacks: Number, memory_
 
 def device_usd(logic_mm2: Number, dies: Number, fab: str | None, memory: Any, package: str | None) -> Number:
     """Cost of a device with ``logic_mm2`` of silicon in ``dies`` dies, a memory system (its
-    ``cost_usd`` and stack ``count``) and a package (None: no interposer, no assembly loss), US$;
+    ``cost_usd`` and placed ``stacks``) and a package (None: no interposer, no assembly loss), US$;
     NaN without a fab."""
     if fab is None:
         return float("nan")
     logic = load_fab(fab)
     if package is None:
         return dies * die_usd(logic_mm2 / dies, logic) + memory.cost_usd
-    return package_usd(logic_mm2 / dies, dies, logic, memory.count, memory.cost_usd, load_package(package))
+    return package_usd(logic_mm2 / dies, dies, logic, memory.stacks, memory.cost_usd, load_package(package))
 
 
 def known_fab(name: str | None) -> str | None:

@@ -20,7 +20,7 @@ from hwdse._params import Number
 from hwdse.workload.ops import Op
 
 __all__ = ["MAC_PJ_45NM", "GPU_NODE_SCALE", "ONCHIP_PJ_PER_BIT", "mac_pJ", "compute_energy_J",
-           "dram_energy_J", "gpu_op_energy_J"]
+           "dram_energy_J", "gpu_energy_J", "gpu_op_energy_J"]
 
 # pJ per multiply-accumulate at 45 nm, by arithmetic class (see COMPUTE_CLASSES).
 MAC_PJ_45NM: dict[str, float] = {
@@ -65,13 +65,20 @@ def dram_energy_J(nbytes: Number, pj_per_bit: Number | None) -> Number:
     return nbytes * 8 * pj_per_bit * 1e-12
 
 
-def gpu_op_energy_J(op: Op, cls: str, dram_pj_per_bit: Number | None, compute_scale: Number = 1.0,
-                    memory_scale: Number = 1.0) -> tuple[Number, Number]:
-    """One instance of ``op`` on a GPU: MACs in class ``cls``, its bytes from DRAM through L2 and L1;
-    each part times a measured factor (``hwdse.hardware.power.GPUPower``; 1: the per-op model alone).
-    Returns (J, the share of them in the core domain: the MACs and the on-chip L2/L1 traffic)."""
-    onchip = memory_scale * op.bytes * 8 * ONCHIP_PJ_PER_BIT * 1e-12
-    core = compute_scale * compute_energy_J(op.flops, mac_pJ(cls)) + onchip
-    total = core + memory_scale * dram_energy_J(op.bytes, dram_pj_per_bit)
+def gpu_energy_J(flops: Number, nbytes: Number, cls: str, dram_pj_per_bit: Number | None,
+                 compute_scale: Number = 1.0, memory_scale: Number = 1.0) -> tuple[Number, Number]:
+    """``flops`` ops in class ``cls`` and ``nbytes`` from DRAM through L2 and L1 on a GPU; each part
+    times a measured factor (``hwdse.hardware.power.GPUPower``; 1: the per-op model alone). Returns
+    (J, the share of them in the core domain: the MACs and the on-chip L2/L1 traffic); per second
+    of ops/s and B/s, the power in W."""
+    onchip = memory_scale * nbytes * 8 * ONCHIP_PJ_PER_BIT * 1e-12
+    core = compute_scale * compute_energy_J(flops, mac_pJ(cls)) + onchip
+    total = core + memory_scale * dram_energy_J(nbytes, dram_pj_per_bit)
     with np.errstate(divide="ignore", invalid="ignore"):
         return total, np.where(total > 0, core / total, 0.0)
+
+
+def gpu_op_energy_J(op: Op, cls: str, dram_pj_per_bit: Number | None, compute_scale: Number = 1.0,
+                    memory_scale: Number = 1.0) -> tuple[Number, Number]:
+    """One instance of ``op`` on a GPU (:func:`gpu_energy_J` of its ops and bytes)."""
+    return gpu_energy_J(op.flops, op.bytes, cls, dram_pj_per_bit, compute_scale, memory_scale)

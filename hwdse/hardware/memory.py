@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import cached_property
 from typing import Literal
 
+import numpy as np
 from pydantic import Field, field_validator
 
 from hwdse._catalog import Spec, load
@@ -43,7 +44,11 @@ class MemorySystem(Spec):
     follow the stack count; ``pin_rate_Gbps`` and ``stack_capacity_GiB`` pin a product's figures
     (sourced in its catalog entry) and are dropped when an override changes the technology
     (:func:`hwdse.hardware.with_overrides`: each technology then runs at its own nominal).
-    ``bandwidth_GBps`` (if given) overrides the derived bandwidth: a free-number sweep.
+    ``bandwidth_GBps`` (if given) overrides the derived bandwidth: a free-number sweep. Capacity stays
+    ``count`` stacks' worth; up to the technology's nominal pin rate the same stacks run faster pins,
+    and beyond it the bandwidth needs more stacks (``stacks``: the same capacity on more, lower stacks),
+    each taking an interposer footprint (:mod:`hwdse.hardware.cost`) and, on a PE accelerator, a PHY
+    and a die-edge site.
     """
 
     technology: str
@@ -70,6 +75,15 @@ class MemorySystem(Spec):
             return self.bandwidth_GBps * 1e9
         rate = self.pin_rate_Gbps if self.pin_rate_Gbps is not None else self.tech.pin_rate_Gbps
         return self.count * self.tech.bus_width_bits * rate / 8 * 1e9
+
+    @property
+    def stacks(self) -> Number:
+        """Devices/stacks the system places: ``count``, or as many as a free ``bandwidth_GBps`` needs at
+        the technology's nominal per-stack bandwidth where that is more."""
+        if self.bandwidth_GBps is None:
+            return self.count
+        needed = np.ceil(self.bandwidth_GBps / self.tech.bandwidth_GBps * (1 - 1e-12))  # rounding-safe ceiling
+        return np.maximum(self.count, needed)
 
     @property
     def capacity_bytes(self) -> Number:

@@ -11,6 +11,8 @@ from typer.testing import CliRunner
 import hwdse
 from hwdse._catalog import locate
 from hwdse.cli.main import app
+from hwdse.hardware import Accelerator
+from hwdse.hardware.cost import device_usd
 from hwdse.hardware.systems.multi import with_parallelism
 from hwdse.hardware.pe import load_pe
 from hwdse.perf import evaluate
@@ -78,3 +80,39 @@ def test_clock_sweep_over_dataarray():
     ds = evaluate("llama-2-7b", "decode-accel", overrides={"pe.clock_GHz": clock}, batch=64, prompt=512, gen=8)
     assert ds.ttft_s.dims == ("clock",) and bool((ds.ttft_s.diff("clock") < 0).all())
     assert bool((ds.power_w.diff("clock") > 0).all())
+
+
+def _small_six_stack() -> Accelerator:
+    """300 PEs and six stacks: ~457 mm^2 of parts, whose edges hold four stacks (unreachable unpadded)."""
+    return hwdse.with_overrides(hwdse.load_arch("decode-accel"), {"pe.count": 300, "memory.count": 6})
+
+
+def test_die_padding_costs_area_and_hosts_stacks_but_leaks_nothing():
+    base = _small_six_stack()
+    padded = hwdse.with_overrides(base, {"die_mm2": 600.0})
+    assert base.area_mm2 == pytest.approx(base.parts_mm2) and base.parts_mm2 < 600
+    assert padded.area_mm2 == 600.0 and padded.parts_mm2 == pytest.approx(base.parts_mm2)
+    assert (base.max_stacks, padded.max_stacks) == (4, 6)  # round(sqrt(A x 1.27) / 11) per long side
+    assert not bool(base.reachable) and bool(padded.reachable)  # stacks no longer force PEs
+    assert padded.cost_usd == pytest.approx(device_usd(600.0, 1, base.fab, base.memory, base.package))
+    assert padded.cost_usd > base.cost_usd
+    assert padded.static_power_W == base.static_power_W and padded.power_W == base.power_W
+
+
+def test_die_below_its_parts_is_ignored():
+    base = _small_six_stack()
+    small = hwdse.with_overrides(base, {"die_mm2": 100.0})
+    assert small.area_mm2 == pytest.approx(base.parts_mm2) and small.cost_usd == pytest.approx(base.cost_usd)
+
+
+def test_die_sweep_over_dataarray_matches_scalar_designs():
+    base = _small_six_stack()
+    die = xr.DataArray([100.0, 600.0, 700.0], dims="die")
+    swept = hwdse.with_overrides(base, {"die_mm2": die})
+    for i, d in enumerate(die.values):
+        one = hwdse.with_overrides(base, {"die_mm2": float(d)})
+        for name in ("area_mm2", "max_stacks", "cost_usd", "reachable", "static_power_W"):
+            assert np.broadcast_to(getattr(swept, name), die.shape)[i] == pytest.approx(getattr(one, name), rel=1e-12)
+    ds = evaluate("llama-2-7b", base, overrides={"die_mm2": die}, batch=1, prompt=128, gen=8)
+    assert ds.area_mm2.dims == ("die",) and ds.feasible.values.tolist() == [False, True, True]
+    assert float(ds.static_power_w) == pytest.approx(base.static_power_W)  # padding leaks nothing

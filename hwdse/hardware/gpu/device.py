@@ -1,11 +1,16 @@
-"""GPU-class devices: tensor-core peaks per arithmetic class, an off-chip memory system."""
+"""GPU-class devices: tensor-core peaks per arithmetic class, an off-chip memory system.
+
+``area_mm2`` (mm^2), ``power_W`` (the power budget, W) and ``cost_usd`` (US$) are the catalog part's
+(``die_area_mm2``, ``tdp_W``, :mod:`hwdse.hardware.cost`); with a ``floorplan`` block
+(:mod:`hwdse.hardware.gpu.floorplan`) they follow overridden peaks and memory bandwidth.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from hwdse._catalog import Spec
 from hwdse._errors import HwdseError
@@ -16,6 +21,7 @@ from hwdse.hardware.cost import device_usd, known_fab, known_package
 from hwdse.hardware.dequant import BlockScaled, gpu_plan
 from hwdse.hardware.energy import gpu_op_energy_J
 from hwdse.hardware.gpu.efficiency import GPUEfficiency, achieved_timings
+from hwdse.hardware.gpu.floorplan import UNCHARGED_CLASSES, Floorplan
 from hwdse.hardware.gpu.transfer import load_transfer, transferred_efficiency
 from hwdse.hardware.memory import MemorySystem
 from hwdse.hardware.power import GPUPower, SharedPower, load_shared_power
@@ -71,6 +77,8 @@ class GPU(Spec):
     tdp_W: quantity(gt=0, unit="W")
     die_area_mm2: quantity(gt=0, unit="mm^2") | None = Field(None, description="logic silicon, all dies")
     dies: count() = Field(1, description="logic dies sharing die_area_mm2")
+    floorplan: Floorplan | None = Field(None, description="tensor-core and memory-PHY area at the datasheet peaks "
+                                                          "(None: area, power budget and cost stay the catalog's)")
     fab: str | None = Field(None, description="arch/fabs entry of the logic dies (None: no cost model)")
     package: str | None = Field(None, description="arch/packages entry (None: dies and memory on a board)")
     efficiency: GPUEfficiency | None = Field(None, description="achieved-mode parameters (hwdse calibrate)")
@@ -90,10 +98,31 @@ class GPU(Spec):
             get(name)
         return kernels
 
+    @field_validator("floorplan")
+    @classmethod
+    def _floorplan_classes(cls, plan: Floorplan | None, info: ValidationInfo) -> Floorplan | None:
+        """Every tensor class has a reference peak and every reference a class (fields validated above)."""
+        if plan is None or "compute" not in info.data:
+            return plan
+        peaks, refs = set(info.data["compute"].peak_TOPS), set(plan.at_TOPS)
+        extra, unpriced = sorted(refs - peaks), sorted(peaks - refs - set(UNCHARGED_CLASSES))
+        if extra:
+            raise ValueError(f"at_TOPS.{extra[0]}: no compute.peak_TOPS.{extra[0]} to be the reference of, got "
+                             f"peak classes {', '.join(sorted(peaks))}")
+        if unpriced:
+            raise ValueError(f"at_TOPS: no reference for compute.peak_TOPS.{unpriced[0]} (its tensor area could "
+                             f"not be charged; set floorplan.at_TOPS.{unpriced[0]} too), got {', '.join(sorted(refs))}")
+        return plan
+
     @property
     def area_mm2(self) -> Number:
-        """Silicon area (NaN when the catalog has none)."""
-        return float("nan") if self.die_area_mm2 is None else self.die_area_mm2
+        """Silicon area, all dies, mm^2: the catalog's, plus the floorplan's tensor and PHY area for
+        overridden peaks and bandwidth (NaN when the catalog has none)."""
+        if self.die_area_mm2 is None:
+            return float("nan")
+        if self.floorplan is None:
+            return self.die_area_mm2
+        return self.die_area_mm2 + self.floorplan.extra_mm2(self.compute.peak_TOPS, self.bandwidth_Bps / 1e9)
 
     @property
     def achieved_basis(self) -> Basis | None:
@@ -113,12 +142,18 @@ class GPU(Spec):
 
     @property
     def power_W(self) -> Number:
-        """Power budget of the device (its TDP)."""
-        return self.tdp_W
+        """Power budget of the device, W: its TDP, plus the floorplan's added MACs and bandwidth at peak."""
+        if self.floorplan is None:
+            return self.tdp_W
+        model = self.power_model
+        return self.tdp_W + self.floorplan.extra_W(self.compute.peak_TOPS, self.bandwidth_Bps / 1e9,
+                                                   self.memory.energy_pJ_per_bit, model.compute_scale,
+                                                   model.memory_scale)
 
     @property
     def cost_usd(self) -> Number:
-        """Cost to build (hwdse.hardware.cost; NaN without a fab or die area)."""
+        """Cost to build, US$: dies of ``area_mm2``, memory, package (hwdse.hardware.cost; NaN without a fab
+        or die area)."""
         return device_usd(self.area_mm2, self.dies, self.fab, self.memory, self.package)
 
     @property
