@@ -9,10 +9,12 @@ the off-chip memory system.
 * ``parts_mm2`` (the active silicon) = PE area x count (MAC array + local buffers,
   :mod:`hwdse.hardware.pe`) + ``sram_MiB x sram_mm2_per_MiB`` + ``phy_mm2_per_device x
   memory.stacks`` + ``other_area_mm2``, in mm^2;
-* ``area_mm2`` = ``max(parts_mm2, die_mm2)``: ``die_mm2`` (optional, searchable) is the drawn die,
-  the rest of it padding (I/O ring, filler) that costs wafer area and counts for the reticle, the
-  beachfront and the interposer, but leaks nothing: a 300-PE die padded to 600 mm^2 hosts six stacks
-  without more PEs. A ``die_mm2`` below the parts is ignored (the parts set the die);
+* ``area_mm2`` = ``max(parts_mm2, edge_mm2, die_mm2)``: the die is padded (I/O ring, filler) to
+  the least area whose long sides host its memory stacks (``edge_mm2``: ``ceil(stacks / 2)`` per
+  side, each ``stack_edge_mm`` long, the last one overhanging a corner by at most half its width),
+  and to ``die_mm2`` where that optional drawn area is larger. Padding costs wafer area and counts
+  for the reticle and the interposer, but leaks nothing: a 300-PE die padded to ~595 mm^2 hosts
+  six stacks without more PEs;
 * ``static_power_W`` = ``leakage_W_per_mm2 x parts_mm2 x V / voltage_V`` (leakage and uncore
   grow with active silicon, leakage with the supply: :mod:`hwdse.hardware.power`); the evaluator
   charges it for the whole wall time;
@@ -103,9 +105,16 @@ class Accelerator(Spec):
                 + self.phy_mm2_per_device * self.memory.stacks + self.other_area_mm2)
 
     @property
+    def edge_mm2(self) -> Number:
+        """Least die area whose two long sides host ``memory.stacks`` stacks, mm^2."""
+        per_side = np.ceil(self.memory.stacks / 2)
+        return (np.maximum(per_side - 0.5, 0.0) * self.stack_edge_mm) ** 2 / self.die_aspect
+
+    @property
     def area_mm2(self) -> Number:
-        """The die: its parts, padded to ``die_mm2`` where that is larger, mm^2."""
-        return self.parts_mm2 if self.die_mm2 is None else np.maximum(self.parts_mm2, self.die_mm2)
+        """The die: its parts, padded to host its stacks and to ``die_mm2`` where those are larger, mm^2."""
+        area = np.maximum(self.parts_mm2, self.edge_mm2)
+        return area if self.die_mm2 is None else np.maximum(area, self.die_mm2)
 
     @property
     def achieved_basis(self) -> Basis | None:

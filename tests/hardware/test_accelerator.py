@@ -87,32 +87,38 @@ def _small_six_stack() -> Accelerator:
     return hwdse.with_overrides(hwdse.load_arch("decode-accel"), {"pe.count": 300, "memory.count": 6})
 
 
-def test_die_padding_costs_area_and_hosts_stacks_but_leaks_nothing():
+def test_die_is_padded_to_host_its_stacks_and_padding_leaks_nothing():
     base = _small_six_stack()
-    padded = hwdse.with_overrides(base, {"die_mm2": 600.0})
-    assert base.area_mm2 == pytest.approx(base.parts_mm2) and base.parts_mm2 < 600
-    assert padded.area_mm2 == 600.0 and padded.parts_mm2 == pytest.approx(base.parts_mm2)
-    assert (base.max_stacks, padded.max_stacks) == (4, 6)  # round(sqrt(A x 1.27) / 11) per long side
-    assert not bool(base.reachable) and bool(padded.reachable)  # stacks no longer force PEs
-    assert padded.cost_usd == pytest.approx(device_usd(600.0, 1, base.fab, base.memory, base.package))
+    edge = (2.5 * base.stack_edge_mm) ** 2 / base.die_aspect  # three stacks per long side: 2.5 edges long
+    assert base.parts_mm2 < edge and base.edge_mm2 == pytest.approx(edge)
+    assert base.area_mm2 == pytest.approx(edge) and base.max_stacks == 6 and bool(base.reachable)  # no more PEs
+    assert base.cost_usd == pytest.approx(device_usd(edge, 1, base.fab, base.memory, base.package))
+    four = hwdse.with_overrides(base, {"memory.count": 4})
+    assert four.area_mm2 == pytest.approx(four.parts_mm2) and four.cost_usd < base.cost_usd  # no padding needed
+    padded = hwdse.with_overrides(base, {"die_mm2": 700.0})
+    assert padded.area_mm2 == 700.0 and padded.parts_mm2 == pytest.approx(base.parts_mm2)
     assert padded.cost_usd > base.cost_usd
-    assert padded.static_power_W == base.static_power_W and padded.power_W == base.power_W
+    assert padded.static_power_W == base.static_power_W == pytest.approx(four.static_power_W + (  # two more PHYs
+        base.leakage_W_per_mm2 * (base.parts_mm2 - four.parts_mm2) * base.pe.voltage_V / base.pe.pe.voltage_V))
+    assert padded.power_W == base.power_W
+    twelve = hwdse.with_overrides(base, {"memory.count": 12})
+    assert twelve.area_mm2 > twelve.reticle_mm2 and not bool(twelve.reachable)  # six per side need 2,880 mm^2
 
 
-def test_die_below_its_parts_is_ignored():
+def test_die_below_its_parts_and_edge_is_ignored():
     base = _small_six_stack()
     small = hwdse.with_overrides(base, {"die_mm2": 100.0})
-    assert small.area_mm2 == pytest.approx(base.parts_mm2) and small.cost_usd == pytest.approx(base.cost_usd)
+    assert small.area_mm2 == pytest.approx(base.edge_mm2) and small.cost_usd == pytest.approx(base.cost_usd)
 
 
 def test_die_sweep_over_dataarray_matches_scalar_designs():
     base = _small_six_stack()
-    die = xr.DataArray([100.0, 600.0, 700.0], dims="die")
+    die = xr.DataArray([100.0, 600.0, 900.0], dims="die")
     swept = hwdse.with_overrides(base, {"die_mm2": die})
     for i, d in enumerate(die.values):
         one = hwdse.with_overrides(base, {"die_mm2": float(d)})
         for name in ("area_mm2", "max_stacks", "cost_usd", "reachable", "static_power_W"):
             assert np.broadcast_to(getattr(swept, name), die.shape)[i] == pytest.approx(getattr(one, name), rel=1e-12)
     ds = evaluate("llama-2-7b", base, overrides={"die_mm2": die}, batch=1, prompt=128, gen=8)
-    assert ds.area_mm2.dims == ("die",) and ds.feasible.values.tolist() == [False, True, True]
+    assert ds.area_mm2.dims == ("die",) and ds.feasible.values.tolist() == [True, True, False]  # 900: over the reticle
     assert float(ds.static_power_w) == pytest.approx(base.static_power_W)  # padding leaks nothing

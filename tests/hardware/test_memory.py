@@ -20,6 +20,7 @@ def test_free_bandwidth_runs_faster_pins_up_to_nominal_then_adds_stacks():
 def test_stacks_for_bandwidth_take_beachfront_and_phys_on_an_accelerator():
     accel = hwdse.load_arch("decode-accel")  # 4 HBM3E stacks of 1,228.8 GB/s, edges for 4
     more = hwdse.with_overrides(accel, {"memory.bandwidth_GBps": 6000.0})  # 5 stacks' worth
-    assert more.memory.stacks == 5 and not bool(more.reachable)
+    assert more.memory.stacks == 5 and bool(more.reachable)
     assert more.parts_mm2 - accel.parts_mm2 == pytest.approx(accel.phy_mm2_per_device)
+    assert more.area_mm2 == pytest.approx(more.edge_mm2) and more.edge_mm2 > more.parts_mm2  # padded: 3 per side
     assert bool(hwdse.with_overrides(accel, {"memory.bandwidth_GBps": 4000.0}).reachable)

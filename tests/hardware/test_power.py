@@ -90,10 +90,12 @@ def test_gpu_static_power_is_idle_plus_busy_and_a_gpu_without_a_power_block_take
 def test_packaging_limits_memory_stacks_and_die_size():
     base = hwdse.load_arch("decode-accel")
     assert base.max_stacks == 4 and bool(base.reachable)  # two per long side of a ~420 mm^2 die
-    assert not bool(hwdse.with_overrides(base, {"memory.count": 6}).reachable)
+    six = hwdse.with_overrides(base, {"memory.count": 6})  # padded to ~595 mm^2 to host three per side
+    assert six.max_stacks == 6 and bool(six.reachable) and six.area_mm2 > six.parts_mm2
+    assert not bool(hwdse.with_overrides(base, {"memory.count": 8}).reachable)  # four per side: ~1,170 mm^2
     assert hwdse.with_overrides(base, {"pe.count": 512, "sram_MiB": 128}).max_stacks == 6  # ~660 mm^2
     big = hwdse.with_overrides(base, {"pe.count": 2048, "sram_MiB": 256})  # ~1,380 mm^2: over the reticle
     assert big.area_mm2 > big.reticle_mm2 and not bool(big.reachable)
-    stacks = xr.DataArray([4, 6], dims="stacks")
+    stacks = xr.DataArray([4, 8], dims="stacks")
     ds = evaluate("llama-3-70b", "decode-accel", overrides={"memory.count": stacks}, **RUN)
     assert ds.feasible.values.tolist() == [True, False] and "memory stacks" in ds.attrs["infeasible_reason"]
