@@ -255,6 +255,10 @@ def _baseline_label(b: Any) -> str:
 
 def _gap_lines(data: dict | None, spec: StudySpec) -> list[str]:
     """How close the search came to a dense grid of the same space, and what each cost."""
+    if not data and spec.search and all(is_operating(k, p) for k, p in spec.search.items()):
+        return ["", "## Search against a dense grid", "",
+                "No design parameter is searched: every operating point of the grid is a row, so the best is "
+                "the grid's best by construction."]
     if not data:
         return []
     name = data["metric"]

@@ -1,13 +1,17 @@
 """Grid plus local refinement: the default outer search, one generation evaluated as one array call.
 
-Generation 0 is a coarse grid of the design space (:data:`COARSE` levels per numeric range, every
-value of a short int range, every choice), thinned to a seeded sample of half the budget when the
-grid is larger. Each later generation takes the :data:`ELITE` best designs so far (feasible ones:
+Generation 0 is a coarse grid of the design space (up to :data:`COARSE` levels per numeric range,
+fewer when a quarter of the budget cannot hold them, at least 3; every value of a short int range,
+every choice), thinned to a seeded sample of half the budget when the grid is still larger. Each
+later generation takes up to :data:`ELITE` best designs so far (as many as half the remaining
+budget can refine; feasible ones:
 lexicographic order with the objectives' epsilons, or spread along the epsilon front of a
 multi-objective study; the least violating ones while none is feasible) and evaluates their
-neighbourhoods: every numeric range moved by -h, 0 or +h of its span (log ranges in log space) and
-every other choice of each categorical, with h halved each generation from half the coarse spacing.
-It stops at the budget or when no neighbour is new (h below an int step and 10^-3 of a float span).
+neighbourhoods: every numeric range moved by -h, 0 or +h of its span (log ranges in log space), alone
+and together with each other choice of one categorical, h halved each generation from half the
+coarse spacing.
+Once h falls below 10^-3 of a span with budget left, it restarts from half the coarse spacing around
+the current elite (:data:`RESTARTS` times); it stops at the budget or when no neighbour is new.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from hwdse.search.operating import lexicographic
+from hwdse.search.points import pareto_mask
 from hwdse.search.space import Space, grid_values
 from hwdse.search.spec import Param
 
@@ -27,6 +32,7 @@ __all__ = ["Refine", "COARSE", "ELITE"]
 COARSE = 5   # levels per numeric range in the first generation
 ELITE = 8    # designs whose neighbourhoods each generation evaluates
 FINEST = 1e-3  # smallest float step, as a share of the span
+RESTARTS = 2   # times the step restarts from half the coarse spacing around the current elite once it converged
 
 
 def _to_unit(p: Param, value: float) -> float:
@@ -57,6 +63,7 @@ class Refine:
         self.numeric = [k for k, p in self.params.items() if p.kind != "categorical"]
         self.rng = np.random.default_rng(seed)
         self.seen: set[tuple] = set()
+        self.levels = COARSE
         self.step = 0.5 / (COARSE - 1)
         self.started = False
 
@@ -72,13 +79,23 @@ class Refine:
                 out.append(d)
         return out
 
+    def _short(self, p: Param) -> bool:
+        """A categorical, or an int range with no more values than the coarse levels: every value."""
+        return p.kind == "categorical" or (p.kind == "int" and len(grid_values(p)) <= self.levels and not p.log)
+
     def _coarse(self, budget: int) -> list[dict[str, Any]]:
+        fixed = int(np.prod([len(grid_values(p)) for p in self.params.values() if self._short(p)]))
+        ranges = sum(not self._short(p) for p in self.params.values())
+        if ranges:
+            fit = int(np.floor((budget / 4 / fixed) ** (1 / ranges) + 1e-9))
+            self.levels = min(COARSE, max(3, fit))
+            self.step = 0.5 / (self.levels - 1)
         axes = []
-        for k, p in self.params.items():
-            if p.kind == "categorical" or (p.kind == "int" and len(grid_values(p)) <= COARSE and not p.log):
+        for p in self.params.values():
+            if self._short(p):
                 axes.append(list(grid_values(p)))
             else:
-                axes.append([_from_unit(p, u) for u in np.linspace(0.0, 1.0, COARSE)])
+                axes.append([_from_unit(p, u) for u in np.linspace(0.0, 1.0, self.levels)])
         grid = [dict(zip(self.params, (v.item() if hasattr(v, "item") else v for v in combo), strict=True))
                 for combo in itertools.product(*axes)]
         if len(grid) > budget // 2:
@@ -97,44 +114,55 @@ class Refine:
             first = self._fresh(self._coarse(limit + len(designs)), limit)
             if first:
                 return first
-        elite = [designs[i] for i in self._elite(values, ok, violation)]
-        while self.step >= FINEST:
-            out = self._fresh([n for d in elite for n in self._neighbours(d)], limit)
-            self.step /= 2
-            if out:
-                return out
+        per = 3 ** len(self.numeric) * (1 + sum(len(p.choices) - 1 for p in self.params.values() if p.choices))
+        elite = [designs[i] for i in self._elite(values, ok, violation, max(1, min(ELITE, limit // (2 * per))))]
+        for _ in range(RESTARTS + 1):
+            while self.step >= FINEST:
+                out = self._fresh([n for d in elite for n in self._neighbours(d)], limit)
+                self.step /= 2
+                if out:
+                    return out
+            self.step = 0.5 / (self.levels - 1)  # converged with budget left: search the elite's wider neighbourhood
         return []
 
-    def _elite(self, values: np.ndarray, ok: np.ndarray, violation: np.ndarray) -> list[int]:
-        """Indices of the designs to refine around."""
+    def _elite(self, values: np.ndarray, ok: np.ndarray, violation: np.ndarray, size: int) -> list[int]:
+        """Indices of the ``size`` designs to refine around."""
         eps = [o.epsilon for o in self.space.spec.objectives]
         alive = ok & np.all(np.isfinite(values), axis=1)
         if not alive.any():
-            return list(np.argsort(violation, kind="stable")[:ELITE])
-        order = []
-        if values.shape[1] > 1:  # spread over the front: its extremes per objective, then evenly by the first
-            from hwdse.search.points import pareto_mask
+            return list(np.argsort(violation, kind="stable")[:size])
+        order: list[int] = []
+        if values.shape[1] > 1:  # the best of each objective first, then evenly along the front by the first
+            for j in range(values.shape[1]):
+                i = int(lexicographic(np.roll(values, -j, axis=1), alive, list(np.roll(eps, -j))))
+                if i not in order:
+                    order.append(i)
             front = np.flatnonzero(pareto_mask(values, ["minimize"] * values.shape[1], alive))
             by_first = front[np.argsort(values[front, 0], kind="stable")]
-            picks = np.unique(np.round(np.linspace(0, len(by_first) - 1, min(ELITE, len(by_first)))).astype(int))
-            order = [int(by_first[i]) for i in picks]
+            picks = np.unique(np.round(np.linspace(0, len(by_first) - 1, min(size, len(by_first)))).astype(int))
+            order += [int(by_first[i]) for i in picks if int(by_first[i]) not in order]
         remaining = alive.copy()
-        while len(order) < ELITE and remaining.any():
+        while len(order) < size and remaining.any():
             i = int(lexicographic(values, remaining, eps))
             if i not in order:
                 order.append(i)
             remaining[i] = False
-        return order[:ELITE]
+        return order[:size]
+
+    def _variants(self, design: dict[str, Any]) -> list[dict[str, Any]]:
+        """The design and each design with one categorical at another choice."""
+        return [design] + [{**design, k: c} for k, p in self.params.items() if p.kind == "categorical"
+                           for c in p.choices if c != design[k]]
 
     def _neighbours(self, design: dict[str, Any]) -> list[dict[str, Any]]:
-        out = []
+        """Every variant moved by -h, 0 or +h along every numeric range (a categorical change often needs a
+        numeric one with it: a cooler memory leaves power for a faster clock)."""
         unit = {k: _to_unit(self.params[k], design[k]) for k in self.numeric}
-        for moves in itertools.product((-1, 0, 1), repeat=len(self.numeric)):
-            moved = dict(design)
-            for k, m in zip(self.numeric, moves, strict=True):
-                moved[k] = _from_unit(self.params[k], unit[k] + m * self.step)
-            out.append(moved)
-        for k, p in self.params.items():
-            if p.kind == "categorical":
-                out += [{**design, k: c} for c in p.choices if c != design[k]]
+        out = []
+        for moves in itertools.product((0, -1, 1), repeat=len(self.numeric)):
+            for variant in self._variants(design):
+                moved = dict(variant)
+                for k, m in zip(self.numeric, moves, strict=True):
+                    moved[k] = _from_unit(self.params[k], unit[k] + m * self.step)
+                out.append(moved)
         return out

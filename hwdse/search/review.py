@@ -30,7 +30,7 @@ __all__ = ["baselines", "binding", "gap", "pools", "tornado", "dense_values", "s
            "MAX_REFERENCE"]
 
 BINDING_SLACK = 0.05   # a constraint within 5 % of its limit at the best design binds it
-DENSE = 24             # levels per numeric design range of the reference grid
+DENSE = 32             # levels per numeric design range of the reference grid
 MAX_REFERENCE = 400_000  # reference designs evaluated at most (a seeded sample of a larger grid)
 DISAGG_ONLY = {f"serving.{k}" for k in DISAGG_PATHS}  # pool fields: a baseline serves aggregated
 

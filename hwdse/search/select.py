@@ -19,6 +19,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from hwdse.search.operating import lexicographic
+from hwdse.search.points import pareto_mask
 
 __all__ = ["duplicates", "epsilon_front", "best_index"]
 
@@ -53,8 +54,6 @@ def epsilon_front(values: np.ndarray, valid: np.ndarray, epsilon: Sequence[float
     """Rows on the epsilon front of signed ``values`` (n x k, smaller is better) among ``valid`` rows;
     ``signs`` (+1 minimize, -1 maximize) recover each metric's own sign for its boxes; ``keep``: a row
     that represents its box whatever the within-box pick (the selected best)."""
-    from hwdse.search.points import pareto_mask
-
     ok = valid & np.all(np.isfinite(values), axis=1)
     if not ok.any():
         return np.zeros(len(values), dtype=bool)
@@ -78,8 +77,6 @@ def best_index(values: np.ndarray, valid: np.ndarray, epsilon: Sequence[float], 
         return None
     if rule == "lexicographic" or values.shape[1] == 1:
         return int(lexicographic(values, ok, epsilon))
-    from hwdse.search.points import pareto_mask
-
     front = pareto_mask(values, ["minimize"] * values.shape[1], ok)
     v = values[front]
     span = np.ptp(v, axis=0)

@@ -41,6 +41,7 @@ from hwdse.serving.steady import (
     metrics,
     on_plain_arrays,
     power,
+    silicon,
     solve,
 )
 from hwdse.serving.step import StepModel
@@ -136,6 +137,8 @@ def serve_disaggregated(model: Any, prefill_arch: Any, decode_arch: Any, *, conc
     data = metrics(ttft, tpot, rate, osl, g, cap, stable, devices, ttft_slo_s, tpot_slo_s, {
         **power(static, dynamic_w, rate * osl, prefill_instances * getattr(pre.arch, "cost_usd", np.nan)
                 + decode_instances * getattr(dec.arch, "cost_usd", np.nan), devices, economics),
+        **silicon(*(prefill_instances * getattr(pre.arch, k, np.nan) + decode_instances * getattr(dec.arch, k, np.nan)
+                    for k in ("area_mm2", "power_W"))),
         **bands(pre.prefill_band(isl), dec.band(g / decode_instances, 0.0, kv_len), (pre.arch, dec.arch)),
         "prefill_utilization": (rho, "1", "busy share of each prefill instance"),
         "kv_transfer_s": (transfer_s, "s", "KV cache of one prompt over the prefill -> decode link"),

@@ -235,6 +235,7 @@ def serve_record(model: Any, arch: Any, *, concurrency: Any = None, arrival_rate
     data = metrics(ttft, s["tpot"], rate, osl, g, cap, stable, getattr(arch, "devices", 1), ttft_slo_s, tpot_slo_s, {
         **power(getattr(arch, "static_power_W", None), s["step_j"] / s["step"], rate * osl,
                 getattr(arch, "cost_usd", np.nan), getattr(arch, "devices", 1), economics),
+        **silicon(getattr(arch, "area_mm2", np.nan), getattr(arch, "power_W", np.nan)),
         "prefill_step_share": (s["share"], "1", "share of steps that carry a prefill chunk"),
         "clock": (s["clock"], "1", "core clock over the rated clock (below 1: throttled to the power budget)"),
         **bands(design.prefill_band, steps.band(g, s["share"] * s["chunk"], kv_len), (arch,)),
@@ -311,6 +312,12 @@ def _columns(*works: Work) -> tuple[Any, ...]:
     """The fields of ``works`` as table columns: seconds, clocked seconds, joules, core joules, each
     field's works side by side."""
     return tuple(getattr(w, f) for f in ("seconds", "clocked_s", "joules", "core_j") for w in works)
+
+
+def silicon(area_mm2: Any, power_w: Any) -> dict[str, tuple]:
+    """The system's silicon area and power budget (what a study's area and power constraints read)."""
+    return {"area_mm2": (area_mm2, "mm^2", "silicon area of the system (NaN if not modelled)"),
+            "power_w": (power_w, "W", "power budget (TDP) of the system")}
 
 
 def power(static: Any, dynamic_w: Any, throughput: Any, cost_usd: Any, devices: Any,

@@ -54,7 +54,7 @@ def test_refine_reaches_the_dense_grid_optimum_with_few_evaluations(tmp_path: Pa
     assert space.spec.sampler.name == "refine" and space.inner == ("scenario.batch",)
     ds = run_study(space, tmp_path / "out").results
     found = gap(space, ds)
-    assert found["grid_designs"] == 24 * 24 * 4 and not found["sampled"]
+    assert found["grid_designs"] == 32 * 32 * 4 and not found["sampled"]
     assert found["designs"] <= 0.05 * found["grid_designs"]
     assert found["gap"] <= 0.01
     best = ds.isel(trial=int(ds.best.values.argmax()))
