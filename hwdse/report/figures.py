@@ -41,6 +41,19 @@ def _scale(axis: matplotlib.axis.Axis, vals: np.ndarray) -> None:
         axis.set_minor_formatter(ticker.LogFormatter(labelOnlyBase=False))
 
 
+def _zoom(ok: np.ndarray, keep: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
+    """The points to frame: all of them, or only those near the ``keep`` points (feasible, reference) when
+    the others stretch an axis over more than 3x the kept points' span."""
+    if keep.sum() < 2:
+        return ok
+    near = ok.copy()
+    for v in (xs, ys):
+        lo, hi = v[keep].min(), v[keep].max()
+        span = hi - lo or abs(hi) or 1.0
+        near &= (v >= lo - span) & (v <= hi + span)
+    return near if (ok & ~near).any() and near.sum() >= keep.sum() else ok
+
+
 def pareto_figure(ds: xr.Dataset, x: str, y: str, *, x_direction: str = "minimize",
                   y_direction: str = "minimize", title: str = "", front: str = "pareto",
                   best: str | None = None, color: str | None = None) -> Figure:
@@ -72,8 +85,18 @@ def pareto_figure(ds: xr.Dataset, x: str, y: str, *, x_direction: str = "minimiz
     if (ok & ref).any():
         ax.scatter(xs[ok & ref], ys[ok & ref], s=120, marker="*", c="gold", edgecolors="k", label="reference",
                    zorder=4)
-    _scale(ax.xaxis, xs[ok])
-    _scale(ax.yaxis, ys[ok])
+    keep = ok & (feasible | ref)
+    shown = _zoom(ok, keep, xs, ys)
+    _scale(ax.xaxis, xs[shown])
+    _scale(ax.yaxis, ys[shown])
+    if (ok & ~shown).any():  # infeasible points far outside the feasible region: keep the front readable
+        for axis, v in (("x", xs), ("y", ys)):
+            lo, hi = v[shown].min(), v[shown].max()
+            log = getattr(ax, f"get_{axis}scale")() == "log"
+            pad = (hi / lo) ** 0.05 if log else 0.05 * ((hi - lo) or abs(hi) or 1.0)
+            getattr(ax, f"set_{axis}lim")((lo / pad, hi * pad) if log else (lo - pad, hi + pad))
+        ax.text(0.99, 0.99, f"{int((ok & ~shown).sum())} infeasible points beyond the axes", transform=ax.transAxes,
+                ha="right", va="top", fontsize=7, color="0.4")
     ax.set_xlabel(axis_label(x))
     ax.set_ylabel(axis_label(y))
     ax.set_title(title or f"{metric(y).text} vs {metric(x).text}")

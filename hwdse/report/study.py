@@ -96,9 +96,11 @@ def study_figures(ds: xr.Dataset, study: optuna.Study | None = None, detail: xr.
         if "state" in plot_ds.coords:
             valid &= plot_ds.state.values == "COMPLETE"
         plot_ds = plot_ds.assign(axes_front=("trial", pareto_mask(pts, [xd, yd], valid)))
-        kwargs = {"front": "axes_front", "best": "pareto"}
+        kwargs = {"front": "axes_front"}
     elif len(spec.objectives) > 2:
         kwargs = {"color": spec.objectives[2].metric}
+    if "best" in plot_ds:
+        kwargs["best"] = "best"
     figs = {"pareto": pareto_figure(plot_ds, x, y, x_direction=xd, y_direction=yd,
                                     title=f"{spec.name}: {metric(y).text} vs {metric(x).text}", **kwargs),
             "history": history_figure(ds, [(o.metric, o.direction) for o in spec.objectives])}

@@ -123,7 +123,7 @@ def evaluate_points(space: Space, points: Mapping[str, Any], dim: str = "trial",
         if free and solve:
             ds = choose(space.spec, ds, free, dim)
         parts.append(ds.assign_coords({dim: idx}))
-    out = xr.concat(parts, dim=dim, combine_attrs="drop_conflicts") if len(parts) > 1 else parts[0]
+    out = xr.concat(parts, dim=dim, data_vars="all", combine_attrs="drop_conflicts") if len(parts) > 1 else parts[0]
     return out.sortby(dim)
 
 
