@@ -27,7 +27,7 @@ def serving_study_figure(curves: Mapping[str, Any], title: str, ttft_slo_s: floa
 
     load = curves["load"]
     dim = load.tpot_s.dims[0]
-    fig, axes = plt.subplots(1, 2 if pools is not None else 1, figsize=(12 if pools is not None else 6.5, 4.8),
+    fig, axes = plt.subplots(1, 2 if pools else 1, figsize=(12 if pools else 6.5, 4.8),
                              squeeze=False)
     ax = axes[0, 0]
     tpot_ms, tput = load.tpot_s.values * 1e3, load.tok_s_per_device.values
