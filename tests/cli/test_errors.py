@@ -109,7 +109,7 @@ STUDY_FIELDS = {  # case -> (study text, old, new, field, start of the reason)
                   "unknown evaluator output 'tpot'"),
     "constraint": (DSE, 'metric = "power_w"', 'metric = "powr_w"', "constraints[1].metric",
                    "unknown evaluator output 'powr_w'"),
-    "sampler": (DSE, 'name = "tpe"', 'name = "tpee"', "sampler.name", "Input should be"),
+    "sampler": (DSE, 'name = "refine"', 'name = "refin"', "sampler.name", "Input should be"),
 }
 
 
