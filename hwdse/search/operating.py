@@ -78,9 +78,10 @@ def choose(spec: StudySpec, ds: xr.Dataset, dims: Sequence[str], lead: str) -> x
     shape = (flat.sizes[lead], n)
 
     def at(name: str) -> np.ndarray:
-        return np.broadcast_to(np.asarray(flat[name].transpose(*[d for d in (lead, "operating")
-                                                                 if d in flat[name].dims]).values, dtype=float)
-                               if flat[name].ndim else flat[name].values, shape)
+        """``name`` as a (design, operating point) array, broadcast where it depends on neither."""
+        v = flat[name]
+        v = v.expand_dims({d: flat.sizes[d] for d in (lead, "operating") if d not in v.dims})
+        return np.asarray(v.transpose(lead, "operating").values, dtype=float)
 
     values = np.stack([at(o.metric) * _sign(o.direction) for o in spec.objectives], axis=-1)
     feasible = at("feasible").astype(bool)

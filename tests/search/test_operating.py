@@ -127,3 +127,19 @@ def test_lexicographic_breaks_ties_by_the_next_objective() -> None:
     assert lexicographic(values, ok, [0.01, 0.01]).tolist() == [1]  # 1.005 ties 1.0 and wins on the second
     assert lexicographic(values, ok, [0.001, 0.01]).tolist() == [0]
     assert INNER_POINTS >= 32
+
+
+def test_an_objective_that_does_not_vary_with_the_operating_point(tmp_path: Path) -> None:
+    """Area depends on the design only: the operating point is then chosen by the next objective."""
+    text = STATIC.replace('metric = "throughput_tok_s"\ndirection = "maximize"', 'metric = "area_mm2"')
+    space = _space(tmp_path, text)
+    ds = evaluate_points(space, {"arch.memory.bandwidth_GBps": [3350.0, 5500.0]})
+    assert ds.area_mm2.dims == ("trial",) and bool(ds.feasible.all())
+    energy = [float(evaluate("llama-3-8b", "h100-sxm", mode="roofline", batch=float(b), prompt=1024, gen=256,
+                             overrides={"memory.bandwidth_GBps": 3350.0}).energy_j_per_token)
+              for b in grid_values(space.params["scenario.batch"])]
+    ok = [float(evaluate("llama-3-8b", "h100-sxm", mode="roofline", batch=float(b), prompt=1024, gen=256,
+                         overrides={"memory.bandwidth_GBps": 3350.0}).tpot_s) <= 0.006
+          for b in grid_values(space.params["scenario.batch"])]
+    want = grid_values(space.params["scenario.batch"])[int(np.argmin(np.where(ok, energy, np.inf)))]
+    assert float(ds["scenario.batch"].values[0]) == want
