@@ -30,7 +30,7 @@ import xarray as xr
 from hwdse._array import where
 from hwdse._params import Number
 
-__all__ = ["Work", "clocked", "capped", "over_budget", "BISECTIONS"]
+__all__ = ["Work", "power_budget", "clocked", "clocked_at", "capped", "over_budget", "BISECTIONS"]
 
 BISECTIONS = 30  # halvings of the clock interval: 2^-30 of it, far below any figure reported
 
@@ -59,8 +59,9 @@ class Work:
                 self.joules - self.core_j * (1 - voltage**2))
 
 
-def _curve(arch: Any) -> Any:
-    """The supply curve ``arch`` throttles along, its budget and its static power (W), or None."""
+def power_budget(arch: Any) -> Any:
+    """The supply curve ``arch`` throttles along, its budget and its static power (W), or None (read once
+    by a solver that caps many mixes of one arch: :func:`clocked_at`)."""
     curve = getattr(arch, "throttle_curve", None)
     budget = getattr(arch, "power_W", None)
     static = getattr(arch, "static_power_W", None)
@@ -76,7 +77,11 @@ def _power(work: Work, static: Number, clock: Number, curve: Any) -> Number:
 def clocked(arch: Any, mean: Work, *parts: Work) -> tuple[Number, list[tuple[Number, Number]]]:
     """The clock fraction at which ``mean`` (the mix of ``parts`` a steady state runs, e.g. decode steps
     and steps with a prefill chunk) fits ``arch``'s budget, and each part's (seconds, dynamic joules) there."""
-    found = _curve(arch)
+    return clocked_at(power_budget(arch), mean, *parts)
+
+
+def clocked_at(found: Any, mean: Work, *parts: Work) -> tuple[Number, list[tuple[Number, Number]]]:
+    """:func:`clocked` under an arch's :func:`power_budget` ``found``."""
     rated = 1.0 + 0.0 * np.isfinite(mean.seconds)  # 1 on the work's design points
     if found is None:
         return rated, [(p.seconds, p.joules) for p in parts]
@@ -129,5 +134,5 @@ def capped(arch: Any, work: Work) -> tuple[Number, Number, Number]:
 
 def over_budget(arch: Any) -> bool:
     """Whether ``arch``'s static power alone reaches its budget (it cannot run at any clock)."""
-    found = _curve(arch)
+    found = power_budget(arch)
     return found is not None and bool(np.any(np.greater_equal(found[2], found[1])))

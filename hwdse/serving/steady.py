@@ -37,7 +37,7 @@ from hwdse.hardware._base import DEFAULT_MODE, basis_of, resolve_mode
 from hwdse.perf.economics import Economics, ownership
 from hwdse.perf.evaluate import resolve_cached
 from hwdse.perf.memo import Identity, value_key
-from hwdse.perf.power_cap import Work, clocked
+from hwdse.perf.power_cap import Work, clocked_at, power_budget
 from hwdse.perf.record import Record
 from hwdse.perf.uncertainty import energy_band
 from hwdse.serving.engine import Engine, load_engine
@@ -191,6 +191,8 @@ def serve_record(model: Any, arch: Any, *, concurrency: Any = None, arrival_rate
     ndim = design_ndim(concurrency, arrival_rate, isl, osl, overrides or {}, engine_overrides or {})
     table = _table(*key, extent(hi), ndim) if None not in key else design.table(hi, ndim)
 
+    limit = power_budget(arch)
+
     def state(u: Any) -> dict[str, Any]:
         """The steady state at table position ``u`` (requests decoding ``g``), at the clock its mix of
         steps runs at under the power budget."""
@@ -199,7 +201,8 @@ def serve_record(model: Any, arch: Any, *, concurrency: Any = None, arrival_rate
         chunks = isl / chunk                     # chunk steps' worth of prefill per prompt
         share = np.minimum(g * chunks * gain / decode_steps, 1.0)
         alone, mix = Work(*columns[0::2]), Work(*columns[1::2])
-        clock, [(t_dec, e_dec), (t_mix, e_mix)] = clocked(arch, alone.scaled(1 - share) + mix.scaled(share), alone, mix)
+        clock, [(t_dec, e_dec), (t_mix, e_mix)] = clocked_at(limit, alone.scaled(1 - share) + mix.scaled(share), alone,
+                                                             mix)
         extra = t_mix - t_dec                    # what a full chunk adds to a step
         step = t_dec + share * extra
         tpot = step / gain
