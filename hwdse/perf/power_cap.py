@@ -25,11 +25,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import xarray as xr
 
 from hwdse._array import where
 from hwdse._params import Number
 
-__all__ = ["Work", "clocked", "capped", "over_budget", "BISECTIONS"]
+__all__ = ["Work", "power_budget", "clocked", "clocked_at", "capped", "over_budget", "BISECTIONS"]
 
 BISECTIONS = 30  # halvings of the clock interval: 2^-30 of it, far below any figure reported
 
@@ -58,8 +59,9 @@ class Work:
                 self.joules - self.core_j * (1 - voltage**2))
 
 
-def _curve(arch: Any) -> Any:
-    """The supply curve ``arch`` throttles along, its budget and its static power (W), or None."""
+def power_budget(arch: Any) -> Any:
+    """The supply curve ``arch`` throttles along, its budget and its static power (W), or None (read once
+    by a solver that caps many mixes of one arch: :func:`clocked_at`)."""
     curve = getattr(arch, "throttle_curve", None)
     budget = getattr(arch, "power_W", None)
     static = getattr(arch, "static_power_W", None)
@@ -75,7 +77,11 @@ def _power(work: Work, static: Number, clock: Number, curve: Any) -> Number:
 def clocked(arch: Any, mean: Work, *parts: Work) -> tuple[Number, list[tuple[Number, Number]]]:
     """The clock fraction at which ``mean`` (the mix of ``parts`` a steady state runs, e.g. decode steps
     and steps with a prefill chunk) fits ``arch``'s budget, and each part's (seconds, dynamic joules) there."""
-    found = _curve(arch)
+    return clocked_at(power_budget(arch), mean, *parts)
+
+
+def clocked_at(found: Any, mean: Work, *parts: Work) -> tuple[Number, list[tuple[Number, Number]]]:
+    """:func:`clocked` under an arch's :func:`power_budget` ``found``."""
     rated = 1.0 + 0.0 * np.isfinite(mean.seconds)  # 1 on the work's design points
     if found is None:
         return rated, [(p.seconds, p.joules) for p in parts]
@@ -83,12 +89,7 @@ def clocked(arch: Any, mean: Work, *parts: Work) -> tuple[Number, list[tuple[Num
     over = _power(mean, static, 1.0, curve) > budget  # NaN power or budget: no cap
     if not bool(np.any(over)):
         return rated, [(p.seconds, p.joules) for p in parts]
-    lo, hi = rated * curve.min_clock_fraction, rated
-    for _ in range(BISECTIONS):
-        mid = (lo + hi) / 2
-        fits = _power(mean, static, mid, curve) <= budget
-        lo, hi = where(fits, mid, lo), where(fits, hi, mid)
-    clock = where(over, lo, 1.0)
+    clock = _bisected(mean, static, budget, curve, over)
     volts = curve.voltage_fraction(clock)
     seconds, joules = mean.at(clock, volts)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -96,6 +97,33 @@ def clocked(arch: Any, mean: Work, *parts: Work) -> tuple[Number, list[tuple[Num
         paid = where(headroom > 0, joules / headroom, np.inf)
         stretch = where(over, np.maximum(paid / seconds, 1.0), 1.0)  # energy-bound: the budget sets the pace
     return clock, [(s * stretch, j) for s, j in (p.at(clock, volts) for p in parts)]
+
+
+def _bisected(mean: Work, static: Number, budget: Number, curve: Any, over: Any) -> Any:
+    """The clock fraction of each design point: 1 where not ``over`` its budget, else the bisection's
+    lower end, the lowest clock of the curve up to 1, run on the over-budget points alone (flat numpy
+    arrays, the same arithmetic point by point). Shaped (dims and coords) like ``over``."""
+    mask = np.asarray(over)
+    shape = mask.shape
+
+    def picked(value: Number) -> np.ndarray:
+        """``value`` broadcast to ``over``'s points (in its dim order), at the over-budget ones."""
+        if isinstance(value, xr.DataArray):
+            value = value.broadcast_like(over).transpose(*over.dims)
+        return np.broadcast_to(np.asarray(value, dtype=float), shape)[mask]
+
+    work = Work(*(picked(getattr(mean, f)) for f in ("seconds", "clocked_s", "joules", "core_j")))
+    static, budget = picked(static), picked(budget)
+    lo, hi = np.full(work.seconds.shape, curve.min_clock_fraction), np.ones(work.seconds.shape)
+    for _ in range(BISECTIONS):
+        mid = (lo + hi) / 2
+        fits = _power(work, static, mid, curve) <= budget
+        lo, hi = np.where(fits, mid, lo), np.where(fits, hi, mid)
+    clock = np.ones(shape)
+    clock[mask] = lo
+    if isinstance(over, xr.DataArray):
+        return over.copy(data=clock)
+    return clock[()] if clock.ndim == 0 else clock
 
 
 def capped(arch: Any, work: Work) -> tuple[Number, Number, Number]:
@@ -106,5 +134,5 @@ def capped(arch: Any, work: Work) -> tuple[Number, Number, Number]:
 
 def over_budget(arch: Any) -> bool:
     """Whether ``arch``'s static power alone reaches its budget (it cannot run at any clock)."""
-    found = _curve(arch)
+    found = power_budget(arch)
     return found is not None and bool(np.any(np.greater_equal(found[2], found[1])))

@@ -37,7 +37,7 @@ from hwdse.hardware._base import DEFAULT_MODE, basis_of, resolve_mode
 from hwdse.perf.economics import Economics, ownership
 from hwdse.perf.evaluate import resolve_cached
 from hwdse.perf.memo import Identity, value_key
-from hwdse.perf.power_cap import Work, clocked
+from hwdse.perf.power_cap import Work, clocked_at, power_budget
 from hwdse.perf.record import Record
 from hwdse.perf.uncertainty import energy_band
 from hwdse.serving.engine import Engine, load_engine
@@ -191,6 +191,8 @@ def serve_record(model: Any, arch: Any, *, concurrency: Any = None, arrival_rate
     ndim = design_ndim(concurrency, arrival_rate, isl, osl, overrides or {}, engine_overrides or {})
     table = _table(*key, extent(hi), ndim) if None not in key else design.table(hi, ndim)
 
+    limit = power_budget(arch)
+
     def state(u: Any) -> dict[str, Any]:
         """The steady state at table position ``u`` (requests decoding ``g``), at the clock its mix of
         steps runs at under the power budget."""
@@ -199,7 +201,8 @@ def serve_record(model: Any, arch: Any, *, concurrency: Any = None, arrival_rate
         chunks = isl / chunk                     # chunk steps' worth of prefill per prompt
         share = np.minimum(g * chunks * gain / decode_steps, 1.0)
         alone, mix = Work(*columns[0::2]), Work(*columns[1::2])
-        clock, [(t_dec, e_dec), (t_mix, e_mix)] = clocked(arch, alone.scaled(1 - share) + mix.scaled(share), alone, mix)
+        clock, [(t_dec, e_dec), (t_mix, e_mix)] = clocked_at(limit, alone.scaled(1 - share) + mix.scaled(share), alone,
+                                                             mix)
         extra = t_mix - t_dec                    # what a full chunk adds to a step
         step = t_dec + share * extra
         tpot = step / gain
@@ -238,7 +241,7 @@ def serve_record(model: Any, arch: Any, *, concurrency: Any = None, arrival_rate
         **silicon(getattr(arch, "area_mm2", np.nan), getattr(arch, "power_W", np.nan)),
         "prefill_step_share": (s["share"], "1", "share of steps that carry a prefill chunk"),
         "clock": (s["clock"], "1", "core clock over the rated clock (below 1: throttled to the power budget)"),
-        **bands(design.prefill_band, steps.band(g, s["share"] * s["chunk"], kv_len), (arch,)),
+        **bands(design.prefill_band, _step_band(key, steps, g, s["share"] * s["chunk"], kv_len), (arch,)),
         "prefill_chunk_tokens": (s["chunk"], "tokens", "prompt tokens per chunk step"),
     })
     return Record(data, dict(
@@ -294,6 +297,21 @@ def _table(arch: Identity, model: Any, scen: Any, mode: str, eng: Identity, spec
            osl: tuple, top: float, ndim: int) -> Tabulated:
     """:meth:`_Design.table` of a cached design to ``top`` (a grid extent: :func:`extent`), once per process."""
     return _design(arch, model, scen, mode, eng, speculative, isl, osl).table(top, ndim)
+
+
+def _step_band(key: tuple, steps: StepModel, decode: Any, prefill: Any, kv_len: Any) -> Any:
+    """:meth:`StepModel.band` of the solved step; of a cached design (``key``: :func:`_design`'s) at scalar
+    values, once per process (keyed on the exact values)."""
+    values = (value_key(decode), value_key(prefill), value_key(kv_len))
+    if None in key or None in values:
+        return steps.band(decode, prefill, kv_len)
+    return _cached_band(Identity(steps), *values)
+
+
+@lru_cache(maxsize=256)
+def _cached_band(steps: Identity, decode: tuple, prefill: tuple, kv_len: tuple) -> Any:
+    """:meth:`StepModel.band` of a cached design's step model at scalar values given as keys."""
+    return steps.obj.band(decode[1], prefill[1], kv_len[1])
 
 
 def bands(ttft_band: Any, tpot_band: Any, systems: tuple[Any, ...]) -> dict[str, tuple]:

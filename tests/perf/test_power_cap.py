@@ -4,11 +4,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import xarray as xr
 
 import hwdse
 from hwdse import evaluate, serve
 from hwdse.hardware.systems import with_parallelism
-from hwdse.perf.power_cap import Work, capped
+from hwdse.perf.power_cap import BISECTIONS, Work, capped
 from hwdse.serving import serve_disaggregated
 
 CATALOG = sorted(p.stem for p in (Path(hwdse.__file__).resolve().parents[1] / "arch").glob("*.yaml"))
@@ -84,3 +85,30 @@ def test_the_supply_curve_is_rated_at_one_and_falls_with_the_clock() -> None:
     assert curve.voltage_fraction(1.0) == pytest.approx(1.0)
     volts = curve.voltage_fraction(np.array([0.4, 0.6, 0.8, 0.95, 1.0]))
     assert (np.diff(volts) > 0).all() and volts[0] == pytest.approx(0.6 / 0.95)
+
+
+def test_the_bisection_of_the_over_budget_points_alone_equals_it_over_the_whole_grid() -> None:
+    """``capped`` bisects only the points over budget; every point's clock, time and energy equal those of
+    the bisection run over the whole grid (the same arithmetic, uncapped points discarded), bit for bit."""
+    arch = hwdse.load_arch("h100-sxm")
+    curve, budget, static = arch.throttle_curve, arch.power_W, arch.static_power_W
+    seconds = xr.DataArray(np.geomspace(1e-4, 1e-2, 7), dims="s")
+    joules = xr.DataArray(np.geomspace(1e-3, 20.0, 9), dims="j")
+    work = Work(seconds=seconds, clocked_s=0.6 * seconds, joules=joules, core_j=0.7 * joules)
+    t, j, clock = capped(arch, work)
+
+    lo, hi = curve.min_clock_fraction + 0.0 * seconds * joules, 1.0 + 0.0 * seconds * joules
+    for _ in range(BISECTIONS):
+        mid = (lo + hi) / 2
+        s, e = work.at(mid, curve.voltage_fraction(mid))
+        fits = static + e / s <= budget
+        lo, hi = xr.where(fits, mid, lo), xr.where(fits, hi, mid)
+    s, e = work.at(1.0, 1.0)
+    over = static + e / s > budget
+    expected = xr.where(over, lo, 1.0)
+    assert 0 < float(over.mean()) < 1
+    assert clock.dims == expected.dims and np.array_equal(clock.values, expected.values)
+    s, e = work.at(expected, curve.voltage_fraction(expected))
+    stretch = xr.where(over, np.maximum(e / (budget - static) / s, 1.0), 1.0)
+    assert np.array_equal(t.values, (s * stretch).transpose(*t.dims).values)
+    assert np.array_equal(j.values, e.transpose(*j.dims).values)

@@ -60,3 +60,13 @@ def test_engine_overrides_bypass_the_cache():
 def test_a_table_to_its_extent_is_the_table_to_hi(hi):
     finite = np.asarray(hi, dtype=float)[np.isfinite(hi)]
     np.testing.assert_array_equal(grid(extent(hi)), grid(float(finite.max())))
+
+
+def test_a_repeated_point_takes_its_step_band_from_the_cache_unchanged():
+    """The solved step's band of a cached design (a catalog name) equals the band of the same arch passed
+    as an object (no cache), on the first call and on a repeat."""
+    kwargs = dict(concurrency=37, mode="achieved", **TRAFFIC)
+    direct = serve_record("llama-3-8b", load_arch("h100-sxm"), **kwargs)["tpot_band"]
+    assert np.isfinite(direct)
+    for _ in range(2):
+        assert serve_record("llama-3-8b", "h100-sxm", **kwargs)["tpot_band"] == direct
