@@ -17,28 +17,16 @@ from __future__ import annotations
 
 import argparse
 import resource
-import time
-from collections.abc import Callable
 
 import numpy as np
 import xarray as xr
+
+from _timing import per_call
 
 import hwdse
 from hwdse.perf import evaluate_record
 
 POINT = dict(batch=8, prompt=2048, gen=256)
-
-
-def per_call(fn: Callable[[int], object], calls: int, repeat: int) -> float:
-    """Best mean seconds per call of ``fn(i)`` over ``repeat`` rounds of ``calls`` calls (after one warm call)."""
-    fn(0)
-    best = np.inf
-    for _ in range(repeat):
-        start = time.perf_counter()
-        for i in range(calls):
-            fn(i)
-        best = min(best, (time.perf_counter() - start) / calls)
-    return best
 
 
 def main() -> None:
