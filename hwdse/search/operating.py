@@ -20,7 +20,7 @@ import xarray as xr
 from hwdse.search.spec import Param, StudySpec, joint_values
 
 __all__ = ["OPERATING_PATHS", "LAYOUT_KEYS", "INNER_POINTS", "is_operating", "with_inner_grid", "lexicographic",
-           "choose"]
+           "choose", "signs"]
 
 OPERATING_PATHS = ("serving.concurrency", "serving.arrival_rate", "serving.prefill_instances",
                    "serving.decode_instances", "scenario.batch")
@@ -47,9 +47,9 @@ def with_inner_grid(spec: StudySpec) -> StudySpec:
     return spec.model_copy(update={"search": search})
 
 
-def _sign(direction: str) -> float:
-    """+1 for a minimized objective, -1 for a maximized one (signed values: smaller is better)."""
-    return 1.0 if direction == "minimize" else -1.0
+def signs(spec: StudySpec) -> np.ndarray:
+    """Per objective +1 (minimized) or -1 (maximized): objectives times these are smaller-is-better."""
+    return np.array([1.0 if o.direction == "minimize" else -1.0 for o in spec.objectives])
 
 
 def lexicographic(values: np.ndarray, ok: np.ndarray, epsilon: Sequence[float]) -> np.ndarray:
@@ -83,7 +83,7 @@ def choose(spec: StudySpec, ds: xr.Dataset, dims: Sequence[str], lead: str) -> x
         v = v.expand_dims({d: flat.sizes[d] for d in (lead, "operating") if d not in v.dims})
         return np.asarray(v.transpose(lead, "operating").values, dtype=float)
 
-    values = np.stack([at(o.metric) * _sign(o.direction) for o in spec.objectives], axis=-1)
+    values = np.stack([at(o.metric) for o in spec.objectives], axis=-1) * signs(spec)
     feasible = at("feasible").astype(bool)
     pick = lexicographic(values, feasible, [o.epsilon for o in spec.objectives])
     none = ~np.any(feasible & np.all(np.isfinite(values), axis=-1), axis=-1)

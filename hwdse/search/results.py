@@ -17,7 +17,7 @@ import xarray as xr
 
 from hwdse._errors import HwdseError
 from hwdse._version import __version__
-from hwdse.search.operating import choose
+from hwdse.search.operating import choose, signs
 from hwdse.search.points import evaluate_points
 from hwdse.search.select import best_index, duplicates, epsilon_front
 from hwdse.search.space import Space
@@ -81,8 +81,8 @@ def finalize(space: Space, ds: xr.Dataset) -> xr.Dataset:
     spec = space.spec
     metrics = [o.metric for o in spec.objectives]
     dims = [d for d in ds[metrics[0]].dims]
-    signs = np.array([1.0 if o.direction == "minimize" else -1.0 for o in spec.objectives])
-    values = np.stack([ds[m].transpose(*dims).values.reshape(-1) for m in metrics], axis=1) * signs
+    sign = signs(spec)
+    values = np.stack([ds[m].transpose(*dims).values.reshape(-1) for m in metrics], axis=1) * sign
     shape = ds[metrics[0]].shape
     valid = np.broadcast_to(ds.feasible.values, shape).reshape(-1).copy()
     if "state" in ds.coords:
@@ -95,7 +95,7 @@ def finalize(space: Space, ds: xr.Dataset) -> xr.Dataset:
         ds.duplicate.attrs.update(long_name="the same design as an earlier row (merged into it)")
     eps = [o.epsilon for o in spec.objectives]
     best = best_index(values, valid & ~dup, eps, spec.select)
-    front = epsilon_front(values, valid & ~dup, eps, signs, keep=best)
+    front = epsilon_front(values, valid & ~dup, eps, sign, keep=best)
     ds["pareto"] = (dims, front.reshape(shape))
     ds.pareto.attrs.update(long_name="on the epsilon front: non-dominated among feasible points, one design per "
                                      "box of the objectives' epsilons")

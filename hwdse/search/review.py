@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from hwdse.search.operating import signs
 from hwdse.search.points import evaluate_points
 from hwdse.search.results import best_design, best_rows
 from hwdse.search.space import Space, grid_values
@@ -133,7 +134,7 @@ def gap(space: Space, ds: xr.Dataset, levels: int = DENSE, seed: int = 0) -> dic
     cols = {k: a[i].tolist() for k, a, i in zip(space.outer, axes, picks, strict=True)}
     ref = score_rows(space, cols)
     objective = space.spec.objectives[0]
-    sign = 1.0 if objective.direction == "minimize" else -1.0
+    sign = float(signs(space.spec)[0])
 
     def best_of(rows: xr.Dataset) -> float:
         ok = np.asarray(rows.feasible.values, dtype=bool)

@@ -23,6 +23,7 @@ import xarray as xr
 
 from hwdse._errors import HwdseError
 from hwdse.search.load import space_from_spec
+from hwdse.search.operating import signs
 from hwdse.search.points import evaluate_points
 from hwdse.search.refine import Refine
 from hwdse.search.space import Space
@@ -111,7 +112,7 @@ def run_trials(space: Space, storage: Any, name: str, n_trials: int, batch: int,
         all_trials = mirror.get_trials(deepcopy=False)
         study.add_trials([all_trials[t.number] for t in trials])  # committed: this batch is safe now
         done += len(trials)
-        signed = values * np.array([1.0 if o.direction == "minimize" else -1.0 for o in space.spec.objectives])
+        signed = values * signs(space.spec)
         violation = sum((np.maximum(v, 0.0) for v in cons.values()), np.zeros(len(trials)))
         history += [(t.params, signed[i], not reasons[i] and violation[i] == 0, float(violation[i]))
                     for i, t in enumerate(trials)]
@@ -126,7 +127,7 @@ def run_trials(space: Space, storage: Any, name: str, n_trials: int, batch: int,
 
 def _record(space: Space, t: optuna.trial.FrozenTrial) -> tuple[dict[str, Any], np.ndarray, bool, float]:
     """A stored trial as refine's history entry: design, signed objectives, feasible, total violation."""
-    sign = np.array([1.0 if o.direction == "minimize" else -1.0 for o in space.spec.objectives])
+    sign = signs(space.spec)
     values = np.asarray(t.values, dtype=float) * sign if t.values is not None else np.full(len(sign), np.nan)
     cons = [float(v) for k, v in t.system_attrs.items() if k.startswith("constraints:")]
     violation = float(sum(max(v, 0.0) for v in cons))
