@@ -313,22 +313,29 @@ app.add_typer(report_app, name="report")
 @report_app.command("pim-vs-gpu")
 @one_line_errors
 def report_pim_vs_gpu(
-        study: Annotated[str, typer.Option(help="study file or studies/ name (batch and prompt grids)")]
-        = "pim-vs-gpu-decode",
+        study: Annotated[str, typer.Option(help="study file or studies/ name (batch and context grids, output "
+                                                "tokens, mode)")] = "pim-vs-gpu-decode",
         out: Annotated[str, typer.Option("--out", help="output folder")] = "pim-vs-gpu",
         model: Annotated[Optional[list[str]], typer.Option("--model", help="models (repeat); default: "
-                                                           "llama-2-70b, llama-3-70b, gpt3-175b")] = None) -> None:
-    """TPOT, throughput and energy/token of GPU, GPU+HBM-PIM and AiM over batch x context; crossovers, limits."""
+                                                           "llama-2-70b, llama-3-70b, gpt3-175b")] = None,
+        context: Annotated[Optional[list[int]], typer.Option(
+            "--context", help="serving view's context lengths (repeat); default: the study's prompt grid")] = None
+) -> None:
+    """PIM versus GPU for decode: served as deployed (each system's best operating point per model x context x
+    traffic tier, goodput per kW with bands, verdicts), and the static-batch decode view."""
     from hwdse.report.pim import write_report
+    from hwdse.report.pim_serving import serving_comparison
     from hwdse.report.pim_study import MODELS, pim_vs_gpu, study_grid
     from hwdse.workload import load_model
 
     for name in model or ():
         loaded("--model", load_model, name)
     grid = study_grid(study)
-    data = pim_vs_gpu(grid["batch"], grid["prompt"], int(grid["gen"]), model or MODELS, mode=grid["mode"])
-    path = write_report(data, out)
-    print(f"wrote {path} (figures, report.html and results.nc in {path.parent})")
+    models = model or MODELS
+    serving = serving_comparison(models, context or grid["prompt"], osl=int(grid["gen"]), mode=grid["mode"])
+    static = pim_vs_gpu(grid["batch"], grid["prompt"], int(grid["gen"]), models, mode=grid["mode"])
+    path = write_report(serving, static, out)
+    print(f"wrote {path} (figures, report.html, serving.nc and results.nc in {path.parent})")
 
 
 from hwdse.cli.calibrate import calibrate  # noqa: E402  (registered here, defined beside the CLI helpers)

@@ -23,7 +23,7 @@ from hwdse.perf.uncertainty import exceeds
 from hwdse.search.space import grid_values
 from hwdse.search.spec import parse_study
 
-__all__ = ["SYSTEMS", "MODELS", "LIMITS", "study_grid", "pim_vs_gpu", "crossovers"]
+__all__ = ["SYSTEMS", "MODELS", "LIMITS", "binding_limit", "study_grid", "pim_vs_gpu", "crossovers"]
 
 # label -> (arch, 16-bit format the system computes in); capacity-matched at 1280 GiB
 SYSTEMS: dict[str, tuple[str, str]] = {
@@ -49,7 +49,7 @@ def study_grid(study: str | Path) -> dict[str, Any]:
     return {**grids, "gen": spec.workload.gen or 128, "mode": spec.mode, "name": spec.name}
 
 
-def _limit(ds: xr.Dataset) -> xr.DataArray:
+def binding_limit(ds: xr.Dataset) -> xr.DataArray:
     """Per point: the category holding most of the decode step time, or ``capacity`` if infeasible."""
     d = ds.sel(phase="decode")
     time = d.op_time_s * d.op_count
@@ -82,7 +82,7 @@ def pim_vs_gpu(batch: Sequence[float], prompt: Sequence[float], gen: int = 128,
             fields = dict(batch=b, prompt=p, gen=gen, weights=fmt, activations=fmt, kv=fmt)
             ds = evaluate(model, arch, mode=mode, detail=True, **fields)
             out = ds[list(keep)].copy()
-            out["limit"] = _limit(ds)
+            out["limit"] = binding_limit(ds)
             rows.append(out.drop_vars([c for c in out.coords if c not in ("batch", "prompt")]))
         per_model.append(xr.concat(rows, dim="system", coords="minimal", compat="override"))
     data = xr.concat(per_model, dim="model", coords="minimal", compat="override")

@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from hwdse.cli.main import app
-from hwdse.report.pim import curves_figure, winner_figure, write_report
+from hwdse.report.pim import curves_figure, static_verdicts, winner_figure
 from hwdse.report.pim_study import LIMITS, SYSTEMS, crossovers, pim_vs_gpu, study_grid
 
 STUDY = Path(__file__).resolve().parents[2] / "studies" / "pim-vs-gpu-decode.toml"
@@ -68,12 +68,22 @@ def test_crossover_records_achieved(small):
     assert aim["beyond_band"] == [1.0, 512.0]
 
 
-def test_write_report(small, tmp_path):
-    path = write_report(small, tmp_path / "out")
-    text = path.read_text()
-    assert "| llama-2-70b | AiM |" in text and "## Crossovers" in text
-    for name in ("curves.png", "winners.png", "results.nc", "report.html"):
-        assert (tmp_path / "out" / name).stat().st_size > 0
+def test_winners_map_never_marks_an_only_fits_cell_as_a_win(small):
+    """Where one system alone fits (here AiM at batch 64 x 32k: the GPUs' KV overflows) the cell is drawn
+    "only serves" (hatched, unfilled), never as that system's win; a lead inside the bands is pale."""
+    cells = static_verdicts(small)
+    one = small.fits.sum("system") == 1
+    assert bool(one.any())
+    assert set(cells.verdict.where(one).values[one.values]) == {"only serves"}
+    assert not bool(((cells.verdict == "wins") & one).any())
+    fig = winner_figure(small)
+    patches = fig.axes[0].patches  # row-major over (prompt, batch) of the one model
+    flat = cells.sel(model="llama-2-70b").transpose("prompt", "batch").verdict.values.ravel()
+    for patch, verdict in zip(patches, flat):
+        if verdict == "only serves":
+            assert patch.get_hatch() and not patch.get_fill()
+        if verdict == "wins":
+            assert patch.get_fill() and not patch.get_hatch() and patch.get_alpha() == 1.0
 
 
 def test_winner_colours_are_distinct_and_none_fits_is_neutral(small):
@@ -83,10 +93,10 @@ def test_winner_colours_are_distinct_and_none_fits_is_neutral(small):
     fig = winner_figure(small.sel(prompt=[512]).assign(fits=small.fits.sel(prompt=[512]) & (small.batch < 512)))
     legend = fig.legends[0]
     names = [t.get_text() for t in legend.get_texts()]
-    assert names == [*SYSTEMS, "none fits"]
+    assert names[:len(SYSTEMS)] == [*SYSTEMS] and names[-1] == "none fits"
     patches = dict(zip(names, legend.get_patches()))
     colours = {n: to_rgb(p.get_facecolor()) for n, p in patches.items()}
-    assert len(set(colours.values())) == len(names)
+    assert len({colours[n] for n in [*SYSTEMS, "none fits"]}) == len(SYSTEMS) + 1
     r, g, b = colours["none fits"]
     assert max(r, g, b) - min(r, g, b) < 0.02 and patches["none fits"].get_hatch()  # grey and hatched
     for system in SYSTEMS:  # far from every system colour
@@ -111,7 +121,10 @@ def test_cli_report(tmp_path):
     result = CliRunner().invoke(app, ["report", "pim-vs-gpu", "--study", str(study), "--out", str(tmp_path / "r"),
                                       "--model", "llama-2-70b"])
     assert result.exit_code == 0, result.output
-    assert (tmp_path / "r" / "report.md").is_file()
+    text = (tmp_path / "r" / "report.md").read_text()
+    assert "## Served as deployed" in text and "## Static batch, decode only (secondary)" in text
+    for name in ("verdicts.png", "efficiency.png", "curves.png", "winners.png", "serving.nc", "results.nc"):
+        assert (tmp_path / "r" / name).stat().st_size > 0
     bad = CliRunner().invoke(app, ["report", "pim-vs-gpu", "--study", "no-such-study"])
     assert bad.exit_code == 2
 

@@ -47,6 +47,7 @@ from hwdse.hardware._base import COMPUTE_CLASSES, Basis, Mode, Timing, operand_c
 from hwdse.hardware.energy import compute_energy_J, dram_energy_J
 from hwdse.hardware.memory import MemorySystem
 from hwdse.hardware.pim.banks import DRAMTiming, bank_efficiency, load_dram_timing
+from hwdse.hardware.power import load_shared_power
 from hwdse.workload.ops import Op
 
 __all__ = ["PIM", "PIMUnits", "PIMLink", "PIMCards", "Controller", "pim_work", "boundaries", "merge"]
@@ -176,6 +177,13 @@ class PIM(Spec):
         hidden, no refresh: the roofline), ``1 / bank_efficiency - 1``."""
         spread = float(np.max(1.0 / self.bank_efficiency - 1.0))
         return spread, spread
+
+    @property
+    def power_band(self) -> float:
+        """p90 relative error of its predicted power. No PIM power has been measured to hold out, so it takes
+        the band of a power model applied to a device without power data: the GPUs' leave-one-out board-power
+        error (``arch/efficiency/power.yaml`` ``board_p90``); a floor on its own, bottom-up model's error."""
+        return load_shared_power().board_p90
 
     @property
     def static_power_W(self) -> Number:

@@ -187,6 +187,12 @@ class GpuPim(Spec):
         return max(host[0], pim[0]), max(host[1], pim[1])
 
     @property
+    def power_band(self) -> float | None:
+        """The wider of the xPU's and the PIM devices' power bands (None where the xPU has none)."""
+        host = getattr(self.xpu, "power_band", None)
+        return None if host is None else max(host, self.pim.power_band)
+
+    @property
     def power_W(self) -> Number:
         return getattr(self.xpu, "power_W", float("nan"))
 
