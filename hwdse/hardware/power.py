@@ -6,7 +6,8 @@ W. The evaluator charges ``static_power_W x wall time`` on top of the operators'
 The PE accelerator derives it from leakage per mm^2; a GPU with a :class:`GPUPower` block adds its
 measured idle board power and a calibrated floor while kernels run, and a GPU without one takes
 :class:`SharedPower`'s block: floors in proportion to its TDP and the energy factors the measured
-GPUs share (systems of GPUs sum their members). PIM devices charge their DRAM's background and
+GPUs share (systems of GPUs sum their members, plus ``host_W`` per host server where a study sets it:
+0 by default, the basis of the GPU power measurements). PIM devices charge their DRAM's background and
 refresh power and, packaged as cards, their hosts'; spatial chips the GPUs' floors as fractions of
 their chip power. :class:`SharedPower` also holds the supply curve a power budget throttles along
 (:mod:`hwdse.perf.power_cap`).

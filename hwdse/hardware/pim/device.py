@@ -112,6 +112,8 @@ class PIMCards(Spec):
     network: PIMLink = Field(description="between hosts, per host, per direction")
     host_W: quantity(ge=0, unit="W per host") = Field(description="a host server's power outside the PIM cards "
                                                                   "(CPUs, DRAM, fans, power supply)")
+    card_usd: quantity(ge=0, unit="USD per card") | None = Field(
+        None, description="cost to build one card's controller silicon (None: not priced, cost_usd NaN)")
 
     def cards(self, devices: Number) -> Number:
         return np.ceil(devices / self.devices_per_card)
@@ -192,6 +194,17 @@ class PIM(Spec):
         background = self.memory.tech.background_W or 0.0
         hosts = 0.0 if self.cards is None else self.cards.hosts(self.devices) * self.cards.host_W
         return self.devices * self.memory.count * background + hosts
+
+    @property
+    def cost_usd(self) -> Number:
+        """Cost to build, US$, on the GPUs' basis (silicon and memory, no host servers): every stack/chip
+        priced as the plain technology's (``memory.cost_usd``: a PIM die costs what the plain die does and
+        holds ``capacity_fraction`` of its capacity, so usable $/GB is 1/capacity_fraction times the
+        technology's) plus, packaged as cards, each card's controller (``cards.card_usd``). NaN where
+        either has no price (validation/cost_sources.md §8)."""
+        cards = 0.0 if self.cards is None else (
+            np.nan if self.cards.card_usd is None else self.cards.cards(self.devices) * self.cards.card_usd)
+        return self.devices * self.memory.cost_usd + cards
 
     @property
     def stacks(self) -> Number:

@@ -197,6 +197,14 @@ class GpuPim(Spec):
         return getattr(self.xpu, "power_W", float("nan"))
 
     @property
+    def cost_usd(self) -> Number:
+        """Cost to build, US$: the xPU's (a multi-GPU sums its devices) plus the PIM devices' when they are
+        boards of their own (``attach: separate``); shared PIM stacks are the GPU's own, priced with it (a PIM
+        die costs what the plain die does, :attr:`hwdse.hardware.pim.PIM.cost_usd`)."""
+        pim = self.pim.cost_usd if self.attach == "separate" else 0.0
+        return getattr(self.xpu, "cost_usd", float("nan")) + pim
+
+    @property
     def static_power_W(self) -> Number:
         """The xPU's static power and the PIM devices' (DRAM background and refresh)."""
         return self.xpu.static_power_W + self.pim.static_power_W

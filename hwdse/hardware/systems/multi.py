@@ -234,7 +234,9 @@ def _parallel(degree: Number) -> bool:
 
 
 class MultiGPU(Spec):
-    """``tp x pp`` identical devices (``device``: an arch name or an inline gpu/accelerator spec) over links."""
+    """``tp x pp`` identical devices (``device``: an arch name or an inline gpu/accelerator spec) over links, in
+    ``ceil(devices / host_devices)`` host servers whose power (``host_W`` each, default 0: the devices' power only)
+    joins the static power and the power budget."""
 
     kind: Literal["multi-gpu"] = "multi-gpu"
     name: str
@@ -253,6 +255,10 @@ class MultiGPU(Spec):
     interconnect: Interconnect = Field(description="default: the device's scale_up link")
     node_devices: count() | None = Field(None, description="devices per node (one scale-up domain); None: all")
     scale_out: Interconnect | None = Field(None, description="link between nodes, per device (its NIC)")
+    host_W: quantity(ge=0, unit="W per host") = Field(
+        0.0, description="a host server's power outside its devices (CPUs, DRAM, NICs, fans, power supply); "
+                         "0: the devices' power only, the basis of the GPU power measurements")
+    host_devices: count() = Field(8, description="devices per host server (8: the DGX/HGX form factor)")
     sources: dict[str, str] = {}
 
     @model_validator(mode="after")
@@ -297,7 +303,6 @@ class MultiGPU(Spec):
         return self.device.onchip_bytes
 
     area_mm2 = _summed("area_mm2")
-    power_W = _summed("power_W")
     cost_usd = _summed("cost_usd")
     achieved_basis = _passed("achieved_basis", "Its devices' basis.")
     power_band = _passed("power_band", "Its devices' (:attr:`hwdse.hardware.gpu.GPU.power_band`).")
@@ -310,10 +315,26 @@ class MultiGPU(Spec):
         return band(family) if band is not None else None
 
     @property
+    def hosts(self) -> Number:
+        """Host servers: ``ceil(devices / host_devices)``."""
+        return np.ceil(self.devices / self.host_devices)
+
+    @property
+    def hosts_W(self) -> Number:
+        """The host servers' power, W (0 unless ``host_W`` is set)."""
+        return self.hosts * self.host_W
+
+    @property
+    def power_W(self) -> Number:
+        """The devices' power budgets summed plus the hosts' draw (NaN where the device has no budget): the
+        hosts count in static power too, so the devices' headroom under the budget is the same either way."""
+        return getattr(self.device, "power_W", np.nan) * self.devices + self.hosts_W
+
+    @property
     def static_power_W(self) -> Number | None:
-        """Every device's static power (None where the device models none)."""
+        """Every device's static power plus the hosts' (None where the device models none)."""
         static = getattr(self.device, "static_power_W", None)
-        return None if static is None else static * self.devices
+        return None if static is None else static * self.devices + self.hosts_W
 
     def footprint_shares(self, model: Any) -> tuple[Number, Number, Number]:
         """Fractions of (weights, KV cache, activations) one device holds (activations: one microbatch's).
