@@ -1,10 +1,11 @@
 """Cost of ownership: a system's build cost amortized over its life plus the electricity it draws.
 
-``usd_per_hour = (cost_usd + devices x server_usd_per_device) / life + avg_power x PUE x price``
+``usd_per_hour = (cost_usd + slots x server_usd_per_device) / life + avg_power x PUE x price``
 and ``usd_per_mtoken = usd_per_hour / (tokens/s x 3600) x 10^6``, for the tokens the result
 reports (a static batch's generated tokens over its wall time, or a server's output tokens/s).
 ``cost_usd`` is the devices' cost to build (:mod:`hwdse.hardware.cost`), NaN where a kind has no
-cost model; the server share covers CPUs, switches, NICs and chassis around each device.
+cost model; the server share covers CPUs, switches, NICs and chassis around each device in a server slot
+(:func:`server_slots`: a GPU, a PIM card of many chips).
 
 Defaults (a US deployment, sources in ``validation/cost_sources.md`` §4 and §6):
 ``amortization_years`` 5 (the server lives Amazon and Meta book, 10-K filings; Microsoft and
@@ -23,7 +24,7 @@ from typing import Any
 from hwdse._catalog import Spec
 from hwdse._params import Number, quantity
 
-__all__ = ["Economics", "ownership"]
+__all__ = ["Economics", "ownership", "server_slots"]
 
 HOUR_S = 3600.0
 YEAR_H = 365.25 * 24
@@ -39,15 +40,21 @@ class Economics(Spec):
     price_to_cost: quantity(gt=0) = 1.0
 
 
-def ownership(cost_usd: Number, devices: Number, avg_power_w: Number, tokens_per_s: Number,
+def server_slots(arch: Any) -> Number:
+    """Server slots a system occupies (what the per-device server share is charged on): its ``server_slots``
+    where it has cards of many devices (a standalone PIM system), else its devices."""
+    return getattr(arch, "server_slots", getattr(arch, "devices", 1))
+
+
+def ownership(cost_usd: Number, slots: Number, avg_power_w: Number, tokens_per_s: Number,
               economics: Economics | None = None) -> dict[str, tuple[Any, str, str]]:
     """The cost variables of a result: build cost, hourly cost and cost per million tokens."""
     e = economics or Economics()
-    system = cost_usd * e.price_to_cost + devices * e.server_usd_per_device
+    system = cost_usd * e.price_to_cost + slots * e.server_usd_per_device
     hourly = system / (e.amortization_years * YEAR_H) + avg_power_w * e.pue * e.usd_per_kWh / 1000
     return {
         "cost_usd": (cost_usd, "USD", "devices' cost to build: dies, memory, package (NaN: no cost model)"),
-        "system_cost_usd": (system, "USD", "cost_usd x price_to_cost plus the server share per device"),
+        "system_cost_usd": (system, "USD", "cost_usd x price_to_cost plus the server share per slot"),
         "usd_per_hour": (hourly, "USD/h", "amortized build cost plus electricity at the mean power x PUE"),
         "usd_per_mtoken": (hourly / (tokens_per_s * HOUR_S) * 1e6, "USD/Mtoken", "cost per million output tokens"),
     }

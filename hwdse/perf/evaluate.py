@@ -19,7 +19,7 @@ from hwdse._version import __version__
 from hwdse.formats import get
 from hwdse.hardware import Mode, load_arch, with_overrides
 from hwdse.hardware._base import DEFAULT_MODE, basis_of, resolve_mode
-from hwdse.perf.economics import Economics, ownership
+from hwdse.perf.economics import Economics, ownership, server_slots
 from hwdse.perf.footprint import Footprint, footprint
 from hwdse.perf.memo import Identity, items_key, value_key
 from hwdse.perf.phases import PhaseOps, decode_phase, prefill_phase
@@ -251,7 +251,8 @@ def _evaluate(model: Any, arch: Any, scenario: Scenario | str | None, mode: str,
                                "energy per generated token (prefill included)"),
         "decode_energy_j_per_token": (decode_j / scen.batch, "J/token",
                                       "energy per generated token of the decode phase alone (static included)"),
-        **ownership(getattr(arch, "cost_usd", np.nan), devices, energy / e2e, scen.batch * scen.gen / e2e, economics),
+        **ownership(getattr(arch, "cost_usd", np.nan), server_slots(arch), energy / e2e, scen.batch * scen.gen / e2e,
+                    economics),
     }
     attrs = dict(hwdse_version=__version__, model=model.name, arch=arch.name, mode=mode, basis=basis,
                  infeasible_reason=infeasible, fit_rule=getattr(arch, "fit_rule", "footprint <= capacity"),

@@ -25,7 +25,7 @@ from hwdse._array import where
 from hwdse._errors import HwdseError
 from hwdse._version import __version__
 from hwdse.hardware._base import DEFAULT_MODE, basis_of, resolve_mode
-from hwdse.perf.economics import Economics
+from hwdse.perf.economics import Economics, server_slots
 from hwdse.perf.evaluate import resolve
 from hwdse.perf.power_cap import capped
 from hwdse.perf.record import Record
@@ -136,7 +136,8 @@ def serve_disaggregated(model: Any, prefill_arch: Any, decode_arch: Any, *, conc
     dynamic_w = rate * prefill_j + decode_instances * decode_table(g / decode_instances)[1] / (tpot * gain)
     data = metrics(ttft, tpot, rate, osl, g, cap, stable, devices, ttft_slo_s, tpot_slo_s, {
         **power(static, dynamic_w, rate * osl, prefill_instances * getattr(pre.arch, "cost_usd", np.nan)
-                + decode_instances * getattr(dec.arch, "cost_usd", np.nan), devices, economics),
+                + decode_instances * getattr(dec.arch, "cost_usd", np.nan),
+                prefill_instances * server_slots(pre.arch) + decode_instances * server_slots(dec.arch), economics),
         **silicon(*(prefill_instances * getattr(pre.arch, k, np.nan) + decode_instances * getattr(dec.arch, k, np.nan)
                     for k in ("area_mm2", "power_W"))),
         **bands(pre.prefill_band(isl), dec.band(g / decode_instances, 0.0, kv_len), (pre.arch, dec.arch)),

@@ -34,7 +34,7 @@ from hwdse._array import maximum_of, where
 from hwdse._errors import HwdseError
 from hwdse._version import __version__
 from hwdse.hardware._base import DEFAULT_MODE, basis_of, resolve_mode
-from hwdse.perf.economics import Economics, ownership
+from hwdse.perf.economics import Economics, ownership, server_slots
 from hwdse.perf.evaluate import resolve_cached
 from hwdse.perf.memo import Identity, value_key
 from hwdse.perf.power_cap import Work, clocked_at, power_budget
@@ -237,7 +237,7 @@ def serve_record(model: Any, arch: Any, *, concurrency: Any = None, arrival_rate
         ttft = where(stable, s["ttft"] + harness.latency_s, np.inf)
     data = metrics(ttft, s["tpot"], rate, osl, g, cap, stable, getattr(arch, "devices", 1), ttft_slo_s, tpot_slo_s, {
         **power(getattr(arch, "static_power_W", None), s["step_j"] / s["step"], rate * osl,
-                getattr(arch, "cost_usd", np.nan), getattr(arch, "devices", 1), economics),
+                getattr(arch, "cost_usd", np.nan), server_slots(arch), economics),
         **silicon(getattr(arch, "area_mm2", np.nan), getattr(arch, "power_W", np.nan)),
         "prefill_step_share": (s["share"], "1", "share of steps that carry a prefill chunk"),
         "clock": (s["clock"], "1", "core clock over the rated clock (below 1: throttled to the power budget)"),
@@ -338,7 +338,7 @@ def silicon(area_mm2: Any, power_w: Any) -> dict[str, tuple]:
             "power_w": (power_w, "W", "power budget (TDP) of the system")}
 
 
-def power(static: Any, dynamic_w: Any, throughput: Any, cost_usd: Any, devices: Any,
+def power(static: Any, dynamic_w: Any, throughput: Any, cost_usd: Any, slots: Any,
           economics: Economics | None) -> dict[str, tuple]:
     """Power, energy per token and ownership cost of a system that steps all the time: its static
     power (None: the kind models none, charged as 0 W and reported NaN) plus the operators' energy
@@ -350,7 +350,7 @@ def power(static: Any, dynamic_w: Any, throughput: Any, cost_usd: Any, devices: 
         "dynamic_power_w": (dynamic_w, "W", "operators' energy per second of the system"),
         "avg_power_w": (total, "W", "mean power of the system while serving: static + dynamic"),
         "energy_j_per_token": (total / throughput, "J/token", "energy per output token (prefill included)"),
-        **ownership(cost_usd, devices, total, throughput, economics),
+        **ownership(cost_usd, slots, total, throughput, economics),
     }
 
 

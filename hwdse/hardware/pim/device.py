@@ -207,6 +207,11 @@ class PIM(Spec):
         return self.devices * self.memory.cost_usd + cards
 
     @property
+    def server_slots(self) -> Number:
+        """Server slots it occupies (:func:`hwdse.perf.economics.server_slots`): one per card, else one per device."""
+        return self.devices if self.cards is None else self.cards.cards(self.devices)
+
+    @property
     def stacks(self) -> Number:
         """Stacks/chips in the whole system."""
         return self.devices * self.memory.count

@@ -60,3 +60,20 @@ def test_aim_serving_reports_a_finite_cost_per_token() -> None:
     ds = serve("llama-2-70b", "gddr6-aim", concurrency=16, weights="bf16", isl=2048, osl=256)
     assert float(ds.cost_usd) == pytest.approx(hwdse.load_arch("gddr6-aim").cost_usd)
     assert np.isfinite(float(ds.usd_per_mtoken)) and float(ds.usd_per_mtoken) > 0
+
+
+def test_the_server_share_is_charged_per_slot_a_card_of_chips_or_a_device() -> None:
+    """A carded PIM system occupies one server slot per card, not per chip; a GPU + PIM system one per GPU and
+    per separate PIM device; disaggregated pools add theirs."""
+    from hwdse.perf.economics import Economics, server_slots
+    from hwdse.serving import serve_disaggregated
+
+    share = Economics().server_usd_per_device
+    aim = hwdse.load_arch("gddr6-aim")
+    assert server_slots(aim) == 40 and server_slots(hwdse.load_arch("dgx-a100-attacc")) == 16
+    ds = serve("llama-2-70b", aim, concurrency=16, weights="bf16", isl=2048, osl=256)
+    assert float(ds.system_cost_usd) == pytest.approx(aim.cost_usd + 40 * share)
+    pools = serve_disaggregated("llama-2-70b", "dgx-a100", aim, concurrency=16, prefill_instances=2, weights="bf16",
+                                isl=2048, osl=256)
+    gpu = hwdse.load_arch("dgx-a100")
+    assert float(pools.system_cost_usd) == pytest.approx(2 * gpu.cost_usd + aim.cost_usd + (16 + 40) * share)
