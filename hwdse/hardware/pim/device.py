@@ -28,6 +28,10 @@ Overlap rule: none here — an operator on PIM and one on the host never run at 
 (blocked mode forbids it on shared memory; the decode dependence chain q/k/v -> attention ->
 o_proj serialises them). :mod:`hwdse.hardware.pim.system` adds AttAcc's two overlaps for
 separate memories (``fc: split``, ``overlap: heads``).
+Mapping (standalone systems): ``replicas`` model copies, each pipelined over ``stages`` groups of
+consecutive layers; every operator runs on its group's devices, cards and hosts alone and activations
+cross between groups only at stage boundaries (:mod:`hwdse.hardware.pim.mapping`). The defaults (1, 1)
+spread every operator over all the devices.
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from hwdse._array import where
 from hwdse._catalog import Spec
@@ -47,6 +51,13 @@ from hwdse.hardware._base import COMPUTE_CLASSES, Basis, Mode, Timing, operand_c
 from hwdse.hardware.energy import compute_energy_J, dram_energy_J
 from hwdse.hardware.memory import MemorySystem
 from hwdse.hardware.pim.banks import DRAMTiming, bank_efficiency, load_dram_timing
+from hwdse.hardware.pim.mapping import (
+    Group,
+    mapping_error,
+    plan,
+    stage_group,
+    stage_send,
+)
 from hwdse.hardware.power import load_shared_power
 from hwdse.workload.ops import Op
 
@@ -148,7 +159,18 @@ class PIM(Spec):
     partial_sum_fanin: count() = Field(1, description="partial sums gathered per GEMV output (1 = none)")
     cards: PIMCards | None = Field(None, description="standalone systems: cards, hosts and their network "
                                                      "(None: every device on the controller's own link)")
+    replicas: count() = Field(1, description="model copies, each on devices / replicas devices with its share of "
+                                             "the sequences (standalone systems)")
+    stages: count() = Field(1, description="pipeline stages of a replica, each a group of consecutive layers on "
+                                           "devices / (replicas x stages) devices (standalone systems)")
     sources: dict[str, str]
+
+    @model_validator(mode="after")
+    def _mapping(self) -> "PIM":
+        reason = mapping_error(self.devices, self.replicas, self.stages, self.cards)
+        if reason:
+            raise ValueError(reason)
+        return self
 
     # -- derived quantities (SI units) ---------------------------------------------------------
     @property
@@ -255,6 +277,15 @@ class PIM(Spec):
     def capacity_bytes(self) -> Number:
         return self.memory.capacity_bytes * self.devices * self.capacity_fraction
 
+    def footprint_shares(self, model: Any) -> tuple[Number, Number, Number]:
+        """Multiples of the (weights, KV cache, activations) footprint held against the whole system's
+        ``capacity_bytes``: every replica a full copy of the weights, the sequences' KV cache and activations
+        divided among the replicas. A stage holds ``ceil(L / stages)`` of a replica's ``L`` layers in 1/stages
+        of its memory, so weights and KV count ``stages ceil(L / stages) / L`` times (the fullest stage's
+        excess; 1 where the stages divide the layers)."""
+        fullest = self.stages * np.ceil(model.num_layers / self.stages) / model.num_layers
+        return self.replicas * fullest, fullest, 1.0
+
     @property
     def onchip_bytes(self) -> float:
         return float(self.controller.buffer_KiB) * 1024
@@ -276,36 +307,40 @@ class PIM(Spec):
         return (f"op {op.name} needs {operand_class(op.operands)} arithmetic; the PIM units compute "
                 f"{', '.join(self.units.formats)}")
 
-    def timing(self, op: Op, inbound: Any = True, outbound: Any = True, mode: Mode = "roofline") -> Timing:
-        """One instance of ``op`` on the PIM units; ``inbound``/``outbound``: it crosses the link; in
-        ``achieved`` mode the units' terms run at ``bank_efficiency`` of their peak."""
+    def timing(self, op: Op, inbound: Any = True, outbound: Any = True, mode: Mode = "roofline",
+               on: Group | None = None) -> Timing:
+        """One instance of ``op`` on the PIM units of one stage group ``on`` (None: all the devices);
+        ``inbound``/``outbound``: it crosses the link; in ``achieved`` mode the units' terms run at
+        ``bank_efficiency`` of their peak."""
+        on = on if on is not None else stage_group(self.devices, 1, 1, self.cards)
         work = _WORK_OF_KIND[op.kind]
         if work == "elementwise":
-            cls, peak, bw = "vector", self.vector_Bps, self.vector_Bps  # 1 op per byte-rate cycle
+            bw = self.vector_Bps / on.groups
+            cls, peak = "vector", bw  # 1 op per byte-rate cycle
             streamed = op.bytes
         else:
-            cls, bw = operand_class(op.operands), self.internal_Bps
-            peak = self.peak_ops_per_s
+            cls, bw = operand_class(op.operands), self.internal_Bps / on.groups
+            peak = self.peak_ops_per_s / on.groups
             if work == "gemv":  # one weight element per MAC, re-streamed for every row (sequence)
                 streamed = op.flops / 2 * get(op.operands[0]).bits_per_element / 8 + op.kv_write_bytes
             else:
                 streamed = op.kv_read_bytes + op.kv_write_bytes
-        split = 1 if work == "gemv" else self.devices  # FC: every device needs the whole input vector
+        split = 1 if work == "gemv" else on.devices  # FC: every device needs the whole input vector
         fanin = self.partial_sum_fanin if work == "gemv" else 1
         in_bytes = op.act_in_bytes / split
-        out_bytes = op.act_out_bytes * fanin / self.devices
+        out_bytes = op.act_out_bytes * fanin / on.devices
         lat = self.link.latency_us * 1e-6
         comm = inbound * (lat + in_bytes / self.link_Bps) + outbound * (lat + out_bytes / self.link_Bps)
         if self.cards is not None:
-            comm = comm + self._card_levels(op, work, inbound, outbound)
+            comm = comm + self._card_levels(op, work, inbound, outbound, on)
         switches = (inbound * 1.0 + outbound * 1.0) * (self.mode_switch_us * 1e-6 if self.blocked_mode else 0.0)
-        copies = self.devices if work == "gemv" else 1  # a broadcast puts the input on every device's link
+        copies = on.devices if work == "gemv" else 1  # a broadcast puts the input on every device's link
         link_bytes = inbound * op.act_in_bytes * copies + outbound * op.act_out_bytes * fanin
         mac_pJ = self.units.mac_pJ if work != "elementwise" else self.units.mac_pJ / 2
         energy = (compute_energy_J(op.flops, mac_pJ) + dram_energy_J(streamed, self.units.internal_pJ_per_bit)
                   + dram_energy_J(link_bytes, self.link.energy_pJ_per_bit))
         if self.cards is not None:
-            energy = energy + self._card_energy(op, work, inbound, outbound)
+            energy = energy + self._card_energy(op, work, inbound, outbound, on)
         runs = work == "elementwise" or cls in self.units.formats  # no datapath for cls: infinite time
         on_units = work != "elementwise" or self.units.vector_at == "units"
         eff = self.bank_efficiency if mode == "achieved" and on_units else 1.0
@@ -313,13 +348,13 @@ class PIM(Spec):
                       {"communication": comm, "mode_switch": switches},
                       peak_ops_per_s=peak, bandwidth_Bps=bw, energy_J=energy)
 
-    def _card_levels(self, op: Op, work: str, inbound: Any, outbound: Any) -> Number:
-        """Seconds the card and host levels add to an operator's host<->PIM traffic: the hosts
-        broadcast the input along a chain (``(hosts - 1)`` hops, pipelined) and all-gather the outputs;
-        each card receives the whole input (a GEMV's vector; attention's share of queries) and returns
-        its share of the outputs over its own link, all cards at once."""
+    def _card_levels(self, op: Op, work: str, inbound: Any, outbound: Any, on: Group) -> Number:
+        """Seconds the card and host levels of group ``on`` (its widest) add to an operator's host<->PIM
+        traffic: the hosts broadcast the input along a chain (``(hosts - 1)`` hops, pipelined) and
+        all-gather the outputs; each card receives the whole input (a GEMV's vector; attention's share of
+        queries) and returns its share of the outputs over its own link, all cards at once."""
         c = self.cards
-        cards, hosts = c.cards(self.devices), c.hosts(self.devices)
+        cards, hosts = on.cards, on.hosts
         split = 1 if work == "gemv" else cards
         fanin = self.partial_sum_fanin if work == "gemv" else 1
         card_s = c.link.latency_us * 1e-6
@@ -331,23 +366,27 @@ class PIM(Spec):
                + outbound * (hops * net_s + hops / hosts * op.act_out_bytes * fanin / net_bps))
         return card + net
 
-    def _card_energy(self, op: Op, work: str, inbound: Any, outbound: Any) -> Number:
-        """Joules of the card and network crossings (every card receives its input; every host but
-        one the broadcast)."""
+    def _card_energy(self, op: Op, work: str, inbound: Any, outbound: Any, on: Group) -> Number:
+        """Joules of the card and network crossings in group ``on`` (every card receives its input; every
+        host but one the broadcast; the mean over groups of ``narrow_hosts`` and of one host more)."""
         c = self.cards
-        cards, hosts = c.cards(self.devices), c.hosts(self.devices)
-        copies = cards if work == "gemv" else 1
+        copies = on.cards if work == "gemv" else 1
         fanin = self.partial_sum_fanin if work == "gemv" else 1
         card_bytes = inbound * op.act_in_bytes * copies + outbound * op.act_out_bytes * fanin
-        net_bytes = (hosts - 1) * (inbound * op.act_in_bytes + outbound * op.act_out_bytes * fanin / hosts)
-        return dram_energy_J(card_bytes, c.link.energy_pJ_per_bit) + dram_energy_J(net_bytes, c.network.energy_pJ_per_bit)
 
-    def controller_timing(self, op: Op) -> Timing:
-        """``op`` on the controller: its bytes cross the devices' links, its ops use the controller peak."""
+        def net_bytes(hosts: Number) -> Number:
+            return (hosts - 1) * (inbound * op.act_in_bytes + outbound * op.act_out_bytes * fanin / hosts)
+
+        net = (1 - on.wide) * net_bytes(on.narrow_hosts) + on.wide * net_bytes(on.narrow_hosts + 1)
+        return dram_energy_J(card_bytes, c.link.energy_pJ_per_bit) + dram_energy_J(net, c.network.energy_pJ_per_bit)
+
+    def controller_timing(self, op: Op, on: Group) -> Timing:
+        """``op`` on the controller of group ``on``: its bytes cross the group's devices' links, its ops use
+        the controller peak."""
         peak = self.controller.peak_TFLOPS * 1e12
-        bw = self.link_Bps * self.devices
+        bw = self.link_Bps * on.devices
         if self.cards is not None:  # the controller's data crosses the card links
-            bw = np.minimum(bw, self.cards.cards(self.devices) * self.cards.link.bandwidth_GBps * 1e9)
+            bw = np.minimum(bw, on.cards * self.cards.link.bandwidth_GBps * 1e9)
         energy = (compute_energy_J(op.flops, self.controller.mac_pJ)
                   + dram_energy_J(op.bytes, self.link.energy_pJ_per_bit))
         cls = operand_class(op.operands) if op.operands else "vector"
@@ -355,11 +394,20 @@ class PIM(Spec):
                       bandwidth_Bps=bw, energy_J=energy)
 
     def schedule(self, ops: Sequence[Op], mode: Mode = "roofline") -> list[Timing]:
-        """Standalone: every op the units can run goes to PIM (prefill too), the rest to the controller."""
+        """Standalone: every op the units can run goes to PIM (prefill too), the rest to the controller,
+        each timed as one microbatch on one stage group and charged with all the groups' work
+        (:mod:`hwdse.hardware.pim.mapping`); the stage sends last."""
         on_pim = [pim_work(self, op, required=op.kind in ("gemm", "attention")) for op in ops]
         inbound, outbound = boundaries(ops, on_pim)
-        return [self.timing(op, i, o, mode) if p else self.controller_timing(op)
-                for op, p, i, o in zip(ops, on_pim, inbound, outbound)]
+        mapped = plan(list(ops), self.replicas, self.stages)
+        group = stage_group(self.devices, self.replicas, self.stages, self.cards)
+        timings = []
+        for op, shard, p, i, o in zip(ops, mapped.ops, on_pim, inbound, outbound):
+            t = self.timing(shard, i, o, mode, group) if p else self.controller_timing(shard, group)
+            timings.append(mapped.whole(t, op.count))
+        if mapped.send is not None:
+            timings.append(mapped.sends(stage_send(mapped.send, self.cards, group, self.stages)))
+        return timings
 
 
 def pim_work(pim: PIM, op: Op, required: bool) -> bool:

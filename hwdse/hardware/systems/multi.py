@@ -62,7 +62,7 @@ Member = Annotated[GPU | Accelerator, Field(discriminator="kind")]
 _MEMBER = TypeAdapter(Member)
 
 __all__ = ["MultiGPU", "with_parallelism", "shard_ops", "parallel_counts", "is_decode_table", "schedule_sharded",
-           "is_routed_expert", "group_hit",
+           "is_routed_expert", "group_hit", "microbatch", "per_slot", "work_share",
            "COLUMN", "ROW", "KV_COLUMN"]
 
 COLUMN = ("q_proj", "gate_proj", "up_proj", "fc1", "lm_head")
@@ -105,7 +105,7 @@ def _tp_shard(op: Op, tp: Number, kvs: Number) -> Op:
     return op
 
 
-def _microbatch(op: Op, m: Number) -> Op:
+def microbatch(op: Op, m: Number) -> Op:
     """One microbatch's share: batch-proportional terms / m (the embedding's row reads too)."""
     div = {k: m for k in _BATCHED}
     if op.kind == "embedding":
@@ -185,9 +185,9 @@ def shard_ops(ops: Sequence[Op], tp: Number, pp: Number, m: Number, ep: Number =
         if op.name in experts:
             shard = _tp_shard(_ep_shard(op, ep, imbalance), moe_tp, kvs)
         else:
-            shard = _tp_shard(_microbatch(op, attention_dp), a, kvs)
+            shard = _tp_shard(microbatch(op, attention_dp), a, kvs)
         per_layer = layers > 1 and op.name not in NOT_PER_LAYER  # layer ops (of all or some layers) pass the stages
-        shards.append(replace(_microbatch(shard, m), count=op.count * layer_count / layers if per_layer
+        shards.append(replace(microbatch(shard, m), count=op.count * layer_count / layers if per_layer
                               else op.count * m))
     by_name = {s.name: s for s in shards}
     residual = by_name["mlp_add"].act_out_bytes if "mlp_add" in by_name else 0.0  # one DP group's microbatch
@@ -380,11 +380,11 @@ def schedule_sharded(device: Any, link: Interconnect | Fabric, ops: Sequence[Op]
     for (op, after), full in zip(plan, [*ops, None]):
         if full is None:  # pp_send: each microbatch crosses pp - 1 stage boundaries
             t = fabric.p2p(op, op.shape["bytes"], tp, pp, device, mode)
-            timings.append(replace(t, energy_J=t.energy_J * _ratio(m * (pp - 1), op.count)))
+            timings.append(replace(t, energy_J=t.energy_J * per_slot(m * (pp - 1), op.count)))
             continue
         t = next(timed)
-        work = _ratio(full.count * m, op.count)  # instances done per critical-path slot
-        timings.append(replace(t, op=_per_device(t.op, work / pp), energy_J=t.energy_J * tp * work))
+        work = per_slot(full.count * m, op.count)  # instances done per critical-path slot
+        timings.append(replace(t, op=work_share(t.op, work / pp), energy_J=t.energy_J * tp * work))
         for name, kind, nbytes, devices in after:
             coll = Op(name, "collective", op.count, 0.0, shape={"bytes": nbytes, "devices": devices})
             t = fabric.collective(coll, kind, nbytes, devices, device, mode)
@@ -393,13 +393,13 @@ def schedule_sharded(device: Any, link: Interconnect | Fabric, ops: Sequence[Op]
     return timings
 
 
-def _ratio(work: Number, slots: Number) -> Number:
+def per_slot(work: Number, slots: Number) -> Number:
     """Work instances per critical-path slot (1 where there are no slots, e.g. no sends at pp = 1)."""
     return where(slots > 0, work / where(slots > 0, slots, 1.0), 1.0)
 
 
-def _per_device(op: Op, share: Number) -> Op:
-    """``op`` with flops and bytes x ``share`` (one device's mean work per slot; 1: unchanged)."""
+def work_share(op: Op, share: Number) -> Op:
+    """``op`` with flops and bytes x ``share`` (e.g. one device's mean work per slot; 1: unchanged)."""
     if np.ndim(share) == 0 and float(share) == 1:
         return op
     return replace(op, **{k: getattr(op, k) * share for k in _WORK})
