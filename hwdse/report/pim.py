@@ -297,20 +297,21 @@ def _verdict_text(cell: xr.Dataset) -> str:
 def _points_table(data: xr.Dataset, context: float) -> list[str]:
     """Every system's chosen operating point at one context: the numbers behind the verdicts."""
     lines = ["| model | traffic | system | deployment | mapping | clients | TTFT (s) | TPOT (ms) | token/s/kW "
-             "| J/token | $/Mtoken | binding limit |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| token/s/device | J/token | $/Mtoken | binding limit |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for model in data.model.values:
         for tier in data.traffic.values:
             for system in data.system.values:
                 sel = data.sel(model=model, traffic=tier, system=system, context=context)
                 if not bool(sel.serves):
-                    lines.append(f"| {model} | {tier} | {system} | {sel.reason.values} | | | | | | | | |")
+                    lines.append(f"| {model} | {tier} | {system} | {sel.reason.values} |" + " |" * 9)
                     continue
                 pools = (f" ({int(sel.prefill_instances)}:{int(sel.decode_instances)})"
                          if str(sel.deployment.values) == "disaggregated" else "")
                 lines.append(f"| {model} | {tier} | {system} | {sel.deployment.values}{pools} | {sel.mapping.values} "
                              f"| {int(sel.concurrency)} | {float(sel.ttft_s):.2f} | {float(sel.tpot_s) * 1e3:.1f} "
                              f"| {_band(float(sel.goodput_per_kw), float(sel.energy_band))} "
-                             f"| {float(sel.energy_j_per_token):.2f} | {float(sel.usd_per_mtoken):.3f} "
+                             f"| {float(sel.goodput_tok_s_per_device):,.1f} | {float(sel.energy_j_per_token):.2f} | {float(sel.usd_per_mtoken):.3f} "
                              f"| {sel.limit.values} |")
     return lines
 

@@ -54,12 +54,13 @@ def _candidates() -> dict[str, Candidate]:
         "GPU": Candidate("dgx-a100-x2", "fp16", {
             "TP4": {"tp": 4}, "TP8": {"tp": 8}, "TP16 (2 nodes)": {"tp": 16}, "TP8 x PP2 (2 nodes)": {"tp": 8, "pp": 2}},
             hosts),
-        "GPU+HBM-PIM": Candidate("dgx-a100-attacc", "fp16", {"AttAcc (TP8 + 8 PIM devices)": {}},
+        "GPU+HBM-PIM": Candidate("dgx-a100-attacc", "fp16", {"AttAcc (TP8 + 8 PIM devices)": {},
+                                                             "AttAcc, routed experts in PIM": {"experts": "pim"}},
                                  {f"xpu.{k}": v for k, v in hosts.items()}),
         "AiM": Candidate("gddr6-aim", "bf16", {
             "tensor over 1280 chips": {}, "layer per card (40 stages)": {"stages": 40},
-            "8 replicas (one host each)": {"replicas": 8}, "8 replicas x 5 stages": {"replicas": 8, "stages": 5},
-            "4 replicas x 10 stages": {"replicas": 4, "stages": 10}}),
+            "5 replicas (one host each)": {"replicas": 5},
+            "5 replicas x 8 stages (a card each)": {"replicas": 5, "stages": 8}}),
     }
 
 
