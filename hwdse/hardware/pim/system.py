@@ -301,7 +301,7 @@ class GpuPim(Spec):
         for op, p, i, o in zip(ops, on_pim, inbound, outbound):
             if op.name in by_name and not (isinstance(p, (bool, np.bool_)) and not p):
                 swapped[op.name] = merge(p, self.pim.timing(op, i, o, mode), by_name[op.name])
-            elif decode and self.fc == "split" and op.name in _FFN and op.name in by_name:
+            elif decode and self.fc == "split" and _is_ffn(op) and op.name in by_name:
                 pim_work(self.pim, op, required=True)
                 swapped[op.name] = _split(by_name[op.name], self.pim.timing(op, True, True, mode))
         out = [swapped.get(t.op.name, t) for t in host]
@@ -360,6 +360,11 @@ class GpuPim(Spec):
         return Timing(t.op, t.unit, t.compute_class, t.compute_s, t.memory_s, serial, t.peak_ops_per_s,
                       t.bandwidth_Bps, energy)
 
+
+
+def _is_ffn(op: Op) -> bool:
+    """An FFN GEMM: a dense FFN's or an expert's, routed or shared (``shared_*``, ``dense_*`` in MoE tables)."""
+    return op.name.removeprefix("shared_").removeprefix("dense_") in _FFN
 
 
 def _broadcast(*values: Any) -> list[np.ndarray]:
