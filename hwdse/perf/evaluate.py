@@ -118,8 +118,7 @@ def _schedule(model: ModelConfig, arch: Any, scen: Scenario, mode: Mode) -> _Des
     mem = footprint(model, scen)
     shares = getattr(arch, "footprint_shares", None)  # multi-device systems: one device's share
     if shares is not None:
-        w_share, kv_share, act_share = shares(model)
-        mem = Footprint(mem.weights_bytes * w_share, mem.kv_cache_bytes * kv_share, mem.activation_bytes * act_share)
+        mem = mem.scaled(*shares(model))
     return _Design(prefill, decode, prefill.work(), decode.work(), _unrunnable(prefill, decode),
                    phase_band(arch, basis, prefill, False), phase_band(arch, basis, decode, True),
                    _totals(prefill), _totals(decode), mem, json.dumps(_jsonable(scen.model_dump())))
@@ -256,6 +255,7 @@ def _evaluate(model: Any, arch: Any, scenario: Scenario | str | None, mode: str,
     }
     attrs = dict(hwdse_version=__version__, model=model.name, arch=arch.name, mode=mode, basis=basis,
                  infeasible_reason=infeasible, fit_rule=getattr(arch, "fit_rule", "footprint <= capacity"),
+                 fit_reason=_placement_reason(arch, mem),
                  scenario=design.scenario_json,
                  overrides=json.dumps({k: _jsonable(v) for k, v in (overrides or {}).items()}))
     return Record(data, attrs), design.prefill, design.decode
@@ -266,7 +266,14 @@ def _fits(arch: Any, mem: Footprint, capacity: Any) -> Any:
     rule = getattr(arch, "fits", None)
     if rule is None:
         return mem.total_bytes <= capacity
-    return rule(mem.weights_bytes, mem.kv_cache_bytes, mem.activation_bytes)
+    return rule(mem)
+
+
+def _placement_reason(arch: Any, mem: Footprint) -> str:
+    """Why ``mem`` does not fit a system with several memories, from its own rule (``fit_reason``); "" where it
+    fits or the system has one memory (:func:`fit_reason` words that case from the result)."""
+    reason = getattr(arch, "fit_reason", None)
+    return "" if reason is None else reason(mem)
 
 
 def _unrunnable(*phases: PhaseOps) -> str:
@@ -358,9 +365,12 @@ def evaluate_mix(model: Any, arch: Any, mix: Mapping[str | Scenario, float], *, 
 
 
 def fit_reason(ds: xr.Dataset) -> str:
-    """Why a (scalar) result does not fit, in GB; empty when it fits."""
+    """Why a (scalar) result does not fit, in GB; empty when it fits. A system with several memories (gpu-pim)
+    names the memory over capacity and what it holds (``attrs["fit_reason"]``; over a sweep, at its worst point)."""
     if bool(ds.fits):
         return ""
+    if ds.attrs.get("fit_reason"):
+        return ds.attrs["fit_reason"]
     if float(ds.memory_bytes) <= float(ds.capacity_bytes):
         return f"fails the system's placement rule: {ds.attrs.get('fit_rule', '')}"
     f = {k: float(ds[k]) / GB for k in ("memory_bytes", "weights_bytes", "kv_cache_bytes", "activation_bytes",

@@ -55,13 +55,17 @@ BISECTIONS = 20   # the requests decoding are found to 2^-20 of their range (1e-
 
 def kv_limit(model: Any, arch: Any, scenario: Any, engine: Engine, isl: Any, osl: Any) -> Any:
     """Requests whose full paged KV cache (``isl + osl`` tokens) fits in one device's memory share,
-    next to its weights and one step's activations (``token_budget`` tokens)."""
+    next to its weights and one step's activations (``token_budget`` tokens), in ``kv_memory_fraction``
+    of its memory. A system with several memories says how much room its placement leaves the KV cache
+    (``kv_room``: GPU + PIM, the KV cache in PIM next to what else PIM holds)."""
     shares = getattr(arch, "footprint_shares", None)
     w_share, kv_share, act_share = shares(model) if shares is not None else (1.0, 1.0, 1.0)
     per_request = footprint(model, scenario.with_(batch=1, prompt=isl, gen=osl)).kv_cache_bytes * kv_share
-    step = footprint(model, scenario.with_(batch=1, prompt=engine.token_budget, gen=1))
-    free = (arch.capacity_bytes * engine.kv_memory_fraction - step.weights_bytes * w_share
-            - step.activation_bytes * act_share)
+    step = footprint(model, scenario.with_(batch=1, prompt=engine.token_budget, gen=1)).scaled(w_share, kv_share,
+                                                                                                act_share)
+    room = getattr(arch, "kv_room", None)
+    free = (room(step, engine.kv_memory_fraction) if room is not None else
+            arch.capacity_bytes * engine.kv_memory_fraction - step.weights_bytes - step.activation_bytes)
     return np.maximum(np.floor(free / per_request), 0.0)
 
 

@@ -170,6 +170,23 @@ class ModelConfig(Spec):
         return self.moe_layers * (self.num_experts + self.shared_experts) * self._ffn_params(self.expert_size)
 
     @property
+    def routed_params(self) -> int:
+        """Parameters of the routed experts of every MoE layer (``expert_params`` less the shared experts)."""
+        return self.moe_layers * self.num_experts * self._ffn_params(self.expert_size)
+
+    @property
+    def dense_ffn_params(self) -> int:
+        """Parameters of the dense FFNs: every layer's of a dense model, the ``dense_layers``' of a MoE model."""
+        return (self.num_layers - self.moe_layers) * self._ffn_params(self.intermediate_size)
+
+    @property
+    def projection_params(self) -> int:
+        """Parameters of the FC layers outside the FFNs: every layer's attention block (projections with their
+        biases, per-head norms and sinks), the MoE routers and lm_head (the embedding table when tied)."""
+        p = self.layer_params
+        return self.num_layers * p["attention"] + self.moe_layers * p["router"] + self.vocab_size * self.hidden_size
+
+    @property
     def active_params(self) -> int:
         """Parameters one token uses: every layer's attention and norms, the dense FFNs, the shared and
         ``experts_per_token`` routed experts and the router of each MoE layer, embeddings and lm_head."""

@@ -6,7 +6,7 @@ perf (the `fits` check) use one formula; :mod:`hwdse.perf.footprint` re-exports 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -22,13 +22,29 @@ LOGIT_BYTES = 4  # logits are kept in fp32 for sampling
 
 @dataclass(frozen=True)
 class Footprint:
+    """Bytes of each tensor class. The weight classes a placement moves (GPU + PIM systems) are parts of
+    ``weights_bytes``: routed experts, dense FFNs (shared experts included) and the other FC layers'
+    weights (attention projections, routers, lm_head); the rest of it is embeddings and norms."""
+
     weights_bytes: Number
     kv_cache_bytes: Number
     activation_bytes: Number
+    routed_weights_bytes: Number = 0.0
+    ffn_weights_bytes: Number = 0.0
+    projection_weights_bytes: Number = 0.0
 
     @property
     def total_bytes(self) -> Number:
         return self.weights_bytes + self.kv_cache_bytes + self.activation_bytes
+
+    def scaled(self, weights: Number, kv: Number, activations: Number) -> Footprint:
+        """Every weight class times ``weights``, the KV cache times ``kv``, activations times ``activations``
+        (one device's share of a multi-device system)."""
+        return replace(self, weights_bytes=self.weights_bytes * weights, kv_cache_bytes=self.kv_cache_bytes * kv,
+                       activation_bytes=self.activation_bytes * activations,
+                       routed_weights_bytes=self.routed_weights_bytes * weights,
+                       ffn_weights_bytes=self.ffn_weights_bytes * weights,
+                       projection_weights_bytes=self.projection_weights_bytes * weights)
 
 
 def footprint(model: ModelConfig, scenario: Scenario) -> Footprint:
@@ -40,6 +56,7 @@ def footprint(model: ModelConfig, scenario: Scenario) -> Footprint:
     Activations: the largest live set of one prefill layer (the residual stream plus
     the widest intermediate: QKV output, FFN intermediate(s), or, without FlashAttention, the
     score matrix in and out of softmax) plus fp32 logits for one token per sequence.
+    Weights: each in the weights format, the routed and shared experts in ``expert_weights`` when given.
     """
     m, s = model, scenario
     wb, ab, kb = (get_format(f).bits_per_element / 8 for f in (s.weights, s.activations, s.kv))
@@ -57,4 +74,8 @@ def footprint(model: ModelConfig, scenario: Scenario) -> Footprint:
         widest = np.maximum(widest, 2 * s.batch * m.num_heads * s.prompt * np.minimum(s.prompt, window))
     activations = (tokens * m.hidden_size + widest) * ab + s.batch * m.vocab_size * LOGIT_BYTES
     ewb = get_format(s.expert_weights).bits_per_element / 8 if s.expert_weights else wb
-    return Footprint((m.num_params - m.expert_params) * wb + m.expert_params * ewb, kv, activations)
+    shared = m.expert_params - m.routed_params
+    return Footprint((m.num_params - m.expert_params) * wb + m.expert_params * ewb, kv, activations,
+                     routed_weights_bytes=m.routed_params * ewb,
+                     ffn_weights_bytes=m.dense_ffn_params * wb + shared * ewb,
+                     projection_weights_bytes=m.projection_params * wb)

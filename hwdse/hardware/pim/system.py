@@ -12,13 +12,25 @@ Placement policy (decode; prefill always runs on the xPU, PIM has little compute
   decode, so a GEMV engine re-streaming its weights per row competes with the xPU reading the
   touched experts once (Duplex, MICRO 2024, and MoNDE put MoE experts near memory for this reason).
 
-``attach: separate`` (AttAcc): the PIM devices are extra memory next to the xPU, holding the
-KV cache, which must fit in them (attention runs where it lives); ``capacity_rule: pooled`` checks
-weights + KV + activations against GPU + PIM memory together instead, as the AttAcc simulator
-does. The K/V rows the xPU computes (prefill and decode) cross
+``attach: separate`` (AttAcc): the PIM devices are extra memory next to the xPU; an operator runs
+where its tensors live, so each memory must hold what is placed in it (``capacity_rule: placed``,
+:meth:`GpuPim.fits`). PIM holds the KV cache with ``attention: pim``, the routed-expert weights with
+``experts: pim``, and with ``fc: pim`` every FC layer's weights (routed experts, dense FFNs with the
+shared experts, attention projections, routers, lm_head: ``fc`` places every GEMM). With ``fc:
+threshold`` or ``faster`` either unit may run an FC GEMM (the choice follows the batch, which a serving
+engine changes step to step), so those weights are in both memories. With ``fc: split`` every FFN GEMM
+(the routed experts' too, unless ``experts: pim``) is divided between the units in proportion to their
+speeds, which move with the batch; a deployment divides the weights once, so they count against the
+room both memories leave together (the pooled remainder): a necessary condition, which does not check
+that the speed-optimal division itself fits. The xPU holds the other weights, the activations and,
+with ``attention: xpu``, the KV cache. Prefill runs on the xPU whatever the placement: weights kept in
+PIM alone reach it over the link, a transfer its prefill time does not charge. ``capacity_rule:
+pooled`` checks weights + KV + activations against GPU + PIM memory together instead, as the AttAcc
+simulator does. The K/V rows the xPU computes (prefill and decode) cross
 the link into PIM. ``attach: shared`` (HBM-PIM in place of the GPU's own stacks): capacity is
-the GPU's times ``capacity_fraction``, the PIM stacks are the GPU's stacks (``pim.memory`` must
-equal ``xpu.memory``), and in blocked mode every host<->PIM switch pays ``mode_switch_us``.
+the GPU's times ``capacity_fraction`` (one pooled check), the PIM stacks are the GPU's stacks
+(``pim.memory`` must equal ``xpu.memory``), and in blocked mode every host<->PIM switch pays
+``mode_switch_us``.
 ``fc: split`` runs every FFN GEMM on both at once, split in proportion to their speeds, and
 ``overlap: heads`` lets the decode attention in PIM overlap the xPU's QKV/O projections head by head
 (AttAcc's --ffopt and --pipeopt); both need separate memories (no blocked mode). Otherwise
@@ -28,11 +40,14 @@ PIM and xPU operators never overlap; transfer rules: see :mod:`hwdse.hardware.pi
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Annotated, Any, Literal
 
 import numpy as np
+import xarray as xr
 from pydantic import Field, TypeAdapter, field_validator, model_validator
 
+from hwdse._array import to_dataarray, where
 from hwdse._catalog import Spec, load, locate, read
 from hwdse._params import Number, quantity
 from hwdse.hardware._base import Basis, Mode, Timing, weakest
@@ -40,6 +55,7 @@ from hwdse.hardware.energy import dram_energy_J
 from hwdse.hardware.gpu.device import GPU
 from hwdse.hardware.pim.device import PIM, boundaries, merge, pim_work
 from hwdse.hardware.systems.multi import MultiGPU, is_routed_expert
+from hwdse.workload.footprint import Footprint
 from hwdse.workload.ops import Op
 
 __all__ = ["GpuPim", "XPU_KINDS"]
@@ -51,6 +67,10 @@ _MEMBER = TypeAdapter(Annotated[GPU | MultiGPU | PIM, Field(discriminator="kind"
 _ATTENTION = ("qk_matmul", "softmax", "sv_matmul", "flash_attention", "swa_attention", "chunked_attention")
 _PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj")
 _FFN = ("gate_proj", "up_proj", "down_proj", "fc1", "fc2")
+_FC_PLACES = {"xpu": "xpu", "pim": "pim", "threshold": "both", "faster": "both", "split": "split"}
+GB = 1e9
+
+_Check = tuple[str, dict[str, Any], Any]  # a memory, the bytes it must hold by tensor class, its capacity in bytes
 
 
 def _from_catalog(value: Any, kinds: tuple[str, ...]) -> Any:
@@ -93,8 +113,9 @@ class GpuPim(Spec):
     overlap: Literal["none", "heads"] = Field(
         "none", description="heads: decode attention in PIM overlaps the xPU's QKV/O projections head by head")
     capacity_rule: Literal["placed", "pooled"] = Field(
-        "placed", description="placed: the KV cache must fit where attention runs (PIM); pooled: weights + KV + "
-        "activations against GPU + PIM memory together (the AttAcc simulator's convention)")
+        "placed", description="placed: each memory holds the tensors placed in it (KV cache, weights: see the "
+        "module docstring); pooled: weights + KV + activations against GPU + PIM memory together (the AttAcc "
+        "simulator's convention)")
     sources: dict[str, str]
 
     @field_validator("xpu", mode="before")
@@ -135,8 +156,12 @@ class GpuPim(Spec):
     def capacity_bytes(self) -> Number:
         if self.attach == "shared":
             return self.xpu.capacity_bytes * self.pim.capacity_fraction
-        # whole-system capacity (weights + KV pooled): a multi-GPU reports one device's
-        return self.xpu.capacity_bytes * getattr(self.xpu, "devices", 1) + self.pim.capacity_bytes
+        return self._xpu_bytes + self.pim.capacity_bytes  # whole-system capacity (weights + KV pooled)
+
+    @property
+    def _xpu_bytes(self) -> Number:
+        """The xPU's memory: a multi-GPU reports one device's capacity, so times its devices."""
+        return self.xpu.capacity_bytes * getattr(self.xpu, "devices", 1)
 
     @property
     def devices(self) -> Number:
@@ -147,22 +172,87 @@ class GpuPim(Spec):
     @property
     def fit_rule(self) -> str:
         """How :meth:`fits` checks the footprint (reported with results)."""
-        if self.attach == "shared" or self.attention != "pim" or self.capacity_rule == "pooled":
+        if self.attach == "shared" or self.capacity_rule == "pooled":
             return "footprint <= pooled capacity"
-        weights = ("weights + activations <= xPU capacity" if self.fc == "xpu" and self.experts == "xpu"
-                   else "footprint <= pooled capacity (FC or expert weights may sit in either memory)")
-        return f"KV cache <= PIM capacity (attention runs where the KV cache lives) and {weights}"
+        place = self._placement()
+        pim = (["KV cache"] if self.attention == "pim" else []) + [k for k, v in place.items() if v in ("pim", "both")]
+        xpu = "other weights" + ("" if self.attention == "pim" else " + KV cache") + " + activations"
+        rule = f"PIM holds {' + '.join(pim) or 'nothing'} <= PIM capacity; xPU holds {xpu} <= xPU capacity"
+        both = [k for k, v in place.items() if v == "both"]
+        if both:
+            rule += f"; {' + '.join(both)} in both memories (either unit may run their GEMMs)"
+        split = [k for k, v in place.items() if v == "split"]
+        if split:
+            rule += f"; {' + '.join(split)} split between them: footprint <= pooled capacity"
+        return rule
 
-    def fits(self, weights_bytes: Number, kv_cache_bytes: Number, activation_bytes: Number) -> Number:
-        """Whether the footprint fits; with separate PIM devices running attention (AttAcc), the KV
-        cache must fit in them, since attention runs where the KV cache lives (``capacity_rule:
-        pooled`` checks the sum only, as the AttAcc simulator does)."""
-        pooled = weights_bytes + kv_cache_bytes + activation_bytes <= self.capacity_bytes
-        if self.attach == "shared" or self.attention != "pim" or self.capacity_rule == "pooled":
-            return pooled
-        if self.fc == "xpu" and self.experts == "xpu":
-            pooled = weights_bytes + activation_bytes <= self.xpu.capacity_bytes * getattr(self.xpu, "devices", 1)
-        return (kv_cache_bytes <= self.pim.capacity_bytes) & pooled
+    def _placement(self) -> dict[str, str]:
+        """Where each weight class a placement moves lives under the placed rule: ``pim``, ``xpu``, ``both``
+        (either unit may run its GEMMs) or ``split`` (divided between the memories)."""
+        fc = _FC_PLACES[self.fc]
+        return {"routed experts": "pim" if self.experts == "pim" else fc, "FFN weights": fc,
+                "projection weights": "xpu" if fc == "split" else fc}
+
+    def _checks(self, mem: Footprint) -> list[_Check]:
+        """The capacity checks of ``mem`` (bytes; see the module docstring): one pooled check, or PIM's, the
+        xPU's and, where weights are split between them, both memories' together."""
+        kv = {"KV cache": mem.kv_cache_bytes}
+        if self.attach == "shared" or self.capacity_rule == "pooled":
+            memory = "shared GPU/PIM memory" if self.attach == "shared" else "GPU + PIM memory"
+            return [(memory, {"weights": mem.weights_bytes, **kv, "activations": mem.activation_bytes},
+                     self.capacity_bytes)]
+        classes = {"routed experts": mem.routed_weights_bytes, "FFN weights": mem.ffn_weights_bytes,
+                   "projection weights": mem.projection_weights_bytes}
+        place = self._placement()
+        pim = {k: v for k, v in classes.items() if place[k] in ("pim", "both")}
+        split = {k: v for k, v in classes.items() if place[k] == "split"}
+        away = sum(v for k, v in classes.items() if place[k] in ("pim", "split"))
+        xpu = {"weights": mem.weights_bytes - away, "activations": mem.activation_bytes}
+        pim, xpu = ({**kv, **pim}, xpu) if self.attention == "pim" else (pim, {**xpu, **kv})
+        checks = [("PIM", pim, self.pim.capacity_bytes), ("xPU", xpu, self._xpu_bytes)]
+        if split:
+            checks.append(("PIM + xPU", {**pim, **xpu, **split}, self.pim.capacity_bytes + self._xpu_bytes))
+        return checks
+
+    def fits(self, mem: Footprint) -> Number:
+        """Whether every memory holds what is placed in it (a bool, or a boolean array over a sweep)."""
+        ok = True
+        for _, items, capacity in self._checks(mem):
+            ok = ok & (sum(items.values()) <= capacity)
+        return ok
+
+    def kv_room(self, step: Footprint, fraction: Number = 1.0) -> Number:
+        """Bytes the KV cache may take next to ``step``'s weights and activations (its KV cache is ignored),
+        with ``fraction`` of each memory in use: the least room the checks holding the KV cache leave, 0
+        where a check without it fails (e.g. the xPU cannot hold its weights and activations)."""
+        room, ok = np.inf, True
+        for _, items, capacity in self._checks(replace(step, kv_cache_bytes=0.0)):
+            free = capacity * fraction - sum(items.values())
+            if "KV cache" in items:
+                room = np.minimum(room, free)
+            else:
+                ok = ok & (free >= 0)
+        return where(ok, np.maximum(room, 0.0), 0.0)
+
+    def fit_reason(self, mem: Footprint) -> str:
+        """Why ``mem`` does not fit, in GB: the check over its capacity by the largest share, at its worst
+        point (over a sweep, with how many points do not fit); "" where every point fits."""
+        worst = None
+        for memory, items, capacity in self._checks(mem):
+            cap, *parts = _broadcast(capacity, *items.values())
+            share = sum(parts) / cap
+            at = np.unravel_index(np.argmax(share), share.shape)
+            if share[at] > 1 and (worst is None or share[at] > worst[0]):
+                worst = (share[at], memory, {k: p[at] for k, p in zip(items, parts)}, cap[at])
+        if worst is None:
+            return ""
+        _, memory, items, cap = worst
+        terms = " + ".join(f"{k} {v / GB:.1f} GB" for k, v in items.items() if v)
+        reason = f"{memory} holds {terms} = {sum(items.values()) / GB:.1f} GB > {memory} capacity {cap / GB:.1f} GB"
+        fits = np.asarray(self.fits(mem))
+        if fits.size > 1:
+            reason += f" (worst of the {int(fits.size - fits.sum())} of {fits.size} points that do not fit)"
+        return reason
 
     @property
     def onchip_bytes(self) -> float:
@@ -225,7 +315,7 @@ class GpuPim(Spec):
         for op, p, i, o in zip(ops, on_pim, inbound, outbound):
             if op.name in by_name and not (isinstance(p, (bool, np.bool_)) and not p):
                 swapped[op.name] = merge(p, self.pim.timing(op, i, o, mode), by_name[op.name])
-            elif decode and self.fc == "split" and op.name in _FFN and op.name in by_name:
+            elif decode and self.fc == "split" and _is_ffn(op) and op.name in by_name:
                 pim_work(self.pim, op, required=True)
                 swapped[op.name] = _split(by_name[op.name], self.pim.timing(op, True, True, mode))
         out = [swapped.get(t.op.name, t) for t in host]
@@ -284,6 +374,18 @@ class GpuPim(Spec):
         return Timing(t.op, t.unit, t.compute_class, t.compute_s, t.memory_s, serial, t.peak_ops_per_s,
                       t.bandwidth_Bps, energy)
 
+
+
+def _is_ffn(op: Op) -> bool:
+    """An FFN GEMM: a dense FFN's or an expert's, routed or shared (``shared_*``, ``dense_*`` in MoE tables)."""
+    return op.name.removeprefix("shared_").removeprefix("dense_") in _FFN
+
+
+def _broadcast(*values: Any) -> list[np.ndarray]:
+    """``values`` as float arrays of one shape (DataArrays matched by dim name)."""
+    if any(isinstance(v, xr.DataArray) for v in values):
+        values = xr.broadcast(*(to_dataarray(v) for v in values))
+    return [np.asarray(v, dtype=float) for v in np.broadcast_arrays(*(np.asarray(v) for v in values))]
 
 
 def _split(xpu: Timing, pim: Timing) -> Timing:

@@ -75,7 +75,7 @@ def test_attacc_capacity_rules():
         assert 0.95 * point["batch"] <= fits["pooled"] <= point["batch"] or point["batch"] <= fits["placed"]
         assert fits["placed"] < 0.7 * fits["pooled"]
     assert pooled.fit_rule == "footprint <= pooled capacity"
-    assert load_arch(SWEEP["system"]).fit_rule.startswith("KV cache <= PIM capacity")
+    assert load_arch(SWEEP["system"]).fit_rule.startswith("PIM holds KV cache <= PIM capacity; xPU holds")
 
 
 def test_aim_runs_gemv_only():
