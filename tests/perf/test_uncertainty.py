@@ -25,7 +25,8 @@ def test_a_phase_band_is_its_kernel_families_bands_weighted_by_time() -> None:
 
 def test_an_energy_band_is_its_time_band_plus_the_power_models() -> None:
     """H100 (own power fit: its runs' leave-one-out p90); MI300X (no power data: the measured GPUs predicted
-    from each other's fractions of TDP); a PIM device has no measured power, so no energy band."""
+    from each other's fractions of TDP); a PIM device has no measured power either, so it takes that same
+    transferred band (one basis for every kind without power data)."""
     h100 = load_arch("h100-sxm")
     ds = evaluate("llama-2-7b", h100, batch=8, prompt=1024, gen=64)
     time_band = (float(ds.ttft_s * ds.ttft_band) + 64 * float(ds.tpot_s * ds.tpot_band)) / float(ds.e2e_s)
@@ -33,7 +34,10 @@ def test_an_energy_band_is_its_time_band_plus_the_power_models() -> None:
     assert 0.1 < h100.power.held_out_p90 < 0.3
     shared = load_arch("mi300x").power_band
     assert shared is not None and shared > 0 and load_arch("mi300x").power is None
-    assert np.isnan(float(evaluate("llama-2-7b", "hbm3-pim", batch=8, prompt=1024, gen=64).energy_band))
+    pim = evaluate("llama-2-7b", "hbm3-pim", batch=8, prompt=1024, gen=64)
+    pim_time = (float(pim.ttft_s * pim.ttft_band) + 64 * float(pim.tpot_s * pim.tpot_band)) / float(pim.e2e_s)
+    assert load_arch("hbm3-pim").power_band == shared
+    assert float(pim.energy_band) == pytest.approx(pim_time + shared, rel=1e-12)
 
 
 def test_serving_results_carry_bands_on_their_basis() -> None:
@@ -44,7 +48,8 @@ def test_serving_results_carry_bands_on_their_basis() -> None:
     pools = serve_disaggregated("llama-2-70b", "dgx-h100", "dgx-a100-attacc", concurrency=32, isl=2048, osl=256,
                                 weights="fp16", prefill_instances=2)
     assert pools.attrs["basis"] == "calibrated/derived" and float(pools.tpot_band) > 0
-    assert np.isnan(float(pools.energy_band))  # the PIM pool's power was never measured
+    # the PIM pool's power was never measured: the transferred band of a device without power data
+    assert float(pools.energy_band) == pytest.approx(float(pools.tpot_band) + load_arch("hbm3-pim").power_band)
 
 
 @pytest.mark.parametrize("a, b, band_a, band_b, verdict", [(1.5, 1.0, 0.2, 0.2, 1.0), (1.3, 1.0, 0.2, 0.2, 0.0),

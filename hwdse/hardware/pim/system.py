@@ -138,6 +138,9 @@ class GpuPim(Spec):
             if not same:
                 raise ValueError("attach: shared needs pim.memory = xpu.memory (technology and count) and "
                                  "pim.devices = 1")
+        if np.any(np.asarray(self.pim.replicas) != 1) or np.any(np.asarray(self.pim.stages) != 1):
+            raise ValueError("pim.replicas and pim.stages map a standalone PIM system; a GPU + PIM system places "
+                             "operators by attention/fc/experts (set them to 1)")
         if self.attention == "pim" and "attention" not in self.pim.units.runs:
             raise ValueError(f"attention: pim, but the PIM units do not run attention (units.runs: "
                              f"{', '.join(self.pim.units.runs)})")

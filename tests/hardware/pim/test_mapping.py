@@ -228,3 +228,9 @@ def test_bad_mapping_is_one_line(tmp_path, arch, changes, match):
     assert "\n" not in str(err.value) and "bad-mapping.yaml" in str(err.value)
     with pytest.raises(HwdseError, match="must divide devices, got 7 groups"):
         with_overrides(_aim(), {"replicas": xr.DataArray([5, 7], dims="replicas")})
+
+
+def test_a_gpu_pim_system_rejects_a_standalone_mapping() -> None:
+    """Replicas and stages map a standalone PIM system; inside a GPU + PIM system they would be silently ignored."""
+    with pytest.raises(HwdseError, match="pim.replicas and pim.stages"):
+        with_overrides(load_arch("dgx-a100-attacc"), {"pim": {"base": "gddr6-aim", "stages": 40}})
