@@ -169,16 +169,20 @@ def verdict_figure(data: xr.Dataset) -> Any:
     models, systems = list(data.model.values), [str(s) for s in data.system.values]
     colors = _colors(systems)
     cells = serving_verdicts(data)
-    fig, axes = plt.subplots(1, len(models), figsize=(4.4 * len(models), 1.2 + 0.55 * data.traffic.size + 1.6),
+    cols = min(2, len(models))
+    rows = -(-len(models) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(5.6 * cols, (0.9 + 0.45 * data.traffic.size) * rows + 0.9),
                              squeeze=False)
-    for j, model in enumerate(models):
-        ax = axes[0, j]
+    for k, model in enumerate(models):
+        ax = axes[k // cols, k % cols]
         _verdict_panel(ax, cells.sel(model=model), colors, "context", "traffic", _ratio_text)
-        ax.set_xlabel("context (prompt tokens)")
-        ax.set_title(f"{model}: most goodput per kW", fontsize=10)
-    axes[0, 0].set_ylabel("traffic tier")
+        ax.set_xlabel("context (prompt tokens)", fontsize=8)
+        ax.set_ylabel("traffic tier", fontsize=8)
+        ax.set_title(f"{model}: most goodput per kW (leader / runner-up)", fontsize=9)
+    for ax in axes.flat[len(models):]:
+        ax.set_visible(False)
     _verdict_legend(fig, systems, colors)
-    fig.tight_layout(rect=(0, 0.22, 1, 1))
+    fig.tight_layout(rect=(0, 0.9 / fig.get_figheight(), 1, 1))
     return fig
 
 
@@ -210,9 +214,9 @@ def efficiency_figure(data: xr.Dataset) -> Any:
                     at = (sel.deployment == deployment) & sel.serves
                     ax.plot(x[at.values], y.values[at.values], marker, color=colors[system], ms=4)
             ax.set_xscale("log", base=2)
+            ax.set_yscale("log")
             ax.set_xticks(data.context.values, [f"{c:g}" for c in data.context.values], fontsize=7)
             ax.grid(True, which="both", alpha=0.3)
-            ax.set_ylim(bottom=0)
             if i == 0:
                 ax.set_title(model, fontsize=10)
             if j == 0:

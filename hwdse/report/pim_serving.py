@@ -123,7 +123,8 @@ def _best(ds: xr.Dataset, ttft_slo: float, tpot_slo: float) -> dict[str, Any]:
 
 def _limit_at(model: str, candidate: Candidate, overrides: dict[str, Any], isl: float, osl: float, mode: str,
               decoding: float) -> str:
-    """The binding limit of the decode step at the chosen point (a static batch of the requests decoding)."""
+    """The binding limit of the decode step at the chosen point (a static batch of the requests one decode
+    instance holds)."""
     ds = evaluate(model, candidate.arch, batch=max(round(decoding), 1), prompt=isl, gen=osl, weights=candidate.fmt,
                   activations=candidate.fmt, kv=candidate.fmt, mode=mode, overrides=overrides, detail=True)
     return str(binding_limit(ds).values)
@@ -160,8 +161,11 @@ def serving_comparison(models: Sequence[str], contexts: Sequence[float], osl: fl
                     best.update(fits=fits, deployment=d, mapping=name, **{
                         f"best_{dep}": max((b["goodput_per_kw"] for dd, _, _, b in options if dd == dep), default=0.0)
                         for dep in ("aggregated", "disaggregated")})
-                    best["limit"] = (_limit_at(model, cand, o, isl, osl, mode, best["requests_decoding"])
+                    per_instance = best["requests_decoding"] / best["decode_instances"]
+                    best["limit"] = (_limit_at(model, cand, o, isl, osl, mode, per_instance)
                                      if best["serves"] else "")
+                    if not best["serves"]:  # no chosen point: nothing to name
+                        best.update(deployment="", mapping="")
                     best["reason"] = ("" if best["serves"] else "no operating point meets the objectives" if fits
                                       else _unfit_reason(model, cand, isl, osl, mode))
                     cells[(model, isl, tier, label)] = best

@@ -31,7 +31,7 @@ SYSTEMS: dict[str, tuple[str, str]] = {
     "GPU+HBM-PIM": ("dgx-a100-attacc", "fp16"),
     "AiM": ("gddr6-aim", "bf16"),
 }
-MODELS = ("llama-2-70b", "llama-3-70b", "gpt3-175b")
+MODELS = ("llama-2-70b", "llama-3-70b", "gpt3-175b", "qwen3-235b-a22b")
 # "host" is everything not on the PIM units: the GPUs and their collectives, or a PIM controller
 LIMITS = ("capacity", "pim compute", "pim memory", "pim communication", "host compute", "host memory",
           "host communication")
