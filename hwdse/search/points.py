@@ -170,6 +170,9 @@ def qsnr_of(fmt: str, tensor: str) -> float:
     return qsnr_db(x, get(fmt).quantize(x, axis=-1))
 
 
+PLACED = 1e-3  # the fit constraint of a point that fits the pooled capacity but not its placement rule
+
+
 def score(space: Space, ds: xr.Dataset, values: Mapping[str, Any]) -> xr.Dataset:
     """Add one ``constraint_<name>`` variable per constraint (feasible when <= 0) and ``feasible``.
 
@@ -177,7 +180,8 @@ def score(space: Space, ds: xr.Dataset, values: Mapping[str, Any]) -> xr.Dataset
     implicit constraint ``hardware``; a serving result's ``stable`` (the engine keeps up with the
     offered load, which needs every operator to run) the implicit constraint ``stable``. ``fit`` of
     a serving result: at least one request's paged KV cache fits next to the weights
-    (``1 - max_requests``; more requests than fit queue, they are no error). ``feasible`` is then
+    (``1 - max_requests``; more requests than fit queue, they are no error); of a static batch, the footprint
+over capacity, at least ``PLACED`` where the system's own rule (``fits``) fails. ``feasible`` is then
     every constraint <= 0."""
     fields = space.split_fields(values)
     cons = {}
@@ -188,8 +192,9 @@ def score(space: Space, ds: xr.Dataset, values: Mapping[str, Any]) -> xr.Dataset
             val = (v - c.max) / abs(c.max) if kind == "max" else (c.min - v) / abs(c.min)
         elif kind == "fit" and "max_requests" in ds:
             val = 1.0 - ds.max_requests
-        elif kind == "fit":
-            val = _per_point((ds.memory_bytes - ds.capacity_bytes) / ds.capacity_bytes)
+        elif kind == "fit":  # a system with several memories (GPU + PIM) may fail its placement rule within the sum
+            val = _per_point(xr.where(ds.fits, (ds.memory_bytes - ds.capacity_bytes) / ds.capacity_bytes,
+                                      np.maximum((ds.memory_bytes - ds.capacity_bytes) / ds.capacity_bytes, PLACED)))
         else:
             q = min(qsnr_of(fields[t], t) for t in c.tensors)
             val = xr.DataArray((c.min_qsnr_db - q) / c.min_qsnr_db)

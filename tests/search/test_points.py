@@ -85,3 +85,20 @@ def test_every_sampler_runs_a_constrained_study(tiny: Path, tmp_path: Path, samp
     assert run.results.sizes["trial"] == 12
     assert all(t.constraints.keys() == {"ttft", "hardware"} for t in run.study.trials)
     assert run.results.pareto.values.any()
+
+
+def test_fit_constraint_follows_a_placement_rule_within_the_pooled_capacity(tmp_path: Path) -> None:
+    """Qwen3-235B-A22B at batch 700 x 4k on DGX A100 + AttAcc: with the routed experts in PIM, PIM's KV cache
+    plus experts overflow its stacks although the pooled footprint fits; the fit constraint must say so."""
+    from hwdse.search import evaluate_points
+
+    root = Path(__file__).resolve().parents[2]
+    study = tmp_path / "moe.toml"
+    study.write_text((root / "studies" / "moe-pim-decode.toml").read_text().replace("prompt = 2048", "prompt = 4096"))
+    space = load_study(study)
+    ds = evaluate_points(space, {"arch.experts": ["pim", "xpu"], "arch.fc": ["xpu", "xpu"],
+                                 "scenario.batch": [700.0, 700.0]})
+    pooled = (ds.memory_bytes - ds.capacity_bytes).values
+    assert pooled[0] <= 0 and not bool(ds.fits.values[0])  # within the sum, outside the placement rule
+    assert ds.constraint_memory.values[0] > 0 and not bool(ds.feasible.values[0])
+    assert (ds.constraint_memory.values[1] <= 0) == bool(ds.fits.values[1])
