@@ -25,7 +25,7 @@ from hwdse.hardware._base import DEFAULT_MODE, basis_of, resolve_mode
 from hwdse.perf.evaluate import evaluate, resolve
 from hwdse.perf.uncertainty import exceeds
 
-__all__ = ["SOURCES", "FLOOR_SOURCES", "TENSORS", "DEFAULT_CHOICES", "candidates", "floor_sources", "kernel_of",
+__all__ = ["SOURCES", "FLOOR_SOURCES", "TENSORS", "DEFAULT_CHOICES", "candidates", "floor_sources", "floor_qsnr_db", "kernel_of",
            "format_selection", "recommend", "pareto"]
 
 SAMPLES = 1 << 16
@@ -95,6 +95,13 @@ def floor_sources(role: str, tensors: dict[str, tuple[str, np.ndarray]] | None =
     :data:`FLOOR_SOURCES` available (the real weights only when their package is installed)."""
     tensors = _tensors() if tensors is None else tensors
     return [next(s for s in FLOOR_SOURCES[role] if s in tensors)]
+
+
+def floor_qsnr_db(fmt: str, tensor: str) -> float:
+    """QSNR (dB) of ``fmt`` for a tensor class (weights, activations, kv) on the floor's source of that class
+    (:func:`floor_sources`): the one quality source of the report's floor and of studies' quality constraints."""
+    role = "weights" if tensor == "weights" else "activations"
+    return min(_qsnr(fmt, s) for s in floor_sources(role))
 
 
 def kernel_of(arch: Any, fmt: str) -> str:

@@ -8,17 +8,16 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Mapping
-from functools import lru_cache
 from typing import Any
 
 import numpy as np
 import xarray as xr
 
-from hwdse.formats import get, qsnr_db, sources
+from hwdse.perf.format_selection import floor_qsnr_db
 from hwdse.search.operating import choose
 from hwdse.search.space import Space, grid_values
 
-__all__ = ["evaluate_points", "evaluate_grid", "grid_coords", "score", "pareto_mask", "qsnr_of"]
+__all__ = ["evaluate_points", "evaluate_grid", "grid_coords", "score", "pareto_mask"]
 
 
 class _NotAligned(Exception):
@@ -162,14 +161,6 @@ def _python(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
 
 
-@lru_cache(maxsize=256)
-def qsnr_of(fmt: str, tensor: str) -> float:
-    """QSNR (dB) of ``fmt`` on a reference tensor: Gaussian weights, LLM-like activations (with outlier
-    channels) for activations and KV (seeded, 2^16 values)."""
-    x = sources.gaussian(1 << 16, seed=0) if tensor == "weights" else sources.llm_activations(64, 1024, seed=0)
-    return qsnr_db(x, get(fmt).quantize(x, axis=-1))
-
-
 PLACED = 1e-3  # the fit constraint of a point that fits the pooled capacity but not its placement rule
 
 
@@ -196,7 +187,7 @@ over capacity, at least ``PLACED`` where the system's own rule (``fits``) fails.
             val = _per_point(xr.where(ds.fits, (ds.memory_bytes - ds.capacity_bytes) / ds.capacity_bytes,
                                       np.maximum((ds.memory_bytes - ds.capacity_bytes) / ds.capacity_bytes, PLACED)))
         else:
-            q = min(qsnr_of(fields[t], t) for t in c.tensors)
+            q = min(floor_qsnr_db(fields[t], t) for t in c.tensors)
             val = xr.DataArray((c.min_qsnr_db - q) / c.min_qsnr_db)
         cons[f"constraint_{c.name}"] = val.assign_attrs(units="1", long_name=f"constraint {c.name} (feasible <= 0)")
     if "feasible" in ds:  # the evaluator's own verdict (e.g. a PE that cannot compute a format) is a constraint too

@@ -188,7 +188,8 @@ class Constraint(Spec):
 
     kind ``max``/``min``: ``metric`` against a bound (value = relative excess, e.g. (area - max) / max);
     ``fit``: memory footprint over capacity, relative; ``quality``: ``min_qsnr_db`` minus the QSNR of
-    the formats of ``tensors`` on reference tensors, relative.
+    the formats of ``tensors`` on the format-selection report's floor sources
+    (:func:`hwdse.perf.format_selection.floor_qsnr_db`), relative.
     """
 
     name: str

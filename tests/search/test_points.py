@@ -71,6 +71,23 @@ def test_quality_constraint_uses_format_qsnr(tmp_path: Path) -> None:
     assert ds.constraint_quality.values[0] < 0 < ds.constraint_quality.values[1]
 
 
+def test_quality_constraint_and_the_format_report_read_one_source(tmp_path: Path) -> None:
+    """A study's weight-quality constraint and the format-selection report's floor judge a format on the same
+    tensors (the real MiniLM weights when installed, else the Gaussian)."""
+    from hwdse.perf.format_selection import format_selection
+    from hwdse.search import evaluate_points
+    from tests.search.conftest import TINY
+
+    path = tmp_path / "q.toml"
+    study = TINY.replace("gen = 32", 'gen = 32\nweights = "int4"')
+    path.write_text(study + '\n[[constraints]]\nname = "quality"\nkind = "quality"\nmin_qsnr_db = 20.0\n')
+    space = load_study(path)
+    ds = evaluate_points(space, {"arch.memory.bandwidth_GBps": [768.0], "arch.compute.peak_TOPS.fp16": [100.0],
+                                 "scenario.kv": ["fp16"]})
+    report = format_selection("llama-2-7b", "h100-sxm", [("int4", "bf16", "bf16")], mode="roofline")
+    assert float(ds.constraint_quality.values[0]) == pytest.approx((20.0 - float(report.quality_weights_db[0])) / 20.0)
+
+
 @pytest.mark.parametrize("sampler", ["tpe", "nsga2", "random", "qmc", "cmaes"])
 def test_every_sampler_runs_a_constrained_study(tiny: Path, tmp_path: Path, sampler: str) -> None:
     from hwdse.search import run_study
