@@ -32,7 +32,7 @@ crossings sets the time.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import Any
 
 import numpy as np
 
@@ -43,8 +43,7 @@ from hwdse.hardware.energy import dram_energy_J
 from hwdse.hardware.systems.multi import is_decode_table, microbatch, per_slot, shard_ops, work_share
 from hwdse.workload.ops import Op
 
-if TYPE_CHECKING:
-    from hwdse.hardware.pim.device import PIMCards
+Cards = Any  # a PIM system's packaging, :class:`hwdse.hardware.pim.device.PIMCards` (device.py imports this module)
 
 __all__ = ["Group", "Plan", "stage_group", "plan", "mapping_error", "stage_send"]
 
@@ -63,7 +62,7 @@ class Group:
     mean_crossings: Number  # the same, mean over the replicas (energies)
 
 
-def stage_group(devices: Number, replicas: Number, stages: Number, cards: PIMCards | None) -> Group:
+def stage_group(devices: Number, replicas: Number, stages: Number, cards: Cards | None) -> Group:
     """Where the ``replicas x stages`` groups of ``devices`` sit (see the module docstring)."""
     groups = replicas * stages
     per_group = devices / groups
@@ -91,7 +90,7 @@ def _lcm(a: Number, b: Number) -> Number:
     return np.lcm(np.rint(a).astype(np.int64), np.rint(b).astype(np.int64))
 
 
-def mapping_error(devices: Number, replicas: Number, stages: Number, cards: PIMCards | None) -> str:
+def mapping_error(devices: Number, replicas: Number, stages: Number, cards: Cards | None) -> str:
     """Why ``replicas x stages`` groups cannot be laid on ``devices`` ("" if they can): groups of whole
     devices, and with more than one group, of whole cards (each group its own cards' links and controller)."""
     groups = replicas * stages
@@ -161,7 +160,7 @@ def plan(ops: list[Op], replicas: Number, stages: Number) -> Plan:
     return Plan(shards, send, batch / size, replicas * stages, stages)
 
 
-def stage_send(op: Op, cards: PIMCards, group: Group, stages: Number) -> Timing:
+def stage_send(op: Op, cards: Cards, group: Group, stages: Number) -> Timing:
     """One stage send (``op.shape["bytes"]``, one microbatch's residual stream): up the card link, down the
     next card's, over the network on ``crossings`` of a replica's ``stages - 1`` boundaries (the replica
     with the most; energy: the mean replica's)."""
