@@ -106,9 +106,10 @@ def test_held_out_error_pinned(evaluation):
 
 
 def test_held_out_beats_predicting_no_change(evaluation):
-    """The mapping must carry information: held-out error below always predicting delta = 0."""
+    """The mapping must carry information on the large deltas: held-out p90 |error| below that of always
+    predicting delta = 0 (17.6 %). At the median the two are level (2.1 % vs 2.2 %): most deltas are small."""
     err = np.abs(evaluation.error.values)
-    assert np.median(err) < np.median(np.abs(evaluation.delta.values))
+    assert np.percentile(err, 90) < 0.8 * np.percentile(np.abs(evaluation.delta.values), 90)
 
 
 def test_accuracy_proxy_result_and_band():
