@@ -215,13 +215,14 @@ def format_selection(model: Any, arch: Any, triples: Sequence[tuple[str, str, st
                                 "source_role": ("source", [r for r, _ in tensors.values()])})
     rows: dict[str, list[Any]] = {k: [] for k in (
         "ttft_s", "tpot_s", "tpot_band", "memory_bytes", "fits", "energy_j_per_token", "gemm_class_prefill",
-        "gemm_class_decode")}
+        "gemm_class_decode", "gemm_bound_decode")}
     for w, a, kv in triples:
         ds = evaluate(model, arch, scenario, mode=mode, detail=True, weights=w, activations=a, kv=kv, **fields)
         for k in ("ttft_s", "tpot_s", "tpot_band", "memory_bytes", "fits", "energy_j_per_token"):
             rows[k].append(ds[k].item())
         for phase in ("prefill", "decode"):
             rows[f"gemm_class_{phase}"].append(str(ds.op_compute_class.sel(phase=phase, op=_a_gemm(ds)).item()))
+        rows["gemm_bound_decode"].append(str(ds.op_bound.sel(phase="decode", op=_a_gemm(ds)).item()))
     labels = [f"{w}/{a}/{kv}" for w, a, kv in triples]
     cand = {k: ("candidate", [t[i] for t in triples]) for i, k in enumerate(TENSORS)}
     data: dict[str, tuple] = {}
@@ -247,7 +248,8 @@ def format_selection(model: Any, arch: Any, triples: Sequence[tuple[str, str, st
                   "memory_bytes": ("B", "weights + KV cache + activations"), "fits": ("", "fits in memory"),
                   "energy_j_per_token": ("J/token", "energy per generated token (NaN without an energy model)"),
                   "gemm_class_prefill": ("", "class the prefill GEMMs run in"),
-                  "gemm_class_decode": ("", "class the decode GEMMs run in")}
+                  "gemm_class_decode": ("", "class the decode GEMMs run in"),
+                  "gemm_bound_decode": ("", "what bounds the decode GEMMs (memory, compute, ...)")}
     data.update({
         "matmul_rel_error": (("candidate",), [_matmul_error(w, a) for w, a, _ in triples], "1",
                              "relative Frobenius error of Q(activations) @ Q(weights) (LLM-like x Gaussian)"),
