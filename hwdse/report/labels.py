@@ -71,9 +71,9 @@ LABELS: dict[str, Metric] = {name: Metric(*spec) for name, spec in {
     "matmul_rel_error": ("Matmul rel. error",), "mac_format": ("MAC format",),
     "mac_area_um2": ("MAC area", "µm²"), "mac_energy_pj": ("MAC energy", "pJ"),
     "gemm_class_prefill": ("Prefill GEMM class",), "gemm_class_decode": ("Decode GEMM class",),
-    "meets_floor": ("Meets floor",), "recommended": ("Recommended",), "has_kernel": ("Has kernel",),
+    "meets_floor": ("Meets floor",), "recommended": ("Recommended",), "on_kernel": ("On recorded kernels",),
     "worst_weights_db": ("W worst QSNR", "dB"), "worst_activations_db": ("A worst QSNR", "dB"),
-    "worst_kv_db": ("KV worst QSNR", "dB"), "kernel_weights": ("W kernel",), "kernel_activations": ("A kernel",),
+    "worst_kv_db": ("KV worst QSNR", "dB"), "kernel_path": ("Kernel path",), "kv_path": ("KV kernel",),
     # hwdse.report.pim_study
     "limit": ("Binding limit",),
     # hwdse.serving.serve (tok_s_per_user, ttft_s, tpot_s, throughput_tok_s, devices: above)

@@ -54,24 +54,25 @@ def test_dataset_contents(ds: xr.Dataset) -> None:
 
 def test_recommendation_respects_the_floor_and_the_kernels(ds: xr.Dataset) -> None:
     """int4 weights decode fastest but fall below 25 dB; mxfp6 is next and meets the floor but has no
-    production kernel on H100 (it would run as the modelled dequantize-to-BF16 GEMM): FP8 wins."""
+    production kernel on H100 (an upcast: a BF16 GEMM after dequantizing the weights): FP8 wins."""
     assert not ds.meets_floor.values[2] and ds.tpot_s.values[2] == ds.tpot_s.min()
-    assert ds.meets_floor.values[3] and str(ds.kernel_weights.values[3]) == "none" and not ds.has_kernel.values[3]
-    assert list(ds.kernel_weights.values[:3]) == ["native", "native", "weight-only"]
-    assert ds.attrs["recommendation"] == "fp8-e4m3/fp8-e4m3/fp8-e4m3"
+    assert ds.meets_floor.values[3] and str(ds.kernel_path.values[3]) == "upcast" and not ds.on_kernel.values[3]
+    assert list(ds.kernel_path.values[:3]) == ["native", "native", "weight-only"]
+    assert "arch/kernels/hopper.yaml" in str(ds.kernel_reason.values[2])
+    assert list(ds.kv_path.values) == ["native"] * 4 and ds.attrs["kernel_table"] == "arch/kernels/hopper.yaml"
+    assert ds.attrs["recommendation"] == "fp8-e4m3/fp8-e4m3/fp8-e4m3" and ds.attrs["recommendation_kernel"] == ""
     assert ds.recommended.values.tolist() == [False, True, False, False]
     for floor in (0.0, 20.0, 29.0, 40.0, 60.0):
         r = recommend(ds, floor)
         chosen = np.flatnonzero(r.recommended.values)
+        ok = r.meets_floor.values & r.fits.values
         assert len(chosen) <= 1
         if len(chosen):
             i = chosen[0]
-            assert r.quality_db.values[i] >= floor and r.fits.values[i]
-            ok = r.meets_floor.values & r.fits.values & r.has_kernel.values
-            assert r.tpot_s.values[i] == r.tpot_s.values[ok].min()
+            assert r.quality_db.values[i] >= floor and r.fits.values[i] and r.on_kernel.values[i]
+            assert r.tpot_s.values[i] == r.tpot_s.values[ok & r.on_kernel.values].min()
         else:
-            assert not (r.meets_floor.values & r.fits.values & r.has_kernel.values).any()
-            assert r.attrs["recommendation"] == ""
+            assert not ok.any() and r.attrs["recommendation"] == ""
     assert recommend(ds, 0.0).attrs["recommendation"] == "int4/bf16/bf16"
     assert recommend(ds, 60.0).attrs["recommendation"] == ""
 

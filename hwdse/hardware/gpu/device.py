@@ -15,7 +15,6 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 from hwdse._catalog import Spec
 from hwdse._errors import HwdseError
 from hwdse._params import Number, count, quantity
-from hwdse.formats import get
 from hwdse.hardware._base import COMPUTE_CLASSES, Basis, Mode, Timing, upcast
 from hwdse.hardware.cost import device_usd, known_fab, known_package
 from hwdse.hardware.dequant import BlockScaled, gpu_plan
@@ -23,6 +22,7 @@ from hwdse.hardware.energy import gpu_op_energy_J
 from hwdse.hardware.gpu.efficiency import GPUEfficiency, achieved_timings
 from hwdse.hardware.gpu.floorplan import UNCHARGED_CLASSES, Floorplan
 from hwdse.hardware.gpu.transfer import load_transfer, transferred_efficiency
+from hwdse.hardware.kernel_table import known_kernel_table
 from hwdse.hardware.memory import MemorySystem
 from hwdse.hardware.power import GPUPower, SharedPower, load_shared_power
 from hwdse.workload.ops import Op
@@ -83,20 +83,14 @@ class GPU(Spec):
     package: str | None = Field(None, description="arch/packages entry (None: dies and memory on a board)")
     efficiency: GPUEfficiency | None = Field(None, description="achieved-mode parameters (hwdse calibrate)")
     power: GPUPower | None = Field(None, description="idle and running board power (None: dynamic energy only)")
-    kernels: dict[str, Literal["native", "weight-only"]] = Field(
-        {}, description="formats a production GEMM kernel runs (sources per format); others run as modelled "
-                        "upcasts with no kernel behind them")
+    kernels: str | None = Field(None, description="arch/kernels table of the production kernels that run each "
+                                                   "(weights, activations) pair and KV format, sources per entry "
+                                                   "(hwdse.hardware.kernel_table; None: unrecorded)")
     sources: dict[str, str]
 
     _fab = field_validator("fab")(known_fab)
     _package = field_validator("package")(known_package)
-
-    @field_validator("kernels")
-    @classmethod
-    def _known_formats(cls, kernels: dict[str, str]) -> dict[str, str]:
-        for name in kernels:
-            get(name)
-        return kernels
+    _kernels = field_validator("kernels")(known_kernel_table)
 
     @field_validator("floorplan")
     @classmethod
