@@ -15,7 +15,7 @@ from typing import Literal
 
 import numpy as np
 
-from hwdse.formats._format import Format, to_blocks
+from hwdse.formats._format import Format, Scales, per_element, to_blocks
 from hwdse.formats._integer import int_compute
 from hwdse.formats._spec import Compute, FlintSpec
 
@@ -148,3 +148,16 @@ class FlintFormat(Format):
         values = grid("flint", self.spec.bits, self.spec.signed)
         alpha, _ = clip_search(rows, values, self.spec.clip_search_pct)
         return restore(grid_quantize(rows, values, alpha).astype(np.float32))
+
+    @property
+    def scale_block(self) -> None:
+        return None
+
+    def fit(self, x: np.ndarray, axis: int = -1, outer: Scales | None = None) -> Scales:
+        rows, restore = _rows(x, axis, self.spec.granularity)
+        alpha, _ = clip_search(rows, grid("flint", self.spec.bits, self.spec.signed), self.spec.clip_search_pct)
+        return Scales(self, axis, {"alpha": per_element(alpha, rows.shape, restore)})
+
+    def _apply(self, x: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+        values = grid("flint", self.spec.bits, self.spec.signed)
+        return grid_quantize(np.asarray(x, dtype=np.float64), values, alpha).astype(np.float32)

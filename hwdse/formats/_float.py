@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from hwdse.formats import _minifloat as mf
-from hwdse.formats._format import Format
-from hwdse.formats._scaling import scaled_quantize
+from hwdse.formats._format import Format, Scales
+from hwdse.formats._scaling import scaled_apply, scaled_fit, scaled_quantize
 from hwdse.formats._spec import Compute, MinifloatSpec
 
 __all__ = ["MinifloatFormat"]
@@ -40,6 +40,20 @@ class MinifloatFormat(Format):
             return mf.cast(x, self.spec, saturate=self.spec.overflow == "saturate")
         return scaled_quantize(x, axis, self.spec.scaling, self.limits.max_normal,
                                lambda t: mf.cast(t, self.spec, saturate=True))
+
+    @property
+    def scale_block(self) -> int | None:
+        return None if self.spec.scaling is None else self.spec.scaling.group_size
+
+    def fit(self, x: np.ndarray, axis: int = -1, outer: Scales | None = None) -> Scales:
+        if self.spec.scaling is None:
+            return Scales(self, axis, {})
+        return Scales(self, axis, {"scale": scaled_fit(x, axis, self.spec.scaling, self.limits.max_normal)})
+
+    def _apply(self, x: np.ndarray, scale: np.ndarray | None = None) -> np.ndarray:
+        if scale is None:
+            return mf.cast(x, self.spec, saturate=self.spec.overflow == "saturate")
+        return scaled_apply(x, scale, lambda t: mf.cast(t, self.spec, saturate=True))
 
     def encode(self, x: np.ndarray) -> np.ndarray:
         """Bit patterns (uint32) of the direct cast of ``x``."""

@@ -6,8 +6,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from hwdse.formats._format import Format
-from hwdse.formats._scaling import groups, round_scale, scaled_split
+from hwdse.formats._format import Format, Scales, per_element
+from hwdse.formats._scaling import groups, round_scale, scaled_apply, scaled_fit, scaled_split
 from hwdse.formats._spec import Compute, IntegerSpec
 
 __all__ = ["IntegerFormat", "int_compute"]
@@ -48,22 +48,51 @@ class IntegerFormat(Format):
         """-> (levels (..., n, size), scales (..., n, 1), zero points (..., n, 1), restore), float64."""
         sc = self.spec.scaling
         if self.spec.symmetric:
-            levels, scale, restore = scaled_split(x, axis, sc, self.qmax,
-                                                  lambda t: np.clip(np.rint(t), -self.qmax, self.qmax) + 0.0)
+            levels, scale, restore = scaled_split(x, axis, sc, self.qmax, self._symmetric_element)
             return levels, scale, np.zeros_like(scale), restore
         blocks, restore = groups(np.asarray(x, dtype=np.float32), axis, sc)
+        scale, zero = self._asymmetric_params(blocks)
+        return self._asymmetric_levels(blocks, scale, zero), scale, zero, restore
+
+    def _asymmetric_params(self, blocks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(scale, zero point), each ``(..., n, 1)`` float64, for the range [min(x,0), max(x,0)]."""
+        sc, top = self.spec.scaling, (1 << self.spec.bits) - 1
         lo = np.minimum(blocks.min(axis=-1, keepdims=True), 0).astype(np.float64) * sc.clip_ratio
         hi = np.maximum(blocks.max(axis=-1, keepdims=True), 0).astype(np.float64) * sc.clip_ratio
-        top = (1 << self.spec.bits) - 1
         with np.errstate(invalid="ignore"):   # NaN/Inf groups come out NaN
             scale = round_scale((hi - lo) / top, sc.scale_format)
-            zero = np.clip(np.rint(-lo / scale), 0, top)
-            return np.clip(np.rint(blocks / scale) + zero, 0, top), scale, zero, restore
+            return scale, np.clip(np.rint(-lo / scale), 0, top)
+
+    def _asymmetric_levels(self, x: np.ndarray, scale: np.ndarray, zero: np.ndarray) -> np.ndarray:
+        with np.errstate(invalid="ignore"):
+            return np.clip(np.rint(x / scale) + zero, 0, (1 << self.spec.bits) - 1)
 
     def quantize(self, x: np.ndarray, axis: int = -1) -> np.ndarray:
         levels, scale, zero, restore = self._split(x, axis)
         with np.errstate(invalid="ignore"):
             return restore(((levels - zero) * scale).astype(np.float32))
+
+    @property
+    def scale_block(self) -> int | None:
+        return self.spec.scaling.group_size
+
+    def fit(self, x: np.ndarray, axis: int = -1, outer: Scales | None = None) -> Scales:
+        sc = self.spec.scaling
+        if self.spec.symmetric:
+            return Scales(self, axis, {"scale": scaled_fit(x, axis, sc, self.qmax)})
+        blocks, restore = groups(np.asarray(x, dtype=np.float32), axis, sc)
+        scale, zero = self._asymmetric_params(blocks)
+        return Scales(self, axis, {"scale": per_element(scale, blocks.shape, restore),
+                                   "zero": per_element(zero, blocks.shape, restore)})
+
+    def _apply(self, x: np.ndarray, scale: np.ndarray, zero: np.ndarray | None = None) -> np.ndarray:
+        if self.spec.symmetric:
+            return scaled_apply(x, scale, self._symmetric_element)
+        with np.errstate(invalid="ignore"):
+            return ((self._asymmetric_levels(x, scale, zero) - zero) * scale).astype(np.float32)
+
+    def _symmetric_element(self, t: np.ndarray) -> np.ndarray:
+        return np.clip(np.rint(t), -self.qmax, self.qmax) + 0.0
 
     def encode(self, x: np.ndarray, axis: int = -1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(codes ``(..., n, size)`` uint8: two's complement when symmetric, else offset by the

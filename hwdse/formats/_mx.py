@@ -13,7 +13,7 @@ from collections.abc import Callable
 import numpy as np
 
 from hwdse.formats import _minifloat as mf
-from hwdse.formats._format import Format, to_blocks
+from hwdse.formats._format import Format, Scales, per_element, to_blocks
 from hwdse.formats._integer import int_compute
 from hwdse.formats._scaling import pow2_exponent
 from hwdse.formats._spec import Compute, FloatElement, MXSpec
@@ -83,17 +83,37 @@ class MXFormat(Format):
     def _split(self, x: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, Callable]:
         """Blocks -> (scale exponents (..., n, 1), NaN-block mask, elements (..., n, k), restore)."""
         blocks, restore = to_blocks(np.asarray(x, dtype=np.float32), axis, self.spec.block_size)
+        e, bad = self._block_exponent(blocks)
+        return e, bad, self._elements(blocks, e, bad), restore
+
+    def _block_exponent(self, blocks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(E8M0 exponents, NaN-block mask), each ``(..., n, 1)``."""
         amax = np.max(np.abs(blocks), axis=-1, keepdims=True).astype(np.float64)
         bad = ~np.isfinite(amax)
         e = self._exponent(np.where(bad | (amax == 0), 1.0, amax))
-        e = np.where(amax == 0, -_E8M0_BIAS, np.clip(e, -_E8M0_BIAS, _E8M0_BIAS))
+        return np.where(amax == 0, -_E8M0_BIAS, np.clip(e, -_E8M0_BIAS, _E8M0_BIAS)), bad
+
+    def _elements(self, x: np.ndarray, e: np.ndarray, bad: np.ndarray) -> np.ndarray:
         with np.errstate(invalid="ignore"):
-            elems = self._element(blocks.astype(np.float64) * np.ldexp(1.0, -e))
-        return e, bad, np.where(bad, np.float32(np.nan), elems), restore
+            elems = self._element(x.astype(np.float64) * np.ldexp(1.0, -e))
+        return np.where(bad, np.float32(np.nan), elems)
 
     def quantize(self, x: np.ndarray, axis: int = -1) -> np.ndarray:
         e, _, elems, restore = self._split(x, axis)
         return restore((elems.astype(np.float64) * np.ldexp(1.0, e)).astype(np.float32))
+
+    @property
+    def scale_block(self) -> int:
+        return self.spec.block_size
+
+    def fit(self, x: np.ndarray, axis: int = -1, outer: Scales | None = None) -> Scales:
+        blocks, restore = to_blocks(np.asarray(x, dtype=np.float32), axis, self.spec.block_size)
+        e, bad = self._block_exponent(blocks)
+        return Scales(self, axis, {"e": per_element(e, blocks.shape, restore),
+                                   "bad": per_element(bad, blocks.shape, restore)})
+
+    def _apply(self, x: np.ndarray, e: np.ndarray, bad: np.ndarray) -> np.ndarray:
+        return (self._elements(x, e, bad).astype(np.float64) * np.ldexp(1.0, e)).astype(np.float32)
 
     def encode(self, x: np.ndarray, axis: int = -1) -> tuple[np.ndarray, np.ndarray]:
         """(E8M0 scale bytes ``(..., n_blocks)``, element codes ``(..., n_blocks, k)``), both uint8;

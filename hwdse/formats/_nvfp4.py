@@ -19,7 +19,7 @@ from collections.abc import Callable
 import numpy as np
 
 from hwdse.formats import _minifloat as mf
-from hwdse.formats._format import Format, to_blocks
+from hwdse.formats._format import Format, Scales, per_element, to_blocks
 from hwdse.formats._spec import Compute, NVFP4Spec
 
 __all__ = ["NVFP4Format"]
@@ -46,20 +46,41 @@ class NVFP4Format(Format):
 
     def _split(self, x: np.ndarray, axis: int) -> tuple[np.float32, np.ndarray, np.ndarray, Callable]:
         """-> (tensor scale, block scales (..., n, 1), elements (..., n, k), restore), float32."""
-        el, sc = mf.limits(self.spec.element), mf.limits(self.spec.scale)
         blocks, restore = to_blocks(np.asarray(x, dtype=_F32), axis, self.spec.block_size)
+        s_g, s_b = self._scales(blocks)
+        return s_g, s_b, self._elements(blocks, s_g, s_b), restore
+
+    def _scales(self, blocks: np.ndarray, s_g: np.float32 | None = None) -> tuple[np.float32, np.ndarray]:
+        """(tensor scale, block scales ``(..., n, 1)``); ``s_g`` given: keep that tensor scale."""
+        el, sc = mf.limits(self.spec.element), mf.limits(self.spec.scale)
         amax = np.max(np.abs(blocks), axis=-1, keepdims=True)
         bad = ~np.isfinite(amax)
-        finite_amax = np.max(amax[~bad], initial=0.0)
-        s_g = _F32(1.0)
-        if self.spec.tensor_scale and finite_amax > 0:
-            s_g = _F32(finite_amax) / _F32(sc.max_normal * el.max_normal)
+        if s_g is None:
+            finite_amax = np.max(amax[~bad], initial=0.0)
+            s_g = _F32(1.0)
+            if self.spec.tensor_scale and finite_amax > 0:
+                s_g = _F32(finite_amax) / _F32(sc.max_normal * el.max_normal)
         s_b = amax / _F32(el.max_normal)
         s_b = mf.cast(np.clip(s_b / s_g, _F32(sc.min_normal), _F32(sc.max_normal)), self.spec.scale, saturate=True)
-        s_b = np.where(bad, _F32(np.nan), s_b)
+        return s_g, np.where(bad, _F32(np.nan), s_b)
+
+    def _elements(self, x: np.ndarray, s_g: np.float32, s_b: np.ndarray) -> np.ndarray:
+        lim = mf.limits(self.spec.element)
         with np.errstate(invalid="ignore"):
-            t = np.clip(blocks * ((_F32(1.0) / s_g) / s_b), _F32(-el.max_normal), _F32(el.max_normal))
-        return s_g, s_b, mf.cast(t, self.spec.element, saturate=True), restore
+            t = np.clip(x * ((_F32(1.0) / s_g) / s_b), _F32(-lim.max_normal), _F32(lim.max_normal))
+        return mf.cast(t, self.spec.element, saturate=True)
+
+    @property
+    def scale_block(self) -> int:
+        return self.spec.block_size
+
+    def fit(self, x: np.ndarray, axis: int = -1, outer: Scales | None = None) -> Scales:
+        blocks, restore = to_blocks(np.asarray(x, dtype=_F32), axis, self.spec.block_size)
+        s_g, s_b = self._scales(blocks, None if outer is None else outer.params["s_g"])
+        return Scales(self, axis, {"s_g": s_g, "s_b": per_element(s_b, blocks.shape, restore)})
+
+    def _apply(self, x: np.ndarray, s_g: np.float32, s_b: np.ndarray) -> np.ndarray:
+        return self._elements(x, s_g, s_b) * (s_b * s_g)
 
     def quantize(self, x: np.ndarray, axis: int = -1) -> np.ndarray:
         s_g, s_b, q, restore = self._split(x, axis)

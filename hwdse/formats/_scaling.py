@@ -6,11 +6,12 @@ from collections.abc import Callable
 
 import numpy as np
 
-from hwdse.formats._format import to_blocks
+from hwdse.formats._format import per_element, to_blocks
 from hwdse.formats._minifloat import cast, limits
 from hwdse.formats._spec import FloatElement, Scaling
 
-__all__ = ["groups", "round_scale", "pow2_exponent", "scaled_split", "scaled_quantize"]
+__all__ = ["groups", "round_scale", "pow2_exponent", "scaled_split", "scaled_quantize", "symmetric_scale",
+           "scaled_elements", "scaled_fit", "scaled_apply"]
 
 _SCALE_ELEMENTS = {"fp16": FloatElement(exp_bits=5, man_bits=10), "bf16": FloatElement(exp_bits=8, man_bits=7)}
 
@@ -57,10 +58,32 @@ def scaled_split(x: np.ndarray, axis: int, scaling: Scaling, qmax: float,
     mapping blocked values back to ``x``'s shape. A group holding NaN or Inf comes out NaN.
     """
     blocks, restore = groups(np.asarray(x, dtype=np.float32), axis, scaling)
+    scale = symmetric_scale(blocks, scaling, qmax)
+    return scaled_elements(blocks, scale, element), scale, restore
+
+
+def symmetric_scale(blocks: np.ndarray, scaling: Scaling, qmax: float) -> np.ndarray:
+    """Scale ``(..., n, 1)`` (float64) mapping clip_ratio*amax of each block onto ``qmax``."""
     amax = np.max(np.abs(blocks), axis=-1, keepdims=True).astype(np.float64)
-    scale = round_scale(scaling.clip_ratio * amax / qmax, scaling.scale_format)
+    return round_scale(scaling.clip_ratio * amax / qmax, scaling.scale_format)
+
+
+def scaled_elements(x: np.ndarray, scale: np.ndarray, element: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """``element(x / scale)`` in float64 (x float32, scale broadcastable to it)."""
     with np.errstate(invalid="ignore"):
-        return element((blocks / scale).astype(np.float32)).astype(np.float64), scale, restore
+        return element((x / scale).astype(np.float32)).astype(np.float64)
+
+
+def scaled_fit(x: np.ndarray, axis: int, scaling: Scaling, qmax: float) -> np.ndarray:
+    """The scale of :func:`scaled_split`, one per element of ``x`` (float64, ``x``'s shape)."""
+    blocks, restore = groups(np.asarray(x, dtype=np.float32), axis, scaling)
+    return per_element(symmetric_scale(blocks, scaling, qmax), blocks.shape, restore)
+
+
+def scaled_apply(x: np.ndarray, scale: np.ndarray, element: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """Quantize-dequantize ``x`` elementwise under a per-element scale from :func:`scaled_fit`."""
+    with np.errstate(invalid="ignore"):
+        return (scaled_elements(np.asarray(x, dtype=np.float32), scale, element) * scale).astype(np.float32)
 
 
 def scaled_quantize(x: np.ndarray, axis: int, scaling: Scaling, qmax: float,

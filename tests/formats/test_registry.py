@@ -15,20 +15,23 @@ REQUIRED = ["fp32", "bf16", "fp16", "fp8-e4m3", "fp8-e5m2", "fp6-e2m3", "fp6-e3m
             "flint4", "flint8", "mxfp8-e4m3", "mxfp8-e5m2", "mxfp6-e2m3", "mxfp6-e3m2", "mxfp4", "mxint8", "nvfp4"]
 
 # (bits_per_element, compute) per catalog entry: OCP MX v1.0 Table 1 (k=32, 8-bit scale),
-# NVFP4 = 4 + 8/16, int4 catalog default = group 128 with an FP16 scale.
+# NVFP4 = 4 + 8/16, int4 catalog default = group 128 with an FP16 scale; int4-g128-asym adds a 4-bit
+# zero point per group as GPTQ/AWQ checkpoints store it (qzeros: eight 4-bit zeros per int32).
 EXPECTED = {
     "fp32": (32, "fp32"), "bf16": (16, "bf16"), "fp16": (16, "fp16"), "fp8-e4m3": (8, "fp8"),
     "fp8-e5m2": (8, "fp8"), "fp6-e2m3": (6, "fp6"), "fp6-e3m2": (6, "fp6"), "fp4-e2m1": (4, "fp4"),
     "int8": (8, "int8"), "int4": (4.125, "int4"), "flint4": (4, "int4"), "flint8": (8, "int8"),
     "mxfp8-e4m3": (8.25, "fp8"), "mxfp8-e5m2": (8.25, "fp8"), "mxfp6-e2m3": (6.25, "fp6"),
     "mxfp6-e3m2": (6.25, "fp6"), "mxfp4": (4.25, "fp4"), "mxint8": (8.25, "int8"), "nvfp4": (4.5, "fp4"),
+    "int4-g128-asym": (4 + (16 + 4) / 128, "int4"),
 }
 
 
 def test_public_api_is_pinned():
-    assert sorted(hwdse.formats.__all__) == ["AntChoice", "Compute", "Format", "MacCost", "ant_select", "get",
-                                             "mac_cost", "matmul_rel_error", "max_error", "mse", "names", "qsnr_db",
-                                             "quality_table", "sources"]
+    assert sorted(hwdse.formats.__all__) == ["AntChoice", "Compute", "Format", "MacCost", "PairResult", "Recipe",
+                                             "Scales", "ant_select", "get", "mac_cost", "matmul_rel_error",
+                                             "max_error", "mse", "names", "qsnr_db", "quality_table", "quantize_pair",
+                                             "recipe", "recipes", "sources"]
     assert all(hasattr(hwdse.formats, n) for n in hwdse.formats.__all__)
 
 
