@@ -21,6 +21,8 @@ from hwdse.perf.format_selection import format_selection
 
 __all__ = ["BATCHES", "format_regimes", "regime_summary"]
 
+_PER_BATCH_ATTRS = ("recommendation", "margin", "recommendation_kernel")  # attrs of one batch's selection
+
 BATCHES = (1, 8, 64, 512)  # latency-bound decode to compute-bound (a modern GPU's ridge sits near 100-300 rows)
 _PER_BATCH = ("ttft_s", "tpot_s", "tpot_band", "fits", "energy_j_per_token", "recommended", "meets_floor",
               "gemm_class_decode", "gemm_bound_decode")
@@ -44,9 +46,10 @@ def format_regimes(model: Any, arch: Any, triples: Sequence[tuple[str, str, str]
     per_batch = xr.concat([r[list(_PER_BATCH)] for r in runs], dim=xr.DataArray(list(batches), dims="batch",
                                                                                name="batch"))
     ds = first.drop_vars(list(_PER_BATCH)).assign(per_batch)
-    for b, r in zip(batches, runs):
-        ds.attrs[f"recommendation_{b}"] = r.attrs["recommendation"]
-        ds.attrs[f"margin_{b}"] = r.attrs["margin"]
+    for key in _PER_BATCH_ATTRS:
+        ds.attrs.pop(key, None)
+        for b, r in zip(batches, runs):
+            ds.attrs[f"{key}_{b}"] = r.attrs.get(key, "")
     ds.attrs["regimes"] = regime_summary(ds)
     ds.attrs["scenario"] = first.attrs["scenario"].replace(f"batch={batches[0]}", "batch=" + "/".join(map(str, batches)))
     return ds

@@ -50,8 +50,10 @@ SOURCES: dict[str, tuple[str, Callable[[], np.ndarray]]] = {
 # stress cases: a floor on them rejects per-channel INT8 (23.5 dB) that serves in production.
 FLOOR_SOURCES = {"weights": ("minilm_weights", "gaussian"), "activations": ("llm_activations",)}
 
+TIE = 0.01  # TPOTs within 1 % of the fastest are a tie: the higher quality is recommended
+
 DEFAULT_CHOICES = {
-    "weights": ("bf16", "fp8-e4m3", "int8", "mxfp6-e2m3", "int4", "mxfp4", "nvfp4"),
+    "weights": ("bf16", "fp8-e4m3", "int8", "mxfp6-e2m3", "int4-g128-asym", "int4", "mxfp4", "nvfp4"),
     "activations": ("bf16", "fp8-e4m3"),
     "kv": ("bf16", "fp8-e4m3"),
 }
@@ -164,8 +166,8 @@ def recommend(ds: xr.Dataset, min_qsnr_db: float, tensors: Sequence[str] = ("wei
     activations and KV: the LLM-like activations). Also marks the quality-vs-TPOT and
     quality-vs-MAC-area Pareto fronts. Recommended: the fastest TPOT among those that meet the floor,
     fit in memory and run on recorded production kernels (``on_kernel``: ``kernel_path`` native or
-    weight-only and ``kv_path`` native; on an arch without a kernel table every candidate), ties broken
-    by the smaller footprint. Only when none of those meets the floor and fits is the pick made among
+    weight-only and ``kv_path`` native; on an arch without a kernel table every candidate); candidates within
+    ``TIE`` (1 %) of the fastest TPOT are a tie, which goes to the higher quality, then the smaller footprint. Only when none of those meets the floor and fits is the pick made among
     the rest (an ``upcast`` or ``unrecorded`` path, named in the ``recommendation_kernel`` attr); none
     when no candidate meets the floor and fits.
     """
@@ -178,6 +180,10 @@ def recommend(ds: xr.Dataset, min_qsnr_db: float, tensors: Sequence[str] = ("wei
     ok = meets & ds.fits.astype(bool)
     pool = ok & on_kernel if (ok & on_kernel).any() else ok
     order = sorted((float(ds.tpot_s[i]), float(ds.memory_bytes[i]), i) for i in np.flatnonzero(pool.values))
+    if order:  # the pick first, the rest by TPOT (the runner-up second)
+        ties = [o for o in order if o[0] <= order[0][0] * (1 + TIE)]
+        pick = max(ties, key=lambda o: (float(quality[o[2]]), -o[1], -o[0]))
+        order = [pick] + [o for o in order if o is not pick]
     chosen = np.zeros(ds.sizes["candidate"], bool)
     if order:
         chosen[order[0][2]] = True
@@ -222,6 +228,8 @@ def _margin(ds: xr.Dataset, order: Sequence[tuple[float, float, int]]) -> str:
         return "no runner-up"
     (first, _, i), (second, _, j) = order[:2]
     runner = str(ds.candidate.values[j])
+    if second < first:  # a TPOT tie the pick won on quality
+        return f"level with {runner} ({first / second - 1:.1%} slower: a tie, won on quality)"
     if "tpot_band" not in ds:
         return f"ahead of {runner} by {second / first - 1:.1%} (no band)"
     verdict = exceeds(second, first, float(ds.tpot_band[j]), float(ds.tpot_band[i]))

@@ -38,7 +38,7 @@ __all__ = ["format_figures", "format_markdown", "format_html", "write_format_rep
 _COLUMNS = (  # (variable, number format); headers and units from hwdse.report.labels
     ("bits_weights", "{:.3g}"), ("bits_activations", "{:.3g}"), ("bits_kv", "{:.3g}"),
     ("quality_weights_db", "{:.1f}"), ("worst_weights_db", "{:.1f}"), ("quality_activations_db", "{:.1f}"),
-    ("quality_kv_db", "{:.1f}"), ("kernel_path", "{}"), ("kv_path", "{}"), ("matmul_rel_error", "{:.3g}"), ("mac_area_um2", "{:.0f}"), ("mac_energy_pj", "{:.2f}"),
+    ("quality_kv_db", "{:.1f}"), ("ppl_increase", "{:.2f}"), ("kernel_path", "{}"), ("kv_path", "{}"), ("matmul_rel_error", "{:.3g}"), ("mac_area_um2", "{:.0f}"), ("mac_energy_pj", "{:.2f}"),
     ("gemm_class_decode", "{}"), ("ttft_s", "{:.3g}"), ("tpot_s", "{:.3g}"), ("memory_bytes", "{:.2f}"),
     ("energy_j_per_token", "{:.3g}"),
 )
@@ -70,22 +70,43 @@ def _clusters(x: np.ndarray, y: np.ndarray) -> list[list[int]]:
 
 def _annotate(ax: Any, x: np.ndarray, y: np.ndarray, names: list[str], labels: list[str], full: np.ndarray,
               rec: np.ndarray) -> None:
-    """One note per cluster of coinciding points: their names; the full label of the recommended member,
-    else of a Pareto member. Notes alternate right and left of their point so neighbours at one x stay apart."""
-    for k, group in enumerate(_clusters(x, y)):
+    """One note per cluster of coinciding points (their row numbers; the full label of the recommended member,
+    else of a Pareto member), in a column right of the axes, each joined to its point by a leader line. The
+    notes keep their points' order from bottom to top and at least one line apart, so none overlaps."""
+    groups = _clusters(x, y)
+    if not groups:
+        return
+    ax.autoscale_view()
+    lo, hi = ax.get_ylim()
+    height_pt = ax.get_position().height * ax.figure.get_figheight() * 72
+    step = (hi - lo) * 9.5 / height_pt  # one 7-pt line in data units
+    wanted = [float(y[g[0]]) for g in groups]
+    placed = _spread(wanted, step, lo, hi)
+    for group, at in zip(groups, placed):
         shown = ",".join(names[i] for i in group[:5]) + (f",+{len(group) - 5}" if len(group) > 5 else "")
         key = next((i for i in group if rec[i]), next((i for i in group if full[i]), None))
         text = f"{shown}: {labels[key]}" if key is not None else shown
-        right = k % 2 == 0 or key is not None
-        gap = 11 if rec[group].any() else 6  # clear of the recommendation's star
-        ax.annotate(text, (x[group[0]], y[group[0]]), xytext=(gap if right else -9, -3), textcoords="offset points",
-                    ha="left" if right else "right", fontsize=7 if key is not None else 6.5,
-                    color="k" if key is not None else "0.35")
+        ax.annotate(text, (x[group[0]], y[group[0]]), xytext=(1.02, at), textcoords=("axes fraction", "data"),
+                    ha="left", va="center", fontsize=7, color="k" if key is not None else "0.4",
+                    fontweight="bold" if rec[group].any() else "normal", annotation_clip=False,
+                    arrowprops={"arrowstyle": "-", "lw": 0.5, "color": "0.65", "shrinkA": 0, "shrinkB": 3})
+
+
+def _spread(wanted: list[float], step: float, lo: float, hi: float) -> list[float]:
+    """Positions as close to ``wanted`` (ascending) as keeps them ``step`` apart inside [lo, hi]."""
+    out = list(wanted)
+    for i in range(1, len(out)):
+        out[i] = max(out[i], out[i - 1] + step)
+    if out and out[-1] > hi:
+        out[-1] = hi
+        for i in range(len(out) - 2, -1, -1):
+            out[i] = min(out[i], out[i + 1] - step)
+    return out
 
 
 def _quality_scatter(ds: xr.Dataset, x: np.ndarray, q: np.ndarray, flags: dict[str, np.ndarray], names: list[str],
                      labels: list[str], xlabel: str, title: str) -> Figure:
-    fig, ax = plt.subplots(figsize=(9.5, 6.4), layout="constrained")
+    fig, ax = plt.subplots(figsize=(12.0, 6.4), layout="constrained")
     meets, rec, fits, front = (flags[k] for k in ("meets", "recommended", "fits", "front"))
     ok = np.isfinite(x) & np.isfinite(q)
     ax.scatter(x[ok & ~meets], q[ok & ~meets], s=28, c="0.6", marker="x", label="below the quality floor")
@@ -102,10 +123,10 @@ def _quality_scatter(ds: xr.Dataset, x: np.ndarray, q: np.ndarray, flags: dict[s
                    label="recommended")
     floor = float(ds.attrs["min_qsnr_db"])
     ax.axhline(floor, ls="--", c="tab:green", lw=1, label=f"quality floor {floor:g} dB")
-    _annotate(ax, x, q, names, labels, front | rec, rec)
     lo, hi = (np.nanmin(x[ok]), np.nanmax(x[ok])) if ok.any() else (0.0, 1.0)
-    pad = 0.12 * ((hi - lo) or abs(hi) or 1.0)
-    ax.set_xlim(lo - pad, hi + 2.2 * pad)
+    pad = 0.06 * ((hi - lo) or abs(hi) or 1.0)
+    ax.set_xlim(lo - pad, hi + pad)
+    _annotate(ax, x, q, names, labels, front | rec, rec)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(f"quality: worst QSNR over {ds.attrs['floor_tensors'].replace(',', ', ')} (dB, higher is better)")
     ax.set_title(title, fontsize=10)
@@ -169,10 +190,51 @@ def _sources_figure(ds: xr.Dataset) -> Figure:
     return fig
 
 
+def at_batch(ds: xr.Dataset, batch: int | None = None) -> xr.Dataset:
+    """A regime sweep (:func:`hwdse.perf.format_regimes.format_regimes`) at one batch (default: the first) with
+    that batch's recommendation and scenario; a single-batch Dataset as it is."""
+    if "batch" not in ds.dims:
+        return ds
+    b = int(ds.batch.values[0]) if batch is None else int(batch)
+    scen = ", ".join(p if not p.startswith("batch=") else f"batch={b}" for p in ds.attrs.get("scenario", "").split(", "))
+    keys = ("recommendation", "margin", "recommendation_kernel")
+    return ds.sel(batch=b, drop=True).assign_attrs(scenario=scen, **{k: ds.attrs.get(f"{k}_{b}", "") for k in keys})
+
+
+def _regime_figure(ds: xr.Dataset) -> Figure:
+    """TPOT over batch of every candidate recommended somewhere and the BF16 baseline, relative to BF16."""
+    batches = ds.batch.values
+    picks = list(dict.fromkeys(str(ds.attrs[f"recommendation_{int(b)}"]) for b in batches
+                               if ds.attrs.get(f"recommendation_{int(b)}")))
+    base = next((c for c in ds.candidate.values if str(c).startswith("bf16/bf16/")), ds.candidate.values[0])
+    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    ref = ds.tpot_s.sel(candidate=base)
+    for cand in dict.fromkeys([*picks, str(base)]):
+        y = (ds.tpot_s.sel(candidate=cand) / ref).where(ds.fits.sel(candidate=cand))
+        line, = ax.plot(batches, y.values, marker="o", label=cand)
+        for b, rec in zip(batches, ds.recommended.sel(candidate=cand).values):
+            if rec:
+                ax.plot([b], [float(y.sel(batch=b))], marker="*", ms=14, color=line.get_color(), mec="black")
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(batches, [str(int(b)) for b in batches])
+    ax.set_xlabel("batch (sequences decoding)")
+    ax.set_ylabel(f"TPOT relative to {base}")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8, title="weights/activations/KV (star: recommended at that batch)", title_fontsize=7)
+    ax.set_title(f"Across the operating regime: {_scenario_line(at_batch(ds))}".replace(
+        f"batch {int(batches[0])}", "each batch"), fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
 def format_figures(ds: xr.Dataset) -> dict[str, Figure]:
-    """The report's figures by file stem."""
-    return {"quality_vs_tpot": _speed_figure(ds), "quality_vs_mac_area": _silicon_figure(ds),
-            "qsnr_by_source": _sources_figure(ds)}
+    """The report's figures by file stem (a regime sweep adds ``tpot_by_batch``; the others at its first batch)."""
+    one = at_batch(ds)
+    figs = {"quality_vs_tpot": _speed_figure(one), "quality_vs_mac_area": _silicon_figure(one),
+            "qsnr_by_source": _sources_figure(one)}
+    if "batch" in ds.dims:
+        figs["tpot_by_batch"] = _regime_figure(ds)
+    return figs
 
 
 def _rows(ds: xr.Dataset) -> tuple[list[str], list[list[str]]]:
@@ -229,14 +291,43 @@ def _kernel_paths(ds: xr.Dataset) -> list[tuple[str, str, str]]:
     return [(name, path, reason) for name, (path, reason) in out.items()]
 
 
+def _regime_lines(ds: xr.Dataset) -> list[str]:
+    """The recommendation per batch of a regime sweep (none for a single batch)."""
+    if "batch" not in ds.dims:
+        return []
+    lines = ["## Across the operating regime", "", f"Recommended: {ds.attrs['regimes']}.", "",
+             "| batch | recommended | TPOT | decode GEMMs | lead over the runner-up |", "|---|---|---|---|---|"]
+    for b in ds.batch.values:
+        rec = ds.attrs.get(f"recommendation_{int(b)}", "")
+        if not rec:
+            lines.append(f"| {int(b)} | none | | | |")
+            continue
+        at = ds.sel(batch=b, candidate=rec)
+        lines.append(f"| {int(b)} | {rec} | {quantity('tpot_s', at.tpot_s.item(), '{:.3g}')} | "
+                     f"{at.gemm_class_decode.item()}, {at.gemm_bound_decode.item()}-bound | "
+                     f"{ds.attrs[f'margin_{int(b)}']} |")
+    return lines + [""]
+
+
+_ACCURACY = ("Predicted ppl. increase: the model-level accuracy proxy (`hwdse.perf.accuracy`): the output noise of "
+             "a quantized matmul (LLM-like activations x Gaussian weights, round to nearest) mapped to a WikiText-2 "
+             "perplexity increase over BF16 by a fit to published results (validation/format_accuracy.yaml: the AWQ, "
+             "GPTQ, SmoothQuant, QuaRot, NVIDIA NVFP4 and Intel AutoRound tables); held out one paper at a time its "
+             "error is {err}. It does not see recipes (AWQ, GPTQ, "
+             "rotations) that recover accuracy, so for those it is an upper bound.")
+
+
 def format_markdown(ds: xr.Dataset, figures: dict[str, str] | None = None) -> str:
-    """The report as Markdown; ``figures`` maps figure names to image paths (relative to the file)."""
+    """The report as Markdown; ``figures`` maps figure names to image paths (relative to the file). A regime
+    sweep is tabulated at its first batch, with the recommendation per batch after the summary."""
+    regimes = _regime_lines(ds)
+    ds = at_batch(ds)
     head, rows = _rows(ds)
-    lines = [f"# Format selection: {_scenario_line(ds)}", "", _summary(ds), "",
+    lines = [f"# Format selection: {_scenario_line(ds)}", "", _summary(ds), "", *regimes,
              f"hwdse {ds.attrs.get('hwdse_version', __version__)}, mode {ds.attrs.get('mode')}.", "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
-    lines += ["", _NOTES, "", "## Kernel paths", ""]
+    lines += ["", _NOTES, "", _accuracy_note(ds), "", "## Kernel paths", ""]
     lines += [f"- {name}: {path} -- {reason}" for name, path, reason in _kernel_paths(ds)]
     lines += [""]
     for name, path in (figures or {}).items():
@@ -244,8 +335,16 @@ def format_markdown(ds: xr.Dataset, figures: dict[str, str] | None = None) -> st
     return "\n".join(lines)
 
 
+def _accuracy_note(ds: xr.Dataset) -> str:
+    long_name = ds.ppl_increase.attrs.get("long_name", "") if "ppl_increase" in ds else ""
+    err = long_name.split("leave-one-paper-out ", 1)[-1].rstrip(")") if "leave-one-paper-out" in long_name else "n/a"
+    return _ACCURACY.format(err=err)
+
+
 def format_html(ds: xr.Dataset, figures: dict[str, str] | None = None) -> str:
     """The report as a standalone HTML page (figures linked by relative path)."""
+    regimes = "".join(f"<p>{html.escape(line)}</p>" for line in _regime_lines(ds) if line and not line.startswith("|"))
+    ds = at_batch(ds)
     head, rows = _rows(ds)
     esc = html.escape
     summary = esc(_summary(ds)).replace("**", "")
@@ -259,7 +358,7 @@ def format_html(ds: xr.Dataset, figures: dict[str, str] | None = None) -> str:
              "td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}tr.rec{background:#fff3b0}"
              "img{max-width:100%}")
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>Format selection</title><style>{style}</style>"
-            f"</head><body><h1>Format selection: {esc(_scenario_line(ds))}</h1><p>{summary}</p>{table}"
+            f"</head><body><h1>Format selection: {esc(_scenario_line(ds))}</h1><p>{summary}</p>{regimes}{table}"
             f"<p>{esc(_NOTES)}</p><h2>Kernel paths</h2><ul>{paths}</ul>{imgs}</body></html>")
 
 

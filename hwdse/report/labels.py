@@ -74,6 +74,7 @@ LABELS: dict[str, Metric] = {name: Metric(*spec) for name, spec in {
     "meets_floor": ("Meets floor",), "recommended": ("Recommended",), "on_kernel": ("On recorded kernels",),
     "worst_weights_db": ("W worst QSNR", "dB"), "worst_activations_db": ("A worst QSNR", "dB"),
     "worst_kv_db": ("KV worst QSNR", "dB"), "kernel_path": ("Kernel path",), "kv_path": ("KV kernel",),
+    "ppl_increase": ("Predicted ppl. increase", *_PCT), "gemm_bound_decode": ("Decode GEMMs bound by",),
     # hwdse.report.pim_study
     "limit": ("Binding limit",),
     # hwdse.serving.serve (tok_s_per_user, ttft_s, tpot_s, throughput_tok_s, devices: above)
