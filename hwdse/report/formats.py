@@ -79,7 +79,7 @@ def _annotate(ax: Any, x: np.ndarray, y: np.ndarray, names: list[str], labels: l
     ax.autoscale_view()
     lo, hi = ax.get_ylim()
     height_pt = ax.get_position().height * ax.figure.get_figheight() * 72
-    step = (hi - lo) * 9.5 / height_pt  # one 7-pt line in data units
+    step = (hi - lo) * 10.0 / height_pt  # one 7-pt line and a gap, in data units
     wanted = [float(y[g[0]]) for g in groups]
     placed = _spread(wanted, step, lo, hi)
     for group, at in zip(groups, placed):
@@ -106,7 +106,8 @@ def _spread(wanted: list[float], step: float, lo: float, hi: float) -> list[floa
 
 def _quality_scatter(ds: xr.Dataset, x: np.ndarray, q: np.ndarray, flags: dict[str, np.ndarray], names: list[str],
                      labels: list[str], xlabel: str, title: str) -> Figure:
-    fig, ax = plt.subplots(figsize=(12.0, 6.4), layout="constrained")
+    fig, ax = plt.subplots(figsize=(12.0, 6.4))
+    fig.subplots_adjust(left=0.07, right=0.66, bottom=0.18, top=0.9)  # fixed: the label column is sized to it
     meets, rec, fits, front = (flags[k] for k in ("meets", "recommended", "fits", "front"))
     ok = np.isfinite(x) & np.isfinite(q)
     ax.scatter(x[ok & ~meets], q[ok & ~meets], s=28, c="0.6", marker="x", label="below the quality floor")
@@ -131,7 +132,7 @@ def _quality_scatter(ds: xr.Dataset, x: np.ndarray, q: np.ndarray, flags: dict[s
     ax.set_ylabel(f"quality: worst QSNR over {ds.attrs['floor_tensors'].replace(',', ', ')} (dB, higher is better)")
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
-    fig.legend(loc="outside lower center", ncol=3, fontsize=8)
+    fig.legend(loc="lower center", ncol=3, fontsize=8)
     return fig
 
 

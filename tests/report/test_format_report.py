@@ -177,3 +177,23 @@ def test_table_headers_carry_units(ds: xr.Dataset) -> None:
     head = format_markdown(ds).split("\n| ", 1)[1].split("\n", 1)[0]
     for label in ("TTFT (ms)", "TPOT (ms)", "Memory (GB)", "Energy (J/token)", "MAC area (µm²)", "W QSNR (dB)"):
         assert label in head
+
+
+def test_point_labels_never_overlap_and_stay_on_the_page() -> None:
+    """Every candidate of the default set (clusters of near-identical points included): no two point labels of
+    the quality figures overlap, and each lies inside the figure, the recommended one too."""
+    from matplotlib.text import Text
+
+    full = format_selection("llama-3-8b", "h100-sxm", min_qsnr_db=15.0, **SCEN)
+    for name, fig in format_figures(full).items():
+        if name == "qsnr_by_source":
+            continue
+        fig.canvas.draw()
+        notes = [t for t in fig.axes[0].texts if t.get_text()]
+        assert notes and any(t.get_fontweight() == "bold" for t in notes), name  # the recommended one is named
+        boxes = [Text.get_window_extent(t) for t in notes]  # the text alone, not its leader line
+        for i, a in enumerate(boxes):
+            assert fig.bbox.x0 <= a.x0 and a.x1 <= fig.bbox.x1, (name, notes[i].get_text())
+            for j in range(i):
+                assert not _overlap(a, boxes[j]), (name, notes[i].get_text(), notes[j].get_text())
+        plt.close(fig)
