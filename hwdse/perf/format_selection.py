@@ -22,7 +22,7 @@ from hwdse._errors import HwdseError
 from hwdse.formats import get, mac_cost, matmul_rel_error, qsnr_db, sources
 from hwdse.hardware import COMPUTE_CLASSES
 from hwdse.hardware._base import DEFAULT_MODE, basis_of, resolve_mode
-from hwdse.hardware.kernel_table import gemm_path, kernel_table_file, kv_path
+from hwdse.hardware.gpu.kernel_table import gemm_path, kernel_table_file, kv_path
 from hwdse.perf.accuracy import accuracy_proxy
 from hwdse.perf.evaluate import evaluate, resolve
 from hwdse.perf.uncertainty import exceeds
@@ -113,7 +113,7 @@ def kernel_of(arch: Any, weights: str, activations: str) -> tuple[str, str]:
     (a production kernel, the device's ``arch/kernels`` table with its source), ``upcast`` (no production
     kernel: the operands are converted and a 16-bit GEMM runs, as the evaluator times it), or
     ``unrecorded`` (the device keeps no table, or its datapath multiplies the pair as stored but no
-    kernel is recorded). See :mod:`hwdse.hardware.kernel_table`."""
+    kernel is recorded). See :mod:`hwdse.hardware.gpu.kernel_table`."""
     return gemm_path(arch, weights, activations)
 
 

@@ -21,8 +21,8 @@ from hwdse.hardware.dequant import BlockScaled, gpu_plan
 from hwdse.hardware.energy import gpu_op_energy_J
 from hwdse.hardware.gpu.efficiency import GPUEfficiency, achieved_timings
 from hwdse.hardware.gpu.floorplan import UNCHARGED_CLASSES, Floorplan
+from hwdse.hardware.gpu.kernel_table import known_kernel_table
 from hwdse.hardware.gpu.transfer import load_transfer, transferred_efficiency
-from hwdse.hardware.kernel_table import known_kernel_table
 from hwdse.hardware.memory import MemorySystem
 from hwdse.hardware.power import GPUPower, SharedPower, load_shared_power
 from hwdse.workload.ops import Op
@@ -85,7 +85,7 @@ class GPU(Spec):
     power: GPUPower | None = Field(None, description="idle and running board power (None: dynamic energy only)")
     kernels: str | None = Field(None, description="arch/kernels table of the production kernels that run each "
                                                    "(weights, activations) pair and KV format, sources per entry "
-                                                   "(hwdse.hardware.kernel_table; None: unrecorded)")
+                                                   "(hwdse.hardware.gpu.kernel_table; None: unrecorded)")
     sources: dict[str, str]
 
     _fab = field_validator("fab")(known_fab)

@@ -14,7 +14,7 @@ from hwdse.formats import get
 from hwdse.hardware import load_arch
 from hwdse.hardware._base import join_classes
 from hwdse.hardware.dequant import needs, ops_per_element
-from hwdse.hardware.kernel_table import (
+from hwdse.hardware.gpu.kernel_table import (
     gemm_path,
     kernel_table_file,
     kv_path,
@@ -22,7 +22,7 @@ from hwdse.hardware.kernel_table import (
 )
 from hwdse.workload import Scenario, load_model, operator_table
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 TABLES = sorted(p.stem for p in (ROOT / "arch" / "kernels").glob("*.yaml"))
 GPUS = [n for n in names("arch") if getattr(load_arch(n), "kernels", None)]
 # The issue asked for these devices; each must name a table.
