@@ -193,10 +193,11 @@ def serve_record(model: Any, arch: Any, *, concurrency: Any = None, arrival_rate
     steady = _Steady(table, eng, system.budget, isl, osl - 1.0, tokens_per_step(speculative), harness, concurrency,
                      arrival_rate)
     position = table.position(hi)  # searched along the table: no locating per step
-    try:  # one point is solved in Python floats; where they raise (x / 0, overflow), numpy answers (inf, NaN)
-        s = steady.state(solve(steady.exceeds, float(position) if np.ndim(position) == 0 else position))
+    try:  # one point is bisected in Python floats; where they raise (x / 0, overflow), numpy answers (inf, NaN)
+        u = solve(steady.exceeds, float(position) if np.ndim(position) == 0 else position)
     except ArithmeticError:
-        s = steady.state(solve(steady.exceeds, position))
+        u = solve(steady.exceeds, position)
+    s = steady.state(np.float64(u) if type(u) is float else u)  # the result in numpy numbers
     g, tpot, decode_steps = s["g"], s["tpot"], steady.decode_steps
     if closed:
         decode_s = decode_steps * tpot

@@ -61,6 +61,12 @@ CASES = random_cases(24, seed=29) + [
 ]
 
 
+EDGES = [dict(concurrency=float("nan")), dict(concurrency=float("inf")), dict(concurrency=0.5), dict(concurrency=1e9),
+         dict(arrival_rate=0.0), dict(arrival_rate=float("nan")), dict(concurrency=np.array([np.nan, 3.0, np.inf])),
+         dict(concurrency=64.0, engine_overrides={"step_overhead_us": 0.0, "chunked_prefill": False}),
+         dict(concurrency=64.0, isl=20000, engine="vllm")]
+
+
 def assert_same_records(fast, slow) -> None:
     assert list(fast) == list(slow)
     for name in fast:
@@ -72,6 +78,31 @@ def test_records_are_those_of_the_plain_bisection(monkeypatch, model, arch, kwar
     fast = serve_record(model, arch, **kwargs)
     monkeypatch.setattr(steady, "solve", bisection)
     assert_same_records(fast, serve_record(model, arch, **kwargs))
+
+
+@pytest.mark.parametrize("kwargs", EDGES)
+def test_edge_loads_are_those_of_the_plain_bisection(monkeypatch, kwargs):
+    """No traffic, NaN and infinite loads, no per-step cost, prompts longer than the token budget."""
+    with np.errstate(all="ignore"):
+        fast = serve_record("llama-3-8b", "h100-sxm", **kwargs)
+        monkeypatch.setattr(steady, "solve", bisection)
+        assert_same_records(fast, serve_record("llama-3-8b", "h100-sxm", **kwargs))
+
+
+def test_a_point_whose_floats_raise_takes_numpys_answer(monkeypatch):
+    """Where the Python-float solve raises (x / 0, overflow), the point is solved in numpy values."""
+    kwargs = dict(concurrency=64.0, isl=1024, osl=1024)
+    md1_wait = steady.md1_wait
+
+    def raising(busy):
+        if type(busy) is float:
+            raise ZeroDivisionError("float division by zero")
+        return md1_wait(busy)
+
+    monkeypatch.setattr(steady, "md1_wait", raising)
+    fast = serve_record("llama-3-8b", "h100-sxm", **kwargs)
+    monkeypatch.setattr(steady, "solve", bisection)
+    assert_same_records(fast, serve_record("llama-3-8b", "h100-sxm", **kwargs))
 
 
 def test_the_cases_cover_saturated_unstable_and_throttled_points():
