@@ -27,12 +27,13 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from hwdse._array import where
+from hwdse._array import PLAIN, bisect, where
 from hwdse._params import Number
 
 __all__ = ["Work", "power_budget", "clocked", "clocked_at", "capped", "over_budget", "BISECTIONS"]
 
 BISECTIONS = 30  # halvings of the clock interval: 2^-30 of it, far below any figure reported
+BLOCK = 65536    # over-budget points bisected together: a block's arrays stay in cache (a grid's run twice as fast)
 
 
 @dataclass(frozen=True)
@@ -68,8 +69,11 @@ def power_budget(arch: Any) -> Any:
     return None if curve is None or budget is None else (curve, budget, 0.0 if static is None else static)
 
 
-def _power(work: Work, static: Number, clock: Number, curve: Any) -> Number:
-    seconds, joules = work.at(clock, curve.voltage_fraction(clock))
+def _power(work: Work, static: Number, clock: Number, voltage: Number) -> Number:
+    """Mean power (W) of ``work`` at ``clock`` and ``voltage`` (fractions of the rated ones)."""
+    seconds, joules = work.at(clock, voltage)
+    if type(seconds) in PLAIN and type(joules) in PLAIN:  # Python numbers (one point) raise, never warn
+        return static + joules / seconds
     with np.errstate(divide="ignore", invalid="ignore"):
         return static + joules / seconds
 
@@ -82,12 +86,13 @@ def clocked(arch: Any, mean: Work, *parts: Work) -> tuple[Number, list[tuple[Num
 
 def clocked_at(found: Any, mean: Work, *parts: Work) -> tuple[Number, list[tuple[Number, Number]]]:
     """:func:`clocked` under an arch's :func:`power_budget` ``found``."""
-    rated = 1.0 + 0.0 * np.isfinite(mean.seconds)  # 1 on the work's design points
+    one = type(mean.seconds) in PLAIN  # one point in Python numbers
+    rated = 1.0 if one else 1.0 + 0.0 * np.isfinite(mean.seconds)  # 1 on the work's design points
     if found is None:
         return rated, [(p.seconds, p.joules) for p in parts]
     curve, budget, static = found
-    over = _power(mean, static, 1.0, curve) > budget  # NaN power or budget: no cap
-    if not bool(np.any(over)):
+    over = _power(mean, static, 1.0, 1.0) > budget  # the rated clock's supply is the rated one; NaN: no cap
+    if not (over if one else np.any(over)):
         return rated, [(p.seconds, p.joules) for p in parts]
     clock = _bisected(mean, static, budget, curve, over)
     volts = curve.voltage_fraction(clock)
@@ -96,13 +101,15 @@ def clocked_at(found: Any, mean: Work, *parts: Work) -> tuple[Number, list[tuple
         headroom = budget - static
         paid = where(headroom > 0, joules / headroom, np.inf)
         stretch = where(over, np.maximum(paid / seconds, 1.0), 1.0)  # energy-bound: the budget sets the pace
-    return clock, [(s * stretch, j) for s, j in (p.at(clock, volts) for p in parts)]
+    # a point within its budget keeps its rated figures whatever the others sharing its arrays need
+    return clock, [(where(over, s * stretch, p.seconds), where(over, j, p.joules))
+                   for p, (s, j) in zip(parts, (p.at(clock, volts) for p in parts))]
 
 
 def _bisected(mean: Work, static: Number, budget: Number, curve: Any, over: Any) -> Any:
     """The clock fraction of each design point: 1 where not ``over`` its budget, else the bisection's
-    lower end, the lowest clock of the curve up to 1, run on the over-budget points alone (flat numpy
-    arrays, the same arithmetic point by point). Shaped (dims and coords) like ``over``."""
+    lower end (:func:`_clock`), run on the over-budget points alone, ``BLOCK`` at a time (flat numpy arrays,
+    the same arithmetic point by point). Shaped (dims and coords) like ``over``."""
     mask = np.asarray(over)
     shape = mask.shape
 
@@ -112,18 +119,25 @@ def _bisected(mean: Work, static: Number, budget: Number, curve: Any, over: Any)
             value = value.broadcast_like(over).transpose(*over.dims)
         return np.broadcast_to(np.asarray(value, dtype=float), shape)[mask]
 
-    work = Work(*(picked(getattr(mean, f)) for f in ("seconds", "clocked_s", "joules", "core_j")))
+    fields = [picked(getattr(mean, f)) for f in ("seconds", "clocked_s", "joules", "core_j")]
     static, budget = picked(static), picked(budget)
-    lo, hi = np.full(work.seconds.shape, curve.min_clock_fraction), np.ones(work.seconds.shape)
-    for _ in range(BISECTIONS):
-        mid = (lo + hi) / 2
-        fits = _power(work, static, mid, curve) <= budget
-        lo, hi = np.where(fits, mid, lo), np.where(fits, hi, mid)
+    found = np.empty(static.shape)
+    for start in range(0, found.size, BLOCK):
+        part = slice(start, start + BLOCK)
+        found[part] = _clock(Work(*(f[part] for f in fields)), static[part], budget[part], curve)
     clock = np.ones(shape)
-    clock[mask] = lo
+    clock[mask] = found
     if isinstance(over, xr.DataArray):
         return over.copy(data=clock)
     return clock[()] if clock.ndim == 0 else clock
+
+
+def _clock(work: Work, static: np.ndarray, budget: np.ndarray, curve: Any) -> np.ndarray:
+    """The bisection's lower end of the clock fraction of each point of ``work`` (flat arrays), over its
+    budget at the rated clock: from the lowest clock of the curve up to 1 (few points take several halvings
+    per call: :func:`hwdse._array.bisect`)."""
+    lo, hi = np.full(static.shape, curve.min_clock_fraction), np.ones(static.shape)
+    return bisect(lambda mid: _power(work, static, mid, curve.voltage_fraction(mid)) <= budget, lo, hi, BISECTIONS)
 
 
 def capped(arch: Any, work: Work) -> tuple[Number, Number, Number]:

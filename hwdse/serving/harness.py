@@ -25,6 +25,8 @@ from typing import Any
 
 import numpy as np
 
+from hwdse._array import PLAIN
+
 __all__ = ["SERVER", "Harness"]
 
 
@@ -38,7 +40,7 @@ class Harness:
 
     def wait_s(self, cycle: Any, concurrency: Any) -> Any:
         """Client wait per request (s), for requests that cycle in ``cycle`` s at ``concurrency``."""
-        if np.ndim(self.client_wait) == 0 and self.client_wait == 0:
+        if _none(self.client_wait):
             return 0.0
         return self.client_wait * cycle / concurrency * (1 - 1 / concurrency)
 
@@ -51,9 +53,14 @@ class Harness:
 
     def wave_s(self, prompt_s: Any, concurrency: Any) -> Any:
         """Mean extra TTFT (s) of the start wave, when the server clears one prompt per ``prompt_s`` s."""
-        if np.ndim(self.start_wave) == 0 and self.start_wave == 0:
+        if _none(self.start_wave):
             return 0.0
         return self.start_wave * (concurrency - 1) / 2 * prompt_s
+
+
+def _none(term: Any) -> bool:
+    """Whether a term is zero for the whole sweep (a number, not an array of them)."""
+    return (type(term) in PLAIN or np.ndim(term) == 0) and term == 0
 
 
 SERVER = Harness()

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from hwdse._array import maximum_of, where
+from hwdse._array import bisect, ceil, maximum, maximum_of, minimum, where
 from hwdse._errors import HwdseError
 from hwdse._version import __version__
 from hwdse.hardware._base import DEFAULT_MODE, basis_of, resolve_mode
@@ -76,18 +76,17 @@ def solve(exceeds: Callable[[Any], Any], hi: Any) -> Any:
     any monotone coordinate of them (a table position). The bracket's lower end is returned: the last
     ``x`` the traffic still exceeds, where the load is consistent (near prefill saturation the queue
     past the crossing is orders larger, so a point beyond it would misstate the rate). A point whose
-    step time is not finite (a format its units cannot run) goes to zero load and comes out infeasible."""
-    lo = np.zeros_like(hi * 1.0)
-    hi = hi * 1.0
-    for _ in range(BISECTIONS):
-        mid = (lo + hi) / 2
-        up = exceeds(mid)
-        lo, hi = where(up, mid, lo), where(up, hi, mid)
-    return lo
+    step time is not finite (a format its units cannot run) goes to zero load and comes out infeasible.
+    ``exceeds`` answers each point on its own (:func:`hwdse._array.bisect`: few points take several
+    halvings per call, with the same answer); a Python float ``hi`` is solved in Python floats."""
+    lo = 0.0 if type(hi) is float else np.zeros_like(hi * 1.0)
+    return bisect(exceeds, lo, hi * 1.0, BISECTIONS)
 
 
 def md1_wait(busy: Any) -> Any:
     """Mean M/D/1 queueing wait in service times at server utilisation ``busy`` (inf from 1 on)."""
+    if type(busy) is float:  # one point: the same in Python floats
+        return busy / (2 * (1 - busy)) if busy < 1 else np.inf
     with np.errstate(divide="ignore"):
         return np.where(busy < 1, busy / (2 * (1 - busy)), np.inf)
 
@@ -186,66 +185,36 @@ def serve_record(model: Any, arch: Any, *, concurrency: Any = None, arrival_rate
     key = ((Identity(arch), model, scen, mode, Identity(eng), value_key(speculative), value_key(isl), value_key(osl))
            if shared and not engine_overrides else (None,))
     design = _design(*key) if None not in key else _Design.of(model, arch, scen, mode, eng, speculative, isl, osl)
-    steps, cap = design.steps, design.cap
-    decode_steps = osl - 1.0
-    gain = tokens_per_step(speculative)    # tokens each decoding sequence keeps per step
-    kv_len = isl + osl / 2
+    system, cap = design.system, design.cap
     closed = concurrency is not None
     hi = np.minimum(concurrency, cap) if closed else cap
     ndim = design_ndim(concurrency, arrival_rate, isl, osl, overrides or {}, engine_overrides or {})
     table = _table(*key, extent(hi), ndim) if None not in key else design.table(hi, ndim)
-
-    limit = power_budget(arch)
-
-    def state(u: Any) -> dict[str, Any]:
-        """The steady state at table position ``u`` (requests decoding ``g``), at the clock its mix of
-        steps runs at under the power budget."""
-        g, *columns = table.at(u)
-        chunk = _chunk(eng, isl, g)
-        chunks = isl / chunk                     # chunk steps' worth of prefill per prompt
-        share = np.minimum(g * chunks * gain / decode_steps, 1.0)
-        alone, mix = Work(*columns[0::2]), Work(*columns[1::2])
-        clock, [(t_dec, e_dec), (t_mix, e_mix)] = clocked_at(limit, alone.scaled(1 - share) + mix.scaled(share), alone,
-                                                             mix)
-        extra = t_mix - t_dec                    # what a full chunk adds to a step
-        step = t_dec + share * extra
-        tpot = step / gain
-        service = np.ceil(chunks) * t_dec + extra * chunks  # the last chunk: the rest only
-        busy = np.minimum(g * service / (decode_steps * tpot), 1.0)  # time share the prompts' server is busy
-        queue = md1_wait(busy)
-        wave = 0.0
-        if closed:
-            queue, wave = np.minimum(queue, concurrency), harness.wave_s(service, concurrency)
-        residual = (t_dec**2 + share * extra * (t_mix + t_dec)) / (2 * step)  # of the step an arrival falls in
-        ttft = residual + service * (1 + queue) + wave
-        return {"g": g, "step": step, "tpot": tpot, "ttft": ttft, "share": share, "busy": busy, "chunk": chunk,
-                "step_j": e_dec + share * (e_mix - e_dec), "clock": clock}
-
-    def exceeds(u: Any) -> Any:
-        s = state(u)
-        if closed:
-            decode_s = decode_steps * s["tpot"]
-            return harness.rate(s["ttft"], decode_s, concurrency) * decode_s > s["g"]
-        return arrival_rate * decode_steps * s["tpot"] > s["g"]
-
-    s = state(solve(exceeds, table.position(hi)))  # searched along the table: no locating per step
-    g = s["g"]
+    steady = _Steady(table, eng, system.budget, isl, osl - 1.0, tokens_per_step(speculative), harness, concurrency,
+                     arrival_rate)
+    position = table.position(hi)  # searched along the table: no locating per step
+    try:  # one point is bisected in Python floats; where they raise (x / 0, overflow), numpy answers (inf, NaN)
+        u = solve(steady.exceeds, float(position) if np.ndim(position) == 0 else position)
+    except ArithmeticError:
+        u = solve(steady.exceeds, position)
+    s = steady.state(np.float64(u) if type(u) is float else u)  # the result in numpy numbers
+    g, tpot, decode_steps = s["g"], s["tpot"], steady.decode_steps
     if closed:
-        decode_s = decode_steps * s["tpot"]
+        decode_s = decode_steps * tpot
         rate = np.minimum(harness.rate(s["ttft"], decode_s, concurrency), g / decode_s)  # beyond g: queued
         ttft = concurrency / rate - decode_s
-        stable = np.isfinite(ttft) & np.isfinite(s["tpot"])
+        stable = np.isfinite(ttft) & np.isfinite(tpot)
     else:
         rate = arrival_rate * 1.0
-        stable = (s["busy"] < 1) & (rate * decode_steps * s["tpot"] <= cap) & np.isfinite(s["tpot"])
+        stable = (s["busy"] < 1) & (rate * decode_steps * tpot <= cap) & np.isfinite(tpot)
         ttft = where(stable, s["ttft"] + harness.latency_s, np.inf)
-    data = metrics(ttft, s["tpot"], rate, osl, g, cap, stable, getattr(arch, "devices", 1), ttft_slo_s, tpot_slo_s, {
-        **power(getattr(arch, "static_power_W", None), s["step_j"] / s["step"], rate * osl,
-                getattr(arch, "cost_usd", np.nan), server_slots(arch), economics),
-        **silicon(getattr(arch, "area_mm2", np.nan), getattr(arch, "power_W", np.nan)),
+    step_band = _step_band(key, design.steps, g, s["share"] * s["chunk"], isl + osl / 2)
+    data = metrics(ttft, tpot, rate, osl, g, cap, stable, system.devices, ttft_slo_s, tpot_slo_s, {
+        **power(system.static_w, s["step_j"] / s["step"], rate * osl, system.cost_usd, system.slots, economics),
+        **silicon(system.area_mm2, system.power_w),
         "prefill_step_share": (s["share"], "1", "share of steps that carry a prefill chunk"),
         "clock": (s["clock"], "1", "core clock over the rated clock (below 1: throttled to the power budget)"),
-        **bands(design.prefill_band, _step_band(key, steps, g, s["share"] * s["chunk"], kv_len), (arch,)),
+        **bands(design.prefill_band, step_band, (arch,)),
         "prefill_chunk_tokens": (s["chunk"], "tokens", "prompt tokens per chunk step"),
     })
     return Record(data, dict(
@@ -255,17 +224,105 @@ def serve_record(model: Any, arch: Any, *, concurrency: Any = None, arrival_rate
         formats=json.dumps({"weights": scen.weights, "activations": scen.activations, "kv": scen.kv})))
 
 
+@dataclass(frozen=True)
+class _Steady:
+    """The steady state of one design point under its traffic (closed loop at ``concurrency`` or open loop at
+    ``arrival_rate``) as a function of the position ``u`` along its step table (the requests decoding:
+    :meth:`hwdse.serving.table.Tabulated.position`), which :func:`solve` searches."""
+
+    table: Tabulated       # the design's step works over the requests decoding (:meth:`_Design.table`)
+    engine: Engine
+    budget: Any            # the system's power budget (:func:`hwdse.perf.power_cap.power_budget`)
+    isl: Any
+    decode_steps: Any      # output tokens after the first, osl - 1
+    gain: Any              # tokens each decoding sequence keeps per step (:func:`tokens_per_step`)
+    harness: Harness
+    concurrency: Any = None
+    arrival_rate: Any = None
+
+    def state(self, u: Any) -> dict[str, Any]:
+        """The steady state at table position ``u``, at the clock its mix of steps runs at under the power
+        budget: requests decoding ``g``, mean ``step`` and ``tpot`` (s), the server's ``ttft`` (s), the
+        ``share`` of steps carrying a chunk of ``chunk`` prompt tokens, the time share the prompts' server is
+        ``busy``, the mean step's energy ``step_j`` (J) and the ``clock`` (fraction of the rated one)."""
+        s = self._steps(u)
+        s["ttft"], s["busy"] = self._ttft(s)
+        s["step_j"] = s["e_dec"] + s["share"] * (s["e_mix"] - s["e_dec"])
+        return s
+
+    def exceeds(self, u: Any) -> Any:
+        """Whether the load the traffic puts on the decode phase at ``u`` (Little's law) is above ``u``'s
+        requests decoding: true below the steady state, false above it."""
+        s = self._steps(u)
+        if self.concurrency is None:
+            return self.arrival_rate * self.decode_steps * s["tpot"] > s["g"]
+        decode_s = self.decode_steps * s["tpot"]
+        return self.harness.rate(self._ttft(s)[0], decode_s, self.concurrency) * decode_s > s["g"]
+
+    def _steps(self, u: Any) -> dict[str, Any]:
+        """The steps at table position ``u``: requests decoding ``g``, prompt tokens per ``chunk`` and
+        ``chunks`` (chunk steps' worth of prefill) per prompt, ``share`` of steps carrying a chunk, the
+        ``clock``, the decode-only and chunk steps' seconds and joules there (``t_dec``, ``t_mix``, ``e_dec``,
+        ``e_mix``), what a full chunk adds to a step (``extra``, s), mean ``step`` and ``tpot`` (s)."""
+        rows = self.table.at(u)
+        g, isl = rows[0], self.isl
+        alone, mix = Work(*rows[1::2]), Work(*rows[2::2])  # a decode-only step's, a chunk step's (:func:`_columns`)
+        chunk = _chunk(self.engine, isl, g)
+        chunks = isl / chunk
+        share = minimum(g * chunks * self.gain / self.decode_steps, 1.0)
+        clock, [(t_dec, e_dec), (t_mix, e_mix)] = clocked_at(self.budget, alone.scaled(1 - share) + mix.scaled(share),
+                                                             alone, mix)
+        extra = t_mix - t_dec
+        step = t_dec + share * extra
+        return {"g": g, "chunk": chunk, "chunks": chunks, "share": share, "clock": clock, "t_dec": t_dec,
+                "t_mix": t_mix, "e_dec": e_dec, "e_mix": e_mix, "extra": extra, "step": step,
+                "tpot": step / self.gain}
+
+    def _ttft(self, s: Mapping[str, Any]) -> tuple[Any, Any]:
+        """The server's TTFT (s) of the steps ``s`` (:meth:`_steps`) and the time share the prompts' server is busy."""
+        chunks, t_dec, t_mix, extra, share = s["chunks"], s["t_dec"], s["t_mix"], s["extra"], s["share"]
+        service = ceil(chunks) * t_dec + extra * chunks  # the last chunk: the rest only
+        busy = minimum(s["g"] * service / (self.decode_steps * s["tpot"]), 1.0)
+        queue, wave = md1_wait(busy), 0.0
+        if self.concurrency is not None:
+            queue, wave = minimum(queue, self.concurrency), self.harness.wave_s(service, self.concurrency)
+        residual = (t_dec**2 + share * extra * (t_mix + t_dec)) / (2 * s["step"])  # of the step an arrival falls in
+        return residual + service * (1 + queue) + wave, busy
+
+
 def _chunk(eng: Engine, isl: Any, g: Any) -> Any:
     """Prompt tokens per chunk step with ``g`` requests decoding (a whole prompt without chunked prefill)."""
     if np.ndim(eng.chunked_prefill) == 0:  # one scheduler for the whole sweep (the usual case)
-        return np.clip(eng.token_budget - g, 1.0, isl) if eng.chunked_prefill else np.asarray(isl, dtype=float)
+        return minimum(maximum(eng.token_budget - g, 1.0), isl) if eng.chunked_prefill else isl * 1.0
     return where(eng.chunked_prefill, np.clip(eng.token_budget - g, 1.0, isl), isl)
+
+
+@dataclass(frozen=True)
+class _System:
+    """What a serving result reads of its system, once per design (some kinds compute these on every read):
+    its devices, static power (W; None: not modelled), build cost (USD), server slots, silicon area (mm^2),
+    power budget (W), and the budget its steady state throttles to (:func:`hwdse.perf.power_cap.power_budget`)."""
+
+    devices: Any
+    static_w: Any
+    cost_usd: Any
+    slots: Any
+    area_mm2: Any
+    power_w: Any
+    budget: Any
+
+    @classmethod
+    def of(cls, arch: Any) -> _System:
+        return cls(getattr(arch, "devices", 1), getattr(arch, "static_power_W", None),
+                   getattr(arch, "cost_usd", np.nan), server_slots(arch), getattr(arch, "area_mm2", np.nan),
+                   getattr(arch, "power_W", np.nan), power_budget(arch))
 
 
 @dataclass(frozen=True)
 class _Design:
     """What a serving solve reads of one design point (model, formats, arch, mode, engine, prompt and output
-    lengths) before the traffic: its step model, in-flight cap, a prompt's attention and prefill band."""
+    lengths) before the traffic: its step model, in-flight cap, a prompt's attention and prefill band, and
+    the system's figures."""
 
     steps: StepModel
     isl: Any
@@ -273,13 +330,14 @@ class _Design:
     cap: Any
     prompt_attention: Work
     prefill_band: Any
+    system: _System
 
     @classmethod
     def of(cls, model: Any, arch: Any, scen: Any, mode: str, eng: Engine, speculative: Speculative | None,
            isl: Any, osl: Any) -> _Design:
         steps = StepModel(model, arch, scen, mode, eng, speculative)
         return cls(steps, isl, isl + osl / 2, np.minimum(eng.max_batch, kv_limit(model, arch, scen, eng, isl, osl)),
-                   steps.prefill_attention(isl), steps.prefill_band(isl))
+                   steps.prefill_attention(isl), steps.prefill_band(isl), _System.of(arch))
 
     def table(self, hi: Any, ndim: int) -> Tabulated:
         """Step works (:func:`_columns`: decode-only and with a chunk) tabulated over the requests decoding
@@ -304,12 +362,19 @@ def _table(arch: Identity, model: Any, scen: Any, mode: str, eng: Identity, spec
 
 
 def _step_band(key: tuple, steps: StepModel, decode: Any, prefill: Any, kv_len: Any) -> Any:
-    """:meth:`StepModel.band` of the solved step; of a cached design (``key``: :func:`_design`'s) at scalar
-    values, once per process (keyed on the exact values)."""
-    values = (value_key(decode), value_key(prefill), value_key(kv_len))
-    if None in key or None in values:
+    """:meth:`StepModel.band` of the solved step. Of a cached design (``key``: :func:`_design`'s, one design
+    point): at scalar values once per process (keyed on the exact values); over a traffic array once per
+    distinct step (a step's band reads its tokens, ``decode + prefill``: the points past the in-flight cap
+    share one)."""
+    if None in key:
         return steps.band(decode, prefill, kv_len)
-    return _cached_band(Identity(steps), *values)
+    values = (value_key(decode), value_key(prefill), value_key(kv_len))
+    if None not in values:
+        return _cached_band(Identity(steps), *values)
+    tokens = np.asarray(decode + prefill)
+    distinct, at = np.unique(tokens.ravel(), return_inverse=True)
+    band = steps.band(distinct, 0.0, kv_len)
+    return band[at].reshape(tokens.shape) if np.ndim(band) else band
 
 
 @lru_cache(maxsize=256)
@@ -358,11 +423,12 @@ def power(static: Any, dynamic_w: Any, throughput: Any, cost_usd: Any, slots: An
     }
 
 
-def _on_axes(value: np.ndarray, full: tuple[int, ...]) -> xr.DataArray:
+def _on_axes(value: np.ndarray, full: tuple[int, ...], units: str, long_name: str) -> xr.Variable:
     """``value`` (broadcastable to ``full``) on the dims ``dim_i`` of the axes it varies along."""
     value = value.reshape((1,) * (len(full) - value.ndim) + value.shape)
     keep = [i for i, n in enumerate(full) if value.shape[i] == n]
-    return xr.DataArray(value.reshape([full[i] for i in keep]), dims=[f"dim_{i}" for i in keep])
+    return xr.Variable([f"dim_{i}" for i in keep], value.reshape([full[i] for i in keep]),
+                       {"units": units, "long_name": long_name})
 
 
 def metrics(ttft: Any, tpot: Any, rate: Any, osl: Any, decoding: Any, cap: Any, stable: Any, devices: Any,
@@ -395,7 +461,5 @@ def dataset(record: Record) -> xr.Dataset:
     the broadcast shape of all of them), the record's attrs."""
     values = [np.asarray(v) for v, _, _ in record.variables.values()]
     full = np.broadcast_shapes(*(v.shape for v in values))
-    ds = xr.Dataset({k: _on_axes(v, full).assign_attrs(units=u, long_name=d)
-                     for v, (k, (_, u, d)) in zip(values, record.variables.items())})
-    ds.attrs.update(record.attrs)
-    return ds
+    return xr.Dataset({k: _on_axes(v, full, u, d) for v, (k, (_, u, d)) in zip(values, record.variables.items())},
+                      attrs=dict(record.attrs))

@@ -13,6 +13,7 @@ tenths of a percent of a direct timing elsewhere.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -55,13 +56,15 @@ class Tabulated:
     def __init__(self, fn: Callable[[np.ndarray], tuple[Any, ...]], hi: Any, ndim: int) -> None:
         self.grid = grid(extent(hi))
         at = self.grid.reshape((-1,) + (1,) * ndim)
-        values = np.broadcast_arrays(at, *(np.asarray(v, dtype=float) for v in fn(at)))[1:]
-        rest = values[0].shape[1:] if values else ()
-        # each value as its point values and slopes to the next point, flat, stacked: one index per lookup
+        rows = np.broadcast_arrays(at, *(np.asarray(v, dtype=float) for v in fn(at)))  # g first, then the values
+        rest = rows[0].shape[1:]
+        # each row as its point values and slopes to the next point, flat, stacked: one index per lookup
         self._columns = int(np.prod(rest, dtype=int))
-        self._column = np.arange(self._columns).reshape(rest) if rest else 0
-        self._base = np.stack([v.ravel() for v in values])
-        self._slope = np.stack([np.append(np.diff(v, axis=0), np.zeros((1, *rest)), axis=0).ravel() for v in values])
+        self._column = np.arange(self._columns).reshape(rest) if rest else None  # None: one column
+        self._points = np.stack([np.stack([v.ravel() for v in rows]),   # [0]: values, [1]: slopes to the next point
+                                 np.stack([np.append(np.diff(v, axis=0), np.zeros((1, *rest)), axis=0).ravel()
+                                           for v in rows])])
+        self._floats = self._points.transpose(2, 0, 1).tolist() if not rest else None  # one column: per grid point
 
     def position(self, g: Any) -> np.ndarray:
         """Where ``g`` sits on the grid: the lower point's index plus the fraction of the way to the next
@@ -82,18 +85,26 @@ class Tabulated:
         u = idx + (g - lo) / (self.grid[idx + 1] - lo)
         return u if known.all() else np.where(known, u, np.nan)
 
-    def at(self, u: Any) -> tuple[np.ndarray, ...]:
-        """``g`` and the tabulated values at grid position ``u`` (:meth:`position`), linearly interpolated."""
+    def at(self, u: Any) -> np.ndarray:
+        """``g`` and the tabulated values at grid position ``u`` (:meth:`position`), linearly interpolated,
+        stacked on a new leading axis (``g`` first; each of shape ``u`` broadcast with the design point's). One
+        design point at a finite Python float ``u``: a list of Python floats (the same arithmetic)."""
+        if type(u) is float and self._floats is not None and math.isfinite(u):
+            u = min(max(u, 0.0), len(self.grid) - 1.0)
+            idx = min(int(u), len(self.grid) - 2)
+            base, slope = self._floats[idx]
+            frac = u - idx
+            return [b + s * frac for b, s in zip(base, slope)]
         u = np.asarray(u, dtype=float)
         known = np.isfinite(u)
-        u = np.clip(np.where(known, u, 0.0), 0.0, len(self.grid) - 1)
+        everywhere = known.all()
+        u = np.minimum(np.maximum(u if everywhere else np.where(known, u, 0.0), 0.0), len(self.grid) - 1)
         idx = np.minimum(u.astype(np.intp), len(self.grid) - 2)
-        frac = u - idx
-        flat = idx * self._columns + self._column  # each design point reads its own column
-        out = (self.grid[idx] + (self.grid[idx + 1] - self.grid[idx]) * frac,
-               *(self._base[:, flat] + self._slope[:, flat] * frac))
-        return out if known.all() else tuple(np.where(known, v, np.nan) for v in out)
+        flat = idx if self._column is None else idx * self._columns + self._column  # each design point its column
+        base, slope = np.take(self._points, flat, axis=2)
+        out = base + slope * (u - idx)
+        return out if everywhere else np.where(known, out, np.nan)
 
-    def __call__(self, g: Any) -> tuple[np.ndarray, ...]:
-        """The tabulated values at ``g``."""
+    def __call__(self, g: Any) -> np.ndarray:
+        """The tabulated values at ``g``, stacked (as :meth:`at`, without ``g``)."""
         return self.at(self.position(g))[1:]

@@ -356,8 +356,21 @@ def load_model(name_or_path: str | Path | ModelConfig) -> ModelConfig:
     version of the file: a changed modification time reads it again)."""
     if isinstance(name_or_path, ModelConfig):
         return name_or_path
-    path = locate("models", name_or_path)
-    return _parsed(str(name_or_path), path, path.stat().st_mtime_ns)
+    try:
+        path = _located(name_or_path)
+        version = path.stat().st_mtime_ns
+    except OSError:  # moved or removed since it was found: look again
+        _located.cache_clear()
+        path = _located(name_or_path)
+        version = path.stat().st_mtime_ns
+    return _parsed(str(name_or_path), path, version)
+
+
+@lru_cache(maxsize=256)
+def _located(name_or_path: str | Path) -> Path:
+    """The file of a model name or path (:func:`hwdse._catalog.locate`), found once (the modification time
+    is read on every load)."""
+    return locate("models", name_or_path)
 
 
 @lru_cache(maxsize=64)

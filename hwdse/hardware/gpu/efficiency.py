@@ -44,9 +44,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
+from functools import reduce
 from typing import Any, Protocol
 
 import numpy as np
+import xarray as xr
 from pydantic import Field, model_validator
 
 from hwdse._array import where
@@ -62,6 +64,7 @@ __all__ = ["GPUEfficiency", "GemmEfficiency", "AttentionEfficiency", "VectorEffi
 
 # Output tiles (rows x cols) a GEMM library chooses from (CUTLASS/cuBLAS Ampere-Hopper menus).
 TILES = ((16, 128), (32, 128), (64, 64), (64, 128), (128, 64), (128, 128), (128, 256), (256, 128))
+TILE_M, TILE_N = (np.array(edge, dtype=float) for edge in zip(*TILES))
 SPLIT_K_MIN = 256          # split-K keeps at least this many k per split
 QUERY_TILE = 128           # query rows per FlashAttention thread block
 US = 1e-6
@@ -172,17 +175,23 @@ def gemm_s(m: Number, n: Number, k: Number, groups: Number, peak_ops_per_s: Numb
            compute_fraction: Number, split_k_s: Number = 0.0, k_step_s: Number = 0.0,
            split_k: bool = True) -> Number:
     """Compute time (s) of the best tile/split-K choice; whole waves over ``units`` SMs. A tile takes the
-    longer of its math and ``k_step_s`` per k (main-loop pipeline bound)."""
-    best: Number = np.inf
+    longer of its math and ``k_step_s`` per k (main-loop pipeline bound). On numpy inputs the tiles are
+    timed at once, on a new leading axis (the same arithmetic as one by one)."""
     per_sm = peak_ops_per_s * compute_fraction / units
-    for tm, tn in TILES:
+
+    def tile_s(tm: Any, tn: Any) -> Number:
+        """Seconds of the GEMM in tiles of ``tm`` x ``tn``."""
         tiles = np.ceil(m / tm) * np.ceil(n / tn) * groups
         split = np.maximum(1.0, np.minimum(np.floor(units / tiles), np.floor(k / SPLIT_K_MIN))) if split_k else 1.0
         waves = np.ceil(tiles * split / units)
         k_split = k / split
-        tile_s = np.maximum(2 * tm * tn * k_split / per_sm, k_split * k_step_s)
-        best = np.minimum(best, waves * tile_s + where(split > 1, split_k_s, 0.0))
-    return best
+        return waves * np.maximum(2 * tm * tn * k_split / per_sm, k_split * k_step_s) + where(split > 1, split_k_s, 0.0)
+
+    inputs = (m, n, k, groups, per_sm, split_k_s, k_step_s)
+    if any(isinstance(x, xr.DataArray) for x in inputs):  # named dims: one tile at a time
+        return reduce(np.minimum, (tile_s(tm, tn) for tm, tn in TILES), np.inf)
+    axis = (len(TILES),) + (1,) * max(np.ndim(x) for x in inputs)
+    return tile_s(TILE_M.reshape(axis), TILE_N.reshape(axis)).min(axis=0)
 
 
 def _overlap(c: Number, m: Number, p: Number) -> Number:
