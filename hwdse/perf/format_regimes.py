@@ -19,9 +19,9 @@ from hwdse.hardware._base import DEFAULT_MODE, resolve_mode
 from hwdse.perf.evaluate import resolve
 from hwdse.perf.format_selection import format_selection
 
-__all__ = ["BATCHES", "format_regimes", "regime_summary"]
+__all__ = ["BATCHES", "PER_BATCH_ATTRS", "format_regimes", "regime_summary"]
 
-_PER_BATCH_ATTRS = ("recommendation", "margin", "recommendation_kernel")  # attrs of one batch's selection
+PER_BATCH_ATTRS = ("recommendation", "margin", "recommendation_kernel")  # attrs of one batch's selection
 
 BATCHES = (1, 8, 64, 512)  # latency-bound decode to compute-bound (a modern GPU's ridge sits near 100-300 rows)
 _PER_BATCH = ("ttft_s", "tpot_s", "tpot_band", "fits", "energy_j_per_token", "recommended", "meets_floor",
@@ -46,7 +46,7 @@ def format_regimes(model: Any, arch: Any, triples: Sequence[tuple[str, str, str]
     per_batch = xr.concat([r[list(_PER_BATCH)] for r in runs], dim=xr.DataArray(list(batches), dims="batch",
                                                                                name="batch"))
     ds = first.drop_vars(list(_PER_BATCH)).assign(per_batch)
-    for key in _PER_BATCH_ATTRS:
+    for key in PER_BATCH_ATTRS:
         ds.attrs.pop(key, None)
         for b, r in zip(batches, runs):
             ds.attrs[f"{key}_{b}"] = r.attrs.get(key, "")

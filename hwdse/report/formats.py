@@ -23,6 +23,7 @@ from matplotlib.figure import Figure  # noqa: E402
 
 from hwdse._errors import HwdseError  # noqa: E402
 from hwdse._version import __version__  # noqa: E402
+from hwdse.perf.format_regimes import PER_BATCH_ATTRS  # noqa: E402
 from hwdse.report.labels import (  # noqa: E402
     axis_label,
     format_value,
@@ -198,8 +199,8 @@ def at_batch(ds: xr.Dataset, batch: int | None = None) -> xr.Dataset:
         return ds
     b = int(ds.batch.values[0]) if batch is None else int(batch)
     scen = ", ".join(p if not p.startswith("batch=") else f"batch={b}" for p in ds.attrs.get("scenario", "").split(", "))
-    keys = ("recommendation", "margin", "recommendation_kernel")
-    return ds.sel(batch=b, drop=True).assign_attrs(scenario=scen, **{k: ds.attrs.get(f"{k}_{b}", "") for k in keys})
+    return ds.sel(batch=b, drop=True).assign_attrs(scenario=scen,
+                                                   **{k: ds.attrs.get(f"{k}_{b}", "") for k in PER_BATCH_ATTRS})
 
 
 def _regime_figure(ds: xr.Dataset) -> Figure:
